@@ -1,0 +1,43 @@
+// radedge._kernels: the pybind11 edge of the native ops. Arguments are validated here,
+// before any native code sees them, and the GIL is released while an op runs.
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <thread>
+
+#include "radedge/device.h"
+
+namespace py = pybind11;
+
+namespace radedge {
+#ifndef RADEDGE_WITH_CUDA
+int cuda_device_count(std::string* why) {
+  if (why) *why = "radedge._kernels was built without CUDA (no CUDA compiler was found at build time)";
+  return 0;
+}
+#endif
+}  // namespace radedge
+
+PYBIND11_MODULE(_kernels, m) {
+  m.doc() = "radedge native pre- and post-processing ops (CPU always, CUDA when built with it)";
+
+  m.def("build_info", [] {
+    py::dict info;
+    info["version"] = RADEDGE_VERSION;
+#ifdef RADEDGE_WITH_CUDA
+    info["cuda"] = true;
+    info["cuda_architectures"] = RADEDGE_CUDA_ARCHITECTURES;
+#else
+    info["cuda"] = false;
+    info["cuda_architectures"] = "";
+#endif
+    info["hardware_threads"] = std::thread::hardware_concurrency();
+    return info;
+  }, "How this module was built: version, whether CUDA ops are compiled in, for which GPUs.");
+
+  m.def("cuda_device_count", [] {
+    std::string why;
+    const int count = radedge::cuda_device_count(&why);
+    return py::make_tuple(count, why);
+  }, "(count, why): visible CUDA devices, and the reason when there are none.");
+}

@@ -1,0 +1,80 @@
+"""The one exception hierarchy radedge raises.
+
+Every error says what was expected, what arrived and what to do about it. Catch
+``RadedgeError`` to handle anything radedge refuses; catch a subclass to handle one case.
+"""
+
+from __future__ import annotations
+
+
+class RadedgeError(Exception):
+    """Base class of every error radedge raises on purpose."""
+
+
+class InputError(RadedgeError):
+    """An input image cannot be used (unreadable, unsupported or out of the model's scope)."""
+
+
+class NotDicomError(InputError):
+    """The file is not DICOM (no preamble/meta and not parseable as a raw data set)."""
+
+
+class NoPixelDataError(InputError):
+    """The DICOM object carries no Pixel Data (7FE0,0010): a report, a structured object, a header only."""
+
+
+class TruncatedPixelDataError(InputError):
+    """Pixel Data is shorter than Rows x Columns x samples x frames says it must be."""
+
+
+class UnsupportedTransferSyntaxError(InputError):
+    """No decoder in this installation handles the file's transfer syntax.
+
+    ``missing_packages`` lists the pip packages that would add one (empty when radedge
+    knows of no decoder at all for the syntax).
+    """
+
+    def __init__(self, message: str, transfer_syntax_uid: str = "", missing_packages: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.transfer_syntax_uid = transfer_syntax_uid
+        self.missing_packages = tuple(missing_packages)
+
+
+class UnsupportedImageError(InputError):
+    """The pixels are of a kind radedge does not process (colour, multi-frame, odd bit depths)."""
+
+
+class ImageTooLargeError(InputError):
+    """The declared image size is beyond what radedge accepts; refused before allocating it."""
+
+
+class OutOfScopeError(InputError):
+    """The image is readable but outside the model's intended input scope (manifest ``scope``)."""
+
+
+class BundleError(RadedgeError):
+    """A model bundle is missing, malformed or of an unsupported schema."""
+
+
+class BundleIntegrityError(BundleError):
+    """A bundle file does not match the checksum its manifest records: tampered or truncated."""
+
+
+class BackendError(RadedgeError):
+    """An inference backend failed to load a model or to run it."""
+
+
+class MissingDependencyError(RadedgeError):
+    """An optional package needed for the requested feature is not installed."""
+
+    def __init__(self, package: str, feature: str):
+        super().__init__(
+            f"{feature} needs the optional package '{package}', which is not installed. "
+            f"Install it with: pip install {package}"
+        )
+        self.package = package
+        self.feature = feature
+
+
+class NativeOpError(RadedgeError):
+    """A native kernel rejected its arguments or failed while running."""

@@ -1,0 +1,136 @@
+"""``Image``: what radedge knows about one input image before any model sees it.
+
+Pixels are kept as *stored values* (the integers in Pixel Data, or in a PNG/TIFF file);
+every intensity step that turns them into what a model saw in training is described by
+``Intensity`` and applied later as one lookup table (``radedge.intensity``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+VoiFunction = Literal["LINEAR", "LINEAR_EXACT", "SIGMOID"]
+
+
+@dataclass(frozen=True)
+class LookupTable:
+    """A DICOM LUT (PS3.3 C.11.1.1.1 LUT Descriptor + LUT Data).
+
+    ``first_mapped`` is the stored (or modality) value mapped to ``data[0]``; inputs below
+    it map to ``data[0]`` and inputs past the end to ``data[-1]``. ``bits`` is the third
+    LUT Descriptor value as used (pydicom's corrections applied): outputs lie in
+    [0, 2**bits - 1].
+    """
+
+    first_mapped: int
+    bits: int
+    data: np.ndarray  # uint8 / uint16 [entries]
+    explanation: str = ""
+
+
+@dataclass(frozen=True)
+class Window:
+    """One VOI window (PS3.3 C.11.2.1.2 Window Center and Window Width)."""
+
+    center: float
+    width: float
+    function: VoiFunction = "LINEAR"
+    explanation: str = ""
+
+
+@dataclass(frozen=True)
+class Rescale:
+    """Rescale Slope / Intercept (PS3.3 C.11.1.1.2): modality value = slope * stored + intercept."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+    rescale_type: str = ""
+
+
+@dataclass(frozen=True)
+class Intensity:
+    """How stored values become displayed intensities, from the header (nothing applied yet).
+
+    ``meaning`` is one sentence for a reader: where the numbers came from and what they
+    are (for PNG/JPEG/TIFF input it states that they are already display values).
+    """
+
+    bits_allocated: int
+    bits_stored: int
+    signed: bool  # PixelRepresentation == 1 (two's complement stored values)
+    photometric_interpretation: Literal["MONOCHROME1", "MONOCHROME2"]
+    rescale: Rescale | None = None  # absent when a Modality LUT Sequence is used instead
+    modality_lut: LookupTable | None = None
+    windows: tuple[Window, ...] = ()
+    voi_luts: tuple[LookupTable, ...] = ()
+    presentation_lut_shape: str | None = None  # "IDENTITY" / "INVERSE" when present
+    meaning: str = ""
+
+    @property
+    def stored_value_range(self) -> tuple[int, int]:
+        """Smallest and largest value representable in ``bits_stored`` bits (inclusive)."""
+        if self.signed:
+            return -(1 << (self.bits_stored - 1)), (1 << (self.bits_stored - 1)) - 1
+        return 0, (1 << self.bits_stored) - 1
+
+
+@dataclass(frozen=True)
+class PixelSpacing:
+    """Physical size of one pixel, and where that figure came from.
+
+    ``row_mm`` is the distance between the centres of adjacent rows, ``column_mm`` between
+    adjacent columns (the DICOM order of Pixel Spacing). ``source`` names the attribute(s)
+    used, e.g. ``"PixelSpacing"``, ``"ImagerPixelSpacing"`` or
+    ``"ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor"``; ``note`` says
+    what plane the figure refers to (detector, patient) in words.
+    """
+
+    row_mm: float
+    column_mm: float
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the image came from; never holds patient names, IDs or dates."""
+
+    path: str | None
+    format: Literal["dicom", "png", "jpeg", "tiff", "array"]
+    transfer_syntax_uid: str | None = None
+    transfer_syntax_name: str | None = None
+    sop_class_uid: str | None = None
+    modality: str | None = None
+    presentation_intent: str | None = None  # PresentationIntentType: "FOR PRESENTATION" / "FOR PROCESSING"
+    body_part: str | None = None
+    view_position: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    """One single-channel image as stored, with what is needed to interpret it.
+
+    ``pixels``: stored values, uint8 / uint16 / int16 [rows, columns], C-contiguous.
+    ``spacing`` is ``None`` when the file gives no usable spacing; ``spacing_problem``
+    then says why (missing, zero, malformed), so mm figures can be omitted with a reason.
+    ``notes`` records anything surprising found while reading (an inconsistent
+    Presentation LUT Shape, a High Bit that was tolerated, ...), free of patient data.
+    """
+
+    pixels: np.ndarray
+    intensity: Intensity
+    source: Source
+    spacing: PixelSpacing | None = None
+    spacing_problem: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def rows(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def columns(self) -> int:
+        return int(self.pixels.shape[1])
