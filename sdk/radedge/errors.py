@@ -78,3 +78,20 @@ class MissingDependencyError(RadedgeError):
 
 class NativeOpError(RadedgeError):
     """A native kernel rejected its arguments or failed while running."""
+
+
+class CorruptPixelDataError(InputError):
+    """Pixel Data is present and as long as the header says, but the decoder rejected it.
+
+    Raised for damaged compressed streams and for codestreams using a coding feature the
+    installed decoder does not implement; the message carries the decoder's own words.
+    """
+
+
+class InvalidWindowError(InputError):
+    """A VOI window or VOI LUT cannot be applied (PS3.3 C.11.2.1.2).
+
+    Raised for a Window Width below what the VOI LUT Function allows (< 1 for LINEAR,
+    <= 0 for LINEAR_EXACT and SIGMOID) and for a ``voi_index`` past the windows and VOI
+    LUTs the image carries.
+    """
