@@ -16,6 +16,8 @@ int cuda_device_count(std::string* why) {
   return 0;
 }
 #endif
+
+void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -40,4 +42,6 @@ PYBIND11_MODULE(_kernels, m) {
     const int count = radedge::cuda_device_count(&why);
     return py::make_tuple(count, why);
   }, "(count, why): visible CUDA devices, and the reason when there are none.");
+
+  radedge::bind_preprocess(m);
 }

@@ -1,0 +1,288 @@
+// CUDA implementation of the fused preprocess op (see radedge/preprocess.h).
+//
+// Two small kernels fill the workspace with the per-row and per-column taps (the same
+// detail::axis_taps the CPU uses, so the weights are the same bits); the main kernel then
+// computes one output pixel per thread for every channel, summing the vertical taps of
+// each horizontal tap in the CPU's order with non-fused float products and sums.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "radedge/preprocess.h"
+
+namespace radedge {
+namespace {
+
+[[noreturn]] void throw_cuda(const char* step, cudaError_t status) {
+  throw std::runtime_error(std::string("preprocess (CUDA): ") + step + " failed: " + cudaGetErrorName(status) + ": " +
+                           cudaGetErrorString(status));
+}
+
+void check_cuda(cudaError_t status, const char* step) {
+  if (status != cudaSuccess) {
+    // Clear a non-sticky error so the next call in this process reports its own status.
+    cudaGetLastError();
+    throw_cuda(step, status);
+  }
+}
+
+constexpr size_t kAlignment = 256;
+
+size_t align_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
+
+// Byte offsets of the tap tables inside the workspace.
+struct WorkspaceLayout {
+  size_t row_first, row_count, row_weights;
+  size_t column_first, column_count, column_weights;
+  size_t total;
+};
+
+WorkspaceLayout workspace_layout(const detail::Axis& rows, const detail::Axis& columns) {
+  WorkspaceLayout layout{};
+  size_t at = 0;
+  const auto take = [&at](size_t bytes) {
+    const size_t offset = at;
+    at += align_up(bytes);
+    return offset;
+  };
+  layout.row_first = take(sizeof(int32_t) * static_cast<size_t>(rows.target_size));
+  layout.row_count = take(sizeof(int32_t) * static_cast<size_t>(rows.target_size));
+  layout.row_weights = take(sizeof(float) * static_cast<size_t>(rows.target_size * rows.max_taps));
+  layout.column_first = take(sizeof(int32_t) * static_cast<size_t>(columns.target_size));
+  layout.column_count = take(sizeof(int32_t) * static_cast<size_t>(columns.target_size));
+  layout.column_weights = take(sizeof(float) * static_cast<size_t>(columns.target_size * columns.max_taps));
+  layout.total = at;
+  return layout;
+}
+
+struct TapsView {
+  const int32_t* first;
+  const int32_t* count;
+  const float* weights;  // [target][max_taps]
+  int64_t max_taps;
+};
+
+__global__ void axis_taps_kernel(detail::Axis axis, int32_t* first, int32_t* count, float* weights) {
+  const int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (index >= axis.target_size) return;
+  int64_t first_source = 0;
+  const int64_t taps = detail::axis_taps(axis, index, &first_source, weights + index * axis.max_taps);
+  first[index] = static_cast<int32_t>(first_source);
+  count[index] = static_cast<int32_t>(taps);
+}
+
+__device__ inline void store(float* dst, float value) { *dst = value; }
+__device__ inline void store(uint16_t* dst, float value) { *dst = __half_as_ushort(__float2half_rn(value)); }
+
+template <typename Pixel, typename Out>
+__global__ void preprocess_kernel(const Pixel* __restrict__ pixels, int64_t row_stride, const float* __restrict__ lut,
+                                  int64_t lut_size, int64_t lut_first_value, Out* __restrict__ out, int64_t channels,
+                                  int64_t height, int64_t width, ResizeGeometry g, TapsView row_taps,
+                                  TapsView column_taps, detail::Normalisation norm) {
+  const int64_t x = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (x >= width) return;
+  const int64_t plane = height * width;
+  for (int64_t y = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y; y < height;
+       y += static_cast<int64_t>(gridDim.y) * blockDim.y) {
+    Out* dst = out + y * width + x;
+    const int64_t content_y = y - g.offset_y, content_x = x - g.offset_x;
+    if (content_y < 0 || content_y >= g.content_height || content_x < 0 || content_x >= g.content_width) {
+      for (int64_t c = 0; c < channels; ++c) store(dst + c * plane, norm.pad[c]);
+      continue;
+    }
+    const int64_t first_row = row_taps.first[content_y];
+    const int32_t rows = row_taps.count[content_y];
+    const float* wy = row_taps.weights + content_y * row_taps.max_taps;
+    const int64_t first_column = column_taps.first[content_x];
+    const int32_t columns = column_taps.count[content_x];
+    const float* wx = column_taps.weights + content_x * column_taps.max_taps;
+
+    float value = 0.0f;
+    for (int32_t k = 0; k < columns; ++k) {
+      const Pixel* source = pixels + first_row * row_stride + first_column + k;
+      float vertical = 0.0f;
+      for (int32_t j = 0; j < rows; ++j) {
+        int64_t index = static_cast<int64_t>(source[j * row_stride]) - lut_first_value;
+        index = index < 0 ? 0 : (index >= lut_size ? lut_size - 1 : index);
+        const float term = detail::mul_rn(wy[j], __ldg(lut + index));
+        vertical = j == 0 ? term : detail::add_rn(vertical, term);
+      }
+      const float term = detail::mul_rn(wx[k], vertical);
+      value = k == 0 ? term : detail::add_rn(value, term);
+    }
+    for (int64_t c = 0; c < channels; ++c) {
+      store(dst + c * plane, __fdiv_rn(__fsub_rn(value, norm.mean[c]), norm.std[c]));
+    }
+  }
+}
+
+template <typename Pixel, typename Out>
+void launch(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot, const ResizeGeometry& g,
+            const TapsView& row_taps, const TapsView& column_taps, const detail::Normalisation& norm,
+            cudaStream_t stream) {
+  const dim3 block(32, 8);
+  const int64_t blocks_y = (out.height + block.y - 1) / block.y;
+  const dim3 grid(static_cast<unsigned>((out.width + block.x - 1) / block.x),
+                  static_cast<unsigned>(blocks_y < 65535 ? blocks_y : 65535));
+  Out* slot_base = static_cast<Out*>(out.data) + slot * out.channels * out.height * out.width;
+  const int64_t row_stride = pixels.rows > 1 ? pixels.row_stride : pixels.columns;
+  preprocess_kernel<Pixel, Out><<<grid, block, 0, stream>>>(
+      static_cast<const Pixel*>(pixels.data), row_stride, lut.data, lut.size, lut.first_value, slot_base,
+      out.channels, out.height, out.width, g, row_taps, column_taps, norm);
+}
+
+template <typename Pixel>
+void launch_for_output(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                       const ResizeGeometry& g, const TapsView& row_taps, const TapsView& column_taps,
+                       const detail::Normalisation& norm, cudaStream_t stream) {
+  if (out.type == OutputType::kFloat32) {
+    launch<Pixel, float>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+  } else {
+    launch<Pixel, uint16_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+  }
+}
+
+// Device memory owned for the length of one preprocess_cuda_host call.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) {
+    if (bytes > 0) check_cuda(cudaMalloc(&data_, bytes), "cudaMalloc");
+  }
+  ~DeviceBuffer() {
+    if (data_) cudaFree(data_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void* get() const { return data_; }
+
+ private:
+  void* data_ = nullptr;
+};
+
+class Stream {
+ public:
+  Stream() { check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"); }
+  ~Stream() { cudaStreamDestroy(stream_); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+size_t pixel_bytes(PixelType type) { return type == PixelType::kUint8 ? 1 : 2; }
+size_t output_bytes(OutputType type) { return type == OutputType::kFloat32 ? 4 : 2; }
+
+}  // namespace
+
+size_t preprocess_cuda_workspace_bytes(int64_t source_rows, int64_t source_columns, const PreprocessParams& params) {
+  const ResizeGeometry g = resize_geometry(source_rows, source_columns, params.height, params.width, params.resize);
+  return workspace_layout(detail::make_axis(g.source_rows, g.content_height),
+                          detail::make_axis(g.source_columns, g.content_width))
+      .total;
+}
+
+ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                               const PreprocessParams& params, void* workspace, size_t workspace_bytes,
+                               CUstream_st* stream) {
+  check_preprocess_args(pixels, lut, out, slot, params);
+  const ResizeGeometry g = resize_geometry(pixels.rows, pixels.columns, params.height, params.width, params.resize);
+  const detail::Axis row_axis = detail::make_axis(g.source_rows, g.content_height);
+  const detail::Axis column_axis = detail::make_axis(g.source_columns, g.content_width);
+  const WorkspaceLayout layout = workspace_layout(row_axis, column_axis);
+  if (workspace == nullptr || workspace_bytes < layout.total ||
+      reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
+    throw std::invalid_argument("preprocess (CUDA): the workspace must be " + std::to_string(layout.total) +
+                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
+                                std::to_string(workspace_bytes) + " bytes" +
+                                (workspace == nullptr ? " at a null pointer" : "") +
+                                " (size it with preprocess_cuda_workspace_bytes; cudaMalloc aligns)");
+  }
+  char* base = static_cast<char*>(workspace);
+  int32_t* row_first = reinterpret_cast<int32_t*>(base + layout.row_first);
+  int32_t* row_count = reinterpret_cast<int32_t*>(base + layout.row_count);
+  float* row_weights = reinterpret_cast<float*>(base + layout.row_weights);
+  int32_t* column_first = reinterpret_cast<int32_t*>(base + layout.column_first);
+  int32_t* column_count = reinterpret_cast<int32_t*>(base + layout.column_count);
+  float* column_weights = reinterpret_cast<float*>(base + layout.column_weights);
+
+  constexpr unsigned kTapThreads = 128;
+  axis_taps_kernel<<<static_cast<unsigned>((row_axis.target_size + kTapThreads - 1) / kTapThreads), kTapThreads, 0,
+                     stream>>>(row_axis, row_first, row_count, row_weights);
+  axis_taps_kernel<<<static_cast<unsigned>((column_axis.target_size + kTapThreads - 1) / kTapThreads), kTapThreads,
+                     0, stream>>>(column_axis, column_first, column_count, column_weights);
+
+  const TapsView row_taps{row_first, row_count, row_weights, row_axis.max_taps};
+  const TapsView column_taps{column_first, column_count, column_weights, column_axis.max_taps};
+  const detail::Normalisation norm = detail::make_normalisation(params);
+  switch (pixels.type) {
+    case PixelType::kUint8:
+      launch_for_output<uint8_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+      break;
+    case PixelType::kUint16:
+      launch_for_output<uint16_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+      break;
+    case PixelType::kInt16:
+      launch_for_output<int16_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+      break;
+  }
+  check_cuda(cudaGetLastError(), "kernel launch");
+  return g;
+}
+
+ResizeGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                                    const PreprocessParams& params) {
+  check_preprocess_args(pixels, lut, out, slot, params);
+  int devices = 0;
+  check_cuda(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
+  if (devices == 0) throw std::runtime_error("preprocess (CUDA): the CUDA driver reports no device");
+
+  const size_t pixel_size = pixel_bytes(pixels.type);
+  const size_t row_bytes = static_cast<size_t>(pixels.columns) * pixel_size;
+  const int64_t host_stride = pixels.rows > 1 ? pixels.row_stride : pixels.columns;
+  const size_t slot_elements = static_cast<size_t>(out.channels * out.height * out.width);
+  const size_t slot_bytes = slot_elements * output_bytes(out.type);
+  const size_t workspace_bytes = preprocess_cuda_workspace_bytes(pixels.rows, pixels.columns, params);
+
+  Stream stream;
+  DeviceBuffer device_pixels(row_bytes * static_cast<size_t>(pixels.rows));
+  DeviceBuffer device_lut(sizeof(float) * static_cast<size_t>(lut.size));
+  DeviceBuffer device_out(slot_bytes);
+  DeviceBuffer workspace(workspace_bytes);
+
+  check_cuda(cudaMemcpy2DAsync(device_pixels.get(), row_bytes, pixels.data, static_cast<size_t>(host_stride) * pixel_size,
+                               row_bytes, static_cast<size_t>(pixels.rows), cudaMemcpyHostToDevice, stream.get()),
+             "copying pixels to the device");
+  check_cuda(cudaMemcpyAsync(device_lut.get(), lut.data, sizeof(float) * static_cast<size_t>(lut.size),
+                             cudaMemcpyHostToDevice, stream.get()),
+             "copying the lut to the device");
+
+  PixelsView device_pixels_view = pixels;
+  device_pixels_view.data = device_pixels.get();
+  device_pixels_view.row_stride = pixels.columns;
+  LutView device_lut_view = lut;
+  device_lut_view.data = static_cast<const float*>(device_lut.get());
+  OutputView device_out_view = out;
+  device_out_view.data = device_out.get();
+  device_out_view.batch = 1;
+
+  const ResizeGeometry g = preprocess_cuda(device_pixels_view, device_lut_view, device_out_view, 0, params,
+                                           workspace.get(), workspace_bytes, stream.get());
+
+  // Staged on the host so that `out` is written only once everything has succeeded.
+  std::vector<unsigned char> staged(slot_bytes);
+  check_cuda(cudaMemcpyAsync(staged.data(), device_out.get(), slot_bytes, cudaMemcpyDeviceToHost, stream.get()),
+             "copying the result to the host");
+  check_cuda(cudaStreamSynchronize(stream.get()), "running the preprocess kernel");
+  std::memcpy(static_cast<unsigned char*>(out.data) + static_cast<size_t>(slot) * slot_bytes, staged.data(),
+              slot_bytes);
+  return g;
+}
+
+}  // namespace radedge
