@@ -1,0 +1,29 @@
+"""Image ingestion: DICOM, PNG, JPEG and TIFF in, ``Image`` (stored values + metadata) out.
+
+``read_image`` recognises the format by content; ``read_dicom`` and ``read_raster`` read
+one family. All refuse an image whose declared size exceeds ``MAX_SIDE`` per side or
+``max_pixels`` (default ``MAX_PIXELS``) before decoding it.
+"""
+
+from __future__ import annotations
+
+from .dicom import read_dicom
+from .image import Image, Intensity, LookupTable, PixelSpacing, Rescale, Source, Window
+from .limits import MAX_PIXELS, MAX_SIDE
+from .raster import read_raster
+from .reader import read_image
+
+__all__ = [
+    "MAX_PIXELS",
+    "MAX_SIDE",
+    "Image",
+    "Intensity",
+    "LookupTable",
+    "PixelSpacing",
+    "Rescale",
+    "Source",
+    "Window",
+    "read_dicom",
+    "read_image",
+    "read_raster",
+]

@@ -1,0 +1,855 @@
+"""DICOM ingestion: a file, bytes or a pydicom ``Dataset`` -> ``Image`` of stored values.
+
+What is read, and where the standard defines it:
+
+- Pixels (PS3.3 C.7.6.3 Image Pixel Module): one frame, one sample, MONOCHROME1 or
+  MONOCHROME2, Bits Allocated 8 or 16, Bits Stored 8-16 with High Bit = Bits Stored - 1,
+  Pixel Representation 0 (unsigned) or 1 (two's complement). Decoded through pydicom's
+  decoders and plugins (native, deflated, big endian, RLE, JPEG, JPEG-LS, JPEG 2000,
+  HTJ2K) into ``uint8`` / ``uint16`` / ``int16`` ``[rows, columns]``, C-contiguous,
+  native byte order. Signed 8-bit stored values are widened to ``int16``.
+- Intensity (PS3.3 C.11.1 Modality LUT Module, C.11.2 VOI LUT Module, C.11.6
+  Presentation LUT Shape): recorded in ``Intensity``, applied later by
+  ``radedge.intensity.build_lut``.
+- Pixel spacing (PS3.3 10.7.1.1 Pixel Spacing, C.8.11.4 DX Detector, C.8.11.7
+  ``EstimatedRadiographicMagnificationFactor``): see ``_spacing``.
+
+Reading is defensive: the header is parsed first (``stop_before_pixels``), the declared
+size, bit depths, frame count and transfer syntax are checked, the Pixel Data element's
+own length is compared with what the header and the file can hold, and only then is the
+data set read in full and the pixels decoded. Every failure is a ``radedge.errors``
+``InputError`` subclass whose message names the attribute and value at fault; no message
+or log line carries patient data (only technical attributes are ever read).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+import numpy as np
+import pydicom
+from pydicom import uid as dicom_uid
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+
+from ..errors import (
+    CorruptPixelDataError,
+    InputError,
+    NoPixelDataError,
+    NotDicomError,
+    TruncatedPixelDataError,
+    UnsupportedImageError,
+    UnsupportedTransferSyntaxError,
+)
+from .codecs import describe_syntax, require_decoder
+from .image import Image, Intensity, LookupTable, PixelSpacing, Rescale, Source, Window
+from .limits import check_declared_size
+from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
+
+log = logging.getLogger(__name__)
+
+_PIXEL_DATA = 0x7FE00010
+_FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)
+_ITEM = 0xFFFEE000
+_SEQUENCE_DELIMITER = 0xFFFEE0DD
+_VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+def read_dicom(source, *, max_pixels: int | None = None) -> Image:
+    """Read one DICOM image into an ``Image`` of stored values.
+
+    ``source``: a path (``str`` / ``os.PathLike``), ``bytes``-like, a binary file object
+    (read from its current position), or a ``pydicom.Dataset``. A Part 10 file (preamble
+    and ``DICM``) or a raw data set without preamble are both accepted; a raw data set
+    without meta information is read in the encoding pydicom detects, and that is noted.
+
+    ``max_pixels`` bounds rows x columns (``None``: ``radedge.io.MAX_PIXELS``); the
+    declared size is checked before any pixel is read or decoded.
+
+    Returns an ``Image`` whose ``pixels`` are ``uint8`` / ``uint16`` / ``int16``
+    ``[rows, columns]``, every value inside ``intensity.stored_value_range``.
+
+    Raises ``NotDicomError``, ``NoPixelDataError``, ``TruncatedPixelDataError``,
+    ``UnsupportedTransferSyntaxError``, ``UnsupportedImageError``,
+    ``ImageTooLargeError`` or ``CorruptPixelDataError``.
+    """
+    if isinstance(source, Dataset):
+        filename = source.filename if isinstance(getattr(source, "filename", None), str) else None
+        return _read_dataset_object(source, filename, max_pixels)
+    with _binary_stream(source) as (stream, path):
+        return _read_stream(stream, path, max_pixels)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@contextmanager
+def _binary_stream(source) -> Iterator[tuple[BinaryIO, str | None]]:
+    """Yield a seekable binary stream for a path, bytes or file object, and the path."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        with open(path, "rb") as stream:
+            yield stream, path
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        yield io.BytesIO(bytes(source)), None
+    elif hasattr(source, "read"):
+        name = getattr(source, "name", None)
+        path = name if isinstance(name, str) else None
+        seekable = getattr(source, "seekable", lambda: False)()
+        yield (source if seekable else io.BytesIO(source.read())), path
+    else:
+        raise TypeError(
+            "read_dicom expects a path, bytes, a binary file object or a pydicom Dataset, "
+            f"not {type(source).__name__}"
+        )
+
+
+def _where(path: str | None) -> str:
+    return f"'{path}'" if path else "the input"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> Image:
+    start = stream.tell()
+    head = stream.read(HEAD_SIZE)
+    file_end = stream.seek(0, io.SEEK_END)
+    stream.seek(start)
+    kind = detect_format(head)
+    if kind not in ("dicom", "dicom-raw"):
+        hint = (
+            f" It is a {kind.upper()} image: read it with radedge.io.read_image or read_raster."
+            if kind
+            else f" radedge reads {ACCEPTED}."
+        )
+        raise NotDicomError(
+            f"{_where(path)} is not DICOM: {describe_bytes(head)}; there is no 'DICM' at "
+            f"byte 128 and it does not start like a raw data set.{hint}"
+        )
+    force = kind == "dicom-raw"
+
+    header = _parse(stream, start, force, path, stop_before_pixels=True)
+    syntax_uid, syntax_note = _transfer_syntax(header, path)
+    if syntax_uid == dicom_uid.DeflatedExplicitVRLittleEndian:
+        # pydicom inflates the whole data set into memory to parse even its header, so
+        # there is no file position to inspect: check the inflated data set instead.
+        dataset = _parse(stream, start, force, path, stop_before_pixels=False)
+        return _read_dataset_object(dataset, path, max_pixels)
+    notes = [syntax_note] if syntax_note else []
+
+    # stop_before_pixels leaves the stream at the tag of the pixel data element.
+    pixel_element = _pixel_element_header(stream, syntax_uid)
+    if pixel_element is None:
+        _raise_no_pixel_data(header, path)
+    if pixel_element[0] in _FLOAT_PIXEL_DATA:
+        _raise_float_pixel_data(path)
+    layout = _check_header(header, path, max_pixels)
+    _check_pixel_element_in_file(stream, pixel_element, syntax_uid, layout, file_end, path)
+
+    dataset = _parse(stream, start, force, path, stop_before_pixels=False)
+    if _PIXEL_DATA not in dataset:
+        _raise_no_pixel_data(dataset, path)
+    return _decode_and_describe(dataset, syntax_uid, layout, path, notes)
+
+
+def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | None) -> Image:
+    syntax_uid, syntax_note = _transfer_syntax(dataset, path)
+    notes = [syntax_note] if syntax_note else []
+    if _PIXEL_DATA not in dataset:
+        if any(tag in dataset for tag in _FLOAT_PIXEL_DATA):
+            _raise_float_pixel_data(path)
+        _raise_no_pixel_data(dataset, path)
+    layout = _check_header(dataset, path, max_pixels)
+    if not describe_syntax(syntax_uid).encapsulated:
+        element = dataset.get_item(_PIXEL_DATA, keep_deferred=True)
+        value = element.value
+        held = element.length if value is None else len(value)
+        _check_native_length(held, layout, path)
+    return _decode_and_describe(dataset, syntax_uid, layout, path, notes)
+
+
+def _parse(stream: BinaryIO, start: int, force: bool, path: str | None, *, stop_before_pixels: bool) -> Dataset:
+    """``dcmread`` with every parsing failure turned into a radedge error."""
+    stream.seek(start)
+    try:
+        dataset = pydicom.dcmread(stream, force=force, stop_before_pixels=stop_before_pixels)
+    except zlib.error as exc:
+        raise TruncatedPixelDataError(
+            f"{_where(path)} uses Deflated Explicit VR Little Endian and its deflate stream "
+            f"cannot be inflated ({exc}): the file was cut off or damaged in transfer. "
+            "Send it again."
+        ) from None
+    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError,
+            AttributeError, IndexError, OverflowError, NotImplementedError) as exc:
+        what = "a raw data set" if force else "a DICOM file ('DICM' at byte 128)"
+        raise NotDicomError(
+            f"{_where(path)} starts like {what} but its header cannot be parsed "
+            f"({type(exc).__name__}: {_first_line(exc)}). The file is damaged or not DICOM; "
+            f"radedge reads {ACCEPTED}."
+        ) from None
+    if force and len(dataset) == 0:
+        raise NotDicomError(
+            f"{_where(path)} has no 'DICM' at byte 128 and does not parse as a raw data set "
+            f"(no elements found). radedge reads {ACCEPTED}."
+        )
+    return dataset
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's text on one line, bounded: pydicom lists one line per plugin tried."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines())
+    return text[:400] if text else type(exc).__name__
+
+
+def _transfer_syntax(dataset: Dataset, path: str | None) -> tuple[str, str | None]:
+    """The data set's Transfer Syntax UID (0002,0010), inferred when there is no meta."""
+    meta = getattr(dataset, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return str(uid).strip(), None
+    implicit, little = getattr(dataset, "original_encoding", (None, None))
+    if implicit is None or little is None:
+        raise UnsupportedTransferSyntaxError(
+            f"{_where(path)} has no Transfer Syntax UID (0002,0010) and was not read from a "
+            "file, so the encoding of its Pixel Data is unknown. Set "
+            "dataset.file_meta.TransferSyntaxUID (e.g. pydicom.uid.ExplicitVRLittleEndian)."
+        )
+    if implicit:
+        uid = dicom_uid.ImplicitVRLittleEndian
+    elif little:
+        uid = dicom_uid.ExplicitVRLittleEndian
+    else:
+        uid = dicom_uid.ExplicitVRBigEndian
+    return str(uid), (
+        f"no Transfer Syntax UID (0002,0010) in the file: read as {uid.name}, "
+        "the encoding its data elements use"
+    )
+
+
+def _pixel_element_header(stream: BinaryIO, syntax_uid: str) -> tuple[int, int, int] | None:
+    """Parse the element header at the stream position: (tag, value offset, length) or None."""
+    syntax = dicom_uid.UID(syntax_uid)
+    order = "<" if syntax.is_little_endian else ">"
+    offset = stream.tell()
+    raw = stream.read(12)
+    if len(raw) < 8:
+        return None
+    group, element = struct.unpack(order + "HH", raw[:4])
+    tag = group << 16 | element
+    if tag not in (_PIXEL_DATA, *_FLOAT_PIXEL_DATA):
+        return None
+    if syntax.is_implicit_VR:
+        (length,) = struct.unpack(order + "I", raw[4:8])
+        return tag, offset + 8, length
+    if len(raw) < 12:
+        return tag, offset + len(raw), 0
+    (length,) = struct.unpack(order + "I", raw[8:12])
+    return tag, offset + 12, length
+
+
+def _check_pixel_element_in_file(stream: BinaryIO, pixel_element, syntax_uid: str, layout, file_end: int,
+                                 path: str | None) -> None:
+    """Compare the Pixel Data element's declared extent with the header and the file."""
+    _tag, value_offset, length = pixel_element
+    available = file_end - value_offset
+    if length == 0xFFFFFFFF:
+        _check_encapsulated_items(stream, value_offset, file_end, path)
+        return
+    if describe_syntax(syntax_uid).encapsulated:
+        raise CorruptPixelDataError(
+            f"{_where(path)} uses the compressed transfer syntax {describe_syntax(syntax_uid).name} "
+            "but its Pixel Data has a defined length instead of encapsulated fragments "
+            "(PS3.5 A.4). The sender wrote an invalid file; ask for it uncompressed."
+        )
+    if length > available:
+        raise TruncatedPixelDataError(
+            f"{_where(path)} ends {available} bytes into its Pixel Data, which declares "
+            f"{length} bytes ({layout.rows} x {layout.columns} x {layout.bits_allocated // 8} "
+            "bytes needs "
+            f"{layout.expected_bytes}): the file was cut off in transfer. Send it again."
+        )
+    _check_native_length(length, layout, path)
+
+
+def _check_native_length(held: int, layout, path: str | None) -> None:
+    if held < layout.expected_bytes:
+        raise TruncatedPixelDataError(
+            f"{_where(path)} holds {held} bytes of Pixel Data but Rows {layout.rows} x Columns "
+            f"{layout.columns} x {layout.bits_allocated} bits allocated needs "
+            f"{layout.expected_bytes} bytes: the data was cut short or the header's size "
+            "attributes are wrong. Send the original image again."
+        )
+
+
+def _check_encapsulated_items(stream: BinaryIO, value_offset: int, file_end: int, path: str | None) -> None:
+    """Walk the items of encapsulated Pixel Data (PS3.5 A.4) without reading fragments.
+
+    A file cut off inside the fragments makes pydicom silently drop the element; this
+    walk finds the cut and says so.
+    """
+    position = value_offset
+    while True:
+        if position + 8 > file_end:
+            raise TruncatedPixelDataError(
+                f"{_where(path)} ends inside its compressed Pixel Data ({file_end - value_offset} "
+                "bytes of fragments, no Sequence Delimitation Item): the file was cut off in "
+                "transfer. Send it again."
+            )
+        stream.seek(position)
+        group, element, length = struct.unpack("<HHI", stream.read(8))
+        tag = group << 16 | element
+        if tag == _SEQUENCE_DELIMITER:
+            return
+        if tag != _ITEM:
+            raise CorruptPixelDataError(
+                f"{_where(path)} has encapsulated Pixel Data with ({group:04X},{element:04X}) "
+                f"where an Item tag (FFFE,E000) belongs, {position - value_offset} bytes in: "
+                "the compressed data is damaged. Send the image again or uncompressed."
+            )
+        position += 8 + length
+        if position > file_end:
+            raise TruncatedPixelDataError(
+                f"{_where(path)} ends inside a fragment of its compressed Pixel Data (the "
+                f"fragment declares {length} bytes, {file_end - (position - length)} remain): "
+                "the file was cut off in transfer. Send it again."
+            )
+
+
+def _raise_no_pixel_data(dataset: Dataset, path: str | None) -> None:
+    sop_class = _text(dataset, "SOPClassUID")
+    what = ""
+    if sop_class:
+        name = dicom_uid.UID(sop_class).name
+        what = f" It is a {name} object." if name != sop_class else f" Its SOP Class UID is {sop_class}."
+    maybe_cut = ""
+    if "Rows" in dataset and "Columns" in dataset:
+        maybe_cut = (
+            " Its header describes an image (Rows and Columns are present), so the file may "
+            "have been cut off before the Pixel Data: send it again."
+        )
+    raise NoPixelDataError(
+        f"{_where(path)} carries no Pixel Data (7FE0,0010).{what}{maybe_cut} radedge reads "
+        "images only; structured reports, presentation states and other non-image objects "
+        "cannot be analysed."
+    )
+
+
+def _raise_float_pixel_data(path: str | None) -> None:
+    raise UnsupportedImageError(
+        f"{_where(path)} stores Float or Double Float Pixel Data (7FE0,0008/0009), used for "
+        "parametric maps; radiographs store integer Pixel Data (7FE0,0010)."
+    )
+
+
+# --------------------------------------------------------------------------- header checks
+
+
+class _Layout:
+    """The Image Pixel module attributes radedge depends on, validated."""
+
+    def __init__(self, rows, columns, bits_allocated, bits_stored, signed, photometric):
+        self.rows = rows
+        self.columns = columns
+        self.bits_allocated = bits_allocated
+        self.bits_stored = bits_stored
+        self.signed = signed
+        self.photometric = photometric
+
+    @property
+    def expected_bytes(self) -> int:
+        return self.rows * self.columns * (self.bits_allocated // 8)
+
+
+def _integer(dataset: Dataset, keyword: str, path: str | None, *, required: bool = True) -> int | None:
+    if keyword not in dataset or dataset[keyword].VM == 0:
+        if required:
+            raise UnsupportedImageError(
+                f"{_where(path)} has no {keyword} {_tag_of(keyword)}, which the Image Pixel module "
+                "(PS3.3 C.7.6.3) requires; the sender wrote an incomplete header."
+            )
+        return None
+    raw = dataset[keyword].value
+    try:
+        if isinstance(raw, (list, tuple, pydicom.multival.MultiValue)):
+            raise ValueError
+        return int(str(raw).strip())
+    except (TypeError, ValueError):
+        raise UnsupportedImageError(
+            f"{_where(path)} has {keyword} {_tag_of(keyword)} = {_short(raw)}, not a single integer."
+        ) from None
+
+
+def _tag_of(keyword: str) -> str:
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})" if tag is not None else ""
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(dataset: Dataset, keyword: str) -> str | None:
+    if keyword not in dataset:
+        return None
+    value = dataset[keyword].value
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, pydicom.multival.MultiValue)):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip() or None
+
+
+def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) -> _Layout:
+    """Validate the Image Pixel module (PS3.3 C.7.6.3) before anything is decoded."""
+    samples = _integer(dataset, "SamplesPerPixel", path, required=False) or 1
+    photometric = (_text(dataset, "PhotometricInterpretation") or "").upper()
+    if not photometric:
+        raise UnsupportedImageError(
+            f"{_where(path)} has no Photometric Interpretation (0028,0004), which the Image "
+            "Pixel module (PS3.3 C.7.6.3) requires: whether large values are bright or dark "
+            "is unknown. The sender wrote an incomplete header."
+        )
+    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise UnsupportedImageError(
+            f"{_where(path)} has Photometric Interpretation {photometric} with {samples} sample(s) "
+            "per pixel; radedge reads greyscale radiographs only (MONOCHROME1 or MONOCHROME2, "
+            "one sample). Colour (RGB, YBR_*) and PALETTE COLOR images are refused rather "
+            "than converted, because a model trained on greyscale X-rays has no defined "
+            "output for them."
+        )
+    frames = _integer(dataset, "NumberOfFrames", path, required=False)
+    if frames is not None and frames > 1:
+        raise UnsupportedImageError(
+            f"{_where(path)} is a multi-frame image (Number of Frames = {frames}); radedge "
+            "analyses single-frame radiographs. Split the frames (e.g. with dcmtk or "
+            "pydicom) and send them one by one."
+        )
+    bits_allocated = _integer(dataset, "BitsAllocated", path)
+    if bits_allocated not in (8, 16):
+        raise UnsupportedImageError(
+            f"{_where(path)} has Bits Allocated (0028,0100) = {bits_allocated}; radedge reads "
+            "8 or 16 bits per pixel (1-bit segmentations and 32-bit dose grids are not "
+            "radiographs)."
+        )
+    bits_stored = _integer(dataset, "BitsStored", path)
+    if not 8 <= bits_stored <= 16 or bits_stored > bits_allocated:
+        raise UnsupportedImageError(
+            f"{_where(path)} has Bits Stored (0028,0101) = {bits_stored} with Bits Allocated "
+            f"{bits_allocated}; radedge reads 8 to 16 stored bits, no more than allocated."
+        )
+    high_bit = _integer(dataset, "HighBit", path)
+    if high_bit != bits_stored - 1:
+        raise UnsupportedImageError(
+            f"{_where(path)} has High Bit (0028,0102) = {high_bit} with Bits Stored "
+            f"{bits_stored}. PS3.5 8.1.1 allows only High Bit = Bits Stored - 1 "
+            f"(= {bits_stored - 1}) for current transfer syntaxes; other values come from "
+            "retired ACR-NEMA layouts whose bit positions radedge will not guess."
+        )
+    representation = _integer(dataset, "PixelRepresentation", path)
+    if representation not in (0, 1):
+        raise UnsupportedImageError(
+            f"{_where(path)} has Pixel Representation (0028,0103) = {representation}; "
+            "only 0 (unsigned) and 1 (two's complement) exist."
+        )
+    rows = _integer(dataset, "Rows", path)
+    columns = _integer(dataset, "Columns", path)
+    if rows <= 0 or columns <= 0:
+        raise UnsupportedImageError(
+            f"{_where(path)} declares Rows {rows} x Columns {columns}: an empty image."
+        )
+    check_declared_size(rows, columns, max_pixels, f"{_where(path)} (DICOM Rows x Columns)")
+    return _Layout(rows, columns, bits_allocated, bits_stored, representation == 1, photometric)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _decode_and_describe(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None,
+                         notes: list[str]) -> Image:
+    # Parse intensity metadata first: a malformed LUT refuses the image before decoding.
+    little_endian = dicom_uid.UID(syntax_uid).is_little_endian
+    if little_endian is None:
+        little_endian = dataset.original_encoding[1] is not False
+    intensity = _intensity(dataset, layout, bool(little_endian), path, notes)
+    pixels = _decode(dataset, syntax_uid, layout, path, notes)
+    spacing, spacing_problem = _spacing(dataset, notes)
+    syntax = describe_syntax(syntax_uid)
+    source = Source(
+        path=path,
+        format="dicom",
+        transfer_syntax_uid=syntax.uid,
+        transfer_syntax_name=syntax.name,
+        sop_class_uid=_text(dataset, "SOPClassUID"),
+        modality=_text(dataset, "Modality"),
+        presentation_intent=_text(dataset, "PresentationIntentType"),
+        body_part=_text(dataset, "BodyPartExamined"),
+        view_position=_text(dataset, "ViewPosition"),
+    )
+    log.debug(
+        "read DICOM %s: %s, %d x %d, %d of %d bits %s, %s",
+        source.modality or "(no modality)", syntax.name, layout.rows, layout.columns,
+        layout.bits_stored, layout.bits_allocated, "signed" if layout.signed else "unsigned",
+        layout.photometric,
+    )
+    return Image(
+        pixels=pixels,
+        intensity=intensity,
+        source=source,
+        spacing=spacing,
+        spacing_problem=spacing_problem,
+        notes=tuple(notes),
+    )
+
+
+def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None, notes: list[str]) -> np.ndarray:
+    """Decode frame 0 to stored values in native byte order, every value in range."""
+    decoder = require_decoder(syntax_uid)
+    meta = getattr(dataset, "file_meta", None)
+    if meta is None or not meta.get("TransferSyntaxUID"):
+        # pydicom's decoders read the syntax from the meta; give a copy one, never mutate
+        # a caller's data set.
+        dataset = copy.copy(dataset)
+        dataset.file_meta = FileMetaDataset(meta) if meta is not None else FileMetaDataset()
+        dataset.file_meta.TransferSyntaxUID = syntax_uid
+    try:
+        pixels, _ = decoder.as_array(dataset, index=0, validate=True, raw=True)
+    except InputError:
+        raise
+    except Exception as exc:  # pydicom and its plugins raise many types; none may escape raw.
+        message = _first_line(exc)
+        if "less than expected" in message:
+            raise TruncatedPixelDataError(
+                f"{_where(path)}: the Pixel Data is shorter than Rows x Columns needs "
+                f"({message}). Send the original image again."
+            ) from None
+        raise CorruptPixelDataError(
+            f"{_where(path)}: {describe_syntax(syntax_uid).name} Pixel Data could not be decoded "
+            f"({type(exc).__name__}: {message}). The compressed data is damaged or uses a "
+            "feature the installed decoder lacks; ask the sender for an uncompressed or "
+            "lossless (JPEG 2000, JPEG-LS, RLE) copy."
+        ) from None
+
+    if pixels.shape != (layout.rows, layout.columns):
+        raise CorruptPixelDataError(
+            f"{_where(path)}: the decoder returned pixels of shape {pixels.shape}, not the "
+            f"declared Rows x Columns ({layout.rows}, {layout.columns}); the codestream and "
+            "the header disagree."
+        )
+    if pixels.dtype == np.int8:
+        pixels = pixels.astype(np.int16)
+    pixels = np.ascontiguousarray(pixels.astype(pixels.dtype.newbyteorder("="), copy=False))
+    return _confine_to_bits_stored(pixels, layout, notes)
+
+
+def _confine_to_bits_stored(pixels: np.ndarray, layout: _Layout, notes: list[str]) -> np.ndarray:
+    """Keep every value inside the Bits Stored range, so the LUT index is always valid.
+
+    pydicom already masks (unsigned) or sign-extends (signed) the bits above Bits Stored
+    for native, RLE and JPEG data (PS3.5 8.1.1: their content is undefined). JPEG 2000 and
+    JPEG-LS codestreams carry their own precision and are returned as coded; a codestream
+    wider than Bits Stored gets the same correction here, and a note counts the pixels.
+    """
+    if layout.signed:
+        low, high = -(1 << (layout.bits_stored - 1)), (1 << (layout.bits_stored - 1)) - 1
+    else:
+        low, high = 0, (1 << layout.bits_stored) - 1
+    if pixels.size == 0:
+        return pixels
+    if int(pixels.min()) >= low and int(pixels.max()) <= high:
+        return pixels
+    outside = int(np.count_nonzero((pixels < low) | (pixels > high)))
+    if not pixels.flags.writeable:
+        pixels = pixels.copy()
+    shift = pixels.dtype.itemsize * 8 - layout.bits_stored
+    np.left_shift(pixels, shift, out=pixels)
+    np.right_shift(pixels, shift, out=pixels)
+    notes.append(
+        f"{outside} pixel values used bits above Bits Stored ({layout.bits_stored}); those "
+        "bits were cleared (sign-extended for signed data) as pydicom does for native data"
+    )
+    return pixels
+
+
+# --------------------------------------------------------------------------- intensity
+
+
+def _numbers(dataset: Dataset, keyword: str) -> list[float] | None:
+    """A DS/IS attribute's values as floats; None when absent, ValueError when malformed."""
+    if keyword not in dataset or dataset[keyword].VM == 0:
+        return None
+    value = dataset[keyword].value
+    values = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    return [float(str(v).strip()) for v in values]
+
+
+def _strings(dataset: Dataset, keyword: str) -> list[str]:
+    if keyword not in dataset or dataset[keyword].VM == 0:
+        return []
+    value = dataset[keyword].value
+    values = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    return [str(v).strip() for v in values]
+
+
+def _lookup_table(item: Dataset, little_endian: bool, kind: str, path: str | None) -> LookupTable:
+    """One LUT item (PS3.3 C.11.1.1.1 / C.11.2.1.1), interpreted as pydicom 3 does.
+
+    - LUT Descriptor value 1: number of entries, 0 meaning 65536 (pydicom also turns a
+      first value read as SS and negative back into its unsigned meaning).
+    - Value 2: first stored (or modality) value mapped; signed or unsigned as the VR read
+      (US / SS, resolved from Pixel Representation for implicit VR) says.
+    - Value 3: bits per entry; output lies in [0, 2**bits - 1]. pydicom accepts 8 and
+      10-16 for VOI LUTs and 8 or 16 for Modality LUTs (PS3.3 C.11.1.1.1); radedge accepts
+      8-16 for both, reading 9-15 as 16-bit entries.
+    - LUT Data: US values as read, or OW words in the data set's byte order.
+    """
+    for keyword in ("LUTDescriptor", "LUTData"):
+        if keyword not in item or item[keyword].VM == 0:
+            raise UnsupportedImageError(
+                f"{_where(path)} has a {kind} item without {keyword} {_tag_of(keyword)}; "
+                "the table cannot be applied."
+            )
+    descriptor = [int(v) for v in item.LUTDescriptor]
+    if len(descriptor) != 3:
+        raise UnsupportedImageError(
+            f"{_where(path)} has a {kind} LUT Descriptor with {len(descriptor)} values, "
+            "not 3 (entries, first value mapped, bits per entry)."
+        )
+    entries = descriptor[0] or 65536
+    first_mapped, bits = descriptor[1], descriptor[2]
+    if not 8 <= bits <= 16:
+        raise UnsupportedImageError(
+            f"{_where(path)} has a {kind} whose LUT Descriptor gives {bits} bits per entry; "
+            "PS3.3 C.11 allows 8 to 16."
+        )
+    element = item["LUTData"]
+    if element.VR == "OW" or isinstance(element.value, (bytes, bytearray)):
+        raw = bytes(element.value)
+        data = np.frombuffer(raw, dtype="<u2" if little_endian else ">u2", count=len(raw) // 2)
+    else:
+        data = np.atleast_1d(np.asarray(element.value, dtype=np.int64))
+    if data.size < entries:
+        raise UnsupportedImageError(
+            f"{_where(path)} has a {kind} with {data.size} LUT Data entries where its "
+            f"descriptor declares {entries}; the table is incomplete."
+        )
+    data = data[:entries]
+    dtype = np.uint8 if bits == 8 and int(data.max()) <= 0xFF else np.uint16
+    explanation = _text(item, "LUTExplanation") or ""
+    return LookupTable(first_mapped=first_mapped, bits=bits, data=data.astype(dtype), explanation=explanation)
+
+
+def _intensity(dataset: Dataset, layout: _Layout, little_endian: bool, path: str | None,
+               notes: list[str]) -> Intensity:
+    """Modality LUT (C.11.1), VOI LUT (C.11.2) and Presentation LUT Shape, as stored."""
+    modality_lut = None
+    rescale = None
+    sequence = dataset.get("ModalityLUTSequence")
+    if sequence:
+        modality_lut = _lookup_table(sequence[0], little_endian, "Modality LUT Sequence", path)
+        if len(sequence) > 1:
+            notes.append(f"Modality LUT Sequence has {len(sequence)} items; the first is used "
+                         "(PS3.3 C.11.1 allows one)")
+        if "RescaleSlope" in dataset or "RescaleIntercept" in dataset:
+            notes.append("both a Modality LUT Sequence and Rescale Slope/Intercept are present; "
+                         "the sequence is used, as pydicom does")
+    else:
+        try:
+            slope = _numbers(dataset, "RescaleSlope")
+            intercept = _numbers(dataset, "RescaleIntercept")
+        except ValueError:
+            raise UnsupportedImageError(
+                f"{_where(path)} has a Rescale Slope (0028,1053) or Rescale Intercept (0028,1052) "
+                f"that is not a number ({_short(dataset.get('RescaleSlope'))}, "
+                f"{_short(dataset.get('RescaleIntercept'))}); modality values cannot be computed."
+            ) from None
+        if slope is not None and intercept is not None:
+            if slope[0] == 0:
+                raise UnsupportedImageError(
+                    f"{_where(path)} has Rescale Slope (0028,1053) = 0, which maps every stored "
+                    "value to the intercept: the image carries no intensity information."
+                )
+            rescale = Rescale(slope=slope[0], intercept=intercept[0],
+                              rescale_type=_text(dataset, "RescaleType") or "")
+        elif slope is not None or intercept is not None:
+            present = "Rescale Slope" if slope is not None else "Rescale Intercept"
+            notes.append(f"{present} is present without its partner; ignored (identity "
+                         "modality transform), as pydicom does")
+
+    windows = _windows(dataset, notes)
+    voi_luts: tuple[LookupTable, ...] = ()
+    voi_sequence = dataset.get("VOILUTSequence")
+    if voi_sequence:
+        first = voi_sequence[0]
+        if "LUTDescriptor" in first and "LUTData" in first:
+            voi_luts = tuple(
+                _lookup_table(item, little_endian, f"VOI LUT Sequence item {index}", path)
+                for index, item in enumerate(voi_sequence)
+            )
+        else:
+            notes.append("VOI LUT Sequence item 0 lacks LUT Descriptor or LUT Data; the "
+                         "sequence is ignored, as pydicom does")
+
+    shape = _text(dataset, "PresentationLUTShape")
+    shape = shape.upper() if shape else None
+    expected_shape = "INVERSE" if layout.photometric == "MONOCHROME1" else "IDENTITY"
+    if shape in ("IDENTITY", "INVERSE") and shape != expected_shape:
+        notes.append(
+            f"Presentation LUT Shape {shape} contradicts Photometric Interpretation "
+            f"{layout.photometric} (PS3.3 C.8.11.6 expects {expected_shape}); the Photometric "
+            "Interpretation decides whether values are inverted"
+        )
+
+    return Intensity(
+        bits_allocated=layout.bits_allocated,
+        bits_stored=layout.bits_stored,
+        signed=layout.signed,
+        photometric_interpretation=layout.photometric,
+        rescale=rescale,
+        modality_lut=modality_lut,
+        windows=windows,
+        voi_luts=voi_luts,
+        presentation_lut_shape=shape,
+        meaning=_meaning(dataset, layout, rescale, modality_lut, windows, voi_luts),
+    )
+
+
+def _windows(dataset: Dataset, notes: list[str]) -> tuple[Window, ...]:
+    """Window Center/Width pairs (PS3.3 C.11.2.1.2), one ``Window`` per value pair.
+
+    As in pydicom's ``apply_windowing``, an attribute with one value applies to every
+    index of the other.
+    """
+    try:
+        centers = _numbers(dataset, "WindowCenter")
+        widths = _numbers(dataset, "WindowWidth")
+    except ValueError:
+        notes.append("Window Center or Window Width is not numeric; the file's windows are ignored")
+        return ()
+    if not centers or not widths:
+        if centers or widths:
+            notes.append("Window Center without Window Width (or the reverse); ignored")
+        return ()
+    if len(centers) == 1 or len(widths) == 1:
+        count = max(len(centers), len(widths))
+    else:
+        count = min(len(centers), len(widths))
+        if len(centers) != len(widths):
+            notes.append(f"{len(centers)} Window Center values but {len(widths)} Window Width "
+                         f"values; the first {count} pairs are used")
+    function = (_text(dataset, "VOILUTFunction") or "LINEAR").upper()
+    if function not in _VOI_FUNCTIONS:
+        notes.append(f"VOI LUT Function {function!r} is not LINEAR, LINEAR_EXACT or SIGMOID "
+                     "(PS3.3 C.11.2.1.3); LINEAR is used")
+        function = "LINEAR"
+    explanations = _strings(dataset, "WindowCenterWidthExplanation")
+    windows = []
+    for index in range(count):
+        center = centers[0] if len(centers) == 1 else centers[index]
+        width = widths[0] if len(widths) == 1 else widths[index]
+        explanation = explanations[index] if index < len(explanations) else ""
+        windows.append(Window(center=center, width=width, function=function, explanation=explanation))
+    return tuple(windows)
+
+
+def _meaning(dataset, layout: _Layout, rescale, modality_lut, windows, voi_luts) -> str:
+    modality = _text(dataset, "Modality") or "DICOM"
+    sign = "signed" if layout.signed else "unsigned"
+    parts = [f"Stored values of a {modality} image: {layout.bits_stored} of "
+             f"{layout.bits_allocated} bits, {sign}."]
+    if modality_lut is not None:
+        parts.append(f"A Modality LUT Sequence ({modality_lut.data.size} entries) maps them to "
+                     "modality values.")
+    elif rescale is not None:
+        kind = f" ({rescale.rescale_type})" if rescale.rescale_type else ""
+        parts.append(f"Modality values{kind} = {rescale.slope:g} * stored + {rescale.intercept:g}.")
+    else:
+        parts.append("No modality transform: stored values are the modality values.")
+    if layout.photometric == "MONOCHROME1":
+        parts.append("MONOCHROME1: the largest values display darkest.")
+    else:
+        parts.append("MONOCHROME2: the largest values display brightest.")
+    parts.append(f"The file offers {len(windows)} VOI window(s) and {len(voi_luts)} VOI LUT(s).")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _spacing(dataset: Dataset, notes: list[str]) -> tuple[PixelSpacing | None, str | None]:
+    """Physical pixel size and the attribute it came from (PS3.3 10.7.1.1, C.8.11.4).
+
+    1. Pixel Spacing (0028,0030), when present and positive: spacing in the patient
+       (for projection radiography: calibrated to a plane in the patient, its Pixel
+       Spacing Calibration Type saying how).
+    2. Else Imager Pixel Spacing (0018,1164), at the detector front plane; divided by
+       Estimated Radiographic Magnification Factor (0018,1114) when that is present and
+       positive, which approximates the spacing at the isocenter.
+    3. Else no spacing, and the problem says which attribute was what.
+    """
+    pixel_spacing, pixel_problem = _pair(dataset, "PixelSpacing")
+    if pixel_spacing is not None:
+        note = "in the patient (calibrated plane)"
+        calibration = _text(dataset, "PixelSpacingCalibrationType")
+        if calibration:
+            note += f"; Pixel Spacing Calibration Type {calibration}"
+        imager, _ = _pair(dataset, "ImagerPixelSpacing")
+        if imager is not None and np.allclose(imager, pixel_spacing) and not calibration:
+            note += ("; equal to Imager Pixel Spacing with no calibration type, so probably "
+                     "the detector plane, not corrected for magnification")
+        return PixelSpacing(pixel_spacing[0], pixel_spacing[1], "PixelSpacing", note), None
+
+    imager, imager_problem = _pair(dataset, "ImagerPixelSpacing")
+    if imager is not None:
+        if pixel_problem:
+            notes.append(pixel_problem + "; Imager Pixel Spacing used instead")
+        try:
+            factor = _numbers(dataset, "EstimatedRadiographicMagnificationFactor")
+        except ValueError:
+            factor = None
+            notes.append("Estimated Radiographic Magnification Factor is not numeric; ignored")
+        if factor and factor[0] > 0:
+            return PixelSpacing(
+                imager[0] / factor[0], imager[1] / factor[0],
+                "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor",
+                f"detector-plane spacing divided by the estimated magnification factor "
+                f"{factor[0]:g}: approximately the spacing at the isocenter",
+            ), None
+        if factor:
+            notes.append(f"Estimated Radiographic Magnification Factor is {factor[0]:g}, not "
+                         "positive; ignored")
+        return PixelSpacing(imager[0], imager[1], "ImagerPixelSpacing",
+                            "detector plane, not corrected for geometric magnification"), None
+
+    return None, (
+        f"{pixel_problem or 'Pixel Spacing (0028,0030) is absent'}; "
+        f"{imager_problem or 'Imager Pixel Spacing (0018,1164) is absent'}"
+    )
+
+
+_SPACING_NAMES = {"PixelSpacing": "Pixel Spacing", "ImagerPixelSpacing": "Imager Pixel Spacing"}
+
+
+def _pair(dataset: Dataset, keyword: str) -> tuple[tuple[float, float] | None, str | None]:
+    """A two-valued positive DS attribute, or the reason it cannot be used."""
+    label = f"{_SPACING_NAMES[keyword]} {_tag_of(keyword)}"
+    if keyword not in dataset or dataset[keyword].VM == 0:
+        return None, None
+    try:
+        values = _numbers(dataset, keyword)
+    except ValueError:
+        return None, f"{label} is malformed ({_short(dataset[keyword].value)})"
+    if len(values) != 2:
+        return None, f"{label} has {len(values)} value(s), not 2 (row, column)"
+    if not all(np.isfinite(values)) or min(values) <= 0:
+        return None, f"{label} is {values[0]:g}\\{values[1]:g}: zero, negative or not finite"
+    return (values[0], values[1]), None

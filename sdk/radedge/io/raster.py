@@ -1,0 +1,380 @@
+"""PNG, JPEG and TIFF ingestion through OpenCV (``cv2.imdecode`` with ``IMREAD_UNCHANGED``).
+
+These files hold *display values* written by whatever software exported them: any
+rescale, window or inversion was applied before export and is not recorded. So the
+``Image`` says so (``Intensity.meaning``), carries no modality or VOI information, and
+has no pixel spacing (PNG pHYs, JFIF density and TIFF X/YResolution are print
+resolutions, not distances in the patient).
+
+Before OpenCV decodes anything, the header is parsed here (PNG IHDR, JPEG SOFn, TIFF
+IFD 0 ImageWidth/ImageLength) and the declared size checked against the limits, and the
+file is checked for completeness (PNG chunks up to IEND, a JPEG EOI after the last scan,
+TIFF strips or tiles inside the file): libpng and libjpeg decode a cut-off file into an
+image with a grey or black band rather than failing.
+
+Colour: a file whose colour channels are all equal (a grey image saved as RGB) gives that
+channel unchanged. A true colour file is converted to grey with ITU-R BT.601 luma
+weights (``cv2.cvtColor``), and a note says so with the largest channel difference:
+exported radiographs are often RGB only because of coloured annotations, and refusing
+them would stop the run where the note lets the reader judge. An alpha channel is
+dropped with a note.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from ..errors import CorruptPixelDataError, TruncatedPixelDataError, UnsupportedImageError
+from .image import Image, Intensity, Source
+from .limits import check_declared_size
+from .sniff import describe_bytes, detect_format
+
+log = logging.getLogger(__name__)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# SOFn markers (ITU-T T.81 Table B.1): all but DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_LOSSLESS_SOF = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
+_RESOLUTION_NOTE = {
+    "png": "its pHYs chunk, if any, is a print resolution",
+    "jpeg": "its JFIF/EXIF density is a print resolution",
+    "tiff": "its XResolution/YResolution are a print resolution",
+}
+
+
+@dataclass
+class RasterHeader:
+    """What a PNG/JPEG/TIFF header declares, read without decoding pixels."""
+
+    format: str
+    width: int
+    height: int
+    bits_per_sample: int
+    samples: int
+    white_is_zero: bool = False
+    lossless_jpeg: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
+    """Read a PNG (8/16-bit), JPEG (8-bit, 12-bit where OpenCV supports it) or TIFF
+    (8/16-bit) file into an ``Image`` of display values.
+
+    ``path_or_bytes``: ``str`` / ``os.PathLike`` or ``bytes``-like. The format is taken
+    from the content. Returns ``pixels`` ``uint8`` or ``uint16`` ``[rows, columns]``,
+    ``intensity.bits_stored`` the bits the file declares per sample, ``spacing`` None.
+
+    Raises ``UnsupportedImageError`` (not PNG/JPEG/TIFF, float or signed samples),
+    ``ImageTooLargeError`` (declared size, before decoding), ``TruncatedPixelDataError``
+    or ``CorruptPixelDataError``.
+    """
+    if isinstance(path_or_bytes, (str, os.PathLike)):
+        path = os.fspath(path_or_bytes)
+        with open(path, "rb") as stream:
+            data = stream.read()
+    elif isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        path, data = None, bytes(path_or_bytes)
+    else:
+        raise TypeError(f"read_raster expects a path or bytes, not {type(path_or_bytes).__name__}")
+    where = f"'{path}'" if path else "the input"
+
+    header = parse_header(data, where)
+    check_declared_size(header.height, header.width, max_pixels,
+                        f"{where} ({header.format.upper()} header)")
+    _check_complete(data, header, where)
+
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        decoded = None
+        reason = str(exc).strip().splitlines()[-1][:200]
+    else:
+        reason = "OpenCV returned no image"
+    if decoded is None:
+        lossless = " (a lossless JPEG, which OpenCV's libjpeg does not decode)" if header.lossless_jpeg else ""
+        raise CorruptPixelDataError(
+            f"{where}: OpenCV could not decode the {header.format.upper()} data ({reason}){lossless}. "
+            "The file is damaged or uses a coding OpenCV does not support; export it again "
+            "as an 8- or 16-bit greyscale PNG."
+        )
+
+    notes = list(header.notes)
+    pixels = _to_grey(decoded, notes)
+    if pixels.shape != (header.height, header.width):
+        raise CorruptPixelDataError(
+            f"{where}: the header declares {header.width} x {header.height} pixels but OpenCV "
+            f"decoded {pixels.shape[1]} x {pixels.shape[0]}; the file is inconsistent."
+        )
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise UnsupportedImageError(
+            f"{where} holds {pixels.dtype} samples; radedge reads 8- and 16-bit unsigned "
+            "display values from PNG/JPEG/TIFF. Export the image as 8- or 16-bit greyscale."
+        )
+    pixels = np.ascontiguousarray(pixels)
+    container_bits = pixels.dtype.itemsize * 8
+    bits = header.bits_per_sample if 8 <= header.bits_per_sample <= container_bits else container_bits
+    if bits < container_bits and int(pixels.max(initial=0)) >= 1 << bits:
+        notes.append(f"the header declares {bits} bits per sample but values reach "
+                     f"{int(pixels.max())}; read as {container_bits}-bit")
+        bits = container_bits
+
+    photometric = "MONOCHROME2"
+    if header.white_is_zero and not _opencv_inverts_white_is_zero(container_bits):
+        photometric = "MONOCHROME1"
+        notes.append("TIFF PhotometricInterpretation WhiteIsZero: stored as read, inverted by "
+                     "the intensity table (MONOCHROME1)")
+    elif header.white_is_zero:
+        notes.append("TIFF PhotometricInterpretation WhiteIsZero: OpenCV inverted the values to "
+                     "min-is-black while decoding")
+
+    kind = header.format.upper()
+    intensity = Intensity(
+        bits_allocated=container_bits,
+        bits_stored=bits,
+        signed=False,
+        photometric_interpretation=photometric,
+        meaning=(
+            f"Display values ({bits}-bit) as written by the software that exported this {kind} "
+            "file: any rescale, window or inversion was applied before export and is not "
+            "recorded, so there is no modality or VOI information. The pixel spacing is unknown."
+        ),
+    )
+    log.debug("read %s: %d x %d, %d bits", kind, header.width, header.height, bits)
+    return Image(
+        pixels=pixels,
+        intensity=intensity,
+        source=Source(path=path, format=header.format),
+        spacing=None,
+        spacing_problem=(
+            f"{kind} files carry no patient-plane pixel spacing ({_RESOLUTION_NOTE[header.format]}); "
+            "distances in mm cannot be given"
+        ),
+        notes=tuple(notes),
+    )
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def parse_header(data: bytes, where: str = "the input") -> RasterHeader:
+    """Read width, height, bits and samples from a PNG/JPEG/TIFF header without decoding."""
+    kind = detect_format(data[:132])
+    if kind == "png":
+        return _png_header(data, where)
+    if kind == "jpeg":
+        return _jpeg_header(data, where)
+    if kind == "tiff":
+        return _tiff_header(data, where)
+    dicom = " It is DICOM: read it with radedge.io.read_image or read_dicom." if kind and kind.startswith("dicom") else ""
+    raise UnsupportedImageError(
+        f"{where} is not a PNG, JPEG or TIFF file: {describe_bytes(data[:132])}.{dicom}"
+    )
+
+
+def _cut_header(where: str, kind: str) -> TruncatedPixelDataError:
+    return TruncatedPixelDataError(
+        f"{where} ends inside its {kind} header: the file was cut off. Send it again."
+    )
+
+
+def _png_header(data: bytes, where: str) -> RasterHeader:
+    # PNG spec 11.2.2: the first chunk is IHDR, 13 bytes.
+    if len(data) < 33:
+        raise _cut_header(where, "PNG")
+    length, chunk_type = struct.unpack(">I4s", data[8:16])
+    if chunk_type != b"IHDR" or length != 13:
+        raise CorruptPixelDataError(f"{where}: the PNG does not start with an IHDR chunk; it is damaged.")
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", data[16:26])
+    samples = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour_type)
+    if samples is None or width == 0 or height == 0:
+        raise CorruptPixelDataError(
+            f"{where}: PNG IHDR declares {width} x {height}, colour type {colour_type}; invalid."
+        )
+    return RasterHeader("png", width, height, bit_depth if colour_type != 3 else 8, samples)
+
+
+def _jpeg_header(data: bytes, where: str) -> RasterHeader:
+    # ITU-T T.81 B.1.1: marker segments, each FF xx + 16-bit length, until SOFn.
+    position = 2
+    while True:
+        while position < len(data) and data[position] != 0xFF:
+            position += 1
+        while position < len(data) and data[position] == 0xFF:
+            position += 1
+        if position + 3 > len(data):
+            raise _cut_header(where, "JPEG")
+        marker = data[position]
+        position += 1
+        if marker in (0x01, *range(0xD0, 0xD8)):
+            continue
+        if marker == 0xDA:
+            raise CorruptPixelDataError(f"{where}: the JPEG has a scan before any frame header (SOFn); it is damaged.")
+        (length,) = struct.unpack(">H", data[position:position + 2])
+        if marker in _JPEG_SOF:
+            if position + 8 > len(data):
+                raise _cut_header(where, "JPEG")
+            precision, height, width, samples = struct.unpack(">BHHB", data[position + 2:position + 8])
+            if height == 0:
+                raise UnsupportedImageError(
+                    f"{where}: the JPEG frame header gives height 0 (defined later by a DNL "
+                    "marker), which radedge does not read. Export the image again."
+                )
+            if width == 0:
+                raise CorruptPixelDataError(f"{where}: the JPEG frame header gives width 0; it is damaged.")
+            return RasterHeader("jpeg", width, height, precision, samples,
+                                lossless_jpeg=marker in _JPEG_LOSSLESS_SOF)
+        position += length
+
+
+def _tiff_header(data: bytes, where: str) -> RasterHeader:
+    """TIFF 6.0 section 2 (and BigTIFF): image file directory 0 of the file."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    try:
+        if big:
+            (first_ifd,) = struct.unpack(order + "Q", data[8:16])
+        else:
+            (first_ifd,) = struct.unpack(order + "I", data[4:8])
+        tags, next_ifd = _tiff_ifd(data, first_ifd, order, big)
+    except struct.error:
+        raise _cut_header(where, "TIFF") from None
+    width, height = tags.get(256, [0])[0], tags.get(257, [0])[0]
+    if width == 0 or height == 0:
+        raise CorruptPixelDataError(f"{where}: TIFF ImageWidth/ImageLength are {width} x {height}; the file is damaged.")
+    samples = tags.get(277, [1])[0]
+    bits = max(tags.get(258, [1]))
+    sample_format = tags.get(339, [1])[0]
+    if sample_format != 1:
+        raise UnsupportedImageError(
+            f"{where}: the TIFF holds {'signed integer' if sample_format == 2 else 'floating-point'} "
+            "samples (SampleFormat "
+            f"{sample_format}); radedge reads unsigned 8- and 16-bit display values. Export the "
+            "image as 8- or 16-bit unsigned greyscale."
+        )
+    header = RasterHeader("tiff", width, height, bits, samples,
+                          white_is_zero=tags.get(262, [1])[0] == 0 and samples == 1)
+    offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
+    if offsets and counts:
+        end = max(offset + count for offset, count in zip(offsets, counts))
+        if end > len(data):
+            raise TruncatedPixelDataError(
+                f"{where}: the TIFF's image data runs to byte {end} but the file has "
+                f"{len(data)} bytes: it was cut off. Send it again."
+            )
+    if next_ifd:
+        header.notes.append("multi-page TIFF: the first page is used")
+    return header
+
+
+_TIFF_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q", 6: "b", 8: "h", 9: "i", 17: "q"}
+
+
+def _tiff_ifd(data: bytes, offset: int, order: str, big: bool) -> tuple[dict[int, list[int]], int]:
+    """Integer-valued entries of one IFD ({tag: values}) and the next IFD's offset."""
+    count_format, entry_size, inline = ("Q", 20, 8) if big else ("H", 12, 4)
+    (count,) = struct.unpack_from(order + count_format, data, offset)
+    position = offset + struct.calcsize(count_format)
+    tags: dict[int, list[int]] = {}
+    for _ in range(min(count, 4096)):
+        if big:
+            tag, kind, n = struct.unpack_from(order + "HHQ", data, position)
+        else:
+            tag, kind, n = struct.unpack_from(order + "HHI", data, position)
+        value_at = position + entry_size - inline
+        position += entry_size
+        code = _TIFF_TYPES.get(kind)
+        if code is None or n == 0 or n > 1 << 24:
+            continue
+        size = struct.calcsize(code) * n
+        if size > inline:
+            (value_at,) = struct.unpack_from(order + ("Q" if big else "I"), data, value_at)
+        tags[tag] = list(struct.unpack_from(f"{order}{n}{code}", data, value_at))
+    (next_ifd,) = struct.unpack_from(order + ("Q" if big else "I"), data, position)
+    return tags, next_ifd
+
+
+def _check_complete(data: bytes, header: RasterHeader, where: str) -> None:
+    if header.format == "png":
+        # PNG spec 5.3: length, type, data, CRC per chunk; the last chunk is IEND.
+        position = 8
+        while True:
+            if position + 8 > len(data):
+                break
+            length, chunk_type = struct.unpack(">I4s", data[position:position + 8])
+            position += 12 + length
+            if position > len(data):
+                break
+            if chunk_type == b"IEND":
+                return
+        raise TruncatedPixelDataError(
+            f"{where}: the PNG ends before its IEND chunk: the file was cut off. Send it again."
+        )
+    if header.format == "jpeg":
+        # 0xFF inside entropy-coded data is always followed by 00 or RSTn (T.81 B.1.1.5),
+        # so an FF D9 after the last SOS marker can only be the EOI.
+        last_scan = data.rfind(b"\xff\xda")
+        if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
+            raise TruncatedPixelDataError(
+                f"{where}: the JPEG has no end-of-image marker after its last scan: the file "
+                "was cut off. Send it again."
+            )
+
+
+# --------------------------------------------------------------------------- pixels
+
+
+def _to_grey(decoded: np.ndarray, notes: list[str]) -> np.ndarray:
+    """One channel from OpenCV's grey, grey+alpha, BGR or BGRA output."""
+    if decoded.ndim == 2:
+        return decoded
+    channels = decoded.shape[2]
+    if channels in (2, 4):
+        alpha = decoded[..., -1]
+        full = np.iinfo(decoded.dtype).max
+        transparent = int(np.count_nonzero(alpha != full))
+        notes.append("alpha channel ignored" + (
+            f" ({transparent} pixels not fully opaque)" if transparent else ""))
+        decoded = decoded[..., :-1]
+        channels -= 1
+    if channels == 1:
+        return decoded[..., 0]
+    blue, green, red = decoded[..., 0], decoded[..., 1], decoded[..., 2]
+    if np.array_equal(blue, green) and np.array_equal(blue, red):
+        notes.append("stored as colour with three equal channels; one channel used unchanged")
+        return blue
+    difference = int(max(
+        np.abs(red.astype(np.int32) - green).max(), np.abs(red.astype(np.int32) - blue).max()
+    ))
+    notes.append(
+        "colour image converted to grey with ITU-R BT.601 weights (0.299 R + 0.587 G + "
+        f"0.114 B); its channels differ by up to {difference} (coloured annotations or a "
+        "colour rendering), so check that the grey image is the radiograph intended"
+    )
+    return cv2.cvtColor(np.ascontiguousarray(decoded), cv2.COLOR_BGR2GRAY)
+
+
+@lru_cache(maxsize=2)
+def _opencv_inverts_white_is_zero(bits: int) -> bool:
+    """Whether this OpenCV build turns WhiteIsZero TIFF samples of ``bits`` into min-is-black.
+
+    OpenCV 5.0 inverts 8-bit WhiteIsZero data (it reads through libtiff's RGBA interface)
+    but returns 16-bit data as stored; rather than trust one version's behaviour, decode a
+    two-pixel WhiteIsZero TIFF and look.
+    """
+    dtype = np.dtype(np.uint8 if bits == 8 else np.uint16).newbyteorder("<")
+    samples = np.array([0, 1], dtype=dtype)
+    entries = [(256, 2), (257, 1), (258, bits), (259, 1), (262, 0), (273, 8 + 2 + 9 * 12 + 4),
+               (277, 1), (278, 1), (279, samples.nbytes)]
+    probe = b"II*\x00" + struct.pack("<IH", 8, len(entries))
+    for tag, value in entries:
+        probe += struct.pack("<HHII", tag, 4, 1, value)
+    probe += struct.pack("<I", 0) + samples.tobytes()
+    decoded = cv2.imdecode(np.frombuffer(probe, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    return decoded is not None and int(decoded.reshape(-1)[0]) != 0
