@@ -1,0 +1,273 @@
+"""One lookup table from stored value to display intensity in [0, 1].
+
+Every pointwise step between the integers in Pixel Data and the intensities a model was
+trained on collapses into a table indexed by stored value (DESIGN.md, "Data flow"):
+
+1. Modality LUT (PS3.3 C.11.1): Rescale Slope/Intercept (C.11.1.1.2), or the Modality
+   LUT Sequence (C.11.1.1.1).
+2. VOI LUT (PS3.3 C.11.2): the file's VOI LUT Sequence (C.11.2.1.1), else its Window
+   Center/Width (C.11.2.1.2) with VOI LUT Function LINEAR, LINEAR_EXACT or SIGMOID
+   (C.11.2.1.3); or a caller's ``Window``; or, with no VOI at all, the min-max of the
+   modality output over the stored values present in the image.
+3. Scaling to [0, 1] with the output range pydicom 3 uses (``apply_windowing``,
+   ``apply_voi``): a window's output spans [y_min, y_max], which derive from Bits Stored,
+   Pixel Representation, the Modality LUT descriptor and the rescale; mapping that span
+   back onto [0, 1] leaves the window's own ramp, which is what is computed here. A VOI
+   LUT's output spans [0, 2**bits - 1] of its descriptor.
+4. MONOCHROME1 inversion (1 - x; PS3.3 C.7.6.3.1.2). pydicom never inverts; the
+   Photometric Interpretation decides, not the Presentation LUT Shape (see
+   ``radedge.io.dicom`` for how a contradiction is noted).
+
+The table covers every value representable in Bits Stored (at most 65536 entries) and
+is built with vectorised numpy over ``np.arange`` of that range: about a millisecond for
+16-bit data. The one step that looks at the pixels is the min-max fallback.
+
+Where pydicom 3.0.2 and this module differ, on purpose:
+
+- A VOI LUT input index past 255 (8-bit LUT entries) or 65535 wraps around in pydicom
+  (it stores the index in the LUT's own dtype); here it clips to the last entry, as
+  PS3.3 C.11.2.1.1 says inputs past the table do.
+- A ``voi_index`` past the windows present raises ``InvalidWindowError``; pydicom applies
+  its only window when Window Center has one value, whatever the index.
+
+PNG/JPEG/TIFF images carry display values from the software that exported them: their
+table is ``v / (2**bits - 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .errors import InvalidWindowError
+from .io.image import Image, Intensity, LookupTable, Window
+
+_RASTER_FORMATS = ("png", "jpeg", "tiff")
+
+
+@dataclass(frozen=True, eq=False)
+class IntensityLut:
+    """A stored value -> display intensity table (PS3.3 C.11 chain, see module docstring).
+
+    ``table``: float32 [n], read-only; ``table[i]`` is the display intensity in [0, 1]
+    of stored value ``first_stored_value + i``. ``n`` covers the whole Bits Stored range,
+    so every pixel of the image it was built for has an entry.
+    ``description``: the chain in words, free of patient data, e.g.
+    ``"Rescale 1*v+0 -> VOI window C=2048 W=4096 LINEAR (index 0) -> inverted
+    (MONOCHROME1) -> [0,1]"``.
+    """
+
+    table: np.ndarray
+    first_stored_value: int
+    description: str
+
+    def __post_init__(self) -> None:
+        table = np.ascontiguousarray(self.table, dtype=np.float32)
+        table.flags.writeable = False
+        object.__setattr__(self, "table", table)
+
+    @property
+    def last_stored_value(self) -> int:
+        """The largest stored value the table covers."""
+        return self.first_stored_value + int(self.table.shape[0]) - 1
+
+    def apply(self, stored_values: np.ndarray) -> np.ndarray:
+        """Look up display intensities: float32, same shape as ``stored_values``.
+
+        The plain numpy gather the native preprocess kernel must reproduce.
+        """
+        index = np.asarray(stored_values).astype(np.int64) - self.first_stored_value
+        return self.table[index]
+
+
+def build_lut(
+    image: Image,
+    *,
+    voi: Literal["file", "none"] | Window = "file",
+    voi_index: int = 0,
+) -> IntensityLut:
+    """Build the stored value -> [0, 1] table for ``image``.
+
+    ``voi``:
+      - ``"file"``: the file's VOI LUT Sequence item ``voi_index`` if it has one (as
+        pydicom's ``apply_voi_lut(prefer_lut=True)``), else its window ``voi_index``,
+        else (no VOI in the file) the min-max of the modality output over the stored
+        values present. For PNG/JPEG/TIFF: the display values as written, ``v / (2**bits
+        - 1)``.
+      - ``"none"``: ignore the file's VOI; min-max of the modality output over the
+        stored values present.
+      - a ``Window``: that window on the modality output (``voi_index`` is not used).
+
+    Raises ``InvalidWindowError`` for a window width the VOI LUT Function does not allow
+    (< 1 for LINEAR, <= 0 otherwise; PS3.3 C.11.2.1.2.1, C.11.2.1.3) and for a
+    ``voi_index`` past what the image carries.
+    """
+    if not (isinstance(voi, Window) or voi in ("file", "none")):
+        raise ValueError(f"voi must be 'file', 'none' or a radedge.io.Window, not {voi!r}")
+    intensity = image.intensity
+    first, last = intensity.stored_value_range
+    stored = np.arange(first, last + 1, dtype=np.int64)
+    steps: list[str] = []
+
+    if image.source.format in _RASTER_FORMATS and voi == "file":
+        full_scale = (1 << intensity.bits_stored) - 1
+        table = stored / full_scale
+        steps.append(
+            f"{image.source.format.upper()} display values as written by the exporting "
+            f"software: v / {full_scale}"
+        )
+    else:
+        modality = _modality_output(intensity, stored, steps)
+        if isinstance(voi, Window):
+            table = _window_ramp(modality, voi)
+            steps.append(_describe_window(voi, "given by the caller"))
+        elif voi == "file" and intensity.voi_luts:
+            lut = _pick(intensity.voi_luts, voi_index, intensity, "VOI LUT")
+            table = _apply_lut(lut, modality) / ((1 << lut.bits) - 1)
+            steps.append(
+                f"VOI LUT Sequence item {voi_index} ({lut.data.size} entries from "
+                f"{lut.first_mapped}, output / {(1 << lut.bits) - 1})"
+            )
+        elif voi == "file" and intensity.windows:
+            window = _pick(intensity.windows, voi_index, intensity, "window")
+            table = _window_ramp(modality, window)
+            steps.append(_describe_window(window, f"index {voi_index}"))
+        else:
+            why = "no VOI in the file" if voi == "file" else "VOI 'none' requested"
+            table = _min_max(image, stored, modality, why, steps)
+
+    if intensity.photometric_interpretation == "MONOCHROME1":
+        table = 1.0 - table
+        steps.append("inverted (MONOCHROME1)")
+    steps.append("[0,1]")
+    return IntensityLut(
+        table=np.clip(table, 0.0, 1.0).astype(np.float32),
+        first_stored_value=first,
+        description=" -> ".join(steps),
+    )
+
+
+def _modality_output(intensity: Intensity, stored: np.ndarray, steps: list[str]) -> np.ndarray:
+    """Modality values (float64) of every stored value, as pydicom's apply_modality_lut."""
+    lut = intensity.modality_lut
+    if lut is not None:
+        steps.append(f"Modality LUT Sequence ({lut.data.size} entries from {lut.first_mapped}, "
+                     f"{lut.bits} bits)")
+        return _apply_lut(lut, stored).astype(np.float64)
+    rescale = intensity.rescale
+    if rescale is not None:
+        kind = f" ({rescale.rescale_type})" if rescale.rescale_type else ""
+        steps.append(f"Rescale {rescale.slope:g}*v{rescale.intercept:+g}{kind}")
+        # Same operations in the same order as pydicom, so the floats match bit for bit.
+        modality = stored.astype(np.float64) * float(rescale.slope)
+        modality += float(rescale.intercept)
+        return modality
+    steps.append("stored values (no modality transform)")
+    return stored.astype(np.float64)
+
+
+def _apply_lut(lut: LookupTable, values: np.ndarray) -> np.ndarray:
+    """PS3.3 C.11.1.1.1 / C.11.2.1.1: inputs below ``first_mapped`` take entry 0, inputs past
+    the end the last entry; a fractional input (after a rescale) takes the entry of its
+    integer part, as pydicom's integer cast does for the non-negative offsets involved.
+    """
+    entries = lut.data.size
+    offset = np.floor(np.asarray(values, dtype=np.float64) - lut.first_mapped)
+    index = np.clip(offset, 0, entries - 1).astype(np.int64)
+    return lut.data[index].astype(np.float64)
+
+
+def _pick(items: tuple, voi_index: int, intensity: Intensity, kind: str):
+    if 0 <= voi_index < len(items):
+        return items[voi_index]
+    precedence = ""
+    if kind == "VOI LUT" and intensity.windows:
+        precedence = (
+            f" VOI LUTs take precedence over the file's {len(intensity.windows)} window(s), as "
+            "in pydicom's apply_voi_lut(prefer_lut=True); pass voi=image.intensity.windows[i] "
+            "to use a window."
+        )
+    raise InvalidWindowError(
+        f"voi_index {voi_index} asked for, but the image carries {len(items)} {kind}(s) "
+        f"(indices 0 to {len(items) - 1}).{precedence}"
+    )
+
+
+def _window_ramp(values: np.ndarray, window: Window) -> np.ndarray:
+    """Window Center/Width (PS3.3 C.11.2.1.2.1 LINEAR, C.11.2.1.3.2 LINEAR_EXACT,
+    C.11.2.1.3.1 SIGMOID) mapped onto [0, 1].
+
+    pydicom computes ``ramp * (y_max - y_min) + y_min``; dividing its [y_min, y_max] back
+    out gives ``ramp``, which this returns directly (so a y range of either sign, e.g.
+    from a negative Rescale Slope, needs no special case).
+    """
+    center, width = float(window.center), float(window.width)
+    function = str(window.function).upper()
+    if not (np.isfinite(center) and np.isfinite(width)):
+        raise InvalidWindowError(
+            f"Window Center {center:g} / Width {width:g}: both must be finite numbers."
+        )
+    if function == "LINEAR":
+        if width < 1:
+            raise InvalidWindowError(
+                f"Window Width {width:g} with VOI LUT Function LINEAR: PS3.3 C.11.2.1.2.1 "
+                "requires a width of at least 1. Use another window from the file or pass "
+                "radedge.io.Window(center, width) with width >= 1."
+            )
+        center -= 0.5
+        width -= 1
+    elif function in ("LINEAR_EXACT", "SIGMOID"):
+        if width <= 0:
+            raise InvalidWindowError(
+                f"Window Width {width:g} with VOI LUT Function {function}: PS3.3 C.11.2.1.3 "
+                "requires a width greater than 0. Use another window from the file or pass "
+                "radedge.io.Window(center, width) with a positive width."
+            )
+    else:
+        raise InvalidWindowError(
+            f"VOI LUT Function {function!r} is not LINEAR, LINEAR_EXACT or SIGMOID "
+            "(PS3.3 C.11.2.1.3)."
+        )
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if function == "SIGMOID":
+            return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / width))
+        below = values <= center - width / 2
+        above = values > center + width / 2
+        # width is 0 only for LINEAR width 1, where no value lies strictly between.
+        ramp = (values - center) / width + 0.5 if width > 0 else np.zeros_like(values)
+        return np.where(below, 0.0, np.where(above, 1.0, ramp))
+
+
+def _describe_window(window: Window, which: str) -> str:
+    explanation = f", '{window.explanation}'" if window.explanation else ""
+    return (f"VOI window C={float(window.center):g} W={float(window.width):g} "
+            f"{window.function} ({which}{explanation})")
+
+
+def _min_max(image: Image, stored: np.ndarray, modality: np.ndarray, why: str,
+             steps: list[str]) -> np.ndarray:
+    """Map [min, max] of the modality values of the stored values present onto [0, 1].
+
+    A rescale is monotonic, so the extreme stored values give the extreme modality
+    values; a Modality LUT need not be, so every present value is looked at.
+    """
+    first = int(stored[0])
+    pixels = image.pixels
+    if pixels.size == 0:
+        low = high = float(modality[0])
+    elif image.intensity.modality_lut is not None:
+        present = np.zeros(stored.shape[0], dtype=bool)
+        present[pixels.astype(np.int32, copy=False).ravel() - first] = True
+        low, high = float(modality[present].min()), float(modality[present].max())
+    else:
+        ends = modality[[int(pixels.min()) - first, int(pixels.max()) - first]]
+        low, high = float(ends.min()), float(ends.max())
+    if high > low:
+        steps.append(f"{why}: min-max of the modality output over the stored values present "
+                     f"[{low:g}, {high:g}]")
+        return (modality - low) / (high - low)
+    steps.append(f"{why}: every stored value present has modality value {low:g}; values up to "
+                 "it map to 0, above it to 1")
+    return np.where(modality > low, 1.0, 0.0)
