@@ -69,6 +69,9 @@ PixelsView pixels_view(const py::array& pixels) {
   view.rows = pixels.shape(0);
   view.columns = pixels.shape(1);
   view.data = pixels.data();
+  // An empty image is refused by check_preprocess_args with its own message; its
+  // strides mean nothing.
+  if (view.rows == 0 || view.columns == 0) return view;
   const py::ssize_t item = pixels.itemsize();
   // A stride of a length-1 axis is never used, and numpy leaves it arbitrary.
   if (view.columns > 1 && pixels.strides(1) != item) {

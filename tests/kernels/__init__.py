@@ -1,0 +1,1 @@
+"""Native kernels against their numpy references."""
