@@ -15,27 +15,10 @@
 
 namespace radedge {
 
-const char* pixel_type_name(PixelType type) {
-  switch (type) {
-    case PixelType::kUint8: return "uint8";
-    case PixelType::kUint16: return "uint16";
-    case PixelType::kInt16: return "int16";
-  }
-  return "unknown";
-}
-
 const char* output_type_name(OutputType type) {
   switch (type) {
     case OutputType::kFloat32: return "float32";
     case OutputType::kFloat16: return "float16";
-  }
-  return "unknown";
-}
-
-const char* resize_mode_name(ResizeMode mode) {
-  switch (mode) {
-    case ResizeMode::kStretch: return "stretch";
-    case ResizeMode::kLetterbox: return "letterbox";
   }
   return "unknown";
 }
@@ -138,6 +121,9 @@ void check_preprocess_args(const PixelsView& pixels, const LutView& lut, const O
   if (pixels.data == nullptr) fail("preprocess: pixels has no data pointer");
 
   if (lut.size < 1) fail("preprocess: lut is empty; it needs at least one entry");
+  if (lut.first_value < std::numeric_limits<int32_t>::min() || lut.first_value > std::numeric_limits<int32_t>::max()) {
+    fail("preprocess: lut_first_value must be a stored value in the int32 range; got ", lut.first_value);
+  }
   if (lut.data == nullptr) fail("preprocess: lut has no data pointer");
 
   if (out.type != params.output_type) {

@@ -309,6 +309,11 @@ def test_read_only_output_is_refused():
         preprocess_into(GOOD_PIXELS, LUT, 0, out, 0, SPEC)
 
 
+def test_lut_first_value_outside_int32_is_refused():
+    with pytest.raises(ValueError, match="lut_first_value must be a stored value in the int32 range"):
+        preprocess_into(GOOD_PIXELS, LUT, -(2**62), _out(), 0, SPEC)
+
+
 def test_negative_thread_count_is_refused():
     with pytest.raises(ValueError, match="threads must be >= 0"):
         preprocess_into(GOOD_PIXELS, LUT, 0, _out(), 0, SPEC, threads=-1)

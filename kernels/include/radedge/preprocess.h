@@ -39,9 +39,7 @@ enum class PixelType : int { kUint8, kUint16, kInt16 };
 enum class OutputType : int { kFloat32, kFloat16 };
 enum class ResizeMode : int { kStretch, kLetterbox };
 
-const char* pixel_type_name(PixelType type);
 const char* output_type_name(OutputType type);
-const char* resize_mode_name(ResizeMode mode);
 
 // Stored values, [rows, columns], columns contiguous; row_stride counts elements (>= columns).
 struct PixelsView {
@@ -53,6 +51,7 @@ struct PixelsView {
 };
 
 // float32[size]; stored value v reads data[clamp(v - first_value, 0, size - 1)].
+// first_value is a stored value, so it lies in the int32 range.
 struct LutView {
   const float* data = nullptr;
   int64_t size = 0;
