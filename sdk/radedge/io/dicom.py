@@ -38,7 +38,7 @@ import numpy as np
 import pydicom
 from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from ..errors import (
     CorruptPixelDataError,
@@ -83,9 +83,29 @@ def read_dicom(source, *, max_pixels: int | None = None) -> Image:
     """
     if isinstance(source, Dataset):
         filename = source.filename if isinstance(getattr(source, "filename", None), str) else None
-        return _read_dataset_object(source, filename, max_pixels)
-    with _binary_stream(source) as (stream, path):
+        with _damaged_header_is_an_input_error(filename):
+            return _read_dataset_object(source, filename, max_pixels)
+    with _binary_stream(source) as (stream, path), _damaged_header_is_an_input_error(path):
         return _read_stream(stream, path, max_pixels)
+
+
+# What pydicom raises while converting a damaged element (it converts lazily, on first
+# access: an unknown VR, a value of the wrong length, a sequence item without a tag).
+_PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, struct.error, ValueError, KeyError,
+                 TypeError, AttributeError, IndexError, OverflowError, NotImplementedError)
+
+
+@contextmanager
+def _damaged_header_is_an_input_error(path: str | None) -> Iterator[None]:
+    try:
+        yield
+    except InputError:
+        raise
+    except _PARSE_ERRORS as exc:
+        raise NotDicomError(
+            f"{_where(path)} has a damaged DICOM header ({type(exc).__name__}: "
+            f"{_first_line(exc)}). The file was corrupted in storage or transfer; send it again."
+        ) from None
 
 
 # --------------------------------------------------------------------------- sources
@@ -188,18 +208,19 @@ def _parse(stream: BinaryIO, start: int, force: bool, path: str | None, *, stop_
             f"cannot be inflated ({exc}): the file was cut off or damaged in transfer. "
             "Send it again."
         ) from None
-    except (InvalidDicomError, EOFError, struct.error, ValueError, KeyError, TypeError,
-            AttributeError, IndexError, OverflowError, NotImplementedError) as exc:
+    except _PARSE_ERRORS as exc:
         what = "a raw data set" if force else "a DICOM file ('DICM' at byte 128)"
         raise NotDicomError(
             f"{_where(path)} starts like {what} but its header cannot be parsed "
             f"({type(exc).__name__}: {_first_line(exc)}). The file is damaged or not DICOM; "
             f"radedge reads {ACCEPTED}."
         ) from None
-    if force and len(dataset) == 0:
+    if len(dataset) == 0:
+        what = ("has no 'DICM' at byte 128 and does not parse as a raw data set" if force
+                else "has a DICOM preamble but no data set elements could be read after it")
         raise NotDicomError(
-            f"{_where(path)} has no 'DICM' at byte 128 and does not parse as a raw data set "
-            f"(no elements found). radedge reads {ACCEPTED}."
+            f"{_where(path)} {what}: the header cannot be parsed. The file is damaged or not "
+            f"DICOM; radedge reads {ACCEPTED}."
         )
     return dataset
 
@@ -215,7 +236,10 @@ def _transfer_syntax(dataset: Dataset, path: str | None) -> tuple[str, str | Non
     meta = getattr(dataset, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid:
-        return str(uid).strip(), None
+        uid = str(uid).strip()
+        if not dicom_uid.UID(uid).is_transfer_syntax:
+            require_decoder(uid)  # raises UnsupportedTransferSyntaxError naming the UID
+        return uid, None
     implicit, little = getattr(dataset, "original_encoding", (None, None))
     if implicit is None or little is None:
         raise UnsupportedTransferSyntaxError(
@@ -519,13 +543,15 @@ def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None
         # pydicom's decoders read the syntax from the meta; give a copy one, never mutate
         # a caller's data set.
         dataset = copy.copy(dataset)
-        dataset.file_meta = FileMetaDataset(meta) if meta is not None else FileMetaDataset()
+        dataset.file_meta = copy.deepcopy(meta) if meta is not None else FileMetaDataset()
         dataset.file_meta.TransferSyntaxUID = syntax_uid
     try:
         pixels, _ = decoder.as_array(dataset, index=0, validate=True, raw=True)
-    except InputError:
+    except (InputError, MemoryError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except Exception as exc:  # pydicom and its plugins raise many types; none may escape raw.
+    except BaseException as exc:
+        # pydicom and its plugins raise many types, and the Rust-based pylibjpeg-rle raises
+        # pyo3's PanicException (a BaseException) on corrupt RLE segments; none may escape raw.
         message = _first_line(exc)
         if "less than expected" in message:
             raise TruncatedPixelDataError(
