@@ -1,0 +1,181 @@
+"""``radedge`` command line: ``run`` images through a model, ``inspect`` a bundle, ``doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import RadedgeError
+
+# Files that sit beside images in a folder (ground truth, notes) and are clearly not
+# images; they are skipped when walking a folder, but refused when named explicitly.
+_COMPRESSED_SYNTAXES = (
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended (12-bit)
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+)
+_NOT_IMAGES = {".json", ".txt", ".md", ".csv", ".xml", ".html", ".py", ".yaml", ".yml", ".log"}
+
+
+def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
+    """Yield (file, output stem) for every file named or found under a named folder."""
+    for given in paths:
+        root = Path(given)
+        if root.is_dir():
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                relative = path.relative_to(root)
+                if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() in _NOT_IMAGES:
+                    continue
+                yield path, str(relative.with_suffix("")).replace("/", "__")
+        else:
+            yield root, root.stem
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .pipeline import load_model
+
+    try:
+        model = load_model(args.model, threads=args.threads)
+    except RadedgeError as exc:
+        print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else None
+    print(
+        f"model {model.manifest.model_id} {model.manifest.model_version} "
+        f"(bundle {model.bundle.digest[:12]}) on {model.backend.name}/{model.backend.device}"
+    )
+    used: set[str] = set()
+    latencies, failed, flagged = [], 0, 0
+    for path, stem in _inputs(args.paths):
+        name = stem
+        suffix = 2
+        while name in used:
+            name, suffix = f"{stem}-{suffix}", suffix + 1
+        used.add(name)
+        try:
+            prediction = model.predict(path, check_scope=not args.no_scope_check)
+        except (RadedgeError, OSError) as exc:
+            failed += 1
+            print(f"{path}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        latencies.append(prediction.timings_ms["total"])
+        flagged += prediction.flagged
+        flags = (
+            ", ".join(f"{flag.code} ({flag.score:.2f})" for flag in prediction.flags) if prediction.flags else "no flags"
+        )
+        print(f"{path}  {flags}  {prediction.timings_ms['total']:.1f} ms")
+        if out is not None:
+            prediction.save_json(out / f"{name}.json")
+            if not args.no_overlay:
+                prediction.save_overlay(out / f"{name}.overlay.png")
+    total = len(latencies) + failed
+    summary = f"{total} image(s): {flagged} flagged, {failed} failed"
+    if latencies:
+        summary += f"; end-to-end latency median {statistics.median(latencies):.1f} ms, max {max(latencies):.1f} ms"
+    if out is not None:
+        summary += f"; results in {out}/"
+    print(summary)
+    if total == 0:
+        print("radedge: no input files found", file=sys.stderr)
+        return 2
+    return 1 if failed else 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+
+    try:
+        bundle = load_bundle(args.bundle)
+    except RadedgeError as exc:
+        print(f"radedge: {exc}", file=sys.stderr)
+        return 2
+    manifest = bundle.manifest
+    print(f"{manifest.model_id} {manifest.model_version}: {manifest.description}")
+    print(f"  bundle     {bundle.location} (sha256 {bundle.digest}), checksums verified")
+    print(f"  input      {manifest.input_name} {list(manifest.input_shape)} {manifest.preprocess.dtype}")
+    pre = manifest.preprocess
+    print(f"  preprocess {pre.resize}, mean {list(pre.mean)}, std {list(pre.std)}, VOI {manifest.intensity.voi}")
+    for output in manifest.outputs:
+        print(f"  output     {output.name}: {output.kind}, {output.activation} over {list(output.labels)}")
+        for rule in output.flags:
+            print(f"    flag     {rule.code} when p({rule.label}) >= {rule.threshold}: {rule.title}")
+    scope = manifest.scope
+    print(
+        f"  scope      modalities {list(scope.modalities) or 'any'}, intent {list(scope.presentation_intents) or 'any'}, "
+        f"body parts {list(scope.body_parts) or 'any'}"
+    )
+    if args.json:
+        print(json.dumps(manifest.provenance, indent=2))
+    return 0
+
+
+def _doctor(_: argparse.Namespace) -> int:
+    from ._native import kernels
+
+    native = kernels()
+    info = native.build_info()
+    count, why = native.cuda_device_count()
+    print(f"radedge {__version__}")
+    print(f"  native module   built with CUDA: {info['cuda']} {info['cuda_architectures']}".rstrip())
+    print(f"  CPU threads     {info['hardware_threads']}")
+    print(f"  CUDA devices    {count}" + (f" ({why})" if count == 0 else ""))
+    try:
+        import onnxruntime
+
+        print(f"  onnxruntime     {onnxruntime.__version__} {onnxruntime.get_available_providers()}")
+    except ImportError:
+        print("  onnxruntime     not installed (pip install onnxruntime)")
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    for uid in _COMPRESSED_SYNTAXES:
+        decoder = get_decoder(UID(uid))
+        if decoder.is_available:
+            state = "yes, with " + ", ".join(decoder.available_plugins)
+        else:
+            state = "NO: plugins need " + "; ".join(decoder.missing_dependencies)
+        print(f"  decodes         {UID(uid).name}: {state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radedge", description="Run X-ray imaging AI models at the console.")
+    parser.add_argument("--version", action="version", version=f"radedge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="flag images: DICOM, PNG, JPEG or TIFF files, or folders of them")
+    run.add_argument("paths", nargs="+", metavar="PATH")
+    run.add_argument("--model", default=None, metavar="BUNDLE", help="bundle directory or .radedge file (default: the bundled bone-tumor demo model)")
+    run.add_argument("--out", default=None, metavar="DIR", help="write <name>.json and <name>.overlay.png per image here")
+    run.add_argument("--threads", type=int, default=0, help="CPU threads for preprocessing and inference (0: all cores)")
+    run.add_argument("--no-overlay", action="store_true", help="write JSON only")
+    run.add_argument("--no-scope-check", action="store_true", help="run images outside the model's declared scope too")
+    run.set_defaults(func=_run)
+
+    inspect = commands.add_parser("inspect", help="verify a bundle and describe it")
+    inspect.add_argument("bundle", nargs="?", default=None)
+    inspect.add_argument("--json", action="store_true", help="also print the provenance record")
+    inspect.set_defaults(func=_inspect)
+
+    doctor = commands.add_parser("doctor", help="what this installation can do: native build, GPUs, decoders")
+    doctor.set_defaults(func=_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
