@@ -797,7 +797,9 @@ def _meaning(dataset, layout: _Layout, rescale, modality_lut, windows, voi_luts)
                      "modality values.")
     elif rescale is not None:
         kind = f" ({rescale.rescale_type})" if rescale.rescale_type else ""
-        parts.append(f"Modality values{kind} = {rescale.slope:g} * stored + {rescale.intercept:g}.")
+        sign = "-" if rescale.intercept < 0 else "+"
+        parts.append(f"Modality values{kind} = {rescale.slope:g} * stored {sign} "
+                     f"{abs(rescale.intercept):g}.")
     else:
         parts.append("No modality transform: stored values are the modality values.")
     if layout.photometric == "MONOCHROME1":
