@@ -267,7 +267,7 @@ def window_cases(draw):
     return bits, signed, attributes
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(window_cases())
 def test_property_windows_match_pydicom(case):
     bits, signed, attributes = case
@@ -344,6 +344,7 @@ def test_window_width_limits_per_function(function, width, allowed):
         assert_matches_pydicom(encoded, ds)
         return
     image = read_dicom(encoded)  # reading succeeds: another window may still be chosen
+    assert any("window 0" in note and "unusable" in note for note in image.notes)
     with pytest.raises(InvalidWindowError, match=f"Window Width {width:g} with VOI LUT Function {function}"):
         build_lut(image)
     with pytest.raises(ValueError):  # what pydicom itself raises for the same window
@@ -376,6 +377,8 @@ def test_voi_argument_must_be_known():
 def test_table_is_read_only_float32_covering_the_stored_range():
     image = read_dicom(get_testdata_file("MR_small.dcm"))
     lut = build_lut(image)
+    with pytest.raises(ValueError, match=r"must lie in \[-32768, 32767\]"):
+        lut.apply(np.array([40000]))
     assert lut.table.dtype == np.float32 and lut.table.shape == (65536,)
     assert (lut.first_stored_value, lut.last_stored_value) == (-32768, 32767)
     assert not lut.table.flags.writeable

@@ -79,6 +79,12 @@ class IntensityLut:
         The plain numpy gather the native preprocess kernel must reproduce.
         """
         index = np.asarray(stored_values).astype(np.int64) - self.first_stored_value
+        if index.size and (index.min() < 0 or index.max() >= self.table.shape[0]):
+            raise ValueError(
+                f"stored values must lie in [{self.first_stored_value}, {self.last_stored_value}], "
+                f"the range this table covers; got [{index.min() + self.first_stored_value}, "
+                f"{index.max() + self.first_stored_value}]"
+            )
         return self.table[index]
 
 

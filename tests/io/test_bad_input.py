@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.uid import MPEG2MPML
+from pydicom.uid import MPEG2MPML, DeflatedExplicitVRLittleEndian
 
 from radedge.errors import (
     CorruptPixelDataError,
@@ -135,6 +135,17 @@ def test_deflated_file_cut_off():
         read_dicom(content[:-100])
 
 
+def test_deflate_bomb_is_refused_while_inflating():
+    # 4 x 4 pixels, plus 8 MB of zeros in a private element: ~8 kB deflated.
+    ds = make_dataset(np.zeros((4, 4)), bits_stored=12, syntax=DeflatedExplicitVRLittleEndian)
+    ds.add_new(0x00091010, "OB", bytes(8 * 2**20))
+    encoded = to_bytes(ds)
+    assert len(encoded) < 64 * 2**10
+    with pytest.raises(ImageTooLargeError, match="inflates to more than 1052576 bytes"):
+        read_dicom(encoded, max_pixels=1000)
+    assert read_dicom(encoded).pixels.shape == (4, 4)  # within the default limit
+
+
 def test_every_cut_of_a_file_gives_a_radedge_error_or_the_whole_image():
     """A file cut at any byte: a typed error or (cut only in trailing padding) the image."""
     for name in ("MR_small.dcm", "MR_small_jp2klossless.dcm", "JPEGLSNearLossless_08.dcm"):
@@ -152,7 +163,8 @@ def test_corrupted_bytes_never_escape_as_raw_exceptions():
     """Random byte changes anywhere in a file: a typed error or an image, never a raw error."""
     rng = random.Random(20240517)
     sources = [_bytes(n) for n in ("MR_small.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm",
-                                   "MR_small_jpeg_ls_lossless.dcm", "CT_small.dcm")]
+                                   "MR_small_jpeg_ls_lossless.dcm", "CT_small.dcm", "image_dfl.dcm",
+                                   "MR_small_bigendian.dcm", "JPGExtended.dcm")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(300):

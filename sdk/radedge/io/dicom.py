@@ -42,6 +42,7 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from ..errors import (
     CorruptPixelDataError,
+    ImageTooLargeError,
     InputError,
     NoPixelDataError,
     NotDicomError,
@@ -51,7 +52,7 @@ from ..errors import (
 )
 from .codecs import describe_syntax, require_decoder
 from .image import Image, Intensity, LookupTable, PixelSpacing, Rescale, Source, Window
-from .limits import check_declared_size
+from .limits import MAX_PIXELS, check_declared_size
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
 
 log = logging.getLogger(__name__)
@@ -139,12 +140,14 @@ def _where(path: str | None) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> Image:
+def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None, *,
+                 inflated: bool = False) -> Image:
+    """Read from a seekable stream; ``inflated``: the stream is a deflated data set's content."""
     start = stream.tell()
     head = stream.read(HEAD_SIZE)
     file_end = stream.seek(0, io.SEEK_END)
     stream.seek(start)
-    kind = detect_format(head)
+    kind = "dicom-raw" if inflated else detect_format(head)
     if kind not in ("dicom", "dicom-raw"):
         hint = (
             f" It is a {kind.upper()} image: read it with radedge.io.read_image or read_raster."
@@ -156,14 +159,18 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> 
             f"byte 128 and it does not start like a raw data set.{hint}"
         )
     force = kind == "dicom-raw"
+    if not inflated:
+        data_set_offset, declared_syntax = _file_meta_syntax(stream, start)
+        if declared_syntax == dicom_uid.DeflatedExplicitVRLittleEndian:
+            content = _inflate(stream, data_set_offset, file_end, path, max_pixels)
+            return _read_stream(io.BytesIO(content), path, max_pixels, inflated=True)
 
     header = _parse(stream, start, force, path, stop_before_pixels=True)
-    syntax_uid, syntax_note = _transfer_syntax(header, path)
-    if syntax_uid == dicom_uid.DeflatedExplicitVRLittleEndian:
-        # pydicom inflates the whole data set into memory to parse even its header, so
-        # there is no file position to inspect: check the inflated data set instead.
-        dataset = _parse(stream, start, force, path, stop_before_pixels=False)
-        return _read_dataset_object(dataset, path, max_pixels)
+    if inflated:
+        # The inflated content is an Explicit VR Little Endian data set (PS3.5 A.5).
+        syntax_uid, syntax_note = str(dicom_uid.ExplicitVRLittleEndian), None
+    else:
+        syntax_uid, syntax_note = _transfer_syntax(header, path)
     notes = [syntax_note] if syntax_note else []
 
     # stop_before_pixels leaves the stream at the tag of the pixel data element.
@@ -178,7 +185,74 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> 
     dataset = _parse(stream, start, force, path, stop_before_pixels=False)
     if _PIXEL_DATA not in dataset:
         _raise_no_pixel_data(dataset, path)
-    return _decode_and_describe(dataset, syntax_uid, layout, path, notes)
+    reported = dicom_uid.DeflatedExplicitVRLittleEndian if inflated else None
+    return _decode_and_describe(dataset, syntax_uid, layout, path, notes, reported_syntax=reported)
+
+
+# File meta elements whose explicit-VR header has a 32-bit length (PS3.5 7.1.2).
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+
+
+def _file_meta_syntax(stream: BinaryIO, start: int) -> tuple[int, str | None]:
+    """Where the data set begins after the File Meta Information, and its Transfer Syntax UID.
+
+    Parsed here, without pydicom, because pydicom inflates a deflated data set in full
+    before returning anything: the size limits must bound that inflation first.
+    The meta group (PS3.10 7.1) is always Explicit VR Little Endian.
+    """
+    stream.seek(start)
+    position = start + HEAD_SIZE if stream.read(HEAD_SIZE)[128:132] == b"DICM" else start
+    stream.seek(position)
+    syntax = None
+    while True:
+        raw = stream.read(8)
+        if len(raw) < 8 or struct.unpack("<H", raw[:2])[0] != 0x0002:
+            break
+        element = struct.unpack("<H", raw[2:4])[0]
+        if raw[4:6] in _LONG_VRS:
+            extra = stream.read(4)
+            if len(extra) < 4:
+                break
+            header, length = 12, struct.unpack("<I", extra)[0]
+        else:
+            header, length = 8, struct.unpack("<H", raw[6:8])[0]
+        value = stream.read(min(length, 1024))
+        if element == 0x0010:
+            syntax = value.rstrip(b"\x00 ").decode("ascii", "replace")
+        position += header + length
+        stream.seek(position)
+    return position, syntax
+
+
+def _inflate(stream: BinaryIO, offset: int, file_end: int, path: str | None, max_pixels: int | None) -> bytes:
+    """Inflate a Deflated Explicit VR Little Endian data set (PS3.5 A.5), bounded.
+
+    Deflate compresses up to about 1000:1, so a small file can claim gigabytes (a
+    "deflate bomb"). Inflation stops at 4 bytes per allowed pixel (16-bit pixels twice
+    over) plus 1 MiB for the header, which any image within the limits fits.
+    """
+    limit = 4 * (MAX_PIXELS if max_pixels is None else int(max_pixels)) + (1 << 20)
+    stream.seek(offset)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        content = inflater.decompress(stream.read(file_end - offset), limit)
+    except zlib.error as exc:
+        raise CorruptPixelDataError(
+            f"{_where(path)} uses Deflated Explicit VR Little Endian but its deflate stream is "
+            f"damaged ({exc}). Send it again."
+        ) from None
+    if inflater.unconsumed_tail:
+        raise ImageTooLargeError(
+            f"{_where(path)} is a deflated data set that inflates to more than {limit} bytes, "
+            "more than an image within the size limit (max_pixels) can need; refused before "
+            "inflating further."
+        )
+    if not inflater.eof:
+        raise TruncatedPixelDataError(
+            f"{_where(path)} uses Deflated Explicit VR Little Endian and its deflate stream ends "
+            "early: the file was cut off in transfer. Send it again."
+        )
+    return content
 
 
 def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | None) -> Image:
@@ -499,7 +573,7 @@ def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) ->
 
 
 def _decode_and_describe(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None,
-                         notes: list[str]) -> Image:
+                         notes: list[str], reported_syntax: str | None = None) -> Image:
     # Parse intensity metadata first: a malformed LUT refuses the image before decoding.
     little_endian = dicom_uid.UID(syntax_uid).is_little_endian
     if little_endian is None:
@@ -507,7 +581,7 @@ def _decode_and_describe(dataset: Dataset, syntax_uid: str, layout: _Layout, pat
     intensity = _intensity(dataset, layout, bool(little_endian), path, notes)
     pixels = _decode(dataset, syntax_uid, layout, path, notes)
     spacing, spacing_problem = _spacing(dataset, notes)
-    syntax = describe_syntax(syntax_uid)
+    syntax = describe_syntax(reported_syntax or syntax_uid)
     source = Source(
         path=path,
         format="dicom",
@@ -784,6 +858,10 @@ def _windows(dataset: Dataset, notes: list[str]) -> tuple[Window, ...]:
         width = widths[0] if len(widths) == 1 else widths[index]
         explanation = explanations[index] if index < len(explanations) else ""
         windows.append(Window(center=center, width=width, function=function, explanation=explanation))
+        minimum = "at least 1" if function == "LINEAR" else "greater than 0"
+        if (width < 1 if function == "LINEAR" else width <= 0) or not np.isfinite([center, width]).all():
+            notes.append(f"window {index} (C={center:g} W={width:g} {function}) is unusable: "
+                         f"PS3.3 C.11.2.1.2 requires a width {minimum}; choose another window")
     return tuple(windows)
 
 
