@@ -92,8 +92,9 @@ def read_dicom(source, *, max_pixels: int | None = None) -> Image:
 
 # What pydicom raises while converting a damaged element (it converts lazily, on first
 # access: an unknown VR, a value of the wrong length, a sequence item without a tag).
-_PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, struct.error, ValueError, KeyError,
-                 TypeError, AttributeError, IndexError, OverflowError, NotImplementedError)
+_PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, struct.error,
+                 ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError,
+                 NotImplementedError)
 
 
 @contextmanager
@@ -224,7 +225,8 @@ def _file_meta_syntax(stream: BinaryIO, start: int) -> tuple[int, str | None]:
     return position, syntax
 
 
-def _inflate(stream: BinaryIO, offset: int, file_end: int, path: str | None, max_pixels: int | None) -> bytes:
+def _inflate(stream: BinaryIO, offset: int, file_end: int, path: str | None,
+             max_pixels: int | None) -> bytes:
     """Inflate a Deflated Explicit VR Little Endian data set (PS3.5 A.5), bounded.
 
     Deflate compresses up to about 1000:1, so a small file can claim gigabytes (a
@@ -271,7 +273,8 @@ def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | N
     return _decode_and_describe(dataset, syntax_uid, layout, path, notes)
 
 
-def _parse(stream: BinaryIO, start: int, force: bool, path: str | None, *, stop_before_pixels: bool) -> Dataset:
+def _parse(stream: BinaryIO, start: int, force: bool, path: str | None, *,
+           stop_before_pixels: bool) -> Dataset:
     """``dcmread`` with every parsing failure turned into a radedge error."""
     stream.seek(start)
     try:
@@ -354,8 +357,8 @@ def _pixel_element_header(stream: BinaryIO, syntax_uid: str) -> tuple[int, int, 
     return tag, offset + 12, length
 
 
-def _check_pixel_element_in_file(stream: BinaryIO, pixel_element, syntax_uid: str, layout, file_end: int,
-                                 path: str | None) -> None:
+def _check_pixel_element_in_file(stream: BinaryIO, pixel_element, syntax_uid: str, layout,
+                                 file_end: int, path: str | None) -> None:
     """Compare the Pixel Data element's declared extent with the header and the file."""
     _tag, value_offset, length = pixel_element
     available = file_end - value_offset
@@ -388,7 +391,8 @@ def _check_native_length(held: int, layout, path: str | None) -> None:
         )
 
 
-def _check_encapsulated_items(stream: BinaryIO, value_offset: int, file_end: int, path: str | None) -> None:
+def _check_encapsulated_items(stream: BinaryIO, value_offset: int, file_end: int,
+                              path: str | None) -> None:
     """Walk the items of encapsulated Pixel Data (PS3.5 A.4) without reading fragments.
 
     A file cut off inside the fragments makes pydicom silently drop the element; this
@@ -609,7 +613,8 @@ def _decode_and_describe(dataset: Dataset, syntax_uid: str, layout: _Layout, pat
     )
 
 
-def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None, notes: list[str]) -> np.ndarray:
+def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None,
+            notes: list[str]) -> np.ndarray:
     """Decode frame 0 to stored values in native byte order, every value in range."""
     decoder = require_decoder(syntax_uid)
     meta = getattr(dataset, "file_meta", None)

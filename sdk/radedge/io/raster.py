@@ -98,7 +98,8 @@ def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
     else:
         reason = "OpenCV returned no image"
     if decoded is None:
-        lossless = " (a lossless JPEG, which OpenCV's libjpeg does not decode)" if header.lossless_jpeg else ""
+        lossless = (" (a lossless JPEG, which OpenCV's libjpeg does not decode)"
+                    if header.lossless_jpeg else "")
         raise CorruptPixelDataError(
             f"{where}: OpenCV could not decode the {header.format.upper()} data ({reason}){lossless}. "
             "The file is damaged or uses a coding OpenCV does not support; export it again "
@@ -172,7 +173,8 @@ def parse_header(data: bytes, where: str = "the input") -> RasterHeader:
         return _jpeg_header(data, where)
     if kind == "tiff":
         return _tiff_header(data, where)
-    dicom = " It is DICOM: read it with radedge.io.read_image or read_dicom." if kind and kind.startswith("dicom") else ""
+    dicom = (" It is DICOM: read it with radedge.io.read_image or read_dicom."
+             if kind in ("dicom", "dicom-raw") else "")
     raise UnsupportedImageError(
         f"{where} is not a PNG, JPEG or TIFF file: {describe_bytes(data[:132])}.{dicom}"
     )
@@ -215,7 +217,9 @@ def _jpeg_header(data: bytes, where: str) -> RasterHeader:
         if marker in (0x01, *range(0xD0, 0xD8)):
             continue
         if marker == 0xDA:
-            raise CorruptPixelDataError(f"{where}: the JPEG has a scan before any frame header (SOFn); it is damaged.")
+            raise CorruptPixelDataError(
+                f"{where}: the JPEG has a scan before any frame header (SOFn); it is damaged."
+            )
         (length,) = struct.unpack(">H", data[position:position + 2])
         if marker in _JPEG_SOF:
             if position + 8 > len(data):
@@ -247,7 +251,9 @@ def _tiff_header(data: bytes, where: str) -> RasterHeader:
         raise _cut_header(where, "TIFF") from None
     width, height = tags.get(256, [0])[0], tags.get(257, [0])[0]
     if width == 0 or height == 0:
-        raise CorruptPixelDataError(f"{where}: TIFF ImageWidth/ImageLength are {width} x {height}; the file is damaged.")
+        raise CorruptPixelDataError(
+            f"{where}: TIFF ImageWidth/ImageLength are {width} x {height}; the file is damaged."
+        )
     samples = tags.get(277, [1])[0]
     bits = max(tags.get(258, [1]))
     sample_format = tags.get(339, [1])[0]
