@@ -14,11 +14,12 @@ Command line: ``python -m radedge.export.phantoms --help``.
 
 from .dicom import TRANSFER_SYNTAXES, DcmtkNotFoundError, to_dataset, write_dicom
 from .long_bone import long_bone_radiograph
-from .phantom import LABELS, Phantom
+from .phantom import GENERATOR_VERSION, LABELS, Phantom
 from .sets import write_examples, write_set, write_transfer_syntax_set
 from .spine import GENANT_REDUCTION, LUMBAR_LEVELS, genant_grade, lumbar_spine_radiograph
 
 __all__ = [
+    "GENERATOR_VERSION",
     "GENANT_REDUCTION",
     "LABELS",
     "LUMBAR_LEVELS",

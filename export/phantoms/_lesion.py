@@ -166,9 +166,9 @@ def _draw_benign(
         lysis=float(rng.uniform(0.8, 0.95)) if lytic else 0.0,
         cortical_loss=float(rng.uniform(0.15, 0.35)) if lytic else 0.0,
         blastic_density=0.0 if lytic else float(rng.uniform(0.30, 0.55)),
-        rim_mm=float(rng.uniform(1.5, 3.0)) if lytic else 0.0,
-        rim_attenuation=float(rng.uniform(0.18, 0.35)) if lytic else 0.0,
-        septa=float(rng.uniform(0.03, 0.08)) if (lytic and rng.random() < 0.4) else 0.0,
+        rim_mm=float(rng.uniform(1.2, 2.5)) if lytic else 0.0,
+        rim_attenuation=float(rng.uniform(0.4, 0.65)) if lytic else 0.0,
+        septa=float(rng.uniform(0.08, 0.16)) if (lytic and rng.random() < 0.4) else 0.0,
         hole_scale_mm=float(rng.uniform(3.0, 5.0)),
     )
 
@@ -381,11 +381,13 @@ def render_lesion(plan: LesionPlan, bone: TubularBone, protocol: Protocol, maps,
         if plan.matrix == "lytic":
             delta -= inside * (0.7 + 0.3 * depth) * (np.float32(plan.lysis) * medulla + np.float32(plan.cortical_loss) * cortex)
             if plan.septa > 0:
-                # Thin bony septa (a "soap-bubble" look) where the noise crosses zero.
-                delta += inside * np.float32(plan.septa) * np.exp(-np.square(fine * np.float32(1.0 / 0.12)))
-            rim = np.exp(-np.maximum(distance, 0.0) * np.float32(1.0 / plan.rim_mm)) * (1.0 - inside)
+                # A few thin bony septa (a "soap-bubble" look) where a smooth noise crosses zero.
+                delta += inside * np.float32(plan.septa) * np.exp(-np.square(cloud_noise * np.float32(1.0 / 0.15)))
+            # Sclerotic rim: a band of dense reactive bone hugging the margin, fading out
+            # over its outer third.
+            rim = (1.0 - inside) * (1.0 - smoothstep(0.6 * plan.rim_mm, plan.rim_mm, distance))
             delta += np.float32(plan.rim_attenuation) * rim
-            mask = inside_bone & (distance < 3.0 * plan.rim_mm)
+            mask = inside_bone & (distance < plan.rim_mm)
         else:
             delta += inside * np.float32(plan.blastic_density) * (0.8 + 0.2 * depth) * (1.0 + 0.12 * fine)
             mask = inside_bone & (distance < half_edge)
@@ -462,12 +464,13 @@ def _malignant_surroundings(
             rho_m = _normalised_radius(ws, wv, (s_mass, mass_v), (plan.mass_along_mm, mass_b), 0.0, plan.mass_lobes)
             rho_m /= 1.0 + np.float32(0.05) * np.clip(ragged[window] * np.float32(0.5), -1.0, 1.0)
             in_mass = rho_m < 1.0
-            depth = ellipsoid_depth_mm(rho_m, 0.9 * mass_b)
+            # A soft-edged mass: thickness falls off more gently than an ellipsoid's.
+            depth = np.float32(1.8 * mass_b) * np.power(np.maximum(1.0 - rho_m * rho_m, 0.0), np.float32(0.8))
             # The mass replaces fat and muscle inside the limb and bulges the skin outside it.
             change = depth * np.float32(MU_MASS) - np.minimum(depth, soft_path_mm[window]) * np.float32(_MU_DISPLACED)
             cloud = cloud_noise[window]
             if plan.mass_ossification > 0:
-                change += np.float32(plan.mass_ossification / (1.8 * mass_b)) * smoothstep(-0.2, 1.2, cloud) * depth
+                change += np.float32(plan.mass_ossification / (1.8 * mass_b)) * smoothstep(-1.2, 2.0, cloud) * depth
             if plan.spicule_count:
                 # Sunburst: fine spicules of tumour bone radiating from the lesion, densest
                 # near the cortex ("hair-on-end").
@@ -521,7 +524,9 @@ def _malignant_surroundings(
                 np.float32(plan.codman_height_mm) * (1.0 - beyond * np.float32(1.0 / plan.codman_length_mm)),
                 np.float32(plan.codman_height_mm) * smoothstep(-3.0, 0.0, beyond),
             )
+            # New bone is densest against the cortex and thins towards the lifted periosteum.
             triangle = smoothstep(-0.3, 0.3, outward) * (1.0 - smoothstep(-0.5, 0.0, outward - height))
+            triangle *= 1.0 - 0.5 * np.clip(outward / np.maximum(height, 0.3), 0.0, 1.0)
             zone = (outward > -0.4) & (outward < height) & (beyond > -3.2) & (beyond < plan.codman_length_mm) & (height > 0.3)
             delta[window] += np.float32(0.45 * MU_CORTEX_EXCESS * 12.0) * triangle * zone * ~support[window]
             support[window] |= zone

@@ -220,6 +220,8 @@ def calibrate(
     toe, as on film); the dose is set so that ``detected_quanta`` quanta arrive at the
     curve's middle.
     """
+    if density_of_body.size == 0:
+        raise ValueError("no patient in the open field: the image is too small or too tightly collimated")
     low, high = np.percentile(density_of_body, [10.0, 99.7])
     span = max(float(high - low), 0.2)
     density_mid = float(low) + protocol.curve_position * span

@@ -41,7 +41,7 @@ from pydicom.uid import (
 
 from radedge.errors import RadedgeError
 
-from .phantom import Phantom
+from .phantom import GENERATOR_VERSION, Phantom
 
 DX_FOR_PRESENTATION = UID("1.2.840.10008.5.1.4.1.1.1.1")
 DX_FOR_PROCESSING = UID("1.2.840.10008.5.1.4.1.1.1.1.1")
@@ -136,7 +136,7 @@ def to_dataset(phantom: Phantom, *, presentation_intent: str = "FOR PRESENTATION
     ds.PresentationIntentType = presentation_intent
     ds.Manufacturer = "radedge"
     ds.ManufacturerModelName = "synthetic phantom"
-    ds.SoftwareVersions = "radedge.export.phantoms 1"
+    ds.SoftwareVersions = f"radedge.export.phantoms {GENERATOR_VERSION}"
     ds.ReferringPhysicianName = ""
     body_part = phantom.body_part
     view = header.get("ViewPosition", "")
@@ -311,7 +311,9 @@ def _write_with_dcmtk(ds: Dataset, path: Path, uid: UID) -> None:
     if uid == JPEGLosslessSV1:
         options = ["+e1"]
     else:
-        options = ["+ee", "+q", str(JPEG_EXTENDED_QUALITY)]
+        # +sr: scale over the range BitsStored allows, i.e. keep the stored values; the
+        # default (+sp) would shift them to start at the image minimum.
+        options = ["+ee", "+q", str(JPEG_EXTENDED_QUALITY), "+sr"]
     with tempfile.TemporaryDirectory(prefix="radedge-phantom-") as scratch:
         source = Path(scratch) / "uncompressed.dcm"
         target = Path(scratch) / "compressed.dcm"

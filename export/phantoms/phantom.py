@@ -11,6 +11,9 @@ import numpy as np
 Kind = Literal["long_bone", "lumbar_spine"]
 Photometric = Literal["MONOCHROME1", "MONOCHROME2"]
 LABELS = ("no_tumour", "benign", "malignant")
+# Changes whenever the same seed would give different pixels or ground truth, so caches
+# keyed on it (prepared training sets) are never stale.
+GENERATOR_VERSION = "1"
 
 
 @dataclass
