@@ -26,20 +26,30 @@ def _parser() -> argparse.ArgumentParser:
     one_set.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     one_set.add_argument("--kind", choices=KINDS, default="long_bone", help="default long_bone")
     one_set.add_argument(
-        "--labels", default=None,
-        help=f"comma-separated labels cycled over the set, from {','.join(LABELS)} (long_bone; default: drawn per seed)",
+        "--labels",
+        default=None,
+        help=f"comma-separated labels cycled over the set, from {','.join(LABELS)} (long_bone; default: drawn)",
     )
     one_set.add_argument(
-        "--transfer-syntax", action="append", default=None, metavar="UID",
+        "--transfer-syntax",
+        action="append",
+        default=None,
+        metavar="UID",
         help="transfer syntax UID, repeat to cycle several (default Explicit VR Little Endian); one of: "
         + ", ".join(f"{uid} ({ts.short_name})" for uid, ts in TRANSFER_SYNTAXES.items()),
     )
 
     examples = commands.add_parser("examples", help="the bundled demo radiographs and their ground truth")
-    examples.add_argument("--out", default="examples/radiographs", help="long-bone examples (default examples/radiographs)")
-    examples.add_argument("--spine-out", default=None, help="also write the lumbar-spine examples here (e.g. examples/spine)")
+    examples.add_argument(
+        "--out", default="examples/radiographs", help="long-bone examples (default examples/radiographs)"
+    )
+    examples.add_argument(
+        "--spine-out", default=None, help="also write the lumbar-spine examples here (e.g. examples/spine)"
+    )
 
-    fixtures = commands.add_parser("transfer-syntaxes", help="one small phantom in every transfer syntax, plus index.json")
+    fixtures = commands.add_parser(
+        "transfer-syntaxes", help="one small phantom in every transfer syntax, plus index.json"
+    )
     fixtures.add_argument("--out", default="tests/data/transfer_syntaxes", help="default tests/data/transfer_syntaxes")
     return parser
 
@@ -51,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "set":
             labels = args.labels.split(",") if args.labels else None
             paths = write_set(
-                args.out, args.count, seed=args.seed, kind=args.kind, labels=labels, transfer_syntaxes=args.transfer_syntax
+                args.out,
+                args.count,
+                seed=args.seed,
+                kind=args.kind,
+                labels=labels,
+                transfer_syntaxes=args.transfer_syntax,
             )
         elif args.command == "examples":
             paths = write_examples(args.out, spine_dir=args.spine_out)

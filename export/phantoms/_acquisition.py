@@ -78,8 +78,10 @@ class Collimation:
         hx, hy = self.half_size_px
         local = np.array([[-hx, -hy], [hx, -hy], [hx, hy], [-hx, hy]])
         return np.stack(
-            [self.centre_px[0] + local[:, 0] * cos - local[:, 1] * sin,
-             self.centre_px[1] + local[:, 0] * sin + local[:, 1] * cos],
+            [
+                self.centre_px[0] + local[:, 0] * cos - local[:, 1] * sin,
+                self.centre_px[1] + local[:, 0] * sin + local[:, 1] * cos,
+            ],
             axis=1,
         )
 

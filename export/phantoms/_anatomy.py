@@ -20,10 +20,11 @@ MU_FAT = 0.0190
 MU_MUSCLE = 0.0225
 MU_CORTEX_EXCESS = 0.055  # cortical bone (~1.9 g/cm^3) minus muscle
 MU_MASS = 0.0260  # a tumour mass: cellular, haemorrhagic, partly mineralised matrix; denser than muscle
-MU_AIR_DEFICIT = -MU_MUSCLE  # gas that replaces soft tissue
 
 
-def grid_window(grid: Grid, x_min_mm: float, x_max_mm: float, y_min_mm: float, y_max_mm: float) -> tuple[slice, slice] | None:
+def grid_window(
+    grid: Grid, x_min_mm: float, x_max_mm: float, y_min_mm: float, y_max_mm: float
+) -> tuple[slice, slice] | None:
     """Rows/columns of ``grid`` whose centres fall in an mm rectangle; ``None`` when empty."""
     x = grid.x_mm[0]
     y = grid.y_mm[:, 0]
@@ -168,11 +169,6 @@ class TubularBone:
                 medulla += band * chord_mm(inner, v) * depth * np.float32(0.15 * MU_CORTEX_EXCESS)
         return cortex.astype(np.float32, copy=False), medulla.astype(np.float32, copy=False)
 
-    def inside(self, grid: Grid) -> np.ndarray:
-        """bool (grid shape): inside the bone's periosteal outline."""
-        s, v = self.local(grid)
-        return np.abs(v) < self.outer(s)
-
 
 @dataclass(frozen=True)
 class Ellipsoid:
@@ -211,7 +207,9 @@ class Ellipsoid:
         inner = ellipsoid_depth_mm(
             np.sqrt(np.square(u / (a - shrink)) + np.square(v / (b - shrink))), self.half_depth_mm - shrink
         )
-        return ((outer - inner) * np.float32(MU_CORTEX_EXCESS) + inner * np.float32(self.medulla_excess)).astype(np.float32)
+        return ((outer - inner) * np.float32(MU_CORTEX_EXCESS) + inner * np.float32(self.medulla_excess)).astype(
+            np.float32
+        )
 
 
 @dataclass(frozen=True)

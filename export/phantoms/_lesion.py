@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._anatomy import MU_CORTEX_EXCESS, MU_FAT, MU_MASS, MU_MUSCLE, TubularBone
-from ._primitives import Grid, ellipsoid_depth_mm, smooth_noise, smoothstep, upsample_region
+from ._primitives import Grid, smooth_noise, smoothstep, upsample_region
 from ._protocol import Protocol
 from ._render import Modification
 from .phantom import mask_extent
@@ -112,7 +112,9 @@ def draw_lesion(
     for attempt in range(72):
         size_factor = 1.0 if attempt < 24 else 0.85 if attempt < 40 else 0.7 if attempt < 56 else 0.55
         s_mm = float(rng.uniform(*s_range))
-        plan = draw(np.random.default_rng(rng.integers(0, 2**63)), bone, s_mm, min_semi_axis, size_factor, regions_mm[0])
+        plan = draw(
+            np.random.default_rng(rng.integers(0, 2**63)), bone, s_mm, min_semi_axis, size_factor, regions_mm[0]
+        )
         if _fits(plan, bone, protocol, margin_px):
             break
     else:
@@ -122,8 +124,11 @@ def draw_lesion(
         )
     epiphysis_end, diaphysis_start = regions_mm
     location = (
-        "epiphysis" if plan.centre_s_mm < epiphysis_end
-        else "metaphysis" if plan.centre_s_mm < diaphysis_start else "diaphysis"
+        "epiphysis"
+        if plan.centre_s_mm < epiphysis_end
+        else "metaphysis"
+        if plan.centre_s_mm < diaphysis_start
+        else "diaphysis"
     )
     return _replace(plan, location=location, shaft_start_mm=epiphysis_end)
 
@@ -135,7 +140,12 @@ def _replace(plan: LesionPlan, **changes) -> LesionPlan:
 
 
 def _draw_benign(
-    rng: np.random.Generator, bone: TubularBone, s_mm: float, min_semi_axis: float, size_factor: float, epiphysis_end_mm: float
+    rng: np.random.Generator,
+    bone: TubularBone,
+    s_mm: float,
+    min_semi_axis: float,
+    size_factor: float,
+    epiphysis_end_mm: float,
 ) -> LesionPlan:
     del epiphysis_end_mm  # benign lesions have no soft-tissue component to keep out of the joint
     matrix = "lytic" if rng.random() < 0.7 else "blastic"
@@ -174,7 +184,12 @@ def _draw_benign(
 
 
 def _draw_malignant(
-    rng: np.random.Generator, bone: TubularBone, s_mm: float, min_semi_axis: float, size_factor: float, epiphysis_end_mm: float
+    rng: np.random.Generator,
+    bone: TubularBone,
+    s_mm: float,
+    min_semi_axis: float,
+    size_factor: float,
+    epiphysis_end_mm: float,
 ) -> LesionPlan:
     roll = rng.random()
     matrix = "lytic" if roll < 0.35 else "blastic" if roll < 0.65 else "mixed"
@@ -216,7 +231,11 @@ def _draw_malignant(
         edge_mm=0.0,
         lysis=lysis,
         cortical_loss=float(rng.uniform(0.75, 0.95)),
-        blastic_density={"lytic": 0.0, "blastic": float(rng.uniform(0.6, 1.0)), "mixed": float(rng.uniform(0.35, 0.55))}[matrix],
+        blastic_density={
+            "lytic": 0.0,
+            "blastic": float(rng.uniform(0.6, 1.0)),
+            "mixed": float(rng.uniform(0.35, 0.55)),
+        }[matrix],
         rim_mm=0.0,
         rim_attenuation=0.0,
         septa=0.0,
@@ -225,7 +244,11 @@ def _draw_malignant(
         mass_along_mm=mass_along,
         mass_beyond_cortex_mm=float(rng.uniform(20.0, 40.0)) * size_factor,
         mass_offset_s_mm=mass_offset,
-        mass_ossification={"lytic": 0.0, "blastic": float(rng.uniform(0.15, 0.35)), "mixed": float(rng.uniform(0.05, 0.2))}[matrix],
+        mass_ossification={
+            "lytic": 0.0,
+            "blastic": float(rng.uniform(0.15, 0.35)),
+            "mixed": float(rng.uniform(0.05, 0.2)),
+        }[matrix],
         codman_height_mm=float(rng.uniform(3.0, 6.0)),
         codman_length_mm=float(rng.uniform(7.0, 14.0)),
         spicule_count=int(rng.integers(60, 110)) if bone_forming else 0,
@@ -269,14 +292,23 @@ def _bounds_px(plan: LesionPlan, bone: TubularBone, mm_per_px: float) -> np.ndar
 def _fits(plan: LesionPlan, bone: TubularBone, protocol: Protocol, margin_px: float) -> bool:
     points = _bounds_px(plan, bone, protocol.mm_per_px)
     inside_image = (
-        points[:, 0].min() >= margin_px and points[:, 1].min() >= margin_px
-        and points[:, 0].max() <= protocol.columns - 1 - margin_px and points[:, 1].max() <= protocol.rows - 1 - margin_px
+        points[:, 0].min() >= margin_px
+        and points[:, 1].min() >= margin_px
+        and points[:, 0].max() <= protocol.columns - 1 - margin_px
+        and points[:, 1].max() <= protocol.rows - 1 - margin_px
     )
     return inside_image and protocol.collimation.contains(points, margin_px)
 
 
-def _window(bone: TubularBone, s_range: tuple[float, float], v_range: tuple[float, float], mm_per_px: float,
-            top: int, left: int, shape: tuple[int, int]) -> tuple[slice, slice] | None:
+def _window(
+    bone: TubularBone,
+    s_range: tuple[float, float],
+    v_range: tuple[float, float],
+    mm_per_px: float,
+    top: int,
+    left: int,
+    shape: tuple[int, int],
+) -> tuple[slice, slice] | None:
     """Rows/columns of the lesion's box (``top``, ``left``, ``shape``) covering a rectangle in bone coordinates."""
     points = np.asarray([bone.point_mm(s, v) for s in np.linspace(*s_range, 5) for v in v_range]) / mm_per_px
     c0 = max(int(np.floor(points[:, 0].min())) - 2 - left, 0)
@@ -289,7 +321,11 @@ def _window(bone: TubularBone, s_range: tuple[float, float], v_range: tuple[floa
 
 
 def _normalised_radius(
-    s: np.ndarray, v: np.ndarray, centre: tuple[float, float], semi_axes: tuple[float, float], angle_rad: float,
+    s: np.ndarray,
+    v: np.ndarray,
+    centre: tuple[float, float],
+    semi_axes: tuple[float, float],
+    angle_rad: float,
     lobes: tuple[tuple[int, float, float], ...],
 ) -> np.ndarray:
     """Elliptical radius (1 on the outline) of a lobulated ellipse: rho / (1 + sum a_k cos(k phi + p_k)).
@@ -313,7 +349,10 @@ def _normalised_radius(
         power *= unit
         for lobe_order, amplitude, phase in lobes:
             if lobe_order == order:
-                outline += np.float32(amplitude * np.cos(phase)) * power.real - np.float32(amplitude * np.sin(phase)) * power.imag
+                outline += (
+                    np.float32(amplitude * np.cos(phase)) * power.real
+                    - np.float32(amplitude * np.sin(phase)) * power.imag
+                )
     rho /= outline
     return rho
 
@@ -348,7 +387,9 @@ def render_lesion(plan: LesionPlan, bone: TubularBone, protocol: Protocol, maps,
     ragged = smooth_noise(rng, shape, 4.0 / q)
     cloud_noise = smooth_noise(rng, shape, 2.5 / q, 12.0 / q)
 
-    rho = _normalised_radius(s, v, (plan.centre_s_mm, plan.centre_v_mm), (plan.along_mm, plan.across_mm), plan.angle_rad, plan.lobes)
+    rho = _normalised_radius(
+        s, v, (plan.centre_s_mm, plan.centre_v_mm), (plan.along_mm, plan.across_mm), plan.angle_rad, plan.lobes
+    )
     if plan.irregularity > 0:
         rho /= 1.0 + np.float32(plan.irregularity) * np.clip(ragged * np.float32(0.5), -1.0, 1.0)
     depth = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
@@ -379,7 +420,11 @@ def render_lesion(plan: LesionPlan, bone: TubularBone, protocol: Protocol, maps,
         half_edge = 0.5 * plan.edge_mm
         inside = 1.0 - smoothstep(-half_edge, half_edge, distance)
         if plan.matrix == "lytic":
-            delta -= inside * (0.7 + 0.3 * depth) * (np.float32(plan.lysis) * medulla + np.float32(plan.cortical_loss) * cortex)
+            delta -= (
+                inside
+                * (0.7 + 0.3 * depth)
+                * (np.float32(plan.lysis) * medulla + np.float32(plan.cortical_loss) * cortex)
+            )
             if plan.septa > 0:
                 # A few thin bony septa (a "soap-bubble" look) where a smooth noise crosses zero.
                 delta += inside * np.float32(plan.septa) * np.exp(-np.square(cloud_noise * np.float32(1.0 / 0.15)))
@@ -407,12 +452,16 @@ def render_lesion(plan: LesionPlan, bone: TubularBone, protocol: Protocol, maps,
         "radii_px": [plan.along_mm / q, plan.across_mm / q],
         "long_axis_angle_deg": axis_angle,
         "margin": "ill-defined" if plan.malignant else "well-defined",
-        "zone_of_transition_mm": (1.0 - plan.transition_start) * min(plan.along_mm, plan.across_mm) if plan.malignant else plan.edge_mm,
+        "zone_of_transition_mm": (1.0 - plan.transition_start) * min(plan.along_mm, plan.across_mm)
+        if plan.malignant
+        else plan.edge_mm,
         "sclerotic_rim": plan.rim_mm > 0,
         "cortex": "destroyed" if plan.malignant else "intact",
         "periosteal_reaction": (
             "codman+sunburst" if plan.spicule_count else "codman+lamellated" if plan.lamella_count else "codman"
-        ) if plan.malignant else "none",
+        )
+        if plan.malignant
+        else "none",
         "soft_tissue_mass": bool(plan.mass_sides),
         **mask_extent(full_mask),
     }
@@ -455,8 +504,13 @@ def _malignant_surroundings(
         mass_v = side * 0.5 * (inner_edge + outer_edge)
         mass_b = 0.5 * (outer_edge - inner_edge)
         window = _window(
-            bone, (s_mass - plan.mass_along_mm * lobe_reach, s_mass + plan.mass_along_mm * lobe_reach),
-            (mass_v - mass_b * lobe_reach, mass_v + mass_b * lobe_reach), mm_per_px, top, left, shape,
+            bone,
+            (s_mass - plan.mass_along_mm * lobe_reach, s_mass + plan.mass_along_mm * lobe_reach),
+            (mass_v - mass_b * lobe_reach, mass_v + mass_b * lobe_reach),
+            mm_per_px,
+            top,
+            left,
+            shape,
         )
         if window is not None:
             ws, wv = s[window], v[window]
@@ -477,9 +531,13 @@ def _malignant_surroundings(
                 origin_v = side * 0.3 * centre_radius
                 angle = np.arctan2(ws - np.float32(plan.centre_s_mm), side * (wv - np.float32(origin_v)))
                 wobble = ragged[window] * np.float32(3.0) + cloud * np.float32(1.5)
-                lines = _pow10(np.float32(0.5) + np.float32(0.5) * np.cos(angle * np.float32(plan.spicule_count) + wobble))
+                lines = _pow10(
+                    np.float32(0.5) + np.float32(0.5) * np.cos(angle * np.float32(plan.spicule_count) + wobble)
+                )
                 length = plan.spicule_length_mm * plan.mass_beyond_cortex_mm
-                radial = smoothstep(-0.5, 1.0, outward) * np.exp(-np.maximum(outward, 0.0) * np.float32(1.0 / (0.5 * length)))
+                radial = smoothstep(-0.5, 1.0, outward) * np.exp(
+                    -np.maximum(outward, 0.0) * np.float32(1.0 / (0.5 * length))
+                )
                 radial *= 1.0 - smoothstep(0.7 * length, length, outward)
                 fan = np.maximum(np.cos(angle), 0.0)
                 strength = 0.5 + 0.5 * smoothstep(-1.0, 1.0, cloud)
@@ -490,8 +548,13 @@ def _malignant_surroundings(
             # Lamellated ("onion-skin") periosteal new bone, broken through at the centre.
             reach = (plan.lamella_count + 0.8) * plan.lamella_spacing_mm
             window = _window(
-                bone, (s_mass - 0.95 * plan.mass_along_mm, s_mass + 0.95 * plan.mass_along_mm),
-                (side * (centre_radius - 2.0), side * (centre_radius + reach + 2.0)), mm_per_px, top, left, shape,
+                bone,
+                (s_mass - 0.95 * plan.mass_along_mm, s_mass + 0.95 * plan.mass_along_mm),
+                (side * (centre_radius - 2.0), side * (centre_radius + reach + 2.0)),
+                mm_per_px,
+                top,
+                left,
+                shape,
             )
             if window is not None:
                 outward = side * v[window] - radius[window]
@@ -500,7 +563,9 @@ def _malignant_surroundings(
                 extent *= 1.0 - smoothstep(0.8 * plan.mass_along_mm, 0.95 * plan.mass_along_mm, along)
                 lines = np.zeros_like(outward)
                 for k in range(1, plan.lamella_count + 1):
-                    lines += np.exp(-np.square((outward - np.float32(k * plan.lamella_spacing_mm)) * np.float32(1.0 / 0.35)))
+                    lines += np.exp(
+                        -np.square((outward - np.float32(k * plan.lamella_spacing_mm)) * np.float32(1.0 / 0.35))
+                    )
                 zone = (outward > 0.0) & (outward < reach) & (extent > 0)
                 delta[window] += np.float32(plan.lamella_attenuation) * lines * extent * zone
                 support[window] |= zone
@@ -512,8 +577,15 @@ def _malignant_surroundings(
                 continue
             edge_radius = float(bone.outer(np.array([s_end]))[0])
             window = _window(
-                bone, (s_end - 3.5, s_end + plan.codman_length_mm + 0.5) if end > 0 else (s_end - plan.codman_length_mm - 0.5, s_end + 3.5),
-                (side * (edge_radius - 2.0), side * (edge_radius + plan.codman_height_mm + 2.0)), mm_per_px, top, left, shape,
+                bone,
+                (s_end - 3.5, s_end + plan.codman_length_mm + 0.5)
+                if end > 0
+                else (s_end - plan.codman_length_mm - 0.5, s_end + 3.5),
+                (side * (edge_radius - 2.0), side * (edge_radius + plan.codman_height_mm + 2.0)),
+                mm_per_px,
+                top,
+                left,
+                shape,
             )
             if window is None:
                 continue
@@ -527,7 +599,13 @@ def _malignant_surroundings(
             # New bone is densest against the cortex and thins towards the lifted periosteum.
             triangle = smoothstep(-0.3, 0.3, outward) * (1.0 - smoothstep(-0.5, 0.0, outward - height))
             triangle *= 1.0 - 0.5 * np.clip(outward / np.maximum(height, 0.3), 0.0, 1.0)
-            zone = (outward > -0.4) & (outward < height) & (beyond > -3.2) & (beyond < plan.codman_length_mm) & (height > 0.3)
+            zone = (
+                (outward > -0.4)
+                & (outward < height)
+                & (beyond > -3.2)
+                & (beyond < plan.codman_length_mm)
+                & (height > 0.3)
+            )
             delta[window] += np.float32(0.45 * MU_CORTEX_EXCESS * 12.0) * triangle * zone * ~support[window]
             support[window] |= zone
     return support

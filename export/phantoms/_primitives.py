@@ -163,8 +163,16 @@ class Grid:
         return self.y_px * np.float32(self.mm_per_px)
 
     @classmethod
-    def full(cls, rows: int, cols: int, mm_per_px: float, top: int = 0, left: int = 0,
-             height: int | None = None, width: int | None = None) -> "Grid":
+    def full(
+        cls,
+        rows: int,
+        cols: int,
+        mm_per_px: float,
+        top: int = 0,
+        left: int = 0,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> "Grid":
         """The full-resolution pixels ``[top:top+height, left:left+width]``."""
         height = rows - top if height is None else height
         width = cols - left if width is None else width
@@ -190,7 +198,9 @@ def upsample(field: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return cv2.resize(field, (cols, rows), interpolation=cv2.INTER_LINEAR)
 
 
-def upsample_region(field: np.ndarray, rows: int, cols: int, top: int, left: int, height: int, width: int) -> np.ndarray:
+def upsample_region(
+    field: np.ndarray, rows: int, cols: int, top: int, left: int, height: int, width: int
+) -> np.ndarray:
     """``upsample(field, rows, cols)[top:top+height, left:left+width]`` without upsampling everything."""
     small_rows, small_cols = field.shape
     x = ((np.arange(left, left + width, dtype=np.float64) + 0.5) * (small_cols / cols) - 0.5).astype(np.float32)
@@ -200,7 +210,9 @@ def upsample_region(field: np.ndarray, rows: int, cols: int, top: int, left: int
     return cv2.remap(field, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def rotate(x: np.ndarray, y: np.ndarray, origin: tuple[float, float], axis: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def rotate(
+    x: np.ndarray, y: np.ndarray, origin: tuple[float, float], axis: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates along (``along``) and across (``across``) a unit ``axis`` through ``origin``.
 
     ``across`` is measured along ``(-axis_y, axis_x)``, the axis turned by +90 degrees in

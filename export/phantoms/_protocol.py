@@ -98,8 +98,10 @@ def draw_protocol(
     drawn_bits = int(rng.choice(_BITS_STORED_CHOICES))
     drawn_photometric = "MONOCHROME1" if rng.random() < 0.3 else "MONOCHROME2"
     # Lateral lumbar spines are taken through 30+ cm of tissue: far fewer quanta arrive.
-    drawn_quanta = float(np.exp(rng.uniform(np.log(600), np.log(2500)))) if spine else float(
-        np.exp(rng.uniform(np.log(1200), np.log(8000)))
+    drawn_quanta = (
+        float(np.exp(rng.uniform(np.log(600), np.log(2500))))
+        if spine
+        else float(np.exp(rng.uniform(np.log(1200), np.log(8000))))
     )
     detector = Detector(
         quanta_reference=1.0,  # set once the anatomy is known (see calibrate)
@@ -209,9 +211,7 @@ def _draw_header(rng: np.random.Generator, kind: str, seed: int, magnification: 
     }, age_years
 
 
-def calibrate(
-    protocol: Protocol, density_of_body: np.ndarray
-) -> tuple[Detector, Response]:
+def calibrate(protocol: Protocol, density_of_body: np.ndarray) -> tuple[Detector, Response]:
     """Fit the characteristic curve and the dose to the anatomy, as an automatic exposure control would.
 
     ``density_of_body`` (float32[K]) are noise-free total line integrals (anatomy + beam)

@@ -20,25 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    JPEG2000,
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGExtended12Bit,
     JPEGLosslessSV1,
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
-    UID,
     generate_uid,
 )
-
 from radedge.errors import RadedgeError
 
 from .phantom import GENERATOR_VERSION, Phantom
@@ -115,7 +113,9 @@ def to_dataset(phantom: Phantom, *, presentation_intent: str = "FOR PRESENTATION
     For Presentation images carry the VOI windows.
     """
     if presentation_intent not in _SOP_CLASS:
-        raise ValueError(f"presentation_intent must be 'FOR PRESENTATION' or 'FOR PROCESSING', got {presentation_intent!r}")
+        raise ValueError(
+            f"presentation_intent must be 'FOR PRESENTATION' or 'FOR PROCESSING', got {presentation_intent!r}"
+        )
     header = phantom.dicom_header
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -327,8 +327,3 @@ def _write_with_dcmtk(ds: Dataset, path: Path, uid: UID) -> None:
                 f"dcmcjpeg failed (exit {result.returncode}) writing {uid.name}: {result.stderr.strip()}"
             )
         shutil.move(str(target), path)
-
-
-def read_stored(path: str | Path) -> np.ndarray:
-    """Decoded stored values of a written phantom (uint16[rows, columns]), via pydicom."""
-    return pydicom.dcmread(path).pixel_array

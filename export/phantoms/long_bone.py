@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._acquisition import equalise
 from ._anatomy import (
     MU_CORTEX_EXCESS,
     MU_FAT,
@@ -24,8 +25,7 @@ from ._anatomy import (
     bone_end_outline,
     sub_grid,
 )
-from ._lesion import LesionPlan, draw_lesion, render_lesion
-from ._acquisition import equalise
+from ._lesion import draw_lesion, render_lesion
 from ._primitives import Grid, Profile, band_noise, smoothstep
 from ._protocol import Protocol, calibrate, draw_protocol, streams, windows_for
 from ._render import render_stored
@@ -110,8 +110,14 @@ def long_bone_radiograph(
     """
     rng = streams(seed, "long_bone")
     protocol = draw_protocol(
-        rng["acquisition"], "long_bone", seed, rows=rows, columns=columns, bits_stored=bits_stored,
-        photometric=photometric, detected_quanta=detected_quanta,
+        rng["acquisition"],
+        "long_bone",
+        seed,
+        rows=rows,
+        columns=columns,
+        bits_stored=bits_stored,
+        photometric=photometric,
+        detected_quanta=detected_quanta,
     )
     drawn_label = str(rng["label"].choice(LABELS))
     label = drawn_label if label is None else label
@@ -137,7 +143,13 @@ def long_bone_radiograph(
     lesion_info = None
     if label != "no_tumour":
         plan = draw_lesion(
-            rng["lesion"], label, scene.main_bone, protocol, scene.benign_range_mm, scene.malignant_range_mm, scene.regions_mm
+            rng["lesion"],
+            label,
+            scene.main_bone,
+            protocol,
+            scene.benign_range_mm,
+            scene.malignant_range_mm,
+            scene.regions_mm,
         )
         modification, lesion_info = render_lesion(plan, scene.main_bone, protocol, maps, rng["lesion"])
     stored = render_stored(protocol, line_integrals, detector, response, rng["noise"], modification)
@@ -156,7 +168,8 @@ def long_bone_radiograph(
         {
             "ViewPosition": "AP",
             "ImageLaterality": scene.laterality,
-            "PatientOrientation": _patient_orientation(scene),
+            # AP view hung head up: image right is the patient's left, down is the feet.
+            "PatientOrientation": ("L", "F"),
         }
     )
     return Phantom(
@@ -187,14 +200,6 @@ def _with_spacing(header: dict, protocol: Protocol) -> dict:
     return header
 
 
-def _patient_orientation(scene: LongBoneScene) -> tuple[str, str]:
-    """(row direction, column direction) for an AP view: image right is the patient's left."""
-    pointing_down = scene.main_bone.axis[1] > 0
-    # The femur's shaft goes up from the knee; tibia and humerus shafts go down (feet).
-    column_direction = "F" if (pointing_down or scene.body_part == "FEMUR") else "H"
-    return ("L", column_direction)
-
-
 def draw_scene(rng: np.random.Generator, protocol: Protocol, body_part: str | None = None) -> LongBoneScene:
     """Draw a knee (FEMUR / TIBIA main bone) or shoulder (HUMERUS) scene fitted to the field of view."""
     drawn = str(rng.choice(_BODY_PARTS, p=_BODY_PART_WEIGHTS))
@@ -211,7 +216,9 @@ def _unit(angle_deg: float, pointing_down: bool) -> tuple[float, float]:
     return (float(np.sin(angle)), float(np.cos(angle) if pointing_down else -np.cos(angle)))
 
 
-def _trabecular_profile(s: np.ndarray, cap: float, flare: float, epiphysis: float, metaphysis: float, diaphysis: float) -> np.ndarray:
+def _trabecular_profile(
+    s: np.ndarray, cap: float, flare: float, epiphysis: float, metaphysis: float, diaphysis: float
+) -> np.ndarray:
     """Medulla excess attenuation (mm^-1) along a bone: dense cancellous ends, fatty marrow in the shaft."""
     to_meta = smoothstep(0.6 * cap, 1.2 * cap, s)
     to_dia = smoothstep(cap + 0.4 * flare, cap + 1.1 * flare, s)
@@ -222,7 +229,6 @@ def _trabecular_profile(s: np.ndarray, cap: float, flare: float, epiphysis: floa
 
 
 def _tubular_bone(
-    rng: np.random.Generator,
     name: str,
     end_xy_mm: tuple[float, float],
     axis: tuple[float, float],
@@ -245,7 +251,6 @@ def _tubular_bone(
     length_mm: float | None = None,
 ) -> TubularBone:
     """A :class:`TubularBone` from its dimensions (mm); ``length_mm`` closes the far end (a short bone)."""
-    del rng  # every random choice is made by the caller, in a fixed order
 
     def far_end(s):
         if length_mm is None:
@@ -254,20 +259,32 @@ def _tubular_bone(
 
     def outer(s):
         return far_end(s) * bone_end_outline(
-            s, cap_mm=cap, cap_exponent=cap_exponent, end_half_width_mm=end_half_width,
-            shaft_half_width_mm=shaft_half_width, flare_mm=flare, flare_power=flare_power,
+            s,
+            cap_mm=cap,
+            cap_exponent=cap_exponent,
+            end_half_width_mm=end_half_width,
+            shaft_half_width_mm=shaft_half_width,
+            flare_mm=flare,
+            flare_power=flare_power,
         )
 
     def inner(s):
         cortex = end_cortex + (shaft_cortex - end_cortex) * smoothstep(cap + 0.3 * flare, cap + 1.15 * flare, s)
         from_outline = outer(s) - cortex
         inner_cap = bone_end_outline(
-            s - subchondral, cap_mm=max(cap - subchondral, 1.0), cap_exponent=cap_exponent,
-            end_half_width_mm=end_half_width - end_cortex, shaft_half_width_mm=shaft_half_width - shaft_cortex,
-            flare_mm=flare, flare_power=flare_power,
+            s - subchondral,
+            cap_mm=max(cap - subchondral, 1.0),
+            cap_exponent=cap_exponent,
+            end_half_width_mm=end_half_width - end_cortex,
+            shaft_half_width_mm=shaft_half_width - shaft_cortex,
+            flare_mm=flare,
+            flare_power=flare_power,
         )
         closed = far_end(s + 2.0 * end_cortex) * (shaft_half_width - shaft_cortex)
-        return np.maximum(np.minimum(np.minimum(from_outline, np.where(s < cap, inner_cap, np.inf)), closed if length_mm else np.inf), 0.0)
+        return np.maximum(
+            np.minimum(np.minimum(from_outline, np.where(s < cap, inner_cap, np.inf)), closed if length_mm else np.inf),
+            0.0,
+        )
 
     def depth(s):
         return end_depth_ratio + (1.0 - end_depth_ratio) * smoothstep(cap, cap + flare, s)
@@ -286,7 +303,9 @@ def _tubular_bone(
         outer=Profile.sample(outer, start, stop, _PROFILE_STEP_MM),
         inner=Profile.sample(inner, start, stop, _PROFILE_STEP_MM),
         depth_ratio=Profile.sample(depth, start, stop, _PROFILE_STEP_MM),
-        medulla_excess=Profile.sample(lambda s: _trabecular_profile(s, cap, flare, *trabecular), start, stop, _PROFILE_STEP_MM),
+        medulla_excess=Profile.sample(
+            lambda s: _trabecular_profile(s, cap, flare, *trabecular), start, stop, _PROFILE_STEP_MM
+        ),
         centre_offset=Profile.sample(offset, start, stop, _PROFILE_STEP_MM),
         max_half_width_mm=float(end_half_width),
         notch=notch,
@@ -323,11 +342,19 @@ def _knee(rng: np.random.Generator, protocol: Protocol, body_part: str) -> LongB
     f_cap = float(rng.uniform(18.0, 24.0))
     f_flare = float(rng.uniform(85.0, 110.0))
     femur = _tubular_bone(
-        rng, "femur", (joint_x + up[0] * gap / 2, joint_y + up[1] * gap / 2), up,
-        shaft_half_width=f_shaft, end_half_width=f_end, cap=f_cap, cap_exponent=float(rng.uniform(3.6, 4.6)),
-        flare=f_flare, flare_power=float(rng.uniform(2.8, 3.6)),
-        shaft_cortex=f_shaft * float(rng.uniform(0.32, 0.42)), end_cortex=float(rng.uniform(1.2, 2.0)),
-        subchondral=float(rng.uniform(1.5, 2.5)), end_depth_ratio=float(rng.uniform(0.70, 0.80)),
+        "femur",
+        (joint_x + up[0] * gap / 2, joint_y + up[1] * gap / 2),
+        up,
+        shaft_half_width=f_shaft,
+        end_half_width=f_end,
+        cap=f_cap,
+        cap_exponent=float(rng.uniform(3.6, 4.6)),
+        flare=f_flare,
+        flare_power=float(rng.uniform(2.8, 3.6)),
+        shaft_cortex=f_shaft * float(rng.uniform(0.32, 0.42)),
+        end_cortex=float(rng.uniform(1.2, 2.0)),
+        subchondral=float(rng.uniform(1.5, 2.5)),
+        end_depth_ratio=float(rng.uniform(0.70, 0.80)),
         trabecular=(float(rng.uniform(0.20, 0.28)), float(rng.uniform(0.14, 0.21)), float(rng.uniform(0.02, 0.05))),
         bow_mm=float(rng.uniform(-6.0, 6.0)),
         notch=Notch(float(rng.uniform(13.0, 19.0)), float(rng.uniform(8.0, 11.0)), float(rng.uniform(0.45, 0.65))),
@@ -338,11 +365,19 @@ def _knee(rng: np.random.Generator, protocol: Protocol, body_part: str) -> LongB
     t_cap = float(rng.uniform(6.0, 10.0))
     t_flare = float(rng.uniform(70.0, 90.0))
     tibia = _tubular_bone(
-        rng, "tibia", (joint_x + down[0] * gap / 2, joint_y + down[1] * gap / 2), down,
-        shaft_half_width=t_shaft, end_half_width=t_end, cap=t_cap, cap_exponent=float(rng.uniform(4.0, 6.0)),
-        flare=t_flare, flare_power=float(rng.uniform(2.8, 3.6)),
-        shaft_cortex=t_shaft * float(rng.uniform(0.35, 0.45)), end_cortex=float(rng.uniform(1.2, 2.0)),
-        subchondral=float(rng.uniform(1.5, 2.5)), end_depth_ratio=float(rng.uniform(0.72, 0.82)),
+        "tibia",
+        (joint_x + down[0] * gap / 2, joint_y + down[1] * gap / 2),
+        down,
+        shaft_half_width=t_shaft,
+        end_half_width=t_end,
+        cap=t_cap,
+        cap_exponent=float(rng.uniform(4.0, 6.0)),
+        flare=t_flare,
+        flare_power=float(rng.uniform(2.8, 3.6)),
+        shaft_cortex=t_shaft * float(rng.uniform(0.35, 0.45)),
+        end_cortex=float(rng.uniform(1.2, 2.0)),
+        subchondral=float(rng.uniform(1.5, 2.5)),
+        end_depth_ratio=float(rng.uniform(0.72, 0.82)),
         trabecular=(float(rng.uniform(0.20, 0.28)), float(rng.uniform(0.14, 0.21)), float(rng.uniform(0.02, 0.05))),
         bow_mm=float(rng.uniform(-4.0, 4.0)),
         physis=_physis(rng, t_cap + 8.0, protocol.age_years, 1.0),
@@ -356,10 +391,19 @@ def _knee(rng: np.random.Generator, protocol: Protocol, body_part: str) -> LongB
     )
     fibula_shaft = float(rng.uniform(6.0, 8.0))
     fibula = _tubular_bone(
-        rng, "fibula", fibula_end, down,
-        shaft_half_width=fibula_shaft, end_half_width=float(rng.uniform(10.0, 13.0)), cap=float(rng.uniform(5.0, 8.0)),
-        cap_exponent=2.2, flare=float(rng.uniform(20.0, 30.0)), flare_power=2.5,
-        shaft_cortex=fibula_shaft * 0.35, end_cortex=1.0, subchondral=1.2, end_depth_ratio=0.9,
+        "fibula",
+        fibula_end,
+        down,
+        shaft_half_width=fibula_shaft,
+        end_half_width=float(rng.uniform(10.0, 13.0)),
+        cap=float(rng.uniform(5.0, 8.0)),
+        cap_exponent=2.2,
+        flare=float(rng.uniform(20.0, 30.0)),
+        flare_power=2.5,
+        shaft_cortex=fibula_shaft * 0.35,
+        end_cortex=1.0,
+        subchondral=1.2,
+        end_depth_ratio=0.9,
         trabecular=(0.2, 0.16, 0.05),
     )
     patella_s = f_cap * float(rng.uniform(0.4, 1.2)) + float(rng.uniform(0.0, 12.0))
@@ -380,12 +424,18 @@ def _knee(rng: np.random.Generator, protocol: Protocol, body_part: str) -> LongB
     limb_offset = lateral * float(rng.uniform(0.0, 10.0))
 
     def limb_width(t):  # t: distance from the joint towards the hip (mm)
-        return np.where(t >= 0, knee_width + (thigh_width - knee_width) * smoothstep(0, 170, t),
-                        knee_width + (calf_width - knee_width) * smoothstep(0, 110, -t))
+        return np.where(
+            t >= 0,
+            knee_width + (thigh_width - knee_width) * smoothstep(0, 170, t),
+            knee_width + (calf_width - knee_width) * smoothstep(0, 110, -t),
+        )
 
     def limb_fat(t):
-        return np.where(t >= 0, knee_fat + (thigh_fat - knee_fat) * smoothstep(0, 150, t),
-                        knee_fat + (calf_fat - knee_fat) * smoothstep(0, 100, -t))
+        return np.where(
+            t >= 0,
+            knee_fat + (thigh_fat - knee_fat) * smoothstep(0, 150, t),
+            knee_fat + (calf_fat - knee_fat) * smoothstep(0, 100, -t),
+        )
 
     limb = SoftTissueCylinder(
         origin_xy_mm=(joint_x, joint_y),
@@ -435,11 +485,19 @@ def _shoulder(rng: np.random.Generator, protocol: Protocol) -> LongBoneScene:
     h_cap = float(rng.uniform(18.0, 24.0))
     h_flare = float(rng.uniform(45.0, 65.0))
     humerus = _tubular_bone(
-        rng, "humerus", (top_x, top_y), down,
-        shaft_half_width=h_shaft, end_half_width=h_end, cap=h_cap, cap_exponent=float(rng.uniform(1.9, 2.3)),
-        flare=h_flare, flare_power=float(rng.uniform(2.8, 3.8)),
-        shaft_cortex=h_shaft * float(rng.uniform(0.30, 0.40)), end_cortex=float(rng.uniform(1.0, 1.6)),
-        subchondral=float(rng.uniform(1.2, 2.0)), end_depth_ratio=float(rng.uniform(0.9, 1.0)),
+        "humerus",
+        (top_x, top_y),
+        down,
+        shaft_half_width=h_shaft,
+        end_half_width=h_end,
+        cap=h_cap,
+        cap_exponent=float(rng.uniform(1.9, 2.3)),
+        flare=h_flare,
+        flare_power=float(rng.uniform(2.8, 3.8)),
+        shaft_cortex=h_shaft * float(rng.uniform(0.30, 0.40)),
+        end_cortex=float(rng.uniform(1.0, 1.6)),
+        subchondral=float(rng.uniform(1.2, 2.0)),
+        end_depth_ratio=float(rng.uniform(0.9, 1.0)),
         trabecular=(float(rng.uniform(0.18, 0.26)), float(rng.uniform(0.13, 0.19)), float(rng.uniform(0.02, 0.05))),
         bow_mm=float(rng.uniform(-3.0, 3.0)),
         head_offset_mm=lateral * float(rng.uniform(3.0, 7.0)),  # medially (across is -x here)
@@ -457,9 +515,20 @@ def _shoulder(rng: np.random.Generator, protocol: Protocol) -> LongBoneScene:
     )
     border_angle = tilt + medial * float(rng.uniform(22.0, 34.0))
     scapula_border = _tubular_bone(
-        rng, "scapula", (glenoid_centre[0], glenoid_centre[1] + 14.0), _unit(border_angle, pointing_down=True),
-        shaft_half_width=4.5, end_half_width=8.0, cap=4.0, cap_exponent=3.0, flare=25.0, flare_power=2.5,
-        shaft_cortex=1.8, end_cortex=1.2, subchondral=1.2, end_depth_ratio=0.8, trabecular=(0.15, 0.12, 0.08),
+        "scapula",
+        (glenoid_centre[0], glenoid_centre[1] + 14.0),
+        _unit(border_angle, pointing_down=True),
+        shaft_half_width=4.5,
+        end_half_width=8.0,
+        cap=4.0,
+        cap_exponent=3.0,
+        flare=25.0,
+        flare_power=2.5,
+        shaft_cortex=1.8,
+        end_cortex=1.2,
+        subchondral=1.2,
+        end_depth_ratio=0.8,
+        trabecular=(0.15, 0.12, 0.08),
         length_mm=float(rng.uniform(110.0, 140.0)),
     )
     scapula_body = Ellipsoid(
@@ -472,17 +541,37 @@ def _shoulder(rng: np.random.Generator, protocol: Protocol) -> LongBoneScene:
     )
     acromion_y = top_y - float(rng.uniform(7.0, 12.0))
     acromion = _tubular_bone(
-        rng, "acromion", (top_x + lateral * float(rng.uniform(8.0, 16.0)), acromion_y),
+        "acromion",
+        (top_x + lateral * float(rng.uniform(8.0, 16.0)), acromion_y),
         (medial, 0.0),
-        shaft_half_width=7.0, end_half_width=8.5, cap=5.0, cap_exponent=2.5, flare=20.0, flare_power=2.5,
-        shaft_cortex=2.0, end_cortex=1.2, subchondral=1.2, end_depth_ratio=0.9, trabecular=(0.15, 0.12, 0.1),
+        shaft_half_width=7.0,
+        end_half_width=8.5,
+        cap=5.0,
+        cap_exponent=2.5,
+        flare=20.0,
+        flare_power=2.5,
+        shaft_cortex=2.0,
+        end_cortex=1.2,
+        subchondral=1.2,
+        end_depth_ratio=0.9,
+        trabecular=(0.15, 0.12, 0.1),
     )
     clavicle_angle = float(rng.uniform(-12.0, -4.0))
     cos, sin = np.cos(np.deg2rad(clavicle_angle)), np.sin(np.deg2rad(clavicle_angle))
     clavicle = _tubular_bone(
-        rng, "clavicle", (top_x + medial * 25.0, acromion_y - 2.0), (float(medial * cos), float(sin)),
-        shaft_half_width=float(rng.uniform(6.5, 8.5)), end_half_width=10.0, cap=6.0, cap_exponent=2.5, flare=25.0,
-        flare_power=2.5, shaft_cortex=2.5, end_cortex=1.2, subchondral=1.2, end_depth_ratio=0.8,
+        "clavicle",
+        (top_x + medial * 25.0, acromion_y - 2.0),
+        (float(medial * cos), float(sin)),
+        shaft_half_width=float(rng.uniform(6.5, 8.5)),
+        end_half_width=10.0,
+        cap=6.0,
+        cap_exponent=2.5,
+        flare=25.0,
+        flare_power=2.5,
+        shaft_cortex=2.5,
+        end_cortex=1.2,
+        subchondral=1.2,
+        end_depth_ratio=0.8,
         trabecular=(0.15, 0.12, 0.08),
     )
 
@@ -518,7 +607,9 @@ def _shoulder(rng: np.random.Generator, protocol: Protocol) -> LongBoneScene:
         origin_xy_mm=(trunk_centre_x, lung_top),
         axis=(0.0, 1.0),
         # Dome-shaped apex, lateral margin widening downwards like the rib cage.
-        half_width=Profile.sample(lambda s: np.where(s < 0, 0.0, 110.0 * np.sqrt(np.clip(s, 0, None) / 140.0)), -10.0, 700.0, 1.0),
+        half_width=Profile.sample(
+            lambda s: np.where(s < 0, 0.0, 110.0 * np.sqrt(np.clip(s, 0, None) / 140.0)), -10.0, 700.0, 1.0
+        ),
         fat=Profile.sample(lambda s: np.zeros_like(s), -10.0, 700.0, 1.0),
         centre_offset=Profile.sample(lambda s: np.zeros_like(s), -10.0, 700.0, 1.0),
         depth_ratio=0.75,
@@ -582,7 +673,9 @@ def render_anatomy(scene: LongBoneScene, grid: Grid, texture_rng: np.random.Gene
         if window is not None:
             total[window] += part.excess(sub_grid(grid, window))
     np.maximum(total, 0.0, out=total)
-    return AnatomyMaps(total=total, main_cortex=main_cortex, main_medulla=main_medulla, soft_path_mm=soft_path, body=body)
+    return AnatomyMaps(
+        total=total, main_cortex=main_cortex, main_medulla=main_medulla, soft_path_mm=soft_path, body=body
+    )
 
 
-__all__ = ["long_bone_radiograph", "LongBoneScene", "AnatomyMaps", "draw_scene", "render_anatomy", "LesionPlan"]
+__all__ = ["long_bone_radiograph", "LongBoneScene", "AnatomyMaps", "draw_scene", "render_anatomy"]

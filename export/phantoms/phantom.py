@@ -70,7 +70,10 @@ class Phantom:
     @property
     def patient_pixel_spacing_mm(self) -> tuple[float, float]:
         """Pixel size in the plane of the anatomy: Imager Pixel Spacing / magnification (mm)."""
-        return (self.imager_pixel_spacing_mm[0] / self.magnification, self.imager_pixel_spacing_mm[1] / self.magnification)
+        return (
+            self.imager_pixel_spacing_mm[0] / self.magnification,
+            self.imager_pixel_spacing_mm[1] / self.magnification,
+        )
 
     def monochrome2(self) -> np.ndarray:
         """uint16[rows, columns]: the stored values as MONOCHROME2 (higher = more attenuation)."""

@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.uid import (
+    JPEG2000,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGExtended12Bit,
     JPEGLosslessSV1,
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
-    UID,
 )
 
 from .dicom import TRANSFER_SYNTAXES, write_dicom
@@ -109,24 +109,82 @@ def write_set(
 # Seeds were picked for textbook-looking lesions; the doses and bit depths keep the folder
 # near 11 MB (lossless JPEG-LS/J2K cost ~5 bits per pixel at 12 bits, RLE ~8).
 EXAMPLES = (
-    ("femur_malignant.dcm", "long_bone", 13,
-     {"label": "malignant", "body_part": "FEMUR", "bits_stored": 12, "photometric": "MONOCHROME2", "detected_quanta": 20000.0,
-      "rows": 2400, "columns": 2000}, JPEGLSLossless),
-    ("tibia_benign.dcm", "long_bone", 21,
-     {"label": "benign", "body_part": "TIBIA", "bits_stored": 12, "photometric": "MONOCHROME2", "detected_quanta": 20000.0,
-      "rows": 2400, "columns": 2000}, JPEG2000Lossless),
-    ("femur_no_tumour.dcm", "long_bone", 7,
-     {"label": "no_tumour", "body_part": "FEMUR", "bits_stored": 10, "photometric": "MONOCHROME2", "detected_quanta": 20000.0,
-      "rows": 2000, "columns": 2000}, RLELossless),
-    ("humerus_malignant_monochrome1.dcm", "long_bone", 31,
-     {"label": "malignant", "body_part": "HUMERUS", "bits_stored": 14, "photometric": "MONOCHROME1", "detected_quanta": 30000.0,
-      "rows": 2200, "columns": 2000}, JPEGLSLossless),
+    (
+        "femur_malignant.dcm",
+        "long_bone",
+        13,
+        {
+            "label": "malignant",
+            "body_part": "FEMUR",
+            "bits_stored": 12,
+            "photometric": "MONOCHROME2",
+            "detected_quanta": 20000.0,
+            "rows": 2400,
+            "columns": 2000,
+        },
+        JPEGLSLossless,
+    ),
+    (
+        "tibia_benign.dcm",
+        "long_bone",
+        21,
+        {
+            "label": "benign",
+            "body_part": "TIBIA",
+            "bits_stored": 12,
+            "photometric": "MONOCHROME2",
+            "detected_quanta": 20000.0,
+            "rows": 2400,
+            "columns": 2000,
+        },
+        JPEG2000Lossless,
+    ),
+    (
+        "femur_no_tumour.dcm",
+        "long_bone",
+        7,
+        {
+            "label": "no_tumour",
+            "body_part": "FEMUR",
+            "bits_stored": 10,
+            "photometric": "MONOCHROME2",
+            "detected_quanta": 20000.0,
+            "rows": 2000,
+            "columns": 2000,
+        },
+        RLELossless,
+    ),
+    (
+        "humerus_malignant_monochrome1.dcm",
+        "long_bone",
+        31,
+        {
+            "label": "malignant",
+            "body_part": "HUMERUS",
+            "bits_stored": 14,
+            "photometric": "MONOCHROME1",
+            "detected_quanta": 30000.0,
+            "rows": 2200,
+            "columns": 2000,
+        },
+        JPEGLSLossless,
+    ),
 )
 SPINE_EXAMPLES = (
-    ("lumbar_spine_fracture.dcm", "lumbar_spine", 4,
-     {"bits_stored": 10, "photometric": "MONOCHROME2", "detected_quanta": 6000.0, "rows": 2400, "columns": 2000}, JPEGLSLossless),
-    ("lumbar_spine_monochrome1.dcm", "lumbar_spine", 6,
-     {"bits_stored": 10, "photometric": "MONOCHROME1", "detected_quanta": 6000.0, "rows": 2400, "columns": 2000}, JPEG2000Lossless),
+    (
+        "lumbar_spine_fracture.dcm",
+        "lumbar_spine",
+        4,
+        {"bits_stored": 10, "photometric": "MONOCHROME2", "detected_quanta": 6000.0, "rows": 2400, "columns": 2000},
+        JPEGLSLossless,
+    ),
+    (
+        "lumbar_spine_monochrome1.dcm",
+        "lumbar_spine",
+        6,
+        {"bits_stored": 10, "photometric": "MONOCHROME1", "detected_quanta": 6000.0, "rows": 2400, "columns": 2000},
+        JPEG2000Lossless,
+    ),
 )
 
 
@@ -181,8 +239,13 @@ def transfer_syntax_phantoms() -> dict[str, Phantom]:
     rows, columns = TRANSFER_SYNTAX_CROP
     for photometric in ("MONOCHROME2", "MONOCHROME1"):
         full = long_bone_radiograph(
-            TRANSFER_SYNTAX_SEED, label="malignant", bits_stored=12, photometric=photometric, body_part="FEMUR",
-            rows=2400, columns=2000,
+            TRANSFER_SYNTAX_SEED,
+            label="malignant",
+            bits_stored=12,
+            photometric=photometric,
+            body_part="FEMUR",
+            rows=2400,
+            columns=2000,
         )
         x, y, width, height = full.lesion["bbox_xywh_px"]
         top = int(np.clip(y + height // 2 - rows // 2, 0, full.rows - rows))
@@ -208,7 +271,13 @@ def write_transfer_syntax_set(out_dir: str | Path = "tests/data/transfer_syntaxe
     out.mkdir(parents=True, exist_ok=True)
     paths, files = [], []
     rows, columns = TRANSFER_SYNTAX_CROP
-    spots = [(0, 0), (rows // 2, columns // 2), (rows - 1, columns - 1), (rows // 3, 2 * columns // 3), (7, columns - 11)]
+    spots = [
+        (0, 0),
+        (rows // 2, columns // 2),
+        (rows - 1, columns - 1),
+        (rows // 3, 2 * columns // 3),
+        (7, columns - 11),
+    ]
     for photometric, phantom in transfer_syntax_phantoms().items():
         suffix = "mono1" if photometric == "MONOCHROME1" else "mono2"
         for uid in TRANSFER_SYNTAX_ORDER:
@@ -237,7 +306,12 @@ def write_transfer_syntax_set(out_dir: str | Path = "tests/data/transfer_syntaxe
         out / "index.json",
         {
             "generated_by": "python -m radedge.export.phantoms transfer-syntaxes --out tests/data/transfer_syntaxes",
-            "phantom": {"kind": "long_bone", "seed": TRANSFER_SYNTAX_SEED, "label": "malignant", "crop_rows_columns": [rows, columns]},
+            "phantom": {
+                "kind": "long_bone",
+                "seed": TRANSFER_SYNTAX_SEED,
+                "label": "malignant",
+                "crop_rows_columns": [rows, columns],
+            },
             "files": files,
         },
     )

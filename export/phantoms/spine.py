@@ -103,7 +103,12 @@ class VertebralBody:
             # Trabecular impaction: a dense band under the collapsed superior endplate.
             superior = self._superior(a)
             band = smoothstep(0.0, 1.0, t - superior) * (1.0 - smoothstep(3.0, 6.0, t - superior))
-            out += inner * band * smoothstep(-0.3 * self.depth_mm, 0.2 * self.depth_mm, a) * np.float32(self.impaction * MU_CORTEX_EXCESS)
+            out += (
+                inner
+                * band
+                * smoothstep(-0.3 * self.depth_mm, 0.2 * self.depth_mm, a)
+                * np.float32(self.impaction * MU_CORTEX_EXCESS)
+            )
         return out.astype(np.float32, copy=False)
 
     def _superior(self, a: np.ndarray) -> np.ndarray:
@@ -176,8 +181,14 @@ def lumbar_spine_radiograph(
     """
     rng = streams(seed, "lumbar_spine")
     protocol = draw_protocol(
-        rng["acquisition"], "lumbar_spine", seed, rows=rows, columns=columns, bits_stored=bits_stored,
-        photometric=photometric, detected_quanta=detected_quanta,
+        rng["acquisition"],
+        "lumbar_spine",
+        seed,
+        rows=rows,
+        columns=columns,
+        bits_stored=bits_stored,
+        photometric=photometric,
+        detected_quanta=detected_quanta,
     )
     scene = draw_spine(rng["anatomy"], protocol.rows * protocol.mm_per_px, protocol.columns * protocol.mm_per_px)
     grid = Grid.reduced(protocol.rows, protocol.columns, _REDUCTION, protocol.mm_per_px)
@@ -193,7 +204,9 @@ def lumbar_spine_radiograph(
     line_integrals += protocol.collimation.attenuation(grid)
     body = (anatomy > 0.5) & open_field
     detector, response = calibrate(protocol, line_integrals[body])
-    windows, explanations = windows_for(protocol, detector, response, line_integrals[body], line_integrals[bone & open_field])
+    windows, explanations = windows_for(
+        protocol, detector, response, line_integrals[body], line_integrals[bone & open_field]
+    )
     stored = render_stored(protocol, line_integrals, detector, response, rng["noise"], None)
     if protocol.collimation.electronic_fill:
         stored[protocol.collimation.shuttered(protocol.rows, protocol.columns)] = protocol.max_stored
@@ -358,13 +371,22 @@ def draw_spine(rng: np.random.Generator, height_mm: float, width_mm: float) -> S
         facet_up = body.point(-half_depth - 16.0, -0.5 * body.posterior_height_mm - 2.0)
         facet_down = body.point(-half_depth - 19.0, 0.5 * body.posterior_height_mm + 3.0)
         for facet in (facet_up, facet_down):
-            parts.append(Ellipsoid(facet, (7.0 * size, 5.5 * size), _angle(body.caudal), 7.0, 1.0, 0.5 * MU_CORTEX_EXCESS))
+            parts.append(
+                Ellipsoid(facet, (7.0 * size, 5.5 * size), _angle(body.caudal), 7.0, 1.0, 0.5 * MU_CORTEX_EXCESS)
+            )
         spinous_dir = _normalised((posterior[0] + 0.3 * body.caudal[0], posterior[1] + 0.3 * body.caudal[1]))
         start = body.point(-half_depth - 20.0, 0.05 * body.posterior_height_mm)
         length = float(rng.uniform(30.0, 40.0)) * size
         centre = (start[0] + spinous_dir[0] * length / 2, start[1] + spinous_dir[1] * length / 2)
         parts.append(
-            Ellipsoid(centre, (length / 2, float(rng.uniform(8.0, 11.0)) * size), _angle(spinous_dir), 3.5, 0.8, 0.7 * MU_CORTEX_EXCESS)
+            Ellipsoid(
+                centre,
+                (length / 2, float(rng.uniform(8.0, 11.0)) * size),
+                _angle(spinous_dir),
+                3.5,
+                0.8,
+                0.7 * MU_CORTEX_EXCESS,
+            )
         )
     s1 = bodies[-1]
     # The rest of the sacrum continues behind and below S1.
@@ -372,8 +394,12 @@ def draw_spine(rng: np.random.Generator, height_mm: float, width_mm: float) -> S
     sacrum = Ellipsoid(sacrum_centre, (45.0 * size, 22.0 * size), _angle(s1.caudal), 18.0, 1.5, 0.08 * MU_CORTEX_EXCESS)
     iliac_wings = s1.point(-float(rng.uniform(0.0, 20.0)), -float(rng.uniform(0.0, 20.0)))
     iliac = Ellipsoid(
-        iliac_wings, (float(rng.uniform(65.0, 80.0)), float(rng.uniform(50.0, 65.0))),
-        float(np.deg2rad(rng.uniform(-20.0, 20.0))), 6.0, 1.5, 0.10 * MU_CORTEX_EXCESS,
+        iliac_wings,
+        (float(rng.uniform(65.0, 80.0)), float(rng.uniform(50.0, 65.0))),
+        float(np.deg2rad(rng.uniform(-20.0, 20.0))),
+        6.0,
+        1.5,
+        0.10 * MU_CORTEX_EXCESS,
     )
 
     gas = []
@@ -402,12 +428,23 @@ def draw_spine(rng: np.random.Generator, height_mm: float, width_mm: float) -> S
         axis=(0.0, 1.0),
         half_width=Profile.sample(trunk_half_depth, -50.0, height_mm + 50.0, 1.0),
         fat=Profile.sample(lambda y: np.full_like(y, fat), -50.0, height_mm + 50.0, 1.0),
-        centre_offset=Profile.sample(lambda y: np.zeros_like(y) - 0.5 * buttock * smoothstep(0.7 * height_mm, height_mm, y), -50.0, height_mm + 50.0, 1.0),
+        centre_offset=Profile.sample(
+            lambda y: np.zeros_like(y) - 0.5 * buttock * smoothstep(0.7 * height_mm, height_mm, y),
+            -50.0,
+            height_mm + 50.0,
+            1.0,
+        ),
         depth_ratio=lateral_ratio,
     )
     return SpineScene(
-        bodies=tuple(bodies), parts=tuple(parts), plates=(iliac, sacrum), gas=tuple(gas), trunk=trunk,
-        fractures=fractures, reductions=reductions, facing_left=facing_left,
+        bodies=tuple(bodies),
+        parts=tuple(parts),
+        plates=(iliac, sacrum),
+        gas=tuple(gas),
+        trunk=trunk,
+        fractures=fractures,
+        reductions=reductions,
+        facing_left=facing_left,
     )
 
 

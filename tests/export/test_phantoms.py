@@ -14,10 +14,10 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import (
+    JPEG2000,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGExtended12Bit,
     JPEGLosslessSV1,
@@ -25,7 +25,6 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-
 from radedge.export import phantoms
 from radedge.export.phantoms import (
     LABELS,
@@ -64,7 +63,9 @@ def lesion_pairs():
 @pytest.fixture(scope="module")
 def small_phantom():
     """A 512 x 448 crop around a malignant lesion, 12-bit, for fast DICOM round trips."""
-    full = long_bone_radiograph(13, label="malignant", bits_stored=12, photometric="MONOCHROME2", rows=2400, columns=2000)
+    full = long_bone_radiograph(
+        13, label="malignant", bits_stored=12, photometric="MONOCHROME2", rows=2400, columns=2000
+    )
     x, y, width, height = full.lesion["bbox_xywh_px"]
     top = int(np.clip(y + height // 2 - 256, 0, full.rows - 512))
     left = int(np.clip(x + width // 2 - 224, 0, full.columns - 448))
@@ -121,7 +122,9 @@ def test_drawn_protocol_varies_bits_and_photometric():
 
 
 def test_overrides_are_respected():
-    phantom = long_bone_radiograph(4, label="benign", rows=2100, columns=2900, bits_stored=15, photometric="MONOCHROME1")
+    phantom = long_bone_radiograph(
+        4, label="benign", rows=2100, columns=2900, bits_stored=15, photometric="MONOCHROME1"
+    )
     assert phantom.stored.shape == (2100, 2900)
     assert phantom.bits_stored == 15 and phantom.photometric == "MONOCHROME1" and phantom.label == "benign"
     assert int(phantom.stored.max()) < 1 << 15
@@ -195,6 +198,7 @@ def test_classes_carry_their_radiographic_features(lesion_pairs):
         assert phantom.lesion["margin"] == "ill-defined" and phantom.lesion["cortex"] == "destroyed"
         assert phantom.lesion["periosteal_reaction"].startswith("codman") and phantom.lesion["soft_tissue_mass"]
         assert phantom.lesion["pattern"] in ("moth-eaten", "permeative")
+
     # Relative to the image, malignant lesions (with their masses) are larger.
     def relative_area(phantom):
         return phantom.lesion["area_px"] / (phantom.rows * phantom.columns)
@@ -247,8 +251,10 @@ def test_spine_ground_truth_matches_geometry_and_image(seed):
         disc = 0.25 * sum(
             np.array(point)
             for point in (
-                upper["corners_xy_px"]["anterior_inferior"], upper["corners_xy_px"]["posterior_inferior"],
-                lower["corners_xy_px"]["anterior_superior"], lower["corners_xy_px"]["posterior_superior"],
+                upper["corners_xy_px"]["anterior_inferior"],
+                upper["corners_xy_px"]["posterior_inferior"],
+                lower["corners_xy_px"]["anterior_superior"],
+                lower["corners_xy_px"]["posterior_superior"],
             )
         )
 
@@ -328,7 +334,11 @@ def test_for_processing_changes_the_sop_class_and_drops_windows(small_phantom):
 
 
 def test_uids_are_deterministic_and_distinct():
-    first, again, other = to_dataset(long_bone_radiograph(2)), to_dataset(long_bone_radiograph(2)), to_dataset(long_bone_radiograph(3))
+    first, again, other = (
+        to_dataset(long_bone_radiograph(2)),
+        to_dataset(long_bone_radiograph(2)),
+        to_dataset(long_bone_radiograph(3)),
+    )
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         assert first[keyword].value == again[keyword].value != other[keyword].value
     assert len({first.StudyInstanceUID, first.SeriesInstanceUID, first.SOPInstanceUID}) == 3
@@ -358,14 +368,20 @@ def test_missing_dcmtk_is_named_in_the_error(small_phantom, tmp_path, monkeypatc
 
 
 def test_write_set_writes_files_and_ground_truth(tmp_path):
-    paths = write_set(tmp_path, 3, seed=40, labels=["benign", "malignant"], transfer_syntaxes=[JPEGLSLossless, RLELossless])
+    paths = write_set(
+        tmp_path, 3, seed=40, labels=["benign", "malignant"], transfer_syntaxes=[JPEGLSLossless, RLELossless]
+    )
     assert [path.name for path in paths] == ["long_bone_000040.dcm", "long_bone_000041.dcm", "long_bone_000042.dcm"]
     truth = json.loads((tmp_path / "ground_truth.json").read_text())
     assert [item["label"] for item in truth["items"]] == ["benign", "malignant", "benign"]
     assert [item["transfer_syntax_uid"] for item in truth["items"]] == [JPEGLSLossless, RLELossless, JPEGLSLossless]
     for path, item in zip(paths, truth["items"]):
         expected = long_bone_radiograph(item["seed"], label=item["label"])
-        assert item == {"file": path.name, "transfer_syntax_uid": item["transfer_syntax_uid"], **json.loads(json.dumps(expected.ground_truth()))}
+        assert item == {
+            "file": path.name,
+            "transfer_syntax_uid": item["transfer_syntax_uid"],
+            **json.loads(json.dumps(expected.ground_truth())),
+        }
         assert np.array_equal(pydicom.dcmread(path).pixel_array, expected.stored)
     with pytest.raises(ValueError, match="labels apply to long_bone"):
         write_set(tmp_path, 1, kind="lumbar_spine", labels=["benign"])
@@ -373,7 +389,10 @@ def test_write_set_writes_files_and_ground_truth(tmp_path):
 
 def _run_cli(*arguments):
     return subprocess.run(
-        [sys.executable, "-m", "radedge.export.phantoms", *arguments], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "radedge.export.phantoms", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONHASHSEED": "0"},
     )
 
