@@ -118,7 +118,7 @@ def draw_lesion(
         if _fits(plan, bone, protocol, margin_px):
             break
     else:
-        raise RuntimeError(
+        raise ValueError(
             "no position in the field of view fits the lesion: the image is too small for a "
             "lesion of at least 3.5 % of its short side; use larger rows/columns"
         )
