@@ -8,7 +8,10 @@ PIP    := $(PY) -m pip
 TORCH  ?= torch==2.13.0
 OUT    ?= out/demo
 
-NATIVE_SOURCES := CMakeLists.txt pyproject.toml $(shell find kernels -type f 2>/dev/null)
+# The editable install records the package list and the compiled module: reinstall when
+# native sources change or a Python package is added.
+INSTALL_INPUTS := CMakeLists.txt pyproject.toml $(shell find kernels -type f 2>/dev/null) \
+                  $(shell find sdk export -name __init__.py 2>/dev/null)
 
 .PHONY: demo test bench venv clean
 
@@ -16,7 +19,7 @@ $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.installed: $(VENV)/bin/activate $(NATIVE_SOURCES)
+$(VENV)/.installed: $(VENV)/bin/activate $(INSTALL_INPUTS)
 	$(PIP) install --quiet "scikit-build-core>=0.11" "pybind11>=2.12"
 	$(PIP) install --no-build-isolation --editable .
 	touch $@

@@ -1,21 +1,15 @@
-"""Small DICOM data sets built in the test, with exactly the attributes a test needs."""
+"""DX data sets for the pipeline and CLI tests, built on ``tests.io.dicom_factory``."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
 
-DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
+from .io.dicom_factory import PATIENT_VALUES, make_dataset, to_bytes, with_patient_data
+
 DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
 
-# Values a test can search for in logs and outputs: none may ever appear there.
-PATIENT_NAME = "DOE^JANE^Q"
-PATIENT_ID = "PID-7731-XYZ"
-PATIENT_BIRTH_DATE = "19510317"
-STUDY_DATE = "20260704"
+__all__ = ["PATIENT_VALUES", "disc_image", "dx_dataset", "to_bytes"]
 
 
 def dx_dataset(
@@ -29,49 +23,26 @@ def dx_dataset(
     presentation_intent: str | None = "FOR PRESENTATION",
     modality: str = "DX",
 ) -> Dataset:
-    """A single-frame DX data set around ``stored`` (uint16 [rows, columns])."""
-    stored = np.ascontiguousarray(stored, dtype=np.uint16)
-    sop_class = DX_FOR_PROCESSING if presentation_intent == "FOR PROCESSING" else DX_FOR_PRESENTATION
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientName = PATIENT_NAME
-    ds.PatientID = PATIENT_ID
-    ds.PatientBirthDate = PATIENT_BIRTH_DATE
-    ds.StudyDate = STUDY_DATE
-    ds.Modality = modality
+    """A single-frame DX image around ``stored`` (uint16 [rows, columns]) carrying
+    synthetic patient identity (``PATIENT_VALUES``) that must never leave radedge."""
+    attributes = {
+        "Modality": modality,
+        "RescaleIntercept": 0,
+        "RescaleSlope": 1,
+        "PresentationLUTShape": "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY",
+    }
     if body_part:
-        ds.BodyPartExamined = body_part
+        attributes["BodyPartExamined"] = body_part
     if presentation_intent:
-        ds.PresentationIntentType = presentation_intent
-    ds.Rows, ds.Columns = stored.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
-    ds.PixelRepresentation = 0
-    ds.RescaleIntercept = 0
-    ds.RescaleSlope = 1
-    ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+        attributes["PresentationIntentType"] = presentation_intent
+    if presentation_intent == "FOR PROCESSING":
+        attributes["SOPClassUID"] = DX_FOR_PROCESSING
     if window:
-        ds.WindowCenter, ds.WindowWidth = window
+        attributes["WindowCenter"], attributes["WindowWidth"] = window
     if imager_pixel_spacing:
-        ds.ImagerPixelSpacing = list(imager_pixel_spacing)
-    ds.PixelData = stored.tobytes()
-    return ds
-
-
-def to_bytes(ds: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+        attributes["ImagerPixelSpacing"] = list(imager_pixel_spacing)
+    ds = make_dataset(np.asarray(stored, dtype=np.uint16), bits_stored=bits_stored, photometric=photometric, **attributes)
+    return with_patient_data(ds)
 
 
 def disc_image(rows: int, columns: int, centre: tuple[float, float], radius: float, inside: int, outside: int) -> np.ndarray:

@@ -1,15 +1,10 @@
-"""build_lut against pydicom's own chain: apply_modality_lut -> apply_voi_lut -> scaling.
+"""build_lut against pydicom's own chain (``tests.reference_chain.pydicom_display``).
 
-The reference (``pydicom_display``) is pydicom 3 evaluated on the pixels: modality LUT or
-rescale, then ``apply_voi_lut(prefer_lut=True)`` at the index, then pydicom's output
-range mapped onto [0, 1] (the window's [y_min, y_max], read back from pydicom itself by
-windowing -inf and +inf; a VOI LUT's [0, 2**bits - 1]), then 1 - x for MONOCHROME1.
 Synthetic images hold every representable stored value, so the whole table is compared.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 
 import numpy as np
@@ -18,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.data import get_testdata_file
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from radedge.errors import InvalidWindowError
@@ -27,30 +21,9 @@ from radedge.io import Window, read_dicom, read_image
 
 from tests.io.dicom_factory import every_stored_value, lut_item, make_dataset, round_trip
 from tests.io.reference_files import SHARED_DICOM
+from tests.reference_chain import pydicom_display
 
 TOLERANCE = 1e-5
-
-
-def pydicom_display(ds: pydicom.Dataset, stored: np.ndarray, index: int = 0) -> np.ndarray:
-    """pydicom's chain on ``stored``, scaled to [0, 1] with pydicom's output range."""
-    ds = copy.deepcopy(ds)
-    modality = apply_modality_lut(stored, ds)
-    voi_lut = ds.get("VOILUTSequence")
-    if voi_lut:
-        out = apply_voi_lut(modality, ds, index, prefer_lut=True).astype(np.float64)
-        out /= 2 ** voi_lut[index].LUTDescriptor[2] - 1
-    elif "WindowCenter" in ds:
-        with np.errstate(over="ignore"):
-            out = apply_voi_lut(modality, ds, index)
-            y_min = apply_voi_lut(np.array([-np.inf]), copy.deepcopy(ds), index)[0]
-            y_max = apply_voi_lut(np.array([np.inf]), copy.deepcopy(ds), index)[0]
-        out = (out - y_min) / (y_max - y_min)
-    else:
-        modality = modality.astype(np.float64)
-        out = (modality - modality.min()) / (modality.max() - modality.min())
-    if ds.PhotometricInterpretation == "MONOCHROME1":
-        out = 1.0 - out
-    return out
 
 
 def assert_matches_pydicom(encoded: bytes, ds: pydicom.Dataset, index: int = 0) -> IntensityLut:

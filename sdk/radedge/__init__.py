@@ -1,7 +1,13 @@
 """radedge: run X-ray imaging AI models at the acquisition console.
 
+    import radedge
+    model = radedge.load_model()              # the bundled bone-tumor demo model
+    prediction = model.predict("image.dcm")   # flags, per-head results, timings
+    print(prediction.to_json())
+
 ``import radedge`` is cheap: it imports neither torch nor tensorrt, and loads
-ONNX Runtime only when a model is loaded.
+ONNX Runtime only when a model is loaded. The names below the errors are loaded on
+first use.
 """
 
 from __future__ import annotations
@@ -27,6 +33,26 @@ from .errors import (
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "load_model": "pipeline",
+    "Model": "pipeline",
+    "Prediction": "results",
+    "Flag": "results",
+    "read_image": "io",
+    "Image": "io",
+    "load_bundle": "bundle",
+    "build_lut": "intensity",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'radedge' has no attribute {name!r}")
+
+
 __all__ = [
     "BackendError",
     "BundleError",
@@ -45,4 +71,5 @@ __all__ = [
     "UnsupportedImageError",
     "UnsupportedTransferSyntaxError",
     "__version__",
+    *_LAZY,
 ]
