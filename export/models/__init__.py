@@ -1,0 +1,1 @@
+"""Reference architectures for the seed models in DESIGN.md (PyTorch; imported only by the export stage)."""
