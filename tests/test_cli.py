@@ -1,0 +1,90 @@
+"""The ``radedge`` command, run as a user runs it: a real subprocess on real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .synthetic import PATIENT_VALUES, disc_image, dx_dataset, to_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = Path(__file__).parent / "models" / "tiny_bone_tumor"
+EXAMPLES = ROOT / "examples" / "radiographs"
+
+
+def radedge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "radedge", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_run_continues_past_bad_files_and_reports_them(tmp_path: Path):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    good = to_bytes(dx_dataset(disc_image(500, 400, (200, 250), 80, 3900, 1000)))
+    (folder / "a_good.dcm").write_bytes(good)
+    (folder / "b_corrupt.dcm").write_bytes(b"\x00" * 128 + b"DICM" + np.random.default_rng(1).bytes(3000))
+    (folder / "c_truncated.dcm").write_bytes(good[: len(good) // 2])
+    (folder / "d_report.txt").write_text("not an image; skipped when walking a folder")
+    (folder / "e_good.dcm").write_bytes(good)
+    out = tmp_path / "out"
+
+    result = radedge("run", str(folder), "--model", str(TINY), "--out", str(out))
+
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(str(folder))]
+    assert [Path(line.split()[0]).name for line in lines] == ["a_good.dcm", "e_good.dcm"]
+    assert all(line.endswith(" ms") for line in lines)
+    errors = result.stderr.splitlines()
+    assert any("b_corrupt.dcm" in line and "ERROR" in line for line in errors)
+    assert any("c_truncated.dcm" in line and "TruncatedPixelDataError" in line for line in errors)
+    assert "4 image(s): " in result.stdout and "2 failed" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_good.json", "a_good.overlay.png", "e_good.json", "e_good.overlay.png"
+    ]
+    assert json.loads((out / "a_good.json").read_text())["provenance"]["model_id"] == "tiny-bone-tumor"
+
+
+def test_run_output_holds_no_patient_data(tmp_path: Path):
+    path = tmp_path / "study.dcm"
+    path.write_bytes(to_bytes(dx_dataset(np.full((300, 300), 2000, np.uint16))))
+    result = radedge("run", str(path), "--model", str(TINY), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    written = "".join(p.read_text() for p in (tmp_path / "out").glob("*.json"))
+    for secret in PATIENT_VALUES.values():
+        assert secret not in result.stdout + result.stderr + written
+
+
+def test_demo_flags_the_bundled_examples(tmp_path: Path):
+    truth = json.loads((EXAMPLES / "ground_truth.json").read_text())
+    result = radedge("run", str(EXAMPLES), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    printed = {Path(line.split()[0]).name: line for line in result.stdout.splitlines() if line.startswith(str(EXAMPLES))}
+    assert set(printed) == {Path(entry["file"]).name for entry in truth["items"]}
+    for entry in truth["items"]:
+        line = printed[Path(entry["file"]).name]
+        assert ("SUSPECTED_MALIGNANT_BONE_LESION" in line) == (entry["label"] == "malignant"), line
+        stem = Path(entry["file"]).stem
+        document = json.loads((tmp_path / f"{stem}.json").read_text())
+        assert document["provenance"]["model_id"] == "bone-tumor"
+        assert (tmp_path / f"{stem}.overlay.png").stat().st_size > 10_000
+
+
+def test_inspect_and_doctor():
+    inspected = radedge("inspect", str(TINY))
+    assert inspected.returncode == 0
+    assert "tiny-bone-tumor 1.0.0" in inspected.stdout and "checksums verified" in inspected.stdout
+    assert "SUSPECTED_MALIGNANT_BONE_LESION when p(malignant) >= 0.5" in inspected.stdout
+    doctor = radedge("doctor")
+    assert doctor.returncode == 0
+    assert "native module" in doctor.stdout and "JPEG 2000" in doctor.stdout
+
+
+def test_missing_model_is_a_clear_error(tmp_path: Path):
+    result = radedge("run", str(tmp_path), "--model", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "no model bundle at" in result.stderr
