@@ -35,6 +35,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/radedge run examples/radiographs --out $(OUT)
 
 test: $(VENV)/.test-deps
+	$(VENV)/bin/radedge doctor
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
