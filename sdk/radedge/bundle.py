@@ -149,16 +149,16 @@ def load_bundle(path: str | os.PathLike | None = None) -> Bundle:
     location = Path(path) if path is not None else default_bundle_path()
     if location.is_dir():
         raw_manifest = _read_existing(location / MANIFEST, location)
-        names = _manifest_file_names(raw_manifest, location)
-        files = {name: _read_existing(location / name, location) for name in names}
+        document = _parse_json(raw_manifest, location)
+        files = {name: _read_existing(location / name, location) for name in _file_names(document, location)}
     elif location.is_file():
-        raw_manifest, files = _read_zip(location)
+        raw_manifest, document, files = _read_zip(location)
     else:
         raise BundleError(
             f"no model bundle at {location}: expected a directory holding {MANIFEST} and model.onnx, "
             "or a .radedge zip of one. Pass --model with the bundle's path."
         )
-    manifest = _verify(raw_manifest, files, str(location))
+    manifest = _verify(raw_manifest, document, files, str(location))
     return Bundle(location=str(location), manifest=manifest, digest=sha256_hex(raw_manifest), _files=files)
 
 
@@ -208,8 +208,7 @@ def _read_existing(path: Path, bundle: Path) -> bytes:
         ) from None
 
 
-def _manifest_file_names(raw_manifest: bytes, location: Path) -> list[str]:
-    document = _parse_json(raw_manifest, location)
+def _file_names(document: dict[str, Any], location: Path) -> list[str]:
     files = document.get("files")
     if not isinstance(files, dict):
         raise BundleError(f"{location / MANIFEST} has no 'files' table; it is not a radedge bundle manifest")
@@ -219,15 +218,16 @@ def _manifest_file_names(raw_manifest: bytes, location: Path) -> list[str]:
     return list(files)
 
 
-def _read_zip(location: Path) -> tuple[bytes, dict[str, bytes]]:
+def _read_zip(location: Path) -> tuple[bytes, dict[str, Any], dict[str, bytes]]:
     try:
         with zipfile.ZipFile(location) as zf:
             members = set(zf.namelist())
             if MANIFEST not in members:
                 raise BundleError(f"{location} is a zip without {MANIFEST}; it is not a .radedge bundle")
             raw_manifest = zf.read(MANIFEST)
+            document = _parse_json(raw_manifest, location)
             files = {}
-            for name in _manifest_file_names(raw_manifest, location):
+            for name in _file_names(document, location):
                 if name not in members:
                     raise BundleIntegrityError(f"bundle {location} is incomplete: {name} is missing from the archive")
                 files[name] = zf.read(name)
@@ -236,7 +236,7 @@ def _read_zip(location: Path) -> tuple[bytes, dict[str, bytes]]:
             f"{location} is neither a bundle directory nor a readable .radedge zip ({exc}); "
             "it may be truncated or not a bundle at all"
         ) from None
-    return raw_manifest, files
+    return raw_manifest, document, files
 
 
 def _parse_json(raw: bytes, location: Path | str) -> dict[str, Any]:
@@ -251,8 +251,7 @@ def _parse_json(raw: bytes, location: Path | str) -> dict[str, Any]:
     return document
 
 
-def _verify(raw_manifest: bytes, files: dict[str, bytes], location: str) -> Manifest:
-    document = _parse_json(raw_manifest, location)
+def _verify(raw_manifest: bytes, document: dict[str, Any], files: dict[str, bytes], location: str) -> Manifest:
     match = _DIGEST_FIELD.search(raw_manifest)
     if match is None:
         raise BundleIntegrityError(f"{location}: {MANIFEST} has no manifest_sha256; it cannot be verified")
