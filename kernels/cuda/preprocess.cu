@@ -13,23 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "radedge/cuda_util.h"
 #include "radedge/preprocess.h"
 
 namespace radedge {
 namespace {
 
-[[noreturn]] void throw_cuda(const char* step, cudaError_t status) {
-  throw std::runtime_error(std::string("preprocess (CUDA): ") + step + " failed: " + cudaGetErrorName(status) + ": " +
-                           cudaGetErrorString(status));
-}
+constexpr const char* kOp = "preprocess";
 
-void check_cuda(cudaError_t status, const char* step) {
-  if (status != cudaSuccess) {
-    // Clear a non-sticky error so the next call in this process reports its own status.
-    cudaGetLastError();
-    throw_cuda(step, status);
-  }
-}
+void check_cuda(cudaError_t status, const char* step) { cuda::check(status, kOp, step); }
 
 constexpr size_t kAlignment = 256;
 
@@ -147,35 +139,6 @@ void launch_for_output(const PixelsView& pixels, const LutView& lut, const Outpu
   }
 }
 
-// Device memory owned for the length of one preprocess_cuda_host call.
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) {
-    if (bytes > 0) check_cuda(cudaMalloc(&data_, bytes), "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (data_) cudaFree(data_);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  void* get() const { return data_; }
-
- private:
-  void* data_ = nullptr;
-};
-
-class Stream {
- public:
-  Stream() { check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate"); }
-  ~Stream() { cudaStreamDestroy(stream_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
-};
-
 size_t pixel_bytes(PixelType type) { return type == PixelType::kUint8 ? 1 : 2; }
 size_t output_bytes(OutputType type) { return type == OutputType::kFloat32 ? 4 : 2; }
 
@@ -239,9 +202,7 @@ ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, con
 ResizeGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
                                     const PreprocessParams& params) {
   check_preprocess_args(pixels, lut, out, slot, params);
-  int devices = 0;
-  check_cuda(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
-  if (devices == 0) throw std::runtime_error("preprocess (CUDA): the CUDA driver reports no device");
+  cuda::require_device(kOp);
 
   const size_t pixel_size = pixel_bytes(pixels.type);
   const size_t row_bytes = static_cast<size_t>(pixels.columns) * pixel_size;
@@ -250,11 +211,11 @@ ResizeGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut
   const size_t slot_bytes = slot_elements * output_bytes(out.type);
   const size_t workspace_bytes = preprocess_cuda_workspace_bytes(pixels.rows, pixels.columns, params);
 
-  Stream stream;
-  DeviceBuffer device_pixels(row_bytes * static_cast<size_t>(pixels.rows));
-  DeviceBuffer device_lut(sizeof(float) * static_cast<size_t>(lut.size));
-  DeviceBuffer device_out(slot_bytes);
-  DeviceBuffer workspace(workspace_bytes);
+  cuda::Stream stream(kOp);
+  cuda::DeviceBuffer device_pixels(row_bytes * static_cast<size_t>(pixels.rows), kOp);
+  cuda::DeviceBuffer device_lut(sizeof(float) * static_cast<size_t>(lut.size), kOp);
+  cuda::DeviceBuffer device_out(slot_bytes, kOp);
+  cuda::DeviceBuffer workspace(workspace_bytes, kOp);
 
   check_cuda(cudaMemcpy2DAsync(device_pixels.get(), row_bytes, pixels.data, static_cast<size_t>(host_stride) * pixel_size,
                                row_bytes, static_cast<size_t>(pixels.rows), cudaMemcpyHostToDevice, stream.get()),

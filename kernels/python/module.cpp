@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "radedge/device.h"
+#include "radedge/errors.h"
 
 namespace py = pybind11;
 
@@ -22,6 +23,7 @@ void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
 
 PYBIND11_MODULE(_kernels, m) {
   m.doc() = "radedge native pre- and post-processing ops (CPU always, CUDA when built with it)";
+  py::register_exception<radedge::CudaError>(m, "CudaError", PyExc_RuntimeError);
 
   m.def("build_info", [] {
     py::dict info;

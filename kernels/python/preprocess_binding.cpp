@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "radedge/device.h"
+#include "radedge/errors.h"
 #include "radedge/preprocess.h"
 
 namespace py = pybind11;
@@ -20,7 +21,7 @@ namespace radedge {
 #ifndef RADEDGE_WITH_CUDA
 namespace {
 [[noreturn]] void no_cuda() {
-  throw std::runtime_error(
+  throw CudaError(
       "preprocess (CUDA): radedge._kernels was built without CUDA (no CUDA compiler was found at build "
       "time); preprocess runs on: cpu. Rebuild with nvcc on PATH to get the CUDA op.");
 }
