@@ -23,14 +23,12 @@ from typing import Literal
 
 import numpy as np
 
-from ._native import kernels
+from ._native import kernels, require_device
 from .errors import NativeOpError
 
 ResizeMode = Literal["stretch", "letterbox"]
 OutputDtype = Literal["float32", "float16"]
 Device = Literal["cpu", "cuda"]
-
-DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -135,33 +133,6 @@ def resize_geometry(source_rows: int, source_columns: int, spec: PreprocessSpec)
     return ResizeGeometry(**g)
 
 
-def available_devices() -> tuple[str, ...]:
-    """Devices on which preprocess can run in this process: always ``"cpu"``, plus ``"cuda"``
-    when the module was built with CUDA and a CUDA device is visible."""
-    count, _ = kernels().cuda_device_count()
-    return ("cpu", "cuda") if count > 0 else ("cpu",)
-
-
-def _require_device(device: str) -> None:
-    if device == "cpu":
-        return
-    if device == "cuda":
-        count, why = kernels().cuda_device_count()
-        if count > 0:
-            return
-        if kernels().build_info()["cuda"]:
-            fix = "check the NVIDIA driver and CUDA_VISIBLE_DEVICES, or use device='cpu'"
-        else:
-            fix = "rebuild radedge with the CUDA toolkit (nvcc on PATH), or use device='cpu'"
-        raise NativeOpError(
-            f"preprocess cannot run on 'cuda': {why}. Available devices: {', '.join(available_devices())}; {fix}."
-        )
-    raise NativeOpError(
-        f"preprocess has no implementation for device {device!r}; implemented: {', '.join(DEVICES)}; "
-        f"available here: {', '.join(available_devices())}"
-    )
-
-
 def preprocess_into(
     pixels: np.ndarray,
     lut: np.ndarray,
@@ -189,7 +160,7 @@ def preprocess_into(
     for name, array in (("pixels", pixels), ("lut", lut), ("out", out)):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
-    _require_device(device)
+    require_device("preprocess", device)
     arguments = dict(
         height=spec.height,
         width=spec.width,
