@@ -411,7 +411,8 @@ void bind_pinned_array(py::module_& m) {
       .def_buffer([](PinnedArray& self) {
         // An empty array has no allocation; the buffer protocol still wants an address.
         static unsigned char no_elements = 0;
-        return py::buffer_info(self.data() ? self.data() : &no_elements, static_cast<py::ssize_t>(cuda::itemsize(self.dtype())),
+        return py::buffer_info(self.data() ? self.data() : &no_elements,
+                               static_cast<py::ssize_t>(cuda::itemsize(self.dtype())),
                                buffer_format(self.dtype()), static_cast<py::ssize_t>(self.shape().size()),
                                std::vector<py::ssize_t>(self.shape().begin(), self.shape().end()),
                                std::vector<py::ssize_t>(self.strides().begin(), self.strides().end()), false);

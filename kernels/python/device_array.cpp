@@ -207,7 +207,9 @@ DeviceView view_from_cai(py::handle obj, const char* name) {
     refuse(name, "has a __cuda_array_interface__ whose data is not a (pointer, read_only) tuple");
   }
   const py::tuple data_tuple = py::reinterpret_borrow<py::tuple>(data);
-  if (!PyLong_Check(data_tuple[0].ptr())) refuse(name, "has a __cuda_array_interface__ data pointer that is not an int");
+  if (!PyLong_Check(data_tuple[0].ptr())) {
+    refuse(name, "has a __cuda_array_interface__ data pointer that is not an int");
+  }
   uint64_t address = 0;
   try {
     address = data_tuple[0].cast<uint64_t>();
@@ -238,7 +240,9 @@ DeviceView view_from_cai(py::handle obj, const char* name) {
     if (!stream.is_none()) {
       const int64_t value = as_int64(stream, name, "stream");
       // CAI v3: 0 is ambiguous (legacy or per-thread default stream?) and therefore disallowed.
-      if (value == 0) refuse(name, "has stream 0 in its __cuda_array_interface__, which version 3 disallows (use 1 or 2)");
+      if (value == 0) {
+        refuse(name, "has stream 0 in its __cuda_array_interface__, which version 3 disallows (use 1 or 2)");
+      }
       view.has_producer_stream = true;
       view.producer_stream = reinterpret_cast<cuda::StreamHandle>(static_cast<uintptr_t>(value));
     }
@@ -500,7 +504,8 @@ DeviceView as_device_view(py::handle obj, const char* name, const DeviceViewRequ
       const int stream_device = stream.device() >= 0 ? stream.device() : cuda::runtime::current_device(op.c_str());
       if (id != stream_device) {
         refuse(name, "is on CUDA device " + std::to_string(id) + " but the op runs on device " +
-                         std::to_string(stream_device) + ": move it, or run on a stream of device " + std::to_string(id));
+                         std::to_string(stream_device) + ": move it, or run on a stream of device " +
+                         std::to_string(id));
       }
     }
     // -1 asks the exporter for no ordering: inside a graph capture the order is set at launch.

@@ -2,11 +2,13 @@
 // copy, whoever made it (radedge.cuda.DeviceArray, a torch CUDA tensor, a CuPy array, a pycuda
 // GPUArray, a DLPack capsule), and refuses clearly what it cannot use.
 //
-// An op binding with CUDA array arguments does three things, in this order:
+// An op binding with CUDA array arguments does these steps, in this order:
 //
 //   const std::shared_ptr<cuda::Stream> stream = stream_argument(stream_object, "nms");
 //   DeviceView boxes = as_device_view(boxes_object, "boxes", kBoxes, *stream);     // for every array,
 //   DeviceView keep = as_device_view(keep_object, "keep", kKeep, *stream);         // metadata only
+//   check_nms_args(...);                                     // the op's own shape checks, also metadata
+//   require_cuda("nms");                                     // "no usable CUDA device: <why>"
 //   const int device = prepare_device_views({&boxes, &keep}, *stream, "nms");    // CUDA calls start here
 //   {
 //     py::gil_scoped_release release;

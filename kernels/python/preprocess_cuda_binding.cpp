@@ -127,8 +127,9 @@ void bind_preprocess_cuda(py::module_& m) {
         check_preprocess_args(pixels_arg, lut_arg, out_arg, slot, params);
 
         require_cuda(kOp);
-        const int device = own_workspace ? prepare_device_views({&pixels_in, &lut_in, &out_in}, *on, kOp)
-                                         : prepare_device_views({&pixels_in, &lut_in, &out_in, &workspace_in}, *on, kOp);
+        const int device = own_workspace
+                               ? prepare_device_views({&pixels_in, &lut_in, &out_in}, *on, kOp)
+                               : prepare_device_views({&pixels_in, &lut_in, &out_in, &workspace_in}, *on, kOp);
         ResizeGeometry geometry;
         {
           py::gil_scoped_release release;

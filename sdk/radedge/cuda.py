@@ -111,18 +111,27 @@ def is_device_array(obj: Any) -> bool:
     return hasattr(obj, "__cuda_array_interface__")
 
 
+def _stream_device(stream: Any) -> int | None:
+    """The device a stream object names: CuPy's device_id, torch's device_index or device.index."""
+    for attribute in ("device_id", "device_index"):
+        value = getattr(stream, attribute, None)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+    index = getattr(getattr(stream, "device", None), "index", None)
+    return int(index) if isinstance(index, (int, np.integer)) else None
+
+
 def _stream_handle(stream: Any) -> tuple[int, int | None]:
     """(cudaStream_t as an int, device or None) of a stream object from any library, by duck typing."""
     if isinstance(stream, (int, np.integer)) and not isinstance(stream, bool):
         return int(stream), None
-    if hasattr(stream, "__cuda_stream__"):  # the CUDA stream protocol of cuda-python (and CuPy >= 13)
+    if hasattr(stream, "__cuda_stream__"):  # the CUDA stream protocol of cuda-python (and recent CuPy, torch)
         _, handle = stream.__cuda_stream__()
-        return int(handle), getattr(stream, "device_id", None)
+        return int(handle), _stream_device(stream)
     if hasattr(stream, "cuda_stream"):  # torch.cuda.Stream / ExternalStream
-        device = getattr(stream, "device", None)
-        return int(stream.cuda_stream), getattr(device, "index", None)
+        return int(stream.cuda_stream), _stream_device(stream)
     if hasattr(stream, "ptr") and hasattr(stream, "device_id"):  # cupy.cuda.Stream
-        return int(stream.ptr), int(stream.device_id)
+        return int(stream.ptr), _stream_device(stream)
     if hasattr(stream, "handle"):  # pycuda.driver.Stream
         return int(stream.handle), None
     raise TypeError(
@@ -209,7 +218,8 @@ class Stream:
         _require_cuda("Stream.wrap")
         wrapped = cls.__new__(cls)
         with _native_errors():
-            wrapped._native = kernels().Stream.wrap(handle, _device_argument(device if device is not None else found_device))
+            on = device if device is not None else found_device
+            wrapped._native = kernels().Stream.wrap(handle, _device_argument(on))
         wrapped._external = None if isinstance(stream, (int, np.integer)) else stream
         return wrapped
 

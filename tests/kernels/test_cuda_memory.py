@@ -141,7 +141,9 @@ class _FakeDLPack:
 
         if versioned:
             self._deleter = _VERSIONED_DELETER(deleter)
-            self.managed = _DLManagedTensorVersioned(version=_DLPackVersion(major, 1), deleter=self._deleter, flags=flags)
+            self.managed = _DLManagedTensorVersioned(
+                version=_DLPackVersion(major, 1), deleter=self._deleter, flags=flags
+            )
         else:
             self._deleter = _DELETER(deleter)
             self.managed = _DLManagedTensor(deleter=self._deleter)
@@ -386,7 +388,10 @@ def _call_preprocess_cuda(pixels=None, lut=None, out=None, workspace=None, strea
 
 
 PREPROCESS_REFUSALS = {
-    "pixels float32": (dict(pixels=_Interface(shape=(30, 40), typestr="<f4")), r"^pixels must be uint8, uint16 or int16"),
+    "pixels float32": (
+        dict(pixels=_Interface(shape=(30, 40), typestr="<f4")),
+        r"^pixels must be uint8, uint16 or int16",
+    ),
     "pixels 3-d": (dict(pixels=_Interface(shape=(3, 30, 40))), r"^pixels must be uint8"),
     "pixels columns strided": (
         dict(pixels=_Interface(shape=(30, 40), strides=(160, 4))),
@@ -447,7 +452,9 @@ def test_preprocess_into_refuses_mixing_host_and_device_arrays():
     with pytest.raises(ValueError, match=r"pass device='cuda' \(got device='cpu'\)"):
         preprocess_into(*device_arrays[:2], 0, device_arrays[2], 0, spec)
     with pytest.raises(ValueError, match="workspace must be a CUDA array"):
-        preprocess_into(*device_arrays[:2], 0, device_arrays[2], 0, spec, device="cuda", workspace=np.zeros(64, np.uint8))
+        preprocess_into(
+            *device_arrays[:2], 0, device_arrays[2], 0, spec, device="cuda", workspace=np.zeros(64, np.uint8)
+        )
     with pytest.raises(ValueError, match="stream and workspace apply to CUDA arrays"):
         preprocess_into(_pixels(rng, 30, 40), _lut(rng), 0, np.empty((1, 1, 8, 8), np.float32), 0, spec, stream=7)
 
@@ -673,7 +680,9 @@ def test_graph_capture_refuses_the_legacy_stream_and_discards_failed_captures():
 def _preprocess_case(rng, rows=900, columns=700, dtype="uint16"):
     pixels = _pixels(rng, rows, columns, dtype)
     lut = _lut(rng)
-    spec = PreprocessSpec(256, 192, "letterbox", pad_value=0.3, mean=(0.45, 0.5, 0.55), std=(0.2, 0.25, 0.3), channels=3)
+    spec = PreprocessSpec(
+        256, 192, "letterbox", pad_value=0.3, mean=(0.45, 0.5, 0.55), std=(0.2, 0.25, 0.3), channels=3
+    )
     return pixels, lut, spec
 
 

@@ -287,7 +287,9 @@ class Stream {
   explicit Stream(const char* op) : Stream(create(-1, 0, op)) {}
 
   Stream(Stream&& other) noexcept
-      : handle_(std::exchange(other.handle_, nullptr)), device_(other.device_), owned_(std::exchange(other.owned_, false)) {}
+      : handle_(std::exchange(other.handle_, nullptr)),
+        device_(other.device_),
+        owned_(std::exchange(other.owned_, false)) {}
   Stream& operator=(Stream&& other) noexcept {
     if (this != &other) {
       release();
