@@ -364,11 +364,25 @@ class DeviceArray:
 
     __slots__ = ("_native", "_stream")
 
-    def __init__(self, native: Any, stream: Stream | None = None):
-        """Wraps a ``radedge._kernels.DeviceArray``; make arrays with ``empty``, ``from_numpy`` or
-        ``as_device_array``."""
-        self._native = native
-        self._stream = stream
+    def __init__(self, shape: int | Sequence[int], dtype: Any, device: int | None = None, stream: Any = None):
+        """Uninitialised, C-contiguous device memory (the same as ``DeviceArray.empty``)."""
+        shape = (int(shape),) if np.isscalar(shape) else tuple(int(n) for n in shape)
+        typestr = _dtype(dtype).str
+        stream = as_stream(stream)
+        if device is None and stream is not None and stream.device >= 0:
+            device = stream.device
+        _require_cuda("DeviceArray")
+        with _native_errors():
+            self._native = kernels().DeviceArray.empty(list(shape), typestr, _device_argument(device))
+        self._stream = None
+        self.stream = stream
+
+    @classmethod
+    def _wrap(cls, native: Any, stream: Stream | None) -> DeviceArray:
+        array = cls.__new__(cls)
+        array._native = native
+        array._stream = stream
+        return array
 
     @classmethod
     def empty(
@@ -376,17 +390,7 @@ class DeviceArray:
     ) -> DeviceArray:
         """Uninitialised, C-contiguous. ``device``: None: the stream's device, else the current one.
         ``stream``: becomes the array's stream."""
-        shape = (int(shape),) if np.isscalar(shape) else tuple(int(n) for n in shape)
-        typestr = _dtype(dtype).str
-        stream = as_stream(stream)
-        if device is None and stream is not None and stream.device >= 0:
-            device = stream.device
-        _require_cuda("DeviceArray.empty")
-        with _native_errors():
-            native = kernels().DeviceArray.empty(list(shape), typestr, _device_argument(device))
-        array = cls(native)
-        array.stream = stream
-        return array
+        return cls(shape, dtype, device=device, stream=stream)
 
     @classmethod
     def from_numpy(cls, array: Any, stream: Any = None, device: int | None = None) -> DeviceArray:
@@ -522,7 +526,7 @@ def as_device_array(obj: Any, stream: Any = None) -> DeviceArray:
     stream = as_stream(stream)
     with _native_errors():
         native = kernels().as_device_array(obj, stream)
-    return DeviceArray(native, stream)
+    return DeviceArray._wrap(native, stream)
 
 
 def mark_written(array: Any, stream: Any) -> None:
@@ -544,19 +548,19 @@ class PinnedArray:
 
     __slots__ = ("_native", "_array")
 
-    def __init__(self, native: Any):
-        """Wraps a ``radedge._kernels.PinnedArray``; make one with ``empty``."""
-        self._native = native
+    def __init__(self, shape: int | Sequence[int], dtype: Any):
+        """Uninitialised page-locked memory (the same as ``PinnedArray.empty``)."""
+        shape = (int(shape),) if np.isscalar(shape) else tuple(int(n) for n in shape)
+        typestr = _dtype(dtype).str
+        _require_cuda("PinnedArray")
+        with _native_errors():
+            self._native = kernels().PinnedArray.empty(list(shape), typestr)
         # The buffer protocol hands numpy a memoryview that keeps the native owner alive.
-        self._array = np.asarray(native)
+        self._array = np.asarray(self._native)
 
     @classmethod
     def empty(cls, shape: int | Sequence[int], dtype: Any) -> PinnedArray:
-        shape = (int(shape),) if np.isscalar(shape) else tuple(int(n) for n in shape)
-        typestr = _dtype(dtype).str
-        _require_cuda("PinnedArray.empty")
-        with _native_errors():
-            return cls(kernels().PinnedArray.empty(list(shape), typestr))
+        return cls(shape, dtype)
 
     def numpy(self) -> np.ndarray:
         """The numpy view of the page-locked memory (no copy)."""

@@ -209,8 +209,10 @@ ENTRY_POINTS = {
     "Stream.wrap(0)": lambda: cuda.Stream.wrap(0),
     "Event()": lambda: cuda.Event(),
     "Graph()": lambda: cuda.Graph(),
+    "DeviceArray(...)": lambda: cuda.DeviceArray((2, 3), "float32"),
     "DeviceArray.empty": lambda: cuda.DeviceArray.empty((2, 3), "float32"),
     "DeviceArray.from_numpy": lambda: cuda.DeviceArray.from_numpy(np.arange(6, dtype=np.uint16)),
+    "PinnedArray(...)": lambda: cuda.PinnedArray(16, "uint8"),
     "PinnedArray.empty": lambda: cuda.PinnedArray.empty(16, "uint8"),
     "as_device_array": lambda: cuda.as_device_array(_Interface()),
     "preprocess_into(device arrays)": lambda: preprocess_into(
