@@ -355,10 +355,13 @@ void bind_device_array(py::module_& m) {
             constexpr const char* kOp = "DeviceArray.copy_from_host";
             check_host_array(self, host, false, kOp);
             const std::shared_ptr<Stream> on = stream_argument(stream, kOp);
+            // Read from the numpy array while the GIL is held; `host` keeps its memory alive after.
+            const void* source = host.data();
+            const size_t bytes = static_cast<size_t>(host.nbytes());
             {
               py::gil_scoped_release release;
               self.order_before(*on, kOp);
-              self.copy_from_host(host.data(), static_cast<size_t>(host.nbytes()), *on, kOp);
+              self.copy_from_host(source, bytes, *on, kOp);
               if (synchronize) on->synchronize(kOp);
             }
             self.set_stream(synchronize ? nullptr : on);
@@ -372,9 +375,11 @@ void bind_device_array(py::module_& m) {
             constexpr const char* kOp = "DeviceArray.copy_to_host";
             check_host_array(self, host, true, kOp);
             const std::shared_ptr<Stream> on = stream_argument(stream, kOp);
+            void* destination = host.mutable_data();
+            const size_t bytes = static_cast<size_t>(host.nbytes());
             py::gil_scoped_release release;
             self.order_before(*on, kOp);
-            self.copy_to_host(host.mutable_data(), static_cast<size_t>(host.nbytes()), *on, kOp);
+            self.copy_to_host(destination, bytes, *on, kOp);
             if (synchronize) on->synchronize(kOp);
           },
           py::arg("host").noconvert(), py::arg("stream"), py::arg("synchronize"),

@@ -238,6 +238,12 @@ class Stream:
         """True when radedge created the stream and destroys it."""
         return self._native.owned
 
+    @property
+    def capturing(self) -> bool:
+        """True while a Graph capture records this stream's work."""
+        with _native_errors():
+            return self._native.capturing
+
     def __cuda_stream__(self) -> tuple[int, int]:
         """The CUDA stream protocol (cuda-python): (version 0, handle)."""
         return (0, self.handle)

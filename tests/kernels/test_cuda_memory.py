@@ -675,7 +675,7 @@ def test_graph_capture_refuses_the_legacy_stream_and_discards_failed_captures():
     with pytest.raises(NativeOpError, match="cudaStreamSynchronize"):
         with graph.capture(stream):
             stream.synchronize()  # waiting for a stream that is being captured is refused by CUDA
-    assert not graph.capturing and not graph.instantiated
+    assert not graph.capturing and not graph.instantiated and not stream.capturing
     array = cuda.DeviceArray.from_numpy(np.arange(5, dtype=np.float32), stream=stream)
     np.testing.assert_array_equal(array.to_numpy(stream), np.arange(5, dtype=np.float32))
 
