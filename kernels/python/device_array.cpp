@@ -2,9 +2,8 @@
 #include "device_array.h"
 
 #include <cstdio>
-#include <cstring>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -34,12 +33,6 @@ std::string hex(const void* address) {
   char text[32];
   std::snprintf(text, sizeof(text), "0x%llx", static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(address)));
   return text;
-}
-
-std::string join_strides(const std::vector<int64_t>& strides) {
-  std::string text = "(";
-  for (size_t i = 0; i < strides.size(); ++i) text += (i ? ", " : "") + std::to_string(strides[i]);
-  return text + (strides.size() == 1 ? ",)" : ")");
 }
 
 const char* device_type_name(int32_t type) {
@@ -131,7 +124,7 @@ void check_requirements(const DeviceView& view, const DeviceViewRequirements& re
                              ? "C-contiguous (elements in row-major order, no gaps)"
                              : "in row-major order with a contiguous last axis (rows may be padded)";
     refuse(view.name, std::string("must be ") + layout + "; got " + view.describe() + " with byte strides " +
-                          join_strides(view.strides) +
+                          cuda::describe_shape(view.strides) +
                           ". Make it contiguous first (torch: .contiguous(), CuPy: cupy.ascontiguousarray)");
   }
   if (required.writable && view.readonly) {
