@@ -19,6 +19,8 @@ int cuda_device_count(std::string* why) {
 #endif
 
 void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
+void bind_cuda(py::module_& m);  // cuda_binding.cpp
+void bind_preprocess_cuda(py::module_& m);  // preprocess_cuda_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -46,4 +48,6 @@ PYBIND11_MODULE(_kernels, m) {
   }, "(count, why): visible CUDA devices, and the reason when there are none.");
 
   radedge::bind_preprocess(m);
+  radedge::bind_cuda(m);
+  radedge::bind_preprocess_cuda(m);
 }

@@ -3,7 +3,7 @@
 Every pointwise intensity step (modality LUT, VOI window, MONOCHROME1 inversion, scaling
 to [0, 1]) is folded by the caller into one float32 table indexed by stored value; the
 native op ``radedge._kernels.preprocess_cpu`` (or ``preprocess_cuda_host``) then makes a
-single pass over the image:
+single pass over the image (``preprocess_cuda`` for CUDA arrays, zero-copy):
 
     value       = lut[clamp(stored - lut_first_value, 0, len(lut) - 1)]
     content     = value resized to (content_height, content_width)
@@ -19,10 +19,11 @@ INTER_AREA when both axes shrink and INTER_LINEAR when both grow (to float32 rou
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from . import cuda
 from ._native import kernels, require_device
 from .errors import NativeOpError
 
@@ -134,14 +135,16 @@ def resize_geometry(source_rows: int, source_columns: int, spec: PreprocessSpec)
 
 
 def preprocess_into(
-    pixels: np.ndarray,
-    lut: np.ndarray,
+    pixels: Any,
+    lut: Any,
     lut_first_value: int,
-    out: np.ndarray,
+    out: Any,
     slot: int,
     spec: PreprocessSpec,
     threads: int = 0,
     device: Device = "cpu",
+    stream: Any = None,
+    workspace: Any = None,
 ) -> ResizeGeometry:
     """Write one image into ``out[slot]`` and return where it landed.
 
@@ -151,12 +154,34 @@ def preprocess_into(
     the table read its first or last entry. ``out``: C-contiguous ``spec.dtype``
     [N, spec.channels, spec.height, spec.width]; only ``out[slot]`` is written.
     ``threads``: CPU threads (0: RADEDGE_NUM_THREADS or all cores); the result is the same
-    for any count. ``device``: ``"cpu"``, or ``"cuda"`` (copies to the GPU and back; for
-    checking the CUDA kernel against the CPU one).
+    for any count. ``device``: ``"cpu"``, or ``"cuda"``.
 
-    Raises ValueError for arrays that do not match the spec (dtype, shape, layout, slot)
-    and NativeOpError when ``device`` is not available or the CUDA op fails.
+    numpy arrays on ``"cuda"`` are copied to the GPU and back (for checking the CUDA kernel
+    against the CPU one). CUDA arrays (radedge.cuda.DeviceArray, torch CUDA tensors, CuPy,
+    pycuda: anything with ``__cuda_array_interface__`` or DLPack on a CUDA device) are read and
+    written in place, zero-copy, on ``stream`` (a radedge.cuda.Stream, a torch / CuPy / pycuda
+    stream, or None: the legacy default stream); the call only enqueues the work, so keep the
+    arrays alive until the stream has run it. ``workspace``: a uint8 CUDA array of
+    ``preprocess_cuda_workspace_bytes(rows, columns, spec)`` bytes or more (256-byte aligned,
+    as allocations are) keeps the call allocation-free, as a CUDA graph capture needs; None
+    takes it from CUDA's stream-ordered pool. A radedge DeviceArray ``out`` records ``stream``
+    as the stream its contents wait for.
+
+    Raises ValueError for arrays that do not match the spec (dtype, shape, layout, slot) or
+    that mix host and device memory, and NativeOpError when ``device`` is not available or
+    the CUDA op fails.
     """
+    arrays = (("pixels", pixels), ("lut", lut), ("out", out))
+    on_device = [name for name, array in arrays if cuda.is_device_array(array)]
+    if on_device:
+        return _preprocess_device_arrays(
+            pixels, lut, lut_first_value, out, slot, spec, device, stream, workspace, on_device
+        )
+    if stream is not None or workspace is not None:
+        raise ValueError(
+            "stream and workspace apply to CUDA arrays; with numpy arrays preprocess copies to the GPU and back "
+            "itself. Pass CUDA arrays (radedge.cuda.DeviceArray, torch or CuPy) to run on your stream"
+        )
     for name, array in (("pixels", pixels), ("lut", lut), ("out", out)):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
@@ -179,6 +204,55 @@ def preprocess_into(
         except RuntimeError as exc:
             raise NativeOpError(str(exc)) from exc
     return ResizeGeometry(**g)
+
+
+def _preprocess_device_arrays(pixels, lut, lut_first_value, out, slot, spec, device, stream, workspace, on_device):
+    """The zero-copy path of preprocess_into: every array already on the GPU."""
+    on_host = [name for name in ("pixels", "lut", "out") if name not in on_device]
+    if on_host:
+        raise ValueError(
+            f"{' and '.join(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'} but "
+            f"{' and '.join(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass all three on the GPU (upload "
+            "with radedge.cuda.DeviceArray.from_numpy(array, stream=stream)) or all three as numpy arrays"
+        )
+    if device != "cuda":
+        raise ValueError(f"pixels, lut and out are CUDA arrays; pass device='cuda' (got device={device!r})")
+    if workspace is not None and not cuda.is_device_array(workspace):
+        raise ValueError(
+            f"workspace must be a CUDA array (uint8 [bytes]); got {type(workspace).__name__}. Allocate it with "
+            "radedge.cuda.DeviceArray.empty(preprocess_cuda_workspace_bytes(rows, columns, spec), 'uint8')"
+        )
+    require_device("preprocess", "cuda")
+    stream = cuda.as_stream(stream)
+    arguments = dict(
+        height=spec.height,
+        width=spec.width,
+        channels=spec.channels,
+        dtype=spec.dtype,
+        resize=spec.resize,
+        pad_value=spec.pad_value,
+        mean=list(spec.mean),
+        std=list(spec.std),
+    )
+    try:
+        g = kernels().preprocess_cuda(
+            pixels, lut, int(lut_first_value), out, int(slot), workspace=workspace, stream=stream, **arguments
+        )
+    except kernels().CudaError as exc:
+        raise NativeOpError(str(exc)) from exc
+    cuda.mark_written(out, stream)
+    return ResizeGeometry(**g)
+
+
+def preprocess_cuda_workspace_bytes(source_rows: int, source_columns: int, spec: PreprocessSpec) -> int:
+    """Bytes of device workspace the CUDA op needs to put a source_rows x source_columns image into
+    ``spec``'s input; pass a uint8 DeviceArray of this size as ``preprocess_into(..., workspace=)``."""
+    try:
+        return kernels().preprocess_cuda_workspace_bytes(
+            int(source_rows), int(source_columns), height=spec.height, width=spec.width, resize=spec.resize
+        )
+    except kernels().CudaError as exc:
+        raise NativeOpError(str(exc)) from exc
 
 
 def preprocess(

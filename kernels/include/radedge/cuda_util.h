@@ -1,4 +1,5 @@
-// Shared CUDA plumbing for the ops in kernels/cuda: error checks and RAII owners.
+// Shared CUDA plumbing for the ops in kernels/cuda: error checks and RAII owners (the stream,
+// event, graph and array owners live in radedge/cuda_memory.h, which needs no CUDA header).
 // Only for translation units compiled with the CUDA toolkit's headers available.
 #pragma once
 
@@ -6,6 +7,7 @@
 
 #include <string>
 
+#include "radedge/cuda_memory.h"  // Stream, Event, DeviceArray, ... (CUDA-free declarations)
 #include "radedge/errors.h"
 
 namespace radedge::cuda {
@@ -56,19 +58,6 @@ class DeviceBuffer {
 
  private:
   void* data_ = nullptr;
-};
-
-// A non-blocking stream owned for a scope.
-class Stream {
- public:
-  explicit Stream(const char* op) { check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), op, "cudaStreamCreate"); }
-  ~Stream() { cudaStreamDestroy(stream_); }
-  Stream(const Stream&) = delete;
-  Stream& operator=(const Stream&) = delete;
-  cudaStream_t get() const { return stream_; }
-
- private:
-  cudaStream_t stream_ = nullptr;
 };
 
 }  // namespace radedge::cuda
