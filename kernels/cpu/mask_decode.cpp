@@ -378,14 +378,19 @@ MaskDecodeResult mask_decode_cpu(const LogitsView& logits, int64_t image, const 
                              height),
       height);
 
-  // The output columns of each cell column, [span_begin, span_end); empty for cells no
-  // column falls in.
-  const int64_t cell_columns = std::max<int64_t>(w - 1, 1);
-  std::vector<int32_t> span_begin(static_cast<size_t>(cell_columns), 0), span_end(static_cast<size_t>(cell_columns), 0);
-  for (int64_t x = columns.first_inside; x < columns.last_inside; ++x) {
-    const size_t cell = static_cast<size_t>(columns.cell[static_cast<size_t>(x)]);
-    if (span_end[cell] == 0) span_begin[cell] = static_cast<int32_t>(x);
-    span_end[cell] = static_cast<int32_t>(x + 1);
+  // The cells output columns fall in, [first_cell, last_cell), and for each cell c the first
+  // output column in cell c or later, so cells [a, b) cover columns
+  // [first_column[a], first_column[b]) (empty when no column falls in them).
+  const int64_t first_cell = columns.first_inside < columns.last_inside
+                                 ? columns.cell[static_cast<size_t>(columns.first_inside)]
+                                 : 0;
+  const int64_t last_cell = columns.first_inside < columns.last_inside
+                                ? columns.cell[static_cast<size_t>(columns.last_inside - 1)] + 1
+                                : 0;
+  std::vector<int32_t> first_column(static_cast<size_t>(std::max<int64_t>(w, 2)));
+  for (int64_t c = 0, x = columns.first_inside; c < static_cast<int64_t>(first_column.size()); ++c) {
+    while (x < columns.last_inside && columns.cell[static_cast<size_t>(x)] < c) ++x;
+    first_column[static_cast<size_t>(c)] = static_cast<int32_t>(x);
   }
 
   const int64_t label_count = mask_label_count(params.activation, logits.channels);
@@ -400,6 +405,7 @@ MaskDecodeResult mask_decode_cpu(const LogitsView& logits, int64_t image, const 
     Chunk chunk{std::vector<LabelTally>(static_cast<size_t>(label_count), detail::empty_tally()),
                 RunList(encode ? capacity : 0)};
     std::vector<Segment> segments;
+    std::vector<uint8_t> cell_labels(static_cast<size_t>(last_cell));
     int64_t segments_cell_row = -1;
     for (int64_t y = first_row; y < last_row; ++y) {
       uint8_t* row = mask.data + y * width;
@@ -411,15 +417,23 @@ MaskDecodeResult mask_decode_cpu(const LogitsView& logits, int64_t image, const 
       }
       const int64_t y0 = cell_row, y1 = std::min<int64_t>(y0 + 1, h - 1);
       if (y0 != segments_cell_row) {
-        segments.clear();
-        append(segments, 0, columns.first_inside, 0);
+        // Label every cell of the row (a branch-free byte loop the compiler vectorises), then
+        // turn runs of equal labels into segments.
         const uint8_t* top = prepared.codes.data() + y0 * w;
         const uint8_t* bottom = prepared.codes.data() + y1 * w;
-        for (int64_t x0 = 0; x0 < cell_columns; ++x0) {
-          const size_t cell = static_cast<size_t>(x0);
-          if (span_end[cell] == 0) continue;
-          const int64_t x1 = std::min<int64_t>(x0 + 1, w - 1);
-          append(segments, span_begin[cell], span_end[cell], detail::cell_label(top[x0], top[x1], bottom[x0], bottom[x1]));
+        const int64_t neighbour = w > 1 ? 1 : 0;
+        for (int64_t x0 = first_cell; x0 < last_cell; ++x0) {
+          cell_labels[static_cast<size_t>(x0)] =
+              detail::cell_label(top[x0], top[x0 + neighbour], bottom[x0], bottom[x0 + neighbour]);
+        }
+        segments.clear();
+        append(segments, 0, columns.first_inside, 0);
+        for (int64_t a = first_cell; a < last_cell;) {
+          const uint8_t label = cell_labels[static_cast<size_t>(a)];
+          int64_t b = a + 1;
+          while (b < last_cell && cell_labels[static_cast<size_t>(b)] == label) ++b;
+          append(segments, first_column[static_cast<size_t>(a)], first_column[static_cast<size_t>(b)], label);
+          a = b;
         }
         append(segments, columns.last_inside, width, 0);
         segments_cell_row = y0;
