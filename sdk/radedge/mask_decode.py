@@ -117,7 +117,7 @@ def _thresholds(activation: str, thresholds) -> list[float]:
             raise ValueError("a softmax head takes the argmax and no thresholds; pass thresholds=None")
         return []
     if thresholds is None:
-        raise ValueError("a sigmoid head needs thresholds (probabilities): one for every label or one per label")
+        return [0.5]
     return [float(t) for t in np.atleast_1d(np.asarray(thresholds, dtype=np.float64))]
 
 
@@ -127,7 +127,7 @@ def decode_mask(
     *,
     input_size: tuple[int, int],
     activation: Activation,
-    thresholds: float | Sequence[float] | None = 0.5,
+    thresholds: float | Sequence[float] | None = None,
     labels: Sequence[str] | None = None,
     image: int = 0,
     output_size: tuple[int, int] | None = None,
@@ -144,7 +144,7 @@ def decode_mask(
     ``geometry``: the ``ResizeGeometry`` the preprocess op returned for this image.
     ``input_size``: the model input's (height, width) in pixels. ``activation``:
     ``"sigmoid"`` with ``thresholds`` (probabilities in [0, 1], one for every channel or one
-    per channel) or ``"softmax"`` with ``thresholds=None``. ``labels``: names of the labels
+    per channel; ``None``: 0.5) or ``"softmax"`` (argmax; ``thresholds`` must be ``None``). ``labels``: names of the labels
     (C for sigmoid, C - 1 for softmax; default "1", "2", ...). ``output_size``: (height,
     width) of the mask, default the source's (rows, columns). ``spacing_mm``: the SOURCE's
     (row, column) pixel spacing in mm, for areas. ``rle``: also run-length encode the mask,

@@ -251,6 +251,13 @@ def test_ties_in_interpolated_cells_go_to_the_lower_label(activation):
     assert 100 < (mask == channel_1).sum() < 1500 and not (mask == channel_2).any()
 
 
+def test_sigmoid_threshold_defaults_to_one_half():
+    logits = np.array([[[[-0.01, 0.0, 0.01]]]], np.float32)
+    g = reference.stretch_geometry(1, 3, 1, 3)
+    result = decode_mask(logits, _geometry_object(g), input_size=(1, 3), activation="sigmoid")
+    np.testing.assert_array_equal(result.mask, [[0, 1, 1]])
+
+
 def test_thresholds_zero_and_one_mean_always_and_never():
     logits = np.random.default_rng(1).normal(0, 30, (1, 2, 5, 5)).astype(np.float32)
     g = reference.stretch_geometry(11, 13, 5, 5)
@@ -546,7 +553,6 @@ def test_read_only_mask_is_refused():
 @pytest.mark.parametrize(
     "options, error, message",
     [
-        (dict(activation="sigmoid", thresholds=None), ValueError, "needs thresholds"),
         (dict(activation="softmax", thresholds=0.5), ValueError, "no thresholds"),
         (dict(activation="tanh"), ValueError, "activation must be"),
         (dict(activation="sigmoid", output_size=(0, 5)), ValueError, "at least 1 x 1"),

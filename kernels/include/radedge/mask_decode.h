@@ -33,8 +33,11 @@
 // cell, so where every corner qualifies the same channel as the overall argmax (or where no
 // channel qualifies at any corner), every point of the cell has that label. Such cells are
 // labelled without interpolating; only cells that straddle a boundary are interpolated.
-// Both backends apply this same rule, so results differ from interpolating every pixel
-// only where an interpolated logit is within float32 rounding of a threshold or of a tie.
+// Both backends apply this same rule with the same unfused float32 arithmetic, so their
+// masks are identical where the host compiler does not fuse multiply-adds (x86-64; GCC on
+// AArch64 fuses by default, and then labels may differ where an interpolated logit is
+// within float32 rounding of a threshold or of a tie). Against interpolating every pixel
+// in exact arithmetic, labels differ only at such pixels too.
 //
 // Statistics, per label, over the output pixels: pixel count, bounding box, centroid and
 // (given the source's pixel spacing) area in mm^2; integer tallies, so the results are the
