@@ -140,8 +140,10 @@ def main() -> None:
     g = geometry()
     print(f"CPU      {cpu_model()}")
     print(f"cores    {os.cpu_count()} logical; radedge threads {threads}; OpenCV threads {cv2.getNumThreads()}")
-    print(f"software numpy {np.__version__}, OpenCV {cv2.__version__}, radedge._kernels {kernels().build_info()['version']}")
-    print(f"input    float32 [1, 1, {LOGITS}, {LOGITS}] logits -> uint8 {SOURCE} x {SOURCE} mask, sigmoid >= {THRESHOLD}")
+    version = kernels().build_info()["version"]
+    print(f"software numpy {np.__version__}, OpenCV {cv2.__version__}, radedge._kernels {version}")
+    print(f"input    float32 [1, 1, {LOGITS}, {LOGITS}] logits -> uint8 {SOURCE} x {SOURCE} mask, "
+          f"sigmoid >= {THRESHOLD}")
     print()
 
     floor_target = np.empty((SOURCE, SOURCE), np.uint8)

@@ -137,7 +137,9 @@ void check_mask_decode_args(const LogitsView& logits, int64_t image, const MaskD
   }
   if (mask.data == nullptr) fail("mask_decode: mask has no data pointer");
 
-  if (runs.capacity < 0) fail("mask_decode: the run capacity must be >= 0 (0: no run-length encoding); got ", runs.capacity);
+  if (runs.capacity < 0) {
+    fail("mask_decode: the run capacity must be >= 0 (0: no run-length encoding); got ", runs.capacity);
+  }
   if (runs.capacity > 0 && runs.data == nullptr) fail("mask_decode: runs has a capacity but no data pointer");
 }
 

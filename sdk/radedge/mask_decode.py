@@ -144,14 +144,15 @@ def decode_mask(
     ``geometry``: the ``ResizeGeometry`` the preprocess op returned for this image.
     ``input_size``: the model input's (height, width) in pixels. ``activation``:
     ``"sigmoid"`` with ``thresholds`` (probabilities in [0, 1], one for every channel or one
-    per channel; ``None``: 0.5) or ``"softmax"`` (argmax; ``thresholds`` must be ``None``). ``labels``: names of the labels
-    (C for sigmoid, C - 1 for softmax; default "1", "2", ...). ``output_size``: (height,
-    width) of the mask, default the source's (rows, columns). ``spacing_mm``: the SOURCE's
-    (row, column) pixel spacing in mm, for areas. ``rle``: also run-length encode the mask,
-    keeping up to ``rle_capacity`` runs. ``out``: a uint8 [height, width] array to write
-    the mask into (its shape is the output size). ``device``: ``"cpu"`` or ``"cuda"``
-    (copies to the GPU and back; for checking the CUDA kernels). ``threads``: CPU threads
-    (0: RADEDGE_NUM_THREADS or all cores); the result is the same for any count.
+    per channel; ``None``: 0.5) or ``"softmax"`` (argmax; ``thresholds`` must be ``None``).
+    ``labels``: names of the labels (C for sigmoid, C - 1 for softmax; default "1", "2",
+    ...). ``image``: which image of the batch to decode. ``output_size``: (height, width) of the mask, default the source's (rows,
+    columns). ``spacing_mm``: the SOURCE's (row, column) pixel spacing in mm, for areas.
+    ``rle``: also run-length encode the mask, keeping up to ``rle_capacity`` runs. ``out``:
+    a uint8 [height, width] array to write the mask into (its shape is the output size).
+    ``device``: ``"cpu"`` or ``"cuda"`` (copies to the GPU and back; for checking the CUDA
+    kernels). ``threads``: CPU threads (0: RADEDGE_NUM_THREADS or all cores); the result is
+    the same for any count.
 
     Raises ValueError for inputs that do not fit together (shapes, dtypes, layouts,
     thresholds, geometry, NaN or infinite logits) and NativeOpError when ``device`` is not

@@ -74,10 +74,12 @@ def interpolate(logits: np.ndarray, geometry: dict, output_size: tuple[int, int]
     channels, h, w = logits.shape
     height, width = output_size
     inside_y, py = axis_positions(
-        height, g["source_rows"], g["crop_y"], g["crop_height"], g["offset_y"], g["content_height"], g["input_height"], h
+        height, g["source_rows"], g["crop_y"], g["crop_height"], g["offset_y"], g["content_height"],
+        g["input_height"], h,
     )
     inside_x, px = axis_positions(
-        width, g["source_columns"], g["crop_x"], g["crop_width"], g["offset_x"], g["content_width"], g["input_width"], w
+        width, g["source_columns"], g["crop_x"], g["crop_width"], g["offset_x"], g["content_width"],
+        g["input_width"], w,
     )
     planes = logits.astype(np.float64)
     values = np.stack([bilinear(planes[c], py, px) for c in range(channels)])

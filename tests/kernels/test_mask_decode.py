@@ -476,7 +476,10 @@ def _native(logits=LOGITS, image=0, mask=None, **overrides):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (dict(logits=np.zeros((2, 8, 8), np.float32)), r"float32 or float16 \[N, C, h, w\].*got float32 with shape \(2, 8, 8\)"),
+        (
+            dict(logits=np.zeros((2, 8, 8), np.float32)),
+            r"float32 or float16 \[N, C, h, w\].*got float32 with shape \(2, 8, 8\)",
+        ),
         (dict(logits=LOGITS.astype(np.float64)), "got float64"),
         (dict(logits=LOGITS.astype(">f4")), "native byte order"),
         (dict(logits=np.zeros((2, 2, 8, 16), np.float32)[..., ::2]), "C-contiguous"),
@@ -496,7 +499,10 @@ def _native(logits=LOGITS, image=0, mask=None, **overrides):
         (dict(thresholds=[-0.1]), r"must be in \[0, 1\]"),
         (dict(thresholds=[float("nan")]), r"must be in \[0, 1\]; got nan"),
         (dict(activation="softmax", thresholds=[0.5]), "no thresholds"),
-        (dict(logits=np.zeros((1, 1, 8, 8), np.float32), activation="softmax", thresholds=[]), "needs 2 to 255 channels"),
+        (
+            dict(logits=np.zeros((1, 1, 8, 8), np.float32), activation="softmax", thresholds=[]),
+            "needs 2 to 255 channels",
+        ),
         (dict(logits=np.zeros((1, 255, 1, 1), np.float32)), "at most 254 channels"),
         (dict(crop_x=30), "crop must lie inside the source image: crop_x=30"),
         (dict(crop_width=31), "crop_width=31"),
