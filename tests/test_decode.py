@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from radedge.decode import softmax, upsample_to_source
+from radedge.bundle import OutputSpec
+from radedge.decode import decode_segmentation, softmax
+from radedge.errors import BackendError
+from radedge.io.image import PixelSpacing
 from radedge.preprocess import PreprocessSpec, preprocess, resize_geometry
 
 
@@ -25,6 +30,34 @@ def _reference_upsample(plane, geometry, input_height, input_width):
     return top * (1 - fy) + bottom * fy
 
 
+def _image(spacing=(0.15, 0.2)):
+    """What decode_segmentation reads of an Image: its pixel spacing."""
+    if spacing is None:
+        return SimpleNamespace(spacing=None, spacing_problem="the file gives no pixel spacing")
+    return SimpleNamespace(spacing=PixelSpacing(*spacing, source="ImagerPixelSpacing"), spacing_problem=None)
+
+
+def _head(activation="sigmoid", labels=("lesion",), threshold=0.5):
+    return OutputSpec("mask_logits", "segmentation", tuple(labels), activation, {"threshold": threshold})
+
+
+def _check_regions(result, pixel_area_mm2):
+    """Every region's statistics, recomputed from the mask with numpy."""
+    for index, region in enumerate(result.regions):
+        ys, xs = np.nonzero(result.mask == index + 1)
+        assert region.label == result.labels[index]
+        assert region.pixel_count == len(xs)
+        if pixel_area_mm2 is None:
+            assert region.area_mm2 is None
+        else:
+            assert region.area_mm2 == pytest.approx(len(xs) * pixel_area_mm2, rel=1e-12)
+        if len(xs) == 0:
+            assert region.bbox is None and region.centroid is None
+            continue
+        assert region.bbox == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+        np.testing.assert_allclose(region.centroid, (xs.mean() + 0.5, ys.mean() + 0.5), rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "rows, columns, height, width, plane_scale, resize",
     [
@@ -35,16 +68,49 @@ def _reference_upsample(plane, geometry, input_height, input_width):
         (40, 30, 64, 64, 1, "letterbox"),
     ],
 )
-def test_upsample_matches_the_bilinear_reference(rows, columns, height, width, plane_scale, resize):
+@pytest.mark.parametrize("threshold", [0.5, 0.3])
+def test_sigmoid_mask_matches_the_bilinear_reference(rows, columns, height, width, plane_scale, resize, threshold):
     spec = PreprocessSpec(height, width, resize=resize)
     geometry = resize_geometry(rows, columns, spec)
     rng = np.random.default_rng(rows * columns)
     plane = rng.normal(size=(int(height * plane_scale), int(width * plane_scale))).astype(np.float32)
-    got = upsample_to_source(plane, geometry, height, width)
-    expected = _reference_upsample(plane.astype(np.float64), geometry, height, width)
-    assert got.shape == (rows, columns)
-    # OpenCV's warpAffine quantises sub-pixel positions to 1/32 pixel.
-    np.testing.assert_allclose(got, expected, atol=0.05 * np.abs(plane).max())
+    result = decode_segmentation(_head(threshold=threshold), plane[None, None], geometry, (height, width), _image())
+    assert result.mask.shape == (rows, columns) and result.mask.dtype == np.uint8
+
+    values = _reference_upsample(plane.astype(np.float64), geometry, height, width)
+    logit_threshold = np.log(threshold / (1 - threshold))
+    expected = (values >= logit_threshold).astype(np.uint8)
+    # Exact, except where the interpolated logit is within float32 rounding of the threshold.
+    differ = result.mask != expected
+    assert not (differ & (np.abs(values - logit_threshold) > 1e-5 * np.abs(plane).max())).any()
+    assert 0.05 < expected.mean() < 0.95  # both labels present, many boundaries
+    _check_regions(result, 0.15 * 0.2)
+
+
+def test_softmax_mask_matches_the_bilinear_reference():
+    rows, columns, height, width = 333, 517, 96, 96
+    geometry = resize_geometry(rows, columns, PreprocessSpec(height, width, resize="letterbox"))
+    logits = np.random.default_rng(2).normal(size=(1, 4, 48, 48)).astype(np.float32)
+    result = decode_segmentation(_head("softmax", ("a", "b", "c")), logits, geometry, (height, width), _image(None))
+    values = np.stack([_reference_upsample(plane.astype(np.float64), geometry, height, width) for plane in logits[0]])
+    expected = np.argmax(values, axis=0)
+    top_two = np.sort(values, axis=0)[-2:]
+    differ = result.mask != expected
+    assert not (differ & (top_two[1] - top_two[0] > 1e-5 * np.abs(logits).max())).any()
+    assert set(np.unique(result.mask)) == {0, 1, 2, 3}
+    _check_regions(result, None)
+    assert result.area_source == "no mm figures: the file gives no pixel spacing"
+
+
+def test_overlapping_sigmoid_labels_go_to_the_higher_logit():
+    geometry = resize_geometry(20, 20, PreprocessSpec(4, 4, resize="stretch"))
+    logits = np.zeros((1, 2, 4, 4), np.float32)
+    logits[0, 0] = 3.0
+    logits[0, 1, :, :2] = 5.0  # label 2 beats label 1 on the left half only
+    logits[0, 1, :, 2:] = 1.0
+    result = decode_segmentation(_head(labels=("a", "b")), logits, geometry, (4, 4), _image())
+    assert result.regions[1].bbox[0] == 0 and result.regions[0].bbox[2] == 20
+    assert (result.mask[:, :5] == 2).all() and (result.mask[:, -5:] == 1).all()
 
 
 def test_round_trip_of_a_mask_through_preprocess_and_back():
@@ -54,10 +120,27 @@ def test_round_trip_of_a_mask_through_preprocess_and_back():
     spec = PreprocessSpec(128, 128, resize="letterbox")
     forward, geometry = preprocess(mask, np.array([0.0, 1.0], np.float32), 0, spec)
     # Fractions of 0.5 become logits of 0: the round trip recovers the ellipse.
-    logits = (forward[0, 0] - 0.5) * 20
-    back = upsample_to_source(logits, geometry, 128, 128) >= 0
+    logits = (forward[:, :1] - 0.5) * 20
+    back = decode_segmentation(_head(), logits, geometry, (128, 128), _image()).mask == 1
     iou = np.logical_and(back, mask).sum() / np.logical_or(back, mask).sum()
     assert iou > 0.95
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_logits_are_a_backend_error(bad):
+    geometry = resize_geometry(20, 20, PreprocessSpec(8, 8))
+    logits = np.zeros((1, 1, 8, 8), np.float32)
+    logits[0, 0, 3, 3] = bad
+    with pytest.raises(BackendError, match="'mask_logits'.*NaN or infinite"):
+        decode_segmentation(_head(), logits, geometry, (8, 8), _image())
+
+
+def test_channel_count_must_match_the_labels():
+    geometry = resize_geometry(20, 20, PreprocessSpec(8, 8))
+    with pytest.raises(BackendError, match="2 channels for labels"):
+        decode_segmentation(_head(), np.zeros((1, 2, 8, 8), np.float32), geometry, (8, 8), _image())
+    with pytest.raises(BackendError, match="needs background \\+ 1 channels"):
+        decode_segmentation(_head("softmax"), np.zeros((1, 1, 8, 8), np.float32), geometry, (8, 8), _image())
 
 
 def test_softmax_is_stable_for_large_logits():

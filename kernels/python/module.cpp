@@ -21,6 +21,7 @@ int cuda_device_count(std::string* why) {
 void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
 void bind_cuda(py::module_& m);  // cuda_binding.cpp
 void bind_preprocess_cuda(py::module_& m);  // preprocess_cuda_binding.cpp
+void bind_mask_decode(py::module_& m);  // mask_decode_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -50,4 +51,5 @@ PYBIND11_MODULE(_kernels, m) {
   radedge::bind_preprocess(m);
   radedge::bind_cuda(m);
   radedge::bind_preprocess_cuda(m);
+  radedge::bind_mask_decode(m);
 }

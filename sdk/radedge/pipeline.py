@@ -150,7 +150,9 @@ class Model:
             if spec_out.kind == "classification":
                 classifications[spec_out.name] = decode_classification(spec_out, values)
             elif spec_out.kind == "segmentation":
-                segmentations[spec_out.name] = decode_segmentation(spec_out, values, geometry, input_size, image)
+                segmentations[spec_out.name] = decode_segmentation(
+                    spec_out, values, geometry, input_size, image, threads=self.threads
+                )
             else:
                 raise BackendError(
                     f"output {spec_out.name!r} is a {spec_out.kind} head, which this radedge version does not decode yet"
