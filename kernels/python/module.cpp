@@ -20,6 +20,7 @@ int cuda_device_count(std::string* why) {
 
 void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
 void bind_heatmap_peaks(py::module_& m);  // heatmap_peaks_binding.cpp
+void bind_cam_overlay(py::module_& m);  // cam_overlay_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -48,4 +49,5 @@ PYBIND11_MODULE(_kernels, m) {
 
   radedge::bind_preprocess(m);
   radedge::bind_heatmap_peaks(m);
+  radedge::bind_cam_overlay(m);
 }
