@@ -2,12 +2,16 @@
 // built-in colour maps.
 //
 // Display rows are split across threads. For each row, the vertical taps are applied once
-// to a whole CAM row (w values); each display pixel then needs only the horizontal pair.
-// Min-max normalisation makes a first pass of the same arithmetic that only keeps the
-// range. Every pixel is computed the same way whichever thread owns it.
+// to a whole CAM row (w values); each display pixel then needs only the horizontal pair,
+// computed a run of columns at a time (the columns between the same two CAM cells). The
+// colour index of each pixel is found in vector loops, and the pixel itself read from a
+// table of every (index, grey level) blend. Min-max normalisation first finds the range
+// from the ends of each run. Every pixel is computed the same way whichever thread owns it.
 #include "radedge/cam_overlay.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <sstream>
@@ -155,37 +159,92 @@ CamConstants make_cam_constants(const CamView& cam, const DisplayView& display, 
 
 namespace {
 
-struct Taps {
-  std::vector<detail::CamTap> rows, columns;
+// Where the display columns sample the CAM: per column the weight towards the second
+// cell, and the runs of columns that lie between the same two cells, so that a row is
+// sampled by loops over contiguous weights with the two cell values fixed.
+struct ColumnTaps {
+  struct Run {
+    int64_t begin, end;
+    int32_t first, second;
+  };
+  std::vector<float> weights;
+  std::vector<Run> runs;
 };
 
-Taps make_taps(const CamView& cam, const DisplayView& display, const detail::CamConstants& k) {
-  Taps taps;
-  taps.rows.resize(static_cast<size_t>(display.rows));
-  taps.columns.resize(static_cast<size_t>(display.columns));
-  for (int64_t u = 0; u < display.rows; ++u) {
-    taps.rows[static_cast<size_t>(u)] =
-        detail::cam_tap(u, k.content_per_display_y, k.offset_y, k.cam_per_input_y, cam.height);
-  }
+ColumnTaps make_column_taps(const CamView& cam, const DisplayView& display, const detail::CamConstants& k) {
+  ColumnTaps taps;
+  taps.weights.resize(static_cast<size_t>(display.columns));
   for (int64_t v = 0; v < display.columns; ++v) {
-    taps.columns[static_cast<size_t>(v)] =
-        detail::cam_tap(v, k.content_per_display_x, k.offset_x, k.cam_per_input_x, cam.width);
+    const detail::CamTap tap = detail::cam_tap(v, k.content_per_display_x, k.offset_x, k.cam_per_input_x, cam.width);
+    taps.weights[static_cast<size_t>(v)] = tap.weight;
+    if (taps.runs.empty() || taps.runs.back().first != tap.first || taps.runs.back().second != tap.second) {
+      taps.runs.push_back({v, v, tap.first, tap.second});
+    }
+    taps.runs.back().end = v + 1;
   }
   return taps;
 }
 
-// The samples of display row u: the vertical pair applied to whole CAM rows, then the
-// horizontal pair per pixel.
-void sample_row(const float* cam, int64_t cam_width, const detail::CamTap& row_tap,
-                const std::vector<detail::CamTap>& column_taps, float* vertical, float* samples) {
+std::vector<detail::CamTap> make_row_taps(const CamView& cam, const DisplayView& display,
+                                          const detail::CamConstants& k) {
+  std::vector<detail::CamTap> taps(static_cast<size_t>(display.rows));
+  for (int64_t u = 0; u < display.rows; ++u) {
+    taps[static_cast<size_t>(u)] = detail::cam_tap(u, k.content_per_display_y, k.offset_y, k.cam_per_input_y, cam.height);
+  }
+  return taps;
+}
+
+// A display row's vertical pair applied to whole CAM rows: row(i) of the header comment.
+void vertical_row(const float* cam, int64_t cam_width, const detail::CamTap& row_tap, float* vertical) {
   const float* top = cam + row_tap.first * cam_width;
   const float* bottom = cam + row_tap.second * cam_width;
   for (int64_t i = 0; i < cam_width; ++i) vertical[i] = detail::cam_lerp(top[i], bottom[i], row_tap.weight);
-  const int64_t columns = static_cast<int64_t>(column_taps.size());
-  for (int64_t v = 0; v < columns; ++v) {
-    const detail::CamTap& tap = column_taps[static_cast<size_t>(v)];
-    samples[v] = detail::cam_lerp(vertical[tap.first], vertical[tap.second], tap.weight);
+}
+
+// The row's samples: detail::cam_lerp of the two cells of each run, with their difference
+// computed once per run.
+void sample_row(const float* vertical, const ColumnTaps& column_taps, float* samples) {
+  const float* weights = column_taps.weights.data();
+  for (const ColumnTaps::Run& run : column_taps.runs) {
+    const float first = vertical[run.first];
+    const float difference = detail::add_rn(vertical[run.second], -first);
+    for (int64_t v = run.begin; v < run.end; ++v) {
+      samples[v] = detail::add_rn(first, detail::mul_rn(weights[v], difference));
+    }
   }
+}
+
+// Folds the row's samples into [low, high]. Along a run the weight only grows and rounding
+// is monotone, so a run's samples move one way: its extremes are its end samples, which
+// are the same bits sample_row computes.
+void row_range(const float* vertical, const ColumnTaps& column_taps, float* low, float* high) {
+  const float* weights = column_taps.weights.data();
+  for (const ColumnTaps::Run& run : column_taps.runs) {
+    const float first = vertical[run.first];
+    const float difference = detail::add_rn(vertical[run.second], -first);
+    for (const int64_t v : {run.begin, run.end - 1}) {
+      const float sample = detail::add_rn(first, detail::mul_rn(weights[v], difference));
+      *low = std::min(*low, sample);
+      *high = std::max(*high, sample);
+    }
+  }
+}
+
+// What each pixel of a row shows: its colour index, or kGrey where t < floor.
+constexpr int32_t kGrey = 256;
+
+// Overwrites the samples with t.
+void colour_codes(float* samples, int64_t count, float low, float high, float floor, int32_t* codes) {
+  if (!(high > low)) {
+    // A flat map: t = 0 everywhere (detail::cam_normalised).
+    std::fill(codes, codes + count, 0.0f >= floor ? detail::cam_colour_index(0.0f) : kGrey);
+    return;
+  }
+  // Three loops, because GCC vectorises each of them but not their fusion (a float to int
+  // conversion of a selected value defeats its if-conversion).
+  for (int64_t v = 0; v < count; ++v) samples[v] = detail::cam_normalised_in_range(samples[v], low, high);
+  for (int64_t v = 0; v < count; ++v) codes[v] = detail::cam_colour_index(samples[v]);
+  for (int64_t v = 0; v < count; ++v) codes[v] = samples[v] >= floor ? codes[v] : kGrey;
 }
 
 }  // namespace
@@ -196,7 +255,8 @@ CamRange cam_overlay_cpu(const CamView& cam, const DisplayView& display, const O
   if (threads < 0) fail("threads must be >= 0 (0 means the default); got ", threads);
   check_cam_finite(cam, kOp);
   const detail::CamConstants k = detail::make_cam_constants(cam, display, params);
-  const Taps taps = make_taps(cam, display, k);
+  const std::vector<detail::CamTap> row_taps = make_row_taps(cam, display, k);
+  const ColumnTaps column_taps = make_column_taps(cam, display, k);
 
   std::vector<float> converted;
   const float* values = static_cast<const float*>(cam.data);
@@ -215,16 +275,14 @@ CamRange cam_overlay_cpu(const CamView& cam, const DisplayView& display, const O
   if (k.min_max) {
     range = {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
     std::mutex merge;
-    parallel_for(0, rows, threads, min_rows, [&](int64_t first_row, int64_t last_row) {
-      std::vector<float> vertical(static_cast<size_t>(cam.width)), samples(static_cast<size_t>(columns));
+    const int64_t work_per_row = cam.width + 2 * static_cast<int64_t>(column_taps.runs.size());
+    parallel_for(0, rows, threads, std::max<int64_t>(1, (int64_t{1} << 15) / work_per_row),
+                 [&](int64_t first_row, int64_t last_row) {
+      std::vector<float> vertical(static_cast<size_t>(cam.width));
       float low = std::numeric_limits<float>::infinity(), high = -low;
       for (int64_t u = first_row; u < last_row; ++u) {
-        sample_row(values, cam.width, taps.rows[static_cast<size_t>(u)], taps.columns, vertical.data(),
-                   samples.data());
-        for (const float sample : samples) {
-          low = std::min(low, sample);
-          high = std::max(high, sample);
-        }
+        vertical_row(values, cam.width, row_taps[static_cast<size_t>(u)], vertical.data());
+        row_range(vertical.data(), column_taps, &low, &high);
       }
       const std::lock_guard<std::mutex> lock(merge);
       range.low = std::min(range.low, low);
@@ -232,35 +290,48 @@ CamRange cam_overlay_cpu(const CamView& cam, const DisplayView& display, const O
     });
   }
 
-  // The blend's two integer terms, per grey level and per colour-map entry.
-  int32_t grey_term[256];
-  int32_t colour_term[256][3];
-  for (int g = 0; g < 256; ++g) grey_term[g] = g * (255 - k.alpha255) + 127;
-  for (int i = 0; i < 256; ++i) {
-    for (int c = 0; c < 3; ++c) colour_term[i][c] = k.colormap.rgb[i][c] * k.alpha255;
+  // detail::cam_blend for every colour level and grey level, [colour][grey]; in 16-bit
+  // unsigned arithmetic (the numerator is at most 255 * 255 + 127), which vectorises.
+  std::vector<uint8_t> blend(256 * 256);
+  for (int colour = 0; colour < 256; ++colour) {
+    const uint16_t colour_term = static_cast<uint16_t>(colour * k.alpha255 + 127);
+    const uint16_t grey_weight = static_cast<uint16_t>(255 - k.alpha255);
+    uint8_t* row = blend.data() + colour * 256;
+    for (int grey = 0; grey < 256; ++grey) {
+      row[grey] = static_cast<uint8_t>(static_cast<uint16_t>(grey * grey_weight + colour_term) / 255);
+    }
+  }
+  // Every pixel that a code (colour index, or kGrey) and a grey level can produce, as
+  // R, G, B and a spare byte: the pixel loop becomes one lookup and one 4-byte store.
+  std::vector<std::array<uint8_t, 4>> shown(static_cast<size_t>((kGrey + 1) * 256));
+  for (int32_t code = 0; code <= kGrey; ++code) {
+    std::array<uint8_t, 4>* entries = shown.data() + code * 256;
+    if (code == kGrey) {
+      for (int grey = 0; grey < 256; ++grey) entries[grey] = {uint8_t(grey), uint8_t(grey), uint8_t(grey), 0};
+      continue;
+    }
+    const uint8_t* red = blend.data() + k.colormap.rgb[code][0] * 256;
+    const uint8_t* green = blend.data() + k.colormap.rgb[code][1] * 256;
+    const uint8_t* blue = blend.data() + k.colormap.rgb[code][2] * 256;
+    for (int grey = 0; grey < 256; ++grey) entries[grey] = {red[grey], green[grey], blue[grey], 0};
   }
 
   parallel_for(0, rows, threads, min_rows, [&](int64_t first_row, int64_t last_row) {
     std::vector<float> vertical(static_cast<size_t>(cam.width)), samples(static_cast<size_t>(columns));
+    std::vector<int32_t> codes(static_cast<size_t>(columns));
     for (int64_t u = first_row; u < last_row; ++u) {
-      sample_row(values, cam.width, taps.rows[static_cast<size_t>(u)], taps.columns, vertical.data(),
-                 samples.data());
+      vertical_row(values, cam.width, row_taps[static_cast<size_t>(u)], vertical.data());
+      sample_row(vertical.data(), column_taps, samples.data());
+      colour_codes(samples.data(), columns, range.low, range.high, k.floor, codes.data());
       const uint8_t* grey_row = display.data + u * columns;
       uint8_t* out_row = out.data + u * columns * 3;
-      for (int64_t v = 0; v < columns; ++v) {
-        const float t = detail::cam_normalised(samples[static_cast<size_t>(v)], range.low, range.high);
-        const int grey = grey_row[v];
-        uint8_t* pixel = out_row + v * 3;
-        if (t >= k.floor) {
-          const int32_t* colour = colour_term[detail::cam_colour_index(t)];
-          // The same integers as detail::cam_blend, with its products looked up.
-          pixel[0] = static_cast<uint8_t>((grey_term[grey] + colour[0]) / 255);
-          pixel[1] = static_cast<uint8_t>((grey_term[grey] + colour[1]) / 255);
-          pixel[2] = static_cast<uint8_t>((grey_term[grey] + colour[2]) / 255);
-        } else {
-          pixel[0] = pixel[1] = pixel[2] = static_cast<uint8_t>(grey);
-        }
-      }
+      // Four bytes per pixel, the fourth overwritten by the next pixel; the row's last
+      // pixel gets its three.
+      const std::array<uint8_t, 4>* table = shown.data();
+      const int32_t* row_codes = codes.data();
+      const int64_t last = columns - 1;
+      for (int64_t v = 0; v < last; ++v) std::memcpy(out_row + 3 * v, table[row_codes[v] * 256 + grey_row[v]].data(), 4);
+      std::memcpy(out_row + 3 * last, table[row_codes[last] * 256 + grey_row[last]].data(), 3);
     }
   });
   return range;

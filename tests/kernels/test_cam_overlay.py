@@ -66,6 +66,13 @@ def _check(cam, display, geometry, input_size, *, colormap="turbo", alpha=0.4, f
     expected = reference.overlay(cam, display, placement(geometry, input_size), colormap, alpha, floor,
                                  "minmax" if normalise == "minmax" else "fixed", low, high)
     assert got.dtype == np.uint8 and got.shape == display.shape + (3,)
+    if device == "cpu" and normalise == "minmax":
+        # The range the op used: the float32 samples' extremes, to float32 rounding.
+        low, high = kernels().cam_overlay_cpu(
+            cam, display, np.empty_like(got), placement=placement(geometry, input_size), colormap=colormap,
+            alpha=alpha, floor=floor, normalise="minmax")
+        magnitude = float(np.abs(cam.astype(np.float64)).max())
+        np.testing.assert_allclose([low, high], expected["range"], rtol=0, atol=4 * 2.0**-24 * magnitude)
     bad = _unexplained(got, expected, cam, display, alpha, floor)
     assert not bad, bad[:5]
     # Rounding moves an index only next to a half: rare on a display of any size (on a tiny
