@@ -8,7 +8,8 @@ for instance the preprocess op's output in stretch mode):
 
 - each display pixel centre is mapped through the preprocess placement into the CAM, which
   is sampled bilinearly (cell centres at i + 0.5, edges clamped, as cv2.resize
-  INTER_LINEAR), so the letterbox padding never shows;
+  INTER_LINEAR): the display shows the content region only, and a pixel within half a
+  cell of its edge interpolates with the neighbouring cell, as any bilinear upsampling does;
 - the samples are normalised to [0, 1] by their minimum and maximum over the display
   (``normalise="minmax"``) or by a fixed ``(low, high)`` range, clamped;
 - mapped through a 256-entry colour map (``"turbo"``, ``"jet"`` or your own uint8
