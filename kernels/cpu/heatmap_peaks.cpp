@@ -7,6 +7,7 @@
 #include "radedge/heatmap_peaks.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <sstream>
 
@@ -105,19 +106,24 @@ void check_heatmaps_finite(const HeatmapsView& heatmaps, const char* op) {
   const int64_t total = heatmaps.batch * heatmaps.channels * heatmaps.height * heatmaps.width;
   int64_t first_bad = -1;
   float bad_value = 0.0f;
+  // Branch-free passes over the exponent bits (all ones: infinity or NaN), which
+  // vectorise; the position is looked for only on failure.
   if (heatmaps.type == MapType::kFloat32) {
     const float* values = static_cast<const float*>(heatmaps.data);
-    // One branch-free pass that vectorises; the position is looked for only on failure.
-    bool any_bad = false;
-    for (int64_t i = 0; i < total; ++i) any_bad |= !(std::fabs(values[i]) <= std::numeric_limits<float>::max());
+    uint32_t any_bad = 0;
+    for (int64_t i = 0; i < total; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, values + i, sizeof bits);
+      any_bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
     if (any_bad) {
       first_bad = std::find_if(values, values + total, [](float v) { return !std::isfinite(v); }) - values;
       bad_value = values[first_bad];
     }
   } else {
     const uint16_t* values = static_cast<const uint16_t*>(heatmaps.data);
-    bool any_bad = false;
-    for (int64_t i = 0; i < total; ++i) any_bad |= (values[i] & 0x7c00u) == 0x7c00u;
+    uint32_t any_bad = 0;
+    for (int64_t i = 0; i < total; ++i) any_bad |= static_cast<uint32_t>((values[i] & 0x7c00u) == 0x7c00u);
     if (any_bad) {
       first_bad = std::find_if(values, values + total, [](uint16_t v) { return (v & 0x7c00u) == 0x7c00u; }) - values;
       bad_value = half_to_float(values[first_bad]);
@@ -171,6 +177,20 @@ PeakConstants make_peak_constants(const HeatmapsView& heatmaps, const HeatmapPea
 
 namespace {
 
+// Whether any of values[0, count) is >= bound, or > bound: branch-free passes that
+// vectorise, so that a row with nothing to look at costs a few cycles per four cells.
+bool any_at_least(const float* values, int64_t count, float bound) {
+  uint32_t any = 0;
+  for (int64_t i = 0; i < count; ++i) any |= static_cast<uint32_t>(values[i] >= bound);
+  return any != 0;
+}
+
+bool any_above(const float* values, int64_t count, float bound) {
+  uint32_t any = 0;
+  for (int64_t i = 0; i < count; ++i) any |= static_cast<uint32_t>(values[i] > bound);
+  return any != 0;
+}
+
 struct RowMajorLoad {
   const float* values;
   int64_t width;
@@ -184,9 +204,10 @@ void local_maxima(const float* values, int64_t width, const detail::PeakConstant
   const ContentCells& cells = k.cells;
   for (int64_t y = cells.first_y; y < cells.last_y; ++y) {
     const float* row = values + y * width;
+    // The threshold rejects most cells of a heatmap, most rows whole, before a window is read.
+    if (!any_at_least(row + cells.first_x, cells.width(), raw_threshold)) continue;
     for (int64_t x = cells.first_x; x < cells.last_x; ++x) {
       const float value = row[x];
-      // The threshold rejects most cells of a heatmap before the window is read.
       if (!(value >= raw_threshold)) continue;
       if (detail::is_local_maximum(load, y, x, value, radius, cells)) {
         candidates->push_back({value, static_cast<uint32_t>(y * width + x)});
@@ -202,6 +223,7 @@ void argmax(const float* values, int64_t width, const detail::PeakConstants& k, 
                  static_cast<uint32_t>(cells.first_y * width + cells.first_x)};
   for (int64_t y = cells.first_y; y < cells.last_y; ++y) {
     const float* row = values + y * width;
+    if (!any_above(row + cells.first_x, cells.width(), best.value)) continue;
     for (int64_t x = cells.first_x; x < cells.last_x; ++x) {
       // Strictly greater: the first cell in raster order wins a tie.
       if (row[x] > best.value) best = {row[x], static_cast<uint32_t>(y * width + x)};
@@ -268,8 +290,9 @@ void heatmap_peaks_cpu(const HeatmapsView& heatmaps, const PeaksView& peaks, con
   const int64_t maps = heatmaps.batch * heatmaps.channels;
   const int64_t plane = heatmaps.height * heatmaps.width;
   const int64_t K = params.max_peaks;
-  // Enough maps per thread that starting it is worth it (a thread costs ~20 us).
-  const int64_t min_maps = std::max<int64_t>(1, (int64_t{1} << 15) / plane);
+  // Enough maps per thread that starting it is worth it: a thread costs ~20 us, and a
+  // float32 map is scanned at a few cells per ns.
+  const int64_t min_maps = std::max<int64_t>(1, (int64_t{1} << 18) / plane);
   parallel_for(0, maps, threads, min_maps, [&](int64_t first, int64_t last) {
     std::vector<float> converted;
     std::vector<Candidate> candidates;

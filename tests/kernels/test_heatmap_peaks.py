@@ -383,6 +383,17 @@ def test_float16_reads_the_same_values_as_float32():
         np.testing.assert_array_equal(getattr(half, field), getattr(single, field))
 
 
+def test_every_finite_float16_value_is_read_exactly():
+    """One 1 x 1 map per finite float16 value, subnormals and -0 included: each map's argmax
+    score is its value, converted to float32."""
+    halves = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    halves = halves[np.isfinite(halves)]
+    maps = np.ascontiguousarray(halves.reshape(1, -1, 1, 1))
+    geometry = dict(content_height=1, content_width=1, offset_y=0, offset_x=0, scale_y=1.0, scale_x=1.0)
+    peaks = find_argmax(maps, geometry, input_size=(1, 1), refine=False)
+    np.testing.assert_array_equal(peaks.score[0, :, 0].view(np.uint32), halves.astype(np.float32).view(np.uint32))
+
+
 # --- inputs the op refuses ------------------------------------------------------------------
 
 GOOD = np.zeros((1, 2, 8, 8), np.float32)

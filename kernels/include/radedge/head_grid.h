@@ -112,22 +112,28 @@ RADEDGE_HOST_DEVICE inline ContentCells content_cells(const InputPlacement& p, i
   return cells;
 }
 
-// IEEE binary16 bits -> float, exact (every half is a float).
+// IEEE binary16 bits -> float, exact (every half is a float; NaN payloads are kept). Every
+// case is computed and one selected with masks, so a conversion loop vectorises with
+// baseline SSE2 / NEON.
 inline float half_to_float(uint16_t half) {
-  const uint32_t sign = static_cast<uint32_t>(half & 0x8000u) << 16;
-  const uint32_t exponent = (half >> 10) & 0x1fu;
-  const uint32_t mantissa = half & 0x3ffu;
-  uint32_t bits;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24, exact in float.
-    float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-8f;
-    std::memcpy(&bits, &magnitude, sizeof bits);
-    bits |= sign;
-  } else if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else {
-    bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-  }
+  const uint32_t shifted = static_cast<uint32_t>(half & 0x7fffu) << 13;  // exponent and mantissa, float-aligned
+  const uint32_t exponent = shifted & 0x0f800000u;
+  // Normal: rebias the exponent from 15 to 127.
+  const uint32_t normal = shifted + (112u << 23);
+  // Infinity or NaN.
+  const uint32_t special = shifted | 0x7f800000u;
+  // Zero or subnormal, m * 2^-24: (1 + m / 2^10) * 2^-14 - 2^-14, exact, and computed on
+  // normal floats only, so that flush-to-zero or denormals-are-zero modes cannot change it.
+  const uint32_t offset_bits = shifted + (113u << 23);
+  float offset;
+  std::memcpy(&offset, &offset_bits, sizeof offset);
+  const float small = offset - 6.103515625e-05f;
+  uint32_t small_bits;
+  std::memcpy(&small_bits, &small, sizeof small_bits);
+  const uint32_t is_special = 0u - static_cast<uint32_t>(exponent == 0x0f800000u);
+  const uint32_t is_small = 0u - static_cast<uint32_t>(exponent == 0u);
+  uint32_t bits = (special & is_special) | (small_bits & is_small) | (normal & ~(is_special | is_small));
+  bits |= static_cast<uint32_t>(half & 0x8000u) << 16;
   float value;
   std::memcpy(&value, &bits, sizeof value);
   return value;
