@@ -29,8 +29,9 @@
 //                                                               elsewhere
 //
 // The blend is the exactly rounded (g (255 - a) + c a) / 255, so it has no rounding
-// ambiguity; only the colour index can move by one between implementations, where
-// t * 255 lies within float32 rounding of a half.
+// ambiguity. Against a float64 evaluation of the same formulas, only the colour index can
+// move by one, where t * 255 lies within float32 rounding of a half, and the floor test can
+// flip, where t lies within float32 rounding of the floor.
 #pragma once
 
 #include <cstddef>
@@ -53,9 +54,10 @@ struct Colormap {
 
 // Turbo: Google's polynomial approximation of the Turbo colour map (Anton Mikhailov, 2019;
 // GLSL approximation by Ruofei Du, Apache-2.0), evaluated in float64 at t = i / 255,
-// clamped to [0, 1] and rounded to uint8. Jet: MATLAB's jet ramps, each channel
-// clamp(1.5 - |4t - k|, 0, 1) with k = 3, 2, 1 for red, green, blue, at t = i / 255,
-// rounded to uint8.
+// clamped to [0, 1] and rounded to uint8; it follows the exact Turbo table (OpenCV's
+// COLORMAP_TURBO) to 6 levels on average, 32 at worst (blue, at the dark end). Jet:
+// MATLAB's jet ramps, each channel clamp(1.5 - |4t - k|, 0, 1) with k = 3, 2, 1 for red,
+// green, blue, at t = i / 255, rounded to uint8; within one level of OpenCV's COLORMAP_JET.
 const Colormap& builtin_colormap(ColormapName name);
 
 // Largest CAM value magnitude (and fixed range bound) the op accepts, so that the

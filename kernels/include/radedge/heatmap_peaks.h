@@ -9,9 +9,9 @@
 //      - v >= every raw value in its (2r + 1) x (2r + 1) window (clipped to the content cells),
 //      - v >  every raw value that comes before p in raster order in that window, and
 //      - score(v) >= threshold[c], decided exactly as v >= logit(threshold) for sigmoid.
-//    The second rule breaks ties: a flat top whose cells all lie within r of each other
-//    (Chebyshev distance), and any flat rectangle, gives exactly one peak, its first cell in
-//    raster order. (A flat ridge bent so that a cell has no equal cell before it in its
+//    The second rule breaks ties in raster order: a flat maximum whose cells all lie within
+//    r of each other (Chebyshev distance), or which is a rectangle, gives exactly one peak,
+//    its first cell. (A flat ridge bent so that a cell has no equal cell before it in its
 //    window, such as a U opening upwards, gives one peak per such cell.)
 //    Argmax mode: the one content cell with the largest raw value, the first in raster
 //    order among equals, and no threshold. It is a peak by the rules above for every r, so
