@@ -103,6 +103,13 @@ void check_cam_overlay_args(const CamView& cam, const DisplayView& display, cons
          out.columns, ", 3]");
   }
   if (out.data == nullptr) fail("out has no data pointer");
+  // Rows of the display are read while rows of out are written, by other threads too.
+  const uintptr_t display_first = reinterpret_cast<uintptr_t>(display.data);
+  const uintptr_t out_first = reinterpret_cast<uintptr_t>(out.data);
+  const uintptr_t display_bytes = static_cast<uintptr_t>(display.rows * display.columns);
+  if (display_first < out_first + 3 * display_bytes && out_first < display_first + display_bytes) {
+    fail("out overlaps the display image; write the overlay into a separate array");
+  }
   check_input_placement(params.placement, kOp);
   if (params.normalise != CamNormalise::kMinMax && params.normalise != CamNormalise::kFixed) {
     fail("normalise must be min-max or fixed; got ", static_cast<int>(params.normalise));

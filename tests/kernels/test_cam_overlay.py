@@ -384,6 +384,15 @@ def test_read_only_output_is_refused_and_untouched():
     assert (writeable == 9).all()
 
 
+def test_output_overlapping_the_display_is_refused():
+    memory = np.zeros(20 * 30 * 4, np.uint8)
+    display = memory[: 20 * 30].reshape(20, 30)
+    out = memory[20 * 30 - 3 :][: 20 * 30 * 3].reshape(20, 30, 3)
+    with pytest.raises(ValueError, match="out overlaps the display image"):
+        _call(display=display, out=out)
+    _call(display=display, out=memory[20 * 30 :].reshape(20, 30, 3))
+
+
 def test_non_array_is_a_type_error():
     with pytest.raises(TypeError, match="cam must be a numpy array"):
         _call(cam=CAM.tolist())

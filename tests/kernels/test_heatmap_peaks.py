@@ -97,12 +97,12 @@ def test_matches_reference_on_letterboxed_blobs(device, dtype, rows, columns, in
     _check(maps, geometry, (input_h, input_w), mode="argmax", device=device)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     n=st.integers(1, 2),
     c=st.integers(1, 3),
-    h=st.integers(1, 20),
-    w=st.integers(1, 20),
+    h=st.integers(1, 24),
+    w=st.integers(1, 24),
     input_h=st.integers(1, 80),
     input_w=st.integers(1, 80),
     data=st.data(),
