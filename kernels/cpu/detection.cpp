@@ -286,18 +286,53 @@ std::vector<std::vector<Candidate>> scan_all(int64_t batch, int64_t total, int t
 }
 
 // Greedy NMS of one bucket: positions (ascending) into the image's sorted candidates.
+//
+// A box can only suppress a box that overlaps it horizontally, so the boxes are grouped
+// into vertical strips by x1 (a counting sort), and a kept box is tested only against the
+// strips from x1 - (widest box) to x2: the boxes outside cannot reach it. The test needs
+// no "later in score order" condition: an earlier box that is kept overlaps the current
+// one by IoU <= threshold (else the current one would be gone), IoU is symmetric bit for
+// bit, and marking an already removed box (or the kept box itself) changes nothing.
 void suppress_bucket(const std::vector<Candidate>& sorted, const int32_t* positions, size_t count, float threshold,
                      int64_t max_detections, std::vector<int32_t>& kept) {
-  std::vector<float> x1(count), y1(count), x2(count), y2(count), area(count);
-  std::vector<uint8_t> removed(count, 0);
+  double min_x1 = std::numeric_limits<double>::infinity(), max_x1 = -min_x1, widest = 0.0;
   for (size_t i = 0; i < count; ++i) {
     const detail::Box& b = sorted[static_cast<size_t>(positions[i])].box;
-    x1[i] = b.x1;
-    y1[i] = b.y1;
-    x2[i] = b.x2;
-    y2[i] = b.y2;
-    area[i] = detail::box_area(b.x1, b.y1, b.x2, b.y2);
+    min_x1 = std::min(min_x1, static_cast<double>(b.x1));
+    max_x1 = std::max(max_x1, static_cast<double>(b.x1));
+    widest = std::max(widest, static_cast<double>(b.x2) - static_cast<double>(b.x1));
   }
+  // About 16 boxes per strip; one strip when every x1 is the same.
+  const int64_t strips = max_x1 > min_x1 ? std::clamp<int64_t>(static_cast<int64_t>(count / 16), 1, 256) : 1;
+  const double strip_width = strips > 1 ? (max_x1 - min_x1) / static_cast<double>(strips) : 1.0;
+  const auto strip_of = [&](double x) {
+    const double s = std::floor((x - min_x1) / strip_width);
+    return s < 0.0 ? int64_t{0} : (s >= static_cast<double>(strips) ? strips - 1 : static_cast<int64_t>(s));
+  };
+
+  // The boxes in strip order: SoA coordinates and areas, and where each score rank went.
+  std::vector<int64_t> strip_start(static_cast<size_t>(strips) + 1, 0);
+  std::vector<int64_t> strip_of_rank(count);
+  for (size_t i = 0; i < count; ++i) {
+    strip_of_rank[i] = strip_of(sorted[static_cast<size_t>(positions[i])].box.x1);
+    ++strip_start[static_cast<size_t>(strip_of_rank[i]) + 1];
+  }
+  for (int64_t s = 0; s < strips; ++s) strip_start[static_cast<size_t>(s) + 1] += strip_start[static_cast<size_t>(s)];
+  std::vector<float> x1(count), y1(count), x2(count), y2(count), area(count);
+  std::vector<size_t> slot_of_rank(count);
+  std::vector<int64_t> fill(strip_start.begin(), strip_start.end() - 1);
+  for (size_t i = 0; i < count; ++i) {
+    const size_t slot = static_cast<size_t>(fill[static_cast<size_t>(strip_of_rank[i])]++);
+    const detail::Box& b = sorted[static_cast<size_t>(positions[i])].box;
+    x1[slot] = b.x1;
+    y1[slot] = b.y1;
+    x2[slot] = b.x2;
+    y2[slot] = b.y2;
+    area[slot] = detail::box_area(b.x1, b.y1, b.x2, b.y2);
+    slot_of_rank[i] = slot;
+  }
+
+  std::vector<uint8_t> removed(count, 0);
   const float* __restrict bx1 = x1.data();
   const float* __restrict by1 = y1.data();
   const float* __restrict bx2 = x2.data();
@@ -306,11 +341,17 @@ void suppress_bucket(const std::vector<Candidate>& sorted, const int32_t* positi
   uint8_t* __restrict gone = removed.data();
   int64_t kept_here = 0;
   for (size_t i = 0; i < count; ++i) {
-    if (gone[i]) continue;
+    const size_t a = slot_of_rank[i];
+    if (gone[a]) continue;
     kept.push_back(positions[i]);
     if (++kept_here == max_detections) break;
-    const float ax1 = bx1[i], ay1 = by1[i], ax2 = bx2[i], ay2 = by2[i], aarea = barea[i];
-    for (size_t j = i + 1; j < count; ++j) {
+    const float ax1 = bx1[a], ay1 = by1[a], ax2 = bx2[a], ay2 = by2[a], aarea = barea[a];
+    // An overlapping box has x1 < ax2 and x1 > ax1 - its width >= ax1 - widest; the
+    // margin covers the rounding of these doubles.
+    const double reach = widest + 1e-6 * (std::fabs(static_cast<double>(ax1)) + widest) + 1e-30;
+    const size_t first = static_cast<size_t>(strip_start[static_cast<size_t>(strip_of(ax1 - reach))]);
+    const size_t last = static_cast<size_t>(strip_start[static_cast<size_t>(strip_of(ax2)) + 1]);
+    for (size_t j = first; j < last; ++j) {
       gone[j] |= static_cast<uint8_t>(
           detail::iou_exceeds(ax1, ay1, ax2, ay2, aarea, bx1[j], by1[j], bx2[j], by2[j], barea[j], threshold));
     }
