@@ -601,6 +601,24 @@ def test_nms_of_ten_thousand_boxes_matches_the_reference(class_aware):
     assert len(got) == 300
 
 
+@pytest.mark.parametrize("threshold", [0.0, 0.3, 0.7])
+@pytest.mark.parametrize("class_aware", [False, True])
+def test_nms_of_boxes_from_specks_to_the_whole_image_matches_the_reference(threshold, class_aware):
+    """Box widths from 0.01 to 4000 pixels (and some zero or negative) in a 5000-pixel
+    frame, so that the CPU's strips see both tiny and image-wide boxes."""
+    rng = np.random.default_rng(int(threshold * 10) + class_aware)
+    count = 3000
+    size = np.exp(rng.uniform(np.log(0.01), np.log(4000), (count, 2)))
+    size[rng.random(count) < 0.05] *= -0.1
+    x1y1 = rng.uniform(-500, 5000, (count, 2))
+    boxes = np.concatenate([x1y1, x1y1 + size], axis=1).astype(np.float32)
+    scores = np.round(rng.uniform(0, 1, count) * 100).astype(np.float32)  # ties
+    classes = rng.integers(0, 3, count).astype(np.int32) if class_aware else None
+    got = nms(boxes, scores, classes, threshold, threads=2)
+    assert got.tolist() == _fast_reference_nms(boxes, scores, classes, threshold, count)
+    assert 100 < len(got) < count
+
+
 def _fast_reference_nms(boxes, scores, classes, threshold, max_detections):
     """reference.nms's rules with the inner loop over later boxes done by numpy, in float32
     as the op computes (the pure-Python loop takes minutes at this size)."""
