@@ -427,9 +427,9 @@ RADEDGE_HOST_DEVICE inline float score_from_key(uint32_t key) {
 // detail::sigmoid is within 1e-14 relative of exact and each float32 rounding moves a value
 // by < 2^-24, so both bounds are taken at t_eff * (1 - 1e-6) and never drop a candidate.
 struct SkipBounds {
-  double logit = -HUGE_VAL;            // skip x < logit
+  double logit = -HUGE_VAL;                // skip x < logit
   double log_with_centerness = -HUGE_VAL;  // and x < log_with_centerness + max(0, -c)
-  bool per_cell = false;               // whether the second bound applies
+  bool per_cell = false;                   // whether the second bound applies
 };
 
 SkipBounds skip_bounds(float score_threshold, ScoreKind scores, bool has_centerness, CenternessMode mode);
