@@ -31,7 +31,7 @@ Rules shared by all three (radedge/detection.h states them for the native code):
   ``x_src = (x_in - offset_x) / scale_x + crop_x``, and clipped to the region the model
   saw, ``[crop_x, crop_x + source_columns] x [crop_y, crop_y + source_rows]`` (the whole
   source image when there is no crop).
-- CPU and CUDA give the same bits (on x86-64 hosts).
+- CPU and CUDA give the same bits.
 
 NaN scores, non-finite probabilities and non-finite candidate boxes are refused with a
 ValueError: they mean the engine or its input is broken, and a detection made from them

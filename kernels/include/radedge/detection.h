@@ -37,10 +37,9 @@
 // Keeping stops at max_detections.
 //
 // The CPU and CUDA backends evaluate every float expression in this header with the same
-// IEEE operations in the same order (no fused multiply-adds), so on an x86-64 host they
-// give bit-identical results. A host compiler that fuses multiply-adds (GCC on aarch64)
-// may move a decoded coordinate by one rounding, which can change a decision only where an
-// IoU lies within a rounding of iou_threshold.
+// IEEE operations in the same order (no fused multiply-adds: the device code uses the _rn
+// intrinsics, and kernels/cpu/detection.cpp turns off GCC's fusing, which aarch64 hosts
+// such as Jetson would otherwise apply), so they give bit-identical results.
 #pragma once
 
 #include <cmath>
