@@ -24,6 +24,7 @@ void bind_preprocess_cuda(py::module_& m);  // preprocess_cuda_binding.cpp
 void bind_mask_decode(py::module_& m);  // mask_decode_binding.cpp
 void bind_heatmap_peaks(py::module_& m);  // heatmap_peaks_binding.cpp
 void bind_cam_overlay(py::module_& m);  // cam_overlay_binding.cpp
+void bind_detection(py::module_& m);   // detection_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -56,4 +57,5 @@ PYBIND11_MODULE(_kernels, m) {
   radedge::bind_mask_decode(m);
   radedge::bind_heatmap_peaks(m);
   radedge::bind_cam_overlay(m);
+  radedge::bind_detection(m);
 }
