@@ -17,14 +17,9 @@
 //      to the source image and written; the remaining slots are zeroed.
 // Nothing is written to the outputs before every check has passed.
 
-// The shared float expressions of radedge/detection.h must round as the CUDA kernels do.
-// GCC fuses a multiply and an add across statements wherever the target has FMA (aarch64,
-// x86-64 with -mfma), which changes the last bit of a box or a sigmoid; this keeps every
-// operation separately rounded in this file, and before the includes it covers the header's
-// inline functions too. Clang fuses only within one expression, which those functions avoid.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// The shared float expressions of radedge/detection.h must round as the CUDA kernels do:
+// the build compiles the CPU ops with -ffp-contract=off (CMakeLists.txt), so no multiply and
+// add are fused into an FMA on targets that have one (aarch64, x86-64 with -mfma).
 
 #include "radedge/detection.h"
 
