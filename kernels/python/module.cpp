@@ -19,6 +19,7 @@ int cuda_device_count(std::string* why) {
 #endif
 
 void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
+void bind_histogram(py::module_& m);   // histogram_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -46,4 +47,5 @@ PYBIND11_MODULE(_kernels, m) {
   }, "(count, why): visible CUDA devices, and the reason when there are none.");
 
   radedge::bind_preprocess(m);
+  radedge::bind_histogram(m);
 }

@@ -272,7 +272,7 @@ def _out(shape=(2, 1, 8, 8), dtype=np.float32):
 @pytest.mark.parametrize(
     "pixels, lut, out, slot, message",
     [
-        (np.zeros((3, 4, 5)), LUT, _out(), 0, r"uint8, uint16 or int16 \[rows, columns\].*got float64 with shape \(3, 4, 5\)"),
+        (np.zeros((3, 4, 5)), LUT, _out(), 0, r"uint8, uint16, int16 or float32 \[rows, columns\].*got float64 with shape \(3, 4, 5\)"),
         (np.zeros(12, np.uint16), LUT, _out(), 0, r"got uint16 with shape \(12,\)"),
         (np.zeros((3, 4), np.int32), LUT, _out(), 0, "got int32"),
         (np.zeros((3, 4), ">u2"), LUT, _out(), 0, "native byte order"),
