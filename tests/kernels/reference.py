@@ -164,3 +164,18 @@ def preprocess(
     mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (channels,))
     std = np.broadcast_to(np.asarray(std, dtype=np.float64), (channels,))
     return np.stack([(display - mean[c]) / std[c] for c in range(channels)])
+
+
+def histogram(pixels: np.ndarray, first_value: int, bins: int, region=None, padding=None) -> np.ndarray:
+    """int64[bins]: pixels of ``region`` (x, y, width, height; None: all) per clamped bin,
+    pixels whose stored value lies in ``padding`` (low, high inclusive) left out."""
+    if region is not None:
+        x, y, width, height = region
+        pixels = pixels[y : y + height, x : x + width]
+    values = pixels.astype(np.int64).ravel()
+    if padding is not None:
+        values = values[(values < padding[0]) | (values > padding[1])]
+    counts = np.zeros(bins, dtype=np.int64)
+    for value in values:  # one at a time: slow and obvious
+        counts[min(max(value - first_value, 0), bins - 1)] += 1
+    return counts
