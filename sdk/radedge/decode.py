@@ -50,15 +50,15 @@ def upsample_to_source(plane: np.ndarray, geometry: ResizeGeometry, input_height
 
     The plane covers the model input (``input_height`` x ``input_width``) at any
     resolution h x w; each source pixel centre is mapped through the preprocessing
-    geometry into plane coordinates and read bilinearly (edge values repeat past the
-    border).
+    geometry (crop origin included) into plane coordinates and read bilinearly (edge
+    values repeat past the border).
     """
     h, w = plane.shape
     in_h, in_w = input_height, input_width
     fy, fx = h / in_h, w / in_w
     a_x, a_y = geometry.scale_x * fx, geometry.scale_y * fy
-    b_x = (0.5 * geometry.scale_x + geometry.offset_x) * fx - 0.5
-    b_y = (0.5 * geometry.scale_y + geometry.offset_y) * fy - 0.5
+    b_x = ((0.5 - geometry.crop_x) * geometry.scale_x + geometry.offset_x) * fx - 0.5
+    b_y = ((0.5 - geometry.crop_y) * geometry.scale_y + geometry.offset_y) * fy - 0.5
     to_plane = np.array([[a_x, 0.0, b_x], [0.0, a_y, b_y]], dtype=np.float64)
     return cv2.warpAffine(
         np.ascontiguousarray(plane, dtype=np.float32),
@@ -100,6 +100,12 @@ def decode_segmentation(
         mask[:] = np.argmax(planes, axis=0).astype(np.uint8)
     else:
         raise BackendError(f"head {spec.name!r}: activation {spec.activation!r} is not softmax or sigmoid")
+    # Source pixels outside the preprocessing crop were never shown to the model.
+    x, y = geometry.crop_x, geometry.crop_y
+    mask[:y] = 0
+    mask[y + geometry.crop_height :] = 0
+    mask[:, :x] = 0
+    mask[:, x + geometry.crop_width :] = 0
 
     if image.spacing is not None:
         pixel_area = image.spacing.row_mm * image.spacing.column_mm
