@@ -59,3 +59,26 @@ def test_pipeline_uses_the_percentile_window(tmp_path: Path):
     tensor, _ = preprocess(image.pixels, lut.table, lut.first_stored_value, model.manifest.preprocess)
     assert model._input_buffer().tobytes() == tensor.tobytes()
     assert np.isclose(lut.table[3000], 1.0) and lut.table[1200] == 0.0 and lut.table[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "window, message",
+    [
+        ({"center": 100, "width": 0, "function": "LINEAR_EXACT"}, "Window Width 0 with VOI LUT Function LINEAR_EXACT"),
+        ({"center": 100, "width": -5, "function": "SIGMOID"}, "Window Width -5 with VOI LUT Function SIGMOID"),
+        ({"center": 100, "width": 0.5}, "Window Width 0.5 with VOI LUT Function LINEAR"),
+        ({"center": "nan", "width": 10}, "both must be finite"),
+    ],
+)
+def test_manifest_window_that_cannot_apply_is_refused_at_load(tmp_path: Path, window, message):
+    body = manifest()
+    body["preprocessing"]["window"] = window
+    with pytest.raises(BundleError, match=message):
+        load_bundle(write_bundle(tmp_path / "bundle", body, {"model.onnx": tiny_model()}))
+
+
+def test_manifest_window_that_applies_is_kept(tmp_path: Path):
+    body = manifest()
+    body["preprocessing"]["window"] = {"center": 2048, "width": 4096, "function": "LINEAR_EXACT"}
+    intensity = load_bundle(write_bundle(tmp_path / "bundle", body, {"model.onnx": tiny_model()})).manifest.intensity
+    assert (intensity.window.center, intensity.window.width, intensity.window.function) == (2048, 4096, "LINEAR_EXACT")

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from ._files import write_atomically
 from .errors import BundleError, BundleIntegrityError
+from .intensity import check_window
 from .io.image import Percentile, Window
 from .preprocess import PreprocessSpec
 
@@ -321,6 +322,10 @@ def _manifest_from_document(doc: dict[str, Any]) -> Manifest:
         voi_index=int(pre.get("voi_index", 0)),
         window=Window(float(window["center"]), float(window["width"]), window.get("function", "LINEAR")) if window else None,
     )
+    if intensity.window is not None:
+        # A window the VOI LUT Function does not allow (width <= 0, or < 1 for LINEAR) is
+        # refused when the bundle loads, not on the first image.
+        check_window(intensity.window)
     outputs = tuple(
         OutputSpec(
             name=out["name"],

@@ -57,7 +57,7 @@ from .histogram import histogram
 from .io.image import Image, Intensity, LookupTable, Percentile, Window
 from .preprocess import Device
 
-__all__ = ["IntensityLut", "Percentile", "build_lut", "percentile_window", "stored_value_histogram"]
+__all__ = ["IntensityLut", "Percentile", "build_lut", "check_window", "percentile_window", "stored_value_histogram"]
 
 _RASTER_FORMATS = ("png", "jpeg", "tiff")
 
@@ -348,6 +348,12 @@ def _window_ramp(values: np.ndarray, window: Window) -> np.ndarray:
         # width is 0 only for LINEAR width 1, where no value lies strictly between.
         ramp = (values - center) / width + 0.5 if width > 0 else np.zeros_like(values)
         return np.where(below, 0.0, np.where(above, 1.0, ramp))
+
+
+def check_window(window: Window) -> None:
+    """Raise ``InvalidWindowError`` (a ValueError) unless ``window`` can be applied: finite
+    center and width, width >= 1 for LINEAR and > 0 for LINEAR_EXACT and SIGMOID."""
+    _window_ramp(np.zeros(1), window)
 
 
 def _describe_window(window: Window, which: str) -> str:

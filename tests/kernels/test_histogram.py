@@ -175,7 +175,7 @@ def test_unknown_device_is_refused():
 @pytest.mark.parametrize("signed", [False, True])
 def test_cuda_matches_cpu_across_shared_memory_sizes(bits, signed):
     """8-13 bits fit the default 48 KiB of shared memory, 14-15 need the opt-in size, 16 bits
-    (on most GPUs) count straight into global memory: every path must agree with the CPU."""
+    (256 KiB of bins) count straight into global memory: every path must agree with the CPU."""
     rng = np.random.default_rng(bits)
     first = -(1 << (bits - 1)) if signed else 0
     bins = 1 << bits

@@ -55,8 +55,9 @@ void histogram_cpu(const PixelsView& pixels, const HistogramView& counts, const 
 // memset of counts and one kernel on `stream` and returns; allocates nothing, so it can
 // be captured in a CUDA graph. Blocks count into privatised shared-memory histograms when
 // bins fit (4 bytes a bin, up to the device's opt-in shared memory per block) and add them
-// to counts with atomics; larger ranges (e.g. all 65536 values of 16-bit data on most
-// GPUs) count with atomics straight into counts. Throws CudaError on a CUDA failure.
+// to counts with atomics; larger ranges (all 65536 values of 16-bit data need 256 KiB,
+// more than any current GPU gives a block) count with atomics straight into counts.
+// Throws CudaError on a CUDA failure.
 void histogram_cuda(const PixelsView& pixels, const HistogramView& counts, const HistogramParams& params,
                     CUstream_st* stream);
 
