@@ -21,9 +21,9 @@ trained on collapses into a table indexed by stored value (DESIGN.md, "Data flow
 5. Pixel padding (PS3.3 C.7.5.1.1.2, ``Intensity.pixel_padding``): the stored values that
    mark pixels holding no image map to 0, "no signal", which displays black whatever the
    Photometric Interpretation (so after the inversion). Left to the window, padding
-   outside the collimator would come out white on a MONOCHROME1 image, or as a bright
-   band the model never saw in training. Windows read off the image (percentile, min-max)
-   never count padding pixels either. pydicom applies no padding rule, so on a padded
+   outside the collimator would display as whatever its stored value means, e.g. white
+   when it is 0 on a MONOCHROME1 image: a bright frame of nothing. Windows read off the
+   image (percentile, min-max) never count padding pixels either. pydicom applies no padding rule, so on a padded
    image radedge and pydicom differ on the padding pixels, and there only.
 
 The table covers every value representable in Bits Stored (at most 65536 entries) and
