@@ -340,7 +340,7 @@ def test_voi_index_past_the_voi_luts_explains_their_precedence():
 
 def test_voi_argument_must_be_known():
     image = read_dicom(get_testdata_file("MR_small.dcm"))
-    with pytest.raises(ValueError, match="voi must be 'file', 'none' or a radedge.io.Window"):
+    with pytest.raises(ValueError, match="voi must be 'file', 'none', a radedge.io.Window or a radedge.io.Percentile"):
         build_lut(image, voi="auto")
 
 

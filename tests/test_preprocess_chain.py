@@ -16,9 +16,11 @@ import numpy as np
 import pydicom
 import pytest
 
+from pydicom.pixels import apply_modality_lut
+
 from radedge.intensity import build_lut
-from radedge.io import read_image
-from radedge.preprocess import PreprocessSpec, preprocess
+from radedge.io import Percentile, read_image
+from radedge.preprocess import PreprocessSpec, center_crop, preprocess
 
 from .io.dicom_factory import make_dataset, to_bytes
 from .io.reference_files import REFERENCE_FILES, reference_id
@@ -121,3 +123,27 @@ def test_voi_functions_match_the_chain(function, photometric):
     encoded = to_bytes(ds)
     for index in (0, 1):
         _check(encoded, pydicom.dcmread(pydicom.filebase.DicomBytesIO(encoded)), index)
+
+
+@pytest.mark.parametrize("name", ["explicit_vr_le_mono1.dcm", "explicit_vr_le_mono2.dcm"])
+@pytest.mark.parametrize("percentile", [Percentile(), Percentile(5, 95)])
+def test_percentile_window_and_centre_crop_match_the_numpy_chain(name, percentile):
+    """Percentiles of the modality values by numpy (nearest rank), the window ramp, then the
+    centre crop cut out and resized by OpenCV: what radedge does in build_lut + the op."""
+    path = TRANSFER_SYNTAXES / name
+    ds = pydicom.dcmread(path)
+    modality = apply_modality_lut(ds.pixel_array, ds).astype(np.float64)
+    low, high = np.percentile(modality, [percentile.low, percentile.high], method="inverted_cdf")
+    display = np.clip((modality - low) / (high - low), 0, 1)
+    if ds.PhotometricInterpretation == "MONOCHROME1":
+        display = 1.0 - display
+    image = read_image(path)
+    lut = build_lut(image, voi=percentile)
+    crop = center_crop(image.rows, image.columns, aspect=1.0, fraction=0.9)
+    for spec in SPECS:
+        tensor, geometry = preprocess(image.pixels, lut.table, lut.first_stored_value, spec, crop=crop)
+        cut = display[crop.y : crop.y + crop.height, crop.x : crop.x + crop.width]
+        expected = reference_tensor(cut, spec.height, spec.width, letterbox=spec.resize == "letterbox",
+                                    pad_value=spec.pad_value, mean=spec.mean[0], std=spec.std[0])
+        np.testing.assert_allclose(tensor[0, 0], expected, atol=TOLERANCE, rtol=0)
+        assert geometry.crop == crop

@@ -3,7 +3,9 @@
 // Two small kernels fill the workspace with the per-row and per-column taps (the same
 // detail::axis_taps the CPU uses, so the weights are the same bits); the main kernel then
 // computes one output pixel per thread for every channel, summing the vertical taps of
-// each horizontal tap in the CPU's order with non-fused float products and sums.
+// each horizontal tap in the CPU's order with non-fused float products and sums. A crop
+// only moves the pixels pointer to the crop's corner and shrinks the view: the kernels
+// never see the rest of the image. A batch is one such enqueue per image on the stream.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -11,6 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "radedge/cuda_util.h"
@@ -71,11 +74,26 @@ __global__ void axis_taps_kernel(detail::Axis axis, int32_t* first, int32_t* cou
 __device__ inline void store(float* dst, float value) { *dst = value; }
 __device__ inline void store(uint16_t* dst, float value) { *dst = __half_as_ushort(__float2half_rn(value)); }
 
+// Display value of one pixel: the table for stored values, the float window for float32.
+template <typename Pixel>
+__device__ inline float display_value(Pixel stored, const float* __restrict__ lut, int64_t lut_size,
+                                      int64_t lut_first_value, const detail::FloatWindowConstants& window) {
+  if constexpr (std::is_same_v<Pixel, float>) {
+    return detail::float_window_value(window, stored);
+  } else {
+    int64_t index = static_cast<int64_t>(stored) - lut_first_value;
+    index = index < 0 ? 0 : (index >= lut_size ? lut_size - 1 : index);
+    return __ldg(lut + index);
+  }
+}
+
+// `pixels` points at the crop's top-left pixel; g's content is the crop resized.
 template <typename Pixel, typename Out>
 __global__ void preprocess_kernel(const Pixel* __restrict__ pixels, int64_t row_stride, const float* __restrict__ lut,
-                                  int64_t lut_size, int64_t lut_first_value, Out* __restrict__ out, int64_t channels,
-                                  int64_t height, int64_t width, ResizeGeometry g, TapsView row_taps,
-                                  TapsView column_taps, detail::Normalisation norm) {
+                                  int64_t lut_size, int64_t lut_first_value, detail::FloatWindowConstants window,
+                                  Out* __restrict__ out, int64_t channels, int64_t height, int64_t width,
+                                  ResizeGeometry g, TapsView row_taps, TapsView column_taps,
+                                  detail::Normalisation norm) {
   const int64_t x = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (x >= width) return;
   const int64_t plane = height * width;
@@ -99,9 +117,8 @@ __global__ void preprocess_kernel(const Pixel* __restrict__ pixels, int64_t row_
       const Pixel* source = pixels + first_row * row_stride + first_column + k;
       float vertical = 0.0f;
       for (int32_t j = 0; j < rows; ++j) {
-        int64_t index = static_cast<int64_t>(source[j * row_stride]) - lut_first_value;
-        index = index < 0 ? 0 : (index >= lut_size ? lut_size - 1 : index);
-        const float term = detail::mul_rn(wy[j], __ldg(lut + index));
+        const float display = display_value(source[j * row_stride], lut, lut_size, lut_first_value, window);
+        const float term = detail::mul_rn(wy[j], display);
         vertical = j == 0 ? term : detail::add_rn(vertical, term);
       }
       const float term = detail::mul_rn(wx[k], vertical);
@@ -113,51 +130,57 @@ __global__ void preprocess_kernel(const Pixel* __restrict__ pixels, int64_t row_
   }
 }
 
+// `crop` is the view of the crop rectangle (crop_view), whose size g's content resizes.
 template <typename Pixel, typename Out>
-void launch(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot, const ResizeGeometry& g,
-            const TapsView& row_taps, const TapsView& column_taps, const detail::Normalisation& norm,
-            cudaStream_t stream) {
+void launch(const PixelsView& crop, const LutView& lut, const detail::FloatWindowConstants& window,
+            const OutputView& out, int64_t slot, const ResizeGeometry& g, const TapsView& row_taps,
+            const TapsView& column_taps, const detail::Normalisation& norm, cudaStream_t stream) {
   const dim3 block(32, 8);
   const int64_t blocks_y = (out.height + block.y - 1) / block.y;
   const dim3 grid(static_cast<unsigned>((out.width + block.x - 1) / block.x),
                   static_cast<unsigned>(blocks_y < 65535 ? blocks_y : 65535));
   Out* slot_base = static_cast<Out*>(out.data) + slot * out.channels * out.height * out.width;
-  const int64_t row_stride = pixels.rows > 1 ? pixels.row_stride : pixels.columns;
   preprocess_kernel<Pixel, Out><<<grid, block, 0, stream>>>(
-      static_cast<const Pixel*>(pixels.data), row_stride, lut.data, lut.size, lut.first_value, slot_base,
+      static_cast<const Pixel*>(crop.data), crop.row_stride, lut.data, lut.size, lut.first_value, window, slot_base,
       out.channels, out.height, out.width, g, row_taps, column_taps, norm);
 }
 
 template <typename Pixel>
-void launch_for_output(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
-                       const ResizeGeometry& g, const TapsView& row_taps, const TapsView& column_taps,
-                       const detail::Normalisation& norm, cudaStream_t stream) {
+void launch_for_output(const PixelsView& crop, const LutView& lut, const detail::FloatWindowConstants& window,
+                       const OutputView& out, int64_t slot, const ResizeGeometry& g, const TapsView& row_taps,
+                       const TapsView& column_taps, const detail::Normalisation& norm, cudaStream_t stream) {
   if (out.type == OutputType::kFloat32) {
-    launch<Pixel, float>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+    launch<Pixel, float>(crop, lut, window, out, slot, g, row_taps, column_taps, norm, stream);
   } else {
-    launch<Pixel, uint16_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+    launch<Pixel, uint16_t>(crop, lut, window, out, slot, g, row_taps, column_taps, norm, stream);
   }
 }
 
-size_t pixel_bytes(PixelType type) { return type == PixelType::kUint8 ? 1 : 2; }
 size_t output_bytes(OutputType type) { return type == OutputType::kFloat32 ? 4 : 2; }
+
+ResizeGeometry geometry_of(int64_t source_rows, int64_t source_columns, const PreprocessParams& params) {
+  return resize_geometry(source_rows, source_columns, resolve_crop(source_rows, source_columns, params),
+                         params.height, params.width, params.resize);
+}
+
+WorkspaceLayout workspace_layout(const ResizeGeometry& g) {
+  return workspace_layout(detail::make_axis(g.crop_height, g.content_height),
+                          detail::make_axis(g.crop_width, g.content_width));
+}
 
 }  // namespace
 
 size_t preprocess_cuda_workspace_bytes(int64_t source_rows, int64_t source_columns, const PreprocessParams& params) {
-  const ResizeGeometry g = resize_geometry(source_rows, source_columns, params.height, params.width, params.resize);
-  return workspace_layout(detail::make_axis(g.source_rows, g.content_height),
-                          detail::make_axis(g.source_columns, g.content_width))
-      .total;
+  return workspace_layout(geometry_of(source_rows, source_columns, params)).total;
 }
 
 ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
                                const PreprocessParams& params, void* workspace, size_t workspace_bytes,
                                CUstream_st* stream) {
   check_preprocess_args(pixels, lut, out, slot, params);
-  const ResizeGeometry g = resize_geometry(pixels.rows, pixels.columns, params.height, params.width, params.resize);
-  const detail::Axis row_axis = detail::make_axis(g.source_rows, g.content_height);
-  const detail::Axis column_axis = detail::make_axis(g.source_columns, g.content_width);
+  const ResizeGeometry g = geometry_of(pixels.rows, pixels.columns, params);
+  const detail::Axis row_axis = detail::make_axis(g.crop_height, g.content_height);
+  const detail::Axis column_axis = detail::make_axis(g.crop_width, g.content_width);
   const WorkspaceLayout layout = workspace_layout(row_axis, column_axis);
   if (workspace == nullptr || workspace_bytes < layout.total ||
       reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
@@ -184,66 +207,140 @@ ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, con
   const TapsView row_taps{row_first, row_count, row_weights, row_axis.max_taps};
   const TapsView column_taps{column_first, column_count, column_weights, column_axis.max_taps};
   const detail::Normalisation norm = detail::make_normalisation(params);
+  const detail::FloatWindowConstants window = detail::make_float_window(params);
+  const PixelsView crop = crop_view(pixels, PixelRegion{g.crop_x, g.crop_y, g.crop_width, g.crop_height});
   switch (pixels.type) {
     case PixelType::kUint8:
-      launch_for_output<uint8_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+      launch_for_output<uint8_t>(crop, lut, window, out, slot, g, row_taps, column_taps, norm, stream);
       break;
     case PixelType::kUint16:
-      launch_for_output<uint16_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+      launch_for_output<uint16_t>(crop, lut, window, out, slot, g, row_taps, column_taps, norm, stream);
       break;
     case PixelType::kInt16:
-      launch_for_output<int16_t>(pixels, lut, out, slot, g, row_taps, column_taps, norm, stream);
+      launch_for_output<int16_t>(crop, lut, window, out, slot, g, row_taps, column_taps, norm, stream);
+      break;
+    case PixelType::kFloat32:
+      launch_for_output<float>(crop, lut, window, out, slot, g, row_taps, column_taps, norm, stream);
       break;
   }
   check_cuda(cudaGetLastError(), "kernel launch");
   return g;
 }
 
+namespace {
+
+// Device copies of host images and tables, owned for one _host call; views() gives the
+// items to run with, pointing at them.
+class DeviceItems {
+ public:
+  DeviceItems(const std::vector<PreprocessItem>& items, cudaStream_t stream) : items_(items) {
+    for (PreprocessItem& item : items_) {
+      const PixelsView& host = item.pixels;
+      const size_t pixel_size = pixel_type_bytes(host.type);
+      const size_t row_bytes = static_cast<size_t>(host.columns) * pixel_size;
+      const int64_t host_stride = host.rows > 1 ? host.row_stride : host.columns;
+      buffers_.emplace_back(row_bytes * static_cast<size_t>(host.rows), kOp);
+      check_cuda(cudaMemcpy2DAsync(buffers_.back().get(), row_bytes, host.data,
+                                   static_cast<size_t>(host_stride) * pixel_size, row_bytes,
+                                   static_cast<size_t>(host.rows), cudaMemcpyHostToDevice, stream),
+                 "copying pixels to the device");
+      item.pixels.data = buffers_.back().get();
+      item.pixels.row_stride = host.columns;
+      // float32 pixels come with no table.
+      if (item.lut.size > 0) {
+        const size_t lut_bytes = sizeof(float) * static_cast<size_t>(item.lut.size);
+        buffers_.emplace_back(lut_bytes, kOp);
+        check_cuda(cudaMemcpyAsync(buffers_.back().get(), item.lut.data, lut_bytes, cudaMemcpyHostToDevice, stream),
+                   "copying the lut to the device");
+        item.lut.data = static_cast<const float*>(buffers_.back().get());
+      }
+    }
+  }
+  const std::vector<PreprocessItem>& views() const { return items_; }
+
+ private:
+  std::vector<PreprocessItem> items_;
+  std::vector<cuda::DeviceBuffer> buffers_;
+};
+
+// Runs `items` into a device copy of out[0 .. items.size() - 1], waits, and only then
+// writes those slots of the host `out`.
+std::vector<ResizeGeometry> run_on_device(const std::vector<PreprocessItem>& items, const OutputView& out) {
+  cuda::require_device(kOp);
+  const size_t slot_bytes = static_cast<size_t>(out.channels * out.height * out.width) * output_bytes(out.type);
+  const size_t out_bytes = slot_bytes * items.size();
+  const size_t workspace_bytes = preprocess_batch_cuda_workspace_bytes(items);
+
+  cuda::Stream stream(kOp);
+  const DeviceItems device_items(items, stream.get());
+  cuda::DeviceBuffer device_out(out_bytes, kOp);
+  cuda::DeviceBuffer workspace(workspace_bytes, kOp);
+  OutputView device_out_view = out;
+  device_out_view.data = device_out.get();
+  device_out_view.batch = static_cast<int64_t>(items.size());
+
+  const std::vector<ResizeGeometry> geometries =
+      preprocess_batch_cuda(device_items.views(), device_out_view, workspace.get(), workspace_bytes, stream.get());
+
+  // Staged on the host so that `out` is written only once everything has succeeded.
+  std::vector<unsigned char> staged(out_bytes);
+  check_cuda(cudaMemcpyAsync(staged.data(), device_out.get(), out_bytes, cudaMemcpyDeviceToHost, stream.get()),
+             "copying the result to the host");
+  check_cuda(cudaStreamSynchronize(stream.get()), "running the preprocess kernel");
+  std::memcpy(out.data, staged.data(), out_bytes);
+  return geometries;
+}
+
+}  // namespace
+
 ResizeGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
                                     const PreprocessParams& params) {
   check_preprocess_args(pixels, lut, out, slot, params);
-  cuda::require_device(kOp);
+  const size_t slot_bytes = static_cast<size_t>(out.channels * out.height * out.width) * output_bytes(out.type);
+  OutputView slot_view = out;
+  slot_view.data = static_cast<unsigned char*>(out.data) + static_cast<size_t>(slot) * slot_bytes;
+  slot_view.batch = 1;
+  return run_on_device({PreprocessItem{pixels, lut, params}}, slot_view).front();
+}
 
-  const size_t pixel_size = pixel_bytes(pixels.type);
-  const size_t row_bytes = static_cast<size_t>(pixels.columns) * pixel_size;
-  const int64_t host_stride = pixels.rows > 1 ? pixels.row_stride : pixels.columns;
-  const size_t slot_elements = static_cast<size_t>(out.channels * out.height * out.width);
-  const size_t slot_bytes = slot_elements * output_bytes(out.type);
-  const size_t workspace_bytes = preprocess_cuda_workspace_bytes(pixels.rows, pixels.columns, params);
+size_t preprocess_batch_cuda_workspace_bytes(const std::vector<PreprocessItem>& items) {
+  size_t total = 0;
+  for (const PreprocessItem& item : items) {
+    total += preprocess_cuda_workspace_bytes(item.pixels.rows, item.pixels.columns, item.params);
+  }
+  return total;
+}
 
-  cuda::Stream stream(kOp);
-  cuda::DeviceBuffer device_pixels(row_bytes * static_cast<size_t>(pixels.rows), kOp);
-  cuda::DeviceBuffer device_lut(sizeof(float) * static_cast<size_t>(lut.size), kOp);
-  cuda::DeviceBuffer device_out(slot_bytes, kOp);
-  cuda::DeviceBuffer workspace(workspace_bytes, kOp);
+std::vector<ResizeGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>& items, const OutputView& out,
+                                                  void* workspace, size_t workspace_bytes, CUstream_st* stream) {
+  check_preprocess_batch_args(items, out);
+  const size_t needed = preprocess_batch_cuda_workspace_bytes(items);
+  if (workspace == nullptr || workspace_bytes < needed || reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
+    throw std::invalid_argument("preprocess_batch (CUDA): the workspace must be " + std::to_string(needed) +
+                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
+                                std::to_string(workspace_bytes) + " bytes" +
+                                (workspace == nullptr ? " at a null pointer" : "") +
+                                " (size it with preprocess_batch_cuda_workspace_bytes; cudaMalloc aligns)");
+  }
+  std::vector<ResizeGeometry> geometries;
+  geometries.reserve(items.size());
+  // Each image's part of the workspace is a whole number of 256-byte blocks, so every
+  // part stays aligned; the parts do not overlap, so the enqueued ops never share taps.
+  char* part = static_cast<char*>(workspace);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const PreprocessItem& item = items[i];
+    const size_t part_bytes = preprocess_cuda_workspace_bytes(item.pixels.rows, item.pixels.columns, item.params);
+    geometries.push_back(preprocess_cuda(item.pixels, item.lut, out, static_cast<int64_t>(i), item.params, part,
+                                         part_bytes, stream));
+    part += part_bytes;
+  }
+  return geometries;
+}
 
-  check_cuda(cudaMemcpy2DAsync(device_pixels.get(), row_bytes, pixels.data, static_cast<size_t>(host_stride) * pixel_size,
-                               row_bytes, static_cast<size_t>(pixels.rows), cudaMemcpyHostToDevice, stream.get()),
-             "copying pixels to the device");
-  check_cuda(cudaMemcpyAsync(device_lut.get(), lut.data, sizeof(float) * static_cast<size_t>(lut.size),
-                             cudaMemcpyHostToDevice, stream.get()),
-             "copying the lut to the device");
-
-  PixelsView device_pixels_view = pixels;
-  device_pixels_view.data = device_pixels.get();
-  device_pixels_view.row_stride = pixels.columns;
-  LutView device_lut_view = lut;
-  device_lut_view.data = static_cast<const float*>(device_lut.get());
-  OutputView device_out_view = out;
-  device_out_view.data = device_out.get();
-  device_out_view.batch = 1;
-
-  const ResizeGeometry g = preprocess_cuda(device_pixels_view, device_lut_view, device_out_view, 0, params,
-                                           workspace.get(), workspace_bytes, stream.get());
-
-  // Staged on the host so that `out` is written only once everything has succeeded.
-  std::vector<unsigned char> staged(slot_bytes);
-  check_cuda(cudaMemcpyAsync(staged.data(), device_out.get(), slot_bytes, cudaMemcpyDeviceToHost, stream.get()),
-             "copying the result to the host");
-  check_cuda(cudaStreamSynchronize(stream.get()), "running the preprocess kernel");
-  std::memcpy(static_cast<unsigned char*>(out.data) + static_cast<size_t>(slot) * slot_bytes, staged.data(),
-              slot_bytes);
-  return g;
+std::vector<ResizeGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>& items,
+                                                       const OutputView& out) {
+  check_preprocess_batch_args(items, out);
+  return run_on_device(items, out);
 }
 
 }  // namespace radedge

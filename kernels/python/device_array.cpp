@@ -531,7 +531,7 @@ DeviceView as_device_view(py::handle obj, const char* name, bool writable) {
   return as_device_view(obj, name, required, cuda::Stream::legacy_default());
 }
 
-int prepare_device_views(std::initializer_list<DeviceView*> views, const cuda::Stream& stream, const char* op) {
+int prepare_device_views(const std::vector<DeviceView*>& views, const cuda::Stream& stream, const char* op) {
   const int device = stream.device() >= 0 ? stream.device() : cuda::runtime::current_device(op);
   bool ordering = false;
   for (DeviceView* view : views) {

@@ -121,7 +121,7 @@ DeviceView as_device_view(py::handle obj, const char* name, bool writable);
 
 // Step 2: resolves and checks the views' device, adds the CAI stream ordering, and returns the
 // device to run on (the stream's).
-int prepare_device_views(std::initializer_list<DeviceView*> views, const cuda::Stream& stream, const char* op);
+int prepare_device_views(const std::vector<DeviceView*>& views, const cuda::Stream& stream, const char* op);
 
 // The `stream` argument of an op binding: None means the legacy default stream of the current
 // device; otherwise a radedge._kernels.Stream (radedge.cuda.as_stream turns torch / CuPy / pycuda

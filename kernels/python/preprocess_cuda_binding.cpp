@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "device_array.h"
+#include "preprocess_args.h"
 #include "radedge/cuda_memory.h"
 #include "radedge/preprocess.h"
 
@@ -22,9 +23,9 @@ constexpr const char* kOp = "preprocess";
 // cudaMalloc's alignment, which preprocess_cuda requires of its workspace.
 constexpr size_t kWorkspaceAlignment = 256;
 
-const DeviceViewRequirements kPixels{false, {kUint8, kUint16, kInt16}, 2, Layout::kRowsPadded,
-                                     "uint8, uint16 or int16 [rows, columns] stored values (rows may be padded, "
-                                     "columns contiguous)"};
+const DeviceViewRequirements kPixels{false, {kUint8, kUint16, kInt16, kFloat32}, 2, Layout::kRowsPadded,
+                                     "uint8, uint16 or int16 [rows, columns] stored values, or float32 values "
+                                     "(rows may be padded, columns contiguous)"};
 const DeviceViewRequirements kLut{false, {kFloat32}, 1, Layout::kCContiguous, "a contiguous float32 [entries] table"};
 const DeviceViewRequirements kOut{true, {kFloat32, kFloat16}, 4, Layout::kCContiguous,
                                   "a C-contiguous float32 or float16 [N, C, H, W] tensor"};
@@ -37,7 +38,8 @@ PixelsView pixels_view(const DeviceView& view) {
   pixels.data = view.data;
   pixels.type = cuda::same_dtype(view.dtype, kUint8)    ? PixelType::kUint8
                 : cuda::same_dtype(view.dtype, kUint16) ? PixelType::kUint16
-                                                        : PixelType::kInt16;
+                : cuda::same_dtype(view.dtype, kInt16)  ? PixelType::kInt16
+                                                        : PixelType::kFloat32;
   pixels.rows = view.shape[0];
   pixels.columns = view.shape[1];
   pixels.row_stride = view.element_stride(0);
@@ -63,46 +65,6 @@ OutputView output_view(const DeviceView& view) {
   return out;
 }
 
-PreprocessParams params_from(int64_t height, int64_t width, int64_t channels, const std::string& dtype,
-                             const std::string& resize, double pad_value, const std::vector<double>& mean,
-                             const std::vector<double>& stddev) {
-  PreprocessParams params;
-  params.height = height;
-  params.width = width;
-  params.channels = channels;
-  if (dtype == "float32") {
-    params.output_type = OutputType::kFloat32;
-  } else if (dtype == "float16") {
-    params.output_type = OutputType::kFloat16;
-  } else {
-    throw std::invalid_argument("dtype must be 'float32' or 'float16'; got '" + dtype + "'");
-  }
-  if (resize == "stretch") {
-    params.resize = ResizeMode::kStretch;
-  } else if (resize == "letterbox") {
-    params.resize = ResizeMode::kLetterbox;
-  } else {
-    throw std::invalid_argument("resize must be 'stretch' or 'letterbox'; got '" + resize + "'");
-  }
-  params.pad_value = static_cast<float>(pad_value);
-  params.mean.assign(mean.begin(), mean.end());
-  params.std.assign(stddev.begin(), stddev.end());
-  return params;
-}
-
-py::dict geometry_dict(const ResizeGeometry& g) {
-  py::dict d;
-  d["source_rows"] = g.source_rows;
-  d["source_columns"] = g.source_columns;
-  d["content_height"] = g.content_height;
-  d["content_width"] = g.content_width;
-  d["offset_y"] = g.offset_y;
-  d["offset_x"] = g.offset_x;
-  d["scale_y"] = g.scale_y;
-  d["scale_x"] = g.scale_x;
-  return d;
-}
-
 }  // namespace
 
 void bind_preprocess_cuda(py::module_& m) {
@@ -110,26 +72,31 @@ void bind_preprocess_cuda(py::module_& m) {
       "preprocess_cuda",
       [](py::handle pixels, py::handle lut, int64_t lut_first_value, py::handle out, int64_t slot, int64_t height,
          int64_t width, int64_t channels, const std::string& dtype, const std::string& resize, double pad_value,
-         const std::vector<double>& mean, const std::vector<double>& stddev, py::handle workspace,
-         py::handle stream) {
-        const PreprocessParams params = params_from(height, width, channels, dtype, resize, pad_value, mean, stddev);
+         const std::vector<double>& mean, const std::vector<double>& stddev, py::handle workspace, py::handle stream,
+         const binding::Crop& crop, const binding::Window& float_window) {
+        const PreprocessParams params = binding::params_from(
+            binding::Spec{height, width, channels, dtype, resize, pad_value, mean, stddev}, crop, float_window);
         const std::shared_ptr<cuda::Stream> on = stream_argument(stream, kOp);
         // Every argument is checked from its metadata before CUDA is touched.
         DeviceView pixels_in = as_device_view(pixels, "pixels", kPixels, *on);
-        DeviceView lut_in = as_device_view(lut, "lut", kLut, *on);
+        // float32 pixels are mapped by the float window and take no table.
+        const bool has_lut = !lut.is_none();
+        DeviceView lut_in;
+        if (has_lut) lut_in = as_device_view(lut, "lut", kLut, *on);
         DeviceView out_in = as_device_view(out, "out", kOut, *on);
         const bool own_workspace = workspace.is_none();
         DeviceView workspace_in;
         if (!own_workspace) workspace_in = as_device_view(workspace, "workspace", kWorkspace, *on);
         const PixelsView pixels_arg = pixels_view(pixels_in);
-        const LutView lut_arg = lut_view(lut_in, lut_first_value);
+        const LutView lut_arg = has_lut ? lut_view(lut_in, lut_first_value) : LutView{};
         const OutputView out_arg = output_view(out_in);
         check_preprocess_args(pixels_arg, lut_arg, out_arg, slot, params);
 
         require_cuda(kOp);
-        const int device = own_workspace
-                               ? prepare_device_views({&pixels_in, &lut_in, &out_in}, *on, kOp)
-                               : prepare_device_views({&pixels_in, &lut_in, &out_in, &workspace_in}, *on, kOp);
+        std::vector<DeviceView*> views{&pixels_in, &out_in};
+        if (has_lut) views.push_back(&lut_in);
+        if (!own_workspace) views.push_back(&workspace_in);
+        const int device = prepare_device_views(views, *on, kOp);
         ResizeGeometry geometry;
         {
           py::gil_scoped_release release;
@@ -144,14 +111,15 @@ void bind_preprocess_cuda(py::module_& m) {
                                        static_cast<size_t>(workspace_in.shape[0]), on->handle());
           }
         }
-        return geometry_dict(geometry);
+        return binding::geometry_dict(geometry);
       },
       py::arg("pixels"), py::arg("lut"), py::arg("lut_first_value"), py::arg("out"), py::arg("slot"), py::kw_only(),
       py::arg("height"), py::arg("width"), py::arg("channels"), py::arg("dtype"), py::arg("resize"),
       py::arg("pad_value"), py::arg("mean"), py::arg("std"), py::arg("workspace") = py::none(),
-      py::arg("stream") = py::none(),
+      py::arg("stream") = py::none(), py::arg("crop") = py::none(), py::arg("float_window") = py::none(),
       "preprocess_cpu's op on CUDA arrays, zero-copy: pixels (uint8/uint16/int16 [rows, columns], rows may be "
-      "padded), lut (float32 [entries]) and out (float32/float16 [N, channels, height, width], C-contiguous) are "
+      "padded; or float32 values with lut None and float_window (center, width, invert) -- on the device their "
+      "finiteness is the caller's to ensure), lut (float32 [entries]) and out (float32/float16 [N, channels, height, width], C-contiguous) are "
       "any exporter's __cuda_array_interface__ / DLPack arrays on the stream's device. Enqueued on `stream` (a "
       "radedge Stream; None: the legacy default stream) and not waited for. `workspace`: a uint8 device buffer of "
       "preprocess_cuda_workspace_bytes(...) bytes, 256-byte aligned, keeps the call allocation-free (for CUDA "
@@ -159,12 +127,14 @@ void bind_preprocess_cuda(py::module_& m) {
 
   m.def(
       "preprocess_cuda_workspace_bytes",
-      [](int64_t source_rows, int64_t source_columns, int64_t height, int64_t width, const std::string& resize) {
-        const PreprocessParams params = params_from(height, width, 1, "float32", resize, 0.0, {0.0}, {1.0});
+      [](int64_t source_rows, int64_t source_columns, int64_t height, int64_t width, const std::string& resize,
+         const binding::Crop& crop) {
+        const PreprocessParams params = binding::params_from(
+            binding::Spec{height, width, 1, "float32", resize, 0.0, {0.0}, {1.0}}, crop, std::nullopt);
         return preprocess_cuda_workspace_bytes(source_rows, source_columns, params);
       },
       py::arg("source_rows"), py::arg("source_columns"), py::kw_only(), py::arg("height"), py::arg("width"),
-      py::arg("resize") = "letterbox",
+      py::arg("resize") = "letterbox", py::arg("crop") = py::none(),
       "Bytes of device workspace preprocess_cuda needs for a source_rows x source_columns image into height x "
       "width.");
 }

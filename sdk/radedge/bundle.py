@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from ._files import write_atomically
 from .errors import BundleError, BundleIntegrityError
-from .io.image import Window
+from .intensity import check_window
+from .io.image import Percentile, Window
 from .preprocess import PreprocessSpec
 
 SCHEMA_VERSION = 1
@@ -76,11 +77,13 @@ class IntensitySpec:
     """How stored values were turned into [0, 1] intensities in training.
 
     ``voi``: ``"file"`` uses the image's own VOI (VOI LUT Sequence, else its window at
-    ``voi_index``), ``"none"`` uses the min-max of modality values, and an explicit
-    ``window`` overrides the file.
+    ``voi_index``), ``"none"`` uses the min-max of modality values, a ``Percentile``
+    (manifest ``"voi": {"percentile": [0.5, 99.5]}``) the window between those
+    percentiles of the image's own modality values, and an explicit ``window`` overrides
+    them all.
     """
 
-    voi: Literal["file", "none"] = "file"
+    voi: Literal["file", "none"] | Percentile = "file"
     voi_index: int = 0
     window: Window | None = None
 
@@ -282,6 +285,20 @@ def _verify(raw_manifest: bytes, document: dict[str, Any], files: dict[str, byte
         raise BundleError(f"{location}: {MANIFEST} is missing or has a malformed field: {exc!r}") from None
 
 
+def _voi(value: Any) -> str | Percentile:
+    """The manifest's ``preprocessing.voi``: "file", "none" or {"percentile": [low, high]}."""
+    if isinstance(value, dict):
+        if set(value) != {"percentile"}:
+            raise ValueError(f'preprocessing.voi as an object must be {{"percentile": [low, high]}}; got {value}')
+        bounds = value["percentile"]
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise ValueError(f"preprocessing.voi.percentile must be [low, high] percentages; got {bounds!r}")
+        return Percentile(bounds[0], bounds[1])
+    if value not in ("file", "none"):
+        raise ValueError(f'preprocessing.voi must be "file", "none" or {{"percentile": [low, high]}}; got {value!r}')
+    return value
+
+
 def _manifest_from_document(doc: dict[str, Any]) -> Manifest:
     model = doc["model"]
     inp = doc["input"]
@@ -301,10 +318,14 @@ def _manifest_from_document(doc: dict[str, Any]) -> Manifest:
     )
     window = pre.get("window")
     intensity = IntensitySpec(
-        voi=pre.get("voi", "file"),
+        voi=_voi(pre.get("voi", "file")),
         voi_index=int(pre.get("voi_index", 0)),
         window=Window(float(window["center"]), float(window["width"]), window.get("function", "LINEAR")) if window else None,
     )
+    if intensity.window is not None:
+        # A window the VOI LUT Function does not allow (width <= 0, or < 1 for LINEAR) is
+        # refused when the bundle loads, not on the first image.
+        check_window(intensity.window)
     outputs = tuple(
         OutputSpec(
             name=out["name"],

@@ -79,7 +79,6 @@ def decode_segmentation(
         thresholds = None
     else:
         raise BackendError(f"head {spec.name!r}: activation {spec.activation!r} is not softmax or sigmoid")
-
     if image.spacing is not None:
         spacing_mm = (image.spacing.row_mm, image.spacing.column_mm)
         area_source = image.spacing.source

@@ -106,19 +106,21 @@ class Detections:
 def source_mapping(geometry) -> dict:
     """The native ops' mapping dict for one image from a preprocessing ``ResizeGeometry``.
 
-    Reads ``offset_x``, ``offset_y``, ``scale_x``, ``scale_y``, ``source_columns``,
-    ``source_rows`` and, when the geometry has them, ``crop_x`` and ``crop_y`` (the top-left
-    of the source region that was resized; 0 otherwise).
+    Reads ``offset_x``, ``offset_y``, ``scale_x``, ``scale_y`` and the source region that was
+    resized: ``crop_x``, ``crop_y``, ``crop_width``, ``crop_height`` when the geometry has them,
+    else the whole ``source_columns`` x ``source_rows`` image. Boxes are clipped to that region.
     """
+    crop_x, crop_y = getattr(geometry, "crop_x", 0), getattr(geometry, "crop_y", 0)
     return {
         "offset_x": float(geometry.offset_x),
         "offset_y": float(geometry.offset_y),
         "scale_x": float(geometry.scale_x),
         "scale_y": float(geometry.scale_y),
-        "source_columns": float(geometry.source_columns),
-        "source_rows": float(geometry.source_rows),
-        "crop_x": float(getattr(geometry, "crop_x", 0)),
-        "crop_y": float(getattr(geometry, "crop_y", 0)),
+        # The native mapping's "source" is the region the model saw, placed at crop_x, crop_y.
+        "source_columns": float(getattr(geometry, "crop_width", None) or geometry.source_columns - crop_x),
+        "source_rows": float(getattr(geometry, "crop_height", None) or geometry.source_rows - crop_y),
+        "crop_x": float(crop_x),
+        "crop_y": float(crop_y),
     }
 
 

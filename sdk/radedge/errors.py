@@ -88,10 +88,11 @@ class CorruptPixelDataError(InputError):
     """
 
 
-class InvalidWindowError(InputError):
+class InvalidWindowError(InputError, ValueError):
     """A VOI window or VOI LUT cannot be applied (PS3.3 C.11.2.1.2).
 
     Raised for a Window Width below what the VOI LUT Function allows (< 1 for LINEAR,
-    <= 0 for LINEAR_EXACT and SIGMOID) and for a ``voi_index`` past the windows and VOI
-    LUTs the image carries.
+    <= 0 for LINEAR_EXACT and SIGMOID), for a ``voi_index`` past the windows and VOI
+    LUTs the image carries, and for a percentile window of an image that is all pixel
+    padding. Also a ValueError: the window is a bad argument to the intensity chain.
     """

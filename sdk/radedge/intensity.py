@@ -7,8 +7,9 @@ trained on collapses into a table indexed by stored value (DESIGN.md, "Data flow
    LUT Sequence (C.11.1.1.1).
 2. VOI LUT (PS3.3 C.11.2): the file's VOI LUT Sequence (C.11.2.1.1), else its Window
    Center/Width (C.11.2.1.2) with VOI LUT Function LINEAR, LINEAR_EXACT or SIGMOID
-   (C.11.2.1.3); or a caller's ``Window``; or, with no VOI at all, the min-max of the
-   modality output over the stored values present in the image.
+   (C.11.2.1.3); or a caller's ``Window``; or a ``Percentile`` window read off the image's
+   own histogram; or, with no VOI at all, the min-max of the modality output over the
+   stored values present in the image.
 3. Scaling to [0, 1] with the output range pydicom 3 uses (``apply_windowing``,
    ``apply_voi``): a window's output spans [y_min, y_max], which derive from Bits Stored,
    Pixel Representation, the Modality LUT descriptor and the rescale; mapping that span
@@ -17,10 +18,19 @@ trained on collapses into a table indexed by stored value (DESIGN.md, "Data flow
 4. MONOCHROME1 inversion (1 - x; PS3.3 C.7.6.3.1.2). pydicom never inverts; the
    Photometric Interpretation decides, not the Presentation LUT Shape (see
    ``radedge.io.dicom`` for how a contradiction is noted).
+5. Pixel padding (PS3.3 C.7.5.1.1.2, ``Intensity.pixel_padding``): the stored values that
+   mark pixels holding no image map to 0, "no signal", which displays black whatever the
+   Photometric Interpretation (so after the inversion). Left to the window, padding
+   outside the collimator would display as whatever its stored value means, e.g. white
+   when it is 0 on a MONOCHROME1 image: a bright frame of nothing. Windows read off the
+   image (percentile, min-max) never count padding pixels either. pydicom applies no padding rule, so on a padded
+   image radedge and pydicom differ on the padding pixels, and there only.
 
 The table covers every value representable in Bits Stored (at most 65536 entries) and
 is built with vectorised numpy over ``np.arange`` of that range: about a millisecond for
-16-bit data. The one step that looks at the pixels is the min-max fallback.
+16-bit data. The steps that look at the pixels are the percentile window, which counts
+them with the native histogram op (``radedge.histogram``; on the GPU with
+``device="cuda"``), and the min-max fallback.
 
 Where pydicom 3.0.2 and this module differ, on purpose:
 
@@ -36,13 +46,18 @@ table is ``v / (2**bits - 1)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from .errors import InvalidWindowError
-from .io.image import Image, Intensity, LookupTable, Window
+from .histogram import histogram
+from .io.image import Image, Intensity, LookupTable, Percentile, Window
+from .preprocess import Device
+
+__all__ = ["IntensityLut", "Percentile", "build_lut", "check_window", "percentile_window", "stored_value_histogram"]
 
 _RASTER_FORMATS = ("png", "jpeg", "tiff")
 
@@ -91,8 +106,11 @@ class IntensityLut:
 def build_lut(
     image: Image,
     *,
-    voi: Literal["file", "none"] | Window = "file",
+    voi: Literal["file", "none"] | Window | Percentile = "file",
     voi_index: int = 0,
+    region: tuple[int, int, int, int] | None = None,
+    threads: int = 0,
+    device: Device = "cpu",
 ) -> IntensityLut:
     """Build the stored value -> [0, 1] table for ``image``.
 
@@ -105,13 +123,22 @@ def build_lut(
       - ``"none"``: ignore the file's VOI; min-max of the modality output over the
         stored values present.
       - a ``Window``: that window on the modality output (``voi_index`` is not used).
+      - a ``Percentile``: the window from the ``low`` to the ``high`` percentile of the
+        modality values of the image's pixels (``percentile_window``), counted by the
+        native histogram op over ``region`` (``(x, y, width, height)``, e.g. the crop the
+        model will see; None: the whole image) on ``device`` with ``threads`` CPU threads.
 
-    Raises ``InvalidWindowError`` for a window width the VOI LUT Function does not allow
-    (< 1 for LINEAR, <= 0 otherwise; PS3.3 C.11.2.1.2.1, C.11.2.1.3) and for a
-    ``voi_index`` past what the image carries.
+    Pixel padding (``image.intensity.pixel_padding``) maps to 0 in every table and is
+    never counted by the percentile and min-max windows (module docstring, step 5).
+
+    Raises ``InvalidWindowError`` (also a ValueError) for a window width the VOI LUT
+    Function does not allow (< 1 for LINEAR, <= 0 otherwise; PS3.3 C.11.2.1.2.1,
+    C.11.2.1.3), for a ``voi_index`` past what the image carries and for a percentile
+    window of an image (region) with no pixel outside the padding; ValueError for a region
+    outside the image.
     """
-    if not (isinstance(voi, Window) or voi in ("file", "none")):
-        raise ValueError(f"voi must be 'file', 'none' or a radedge.io.Window, not {voi!r}")
+    if not (isinstance(voi, (Window, Percentile)) or voi in ("file", "none")):
+        raise ValueError(f"voi must be 'file', 'none', a radedge.io.Window or a radedge.io.Percentile, not {voi!r}")
     intensity = image.intensity
     first, last = intensity.stored_value_range
     stored = np.arange(first, last + 1, dtype=np.int64)
@@ -129,6 +156,9 @@ def build_lut(
         if isinstance(voi, Window):
             table = _window_ramp(modality, voi)
             steps.append(_describe_window(voi, "given by the caller"))
+        elif isinstance(voi, Percentile):
+            counts = stored_value_histogram(image, region=region, threads=threads, device=device)
+            table = _percentile(voi, counts, modality, intensity, region, steps)
         elif voi == "file" and intensity.voi_luts:
             lut = _pick(intensity.voi_luts, voi_index, intensity, "VOI LUT")
             table = _apply_lut(lut, modality) / ((1 << lut.bits) - 1)
@@ -142,17 +172,91 @@ def build_lut(
             steps.append(_describe_window(window, f"index {voi_index}"))
         else:
             why = "no VOI in the file" if voi == "file" else "VOI 'none' requested"
-            table = _min_max(image, stored, modality, why, steps)
+            table = _min_max(image, stored, modality, why, steps, threads, device)
 
     if intensity.photometric_interpretation == "MONOCHROME1":
         table = 1.0 - table
         steps.append("inverted (MONOCHROME1)")
+    table = np.clip(table, 0.0, 1.0)
+    padding = intensity.pixel_padding
+    if padding is not None:
+        low, high = max(padding.low, first), min(padding.high, last)
+        if low <= high:
+            table[low - first : high - first + 1] = 0.0
+            which = f"stored value {low}" if low == high else f"stored values {low} to {high}"
+            steps.append(f"pixel padding ({which}) -> 0, no signal")
     steps.append("[0,1]")
     return IntensityLut(
-        table=np.clip(table, 0.0, 1.0).astype(np.float32),
+        table=table.astype(np.float32),
         first_stored_value=first,
         description=" -> ".join(steps),
     )
+
+
+def stored_value_histogram(
+    image: Image,
+    *,
+    region: tuple[int, int, int, int] | None = None,
+    threads: int = 0,
+    device: Device = "cpu",
+) -> np.ndarray:
+    """int64 [n]: how many pixels of ``image`` (in ``region``, None: all) hold each stored value.
+
+    Bin ``i`` is stored value ``first + i`` over the image's whole Bits Stored range
+    (``intensity.stored_value_range``), the range of the table ``build_lut`` makes. Pixel
+    padding is not counted. Computed by the native histogram op on ``device``.
+    """
+    first, last = image.intensity.stored_value_range
+    return histogram(image.pixels, first, last - first + 1, region=region, padding=image.intensity.pixel_padding,
+                     threads=threads, device=device)
+
+
+def percentile_window(counts: np.ndarray, values: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    """(value at ``low`` %, value at ``high`` %) of a population given as counts per value.
+
+    ``counts`` (int [n]) says how many members have ``values[i]`` (float [n], any order,
+    repeats allowed). The percentile is the nearest rank: the smallest value v such that
+    at least p % of the members are <= v, i.e. the member of rank ``max(1, ceil(N * p /
+    100))`` in ascending order, as ``numpy.percentile(..., method="inverted_cdf")``.
+    Raises ValueError when ``counts`` sums to 0.
+    """
+    counts = np.asarray(counts)
+    present = np.flatnonzero(counts)
+    if present.size == 0:
+        raise ValueError("percentile_window: no member to take a percentile of (every count is 0)")
+    present_values = np.asarray(values, dtype=np.float64)[present]
+    order = np.argsort(present_values, kind="stable")
+    sorted_values = present_values[order]
+    cumulative = np.cumsum(counts[present][order])
+    total = int(cumulative[-1])
+
+    def at(percent: float) -> float:
+        # The same float64 steps as numpy: q = p / 100, then N * q.
+        rank = max(1, math.ceil(total * (percent / 100.0)))
+        return float(sorted_values[np.searchsorted(cumulative, rank, side="left")])
+
+    return at(low), at(high)
+
+
+def _percentile(voi: Percentile, counts: np.ndarray, modality: np.ndarray, intensity: Intensity,
+                region, steps: list[str]) -> np.ndarray:
+    where = "" if region is None else f" in region x={region[0]} y={region[1]} {region[2]}x{region[3]}"
+    padding = " outside the pixel padding" if intensity.pixel_padding is not None else ""
+    total = int(counts.sum())
+    if total == 0:
+        raise InvalidWindowError(
+            f"percentile window {voi.low:g}%-{voi.high:g}%: no pixel{where} lies outside the pixel padding "
+            f"(stored values {intensity.pixel_padding.low} to {intensity.pixel_padding.high}), so the image "
+            "has nothing to take a percentile of. Use a fixed radedge.io.Window, or another region."
+        )
+    low, high = percentile_window(counts, modality, voi.low, voi.high)
+    what = f"percentile window {voi.low:g}%-{voi.high:g}% (nearest rank) of {total} pixels{where}{padding}"
+    if high > low:
+        steps.append(f"{what}: modality [{low:g}, {high:g}], i.e. C={(low + high) / 2:g} W={high - low:g} "
+                     "LINEAR_EXACT")
+        return (modality - low) / (high - low)
+    steps.append(f"{what}: both percentiles are modality value {low:g}; values up to it map to 0, above it to 1")
+    return np.where(modality > low, 1.0, 0.0)
 
 
 def _modality_output(intensity: Intensity, stored: np.ndarray, steps: list[str]) -> np.ndarray:
@@ -246,6 +350,12 @@ def _window_ramp(values: np.ndarray, window: Window) -> np.ndarray:
         return np.where(below, 0.0, np.where(above, 1.0, ramp))
 
 
+def check_window(window: Window) -> None:
+    """Raise ``InvalidWindowError`` (a ValueError) unless ``window`` can be applied: finite
+    center and width, width >= 1 for LINEAR and > 0 for LINEAR_EXACT and SIGMOID."""
+    _window_ramp(np.zeros(1), window)
+
+
 def _describe_window(window: Window, which: str) -> str:
     explanation = f", '{window.explanation}'" if window.explanation else ""
     return (f"VOI window C={float(window.center):g} W={float(window.width):g} "
@@ -253,15 +363,23 @@ def _describe_window(window: Window, which: str) -> str:
 
 
 def _min_max(image: Image, stored: np.ndarray, modality: np.ndarray, why: str,
-             steps: list[str]) -> np.ndarray:
+             steps: list[str], threads: int, device: Device) -> np.ndarray:
     """Map [min, max] of the modality values of the stored values present onto [0, 1].
 
     A rescale is monotonic, so the extreme stored values give the extreme modality
-    values; a Modality LUT need not be, so every present value is looked at.
+    values; a Modality LUT need not be, so every present value is looked at. With pixel
+    padding, the values present are those the histogram op counts outside the padding.
     """
     first = int(stored[0])
     pixels = image.pixels
-    if pixels.size == 0:
+    if image.intensity.pixel_padding is not None and pixels.size:
+        present = stored_value_histogram(image, threads=threads, device=device) > 0
+        if not present.any():
+            steps.append(f"{why}: every pixel is pixel padding; the table maps all to 0")
+            return np.zeros_like(modality)
+        low, high = float(modality[present].min()), float(modality[present].max())
+        why += " (pixel padding not counted)"
+    elif pixels.size == 0:
         low = high = float(modality[0])
     elif image.intensity.modality_lut is not None:
         present = np.zeros(stored.shape[0], dtype=bool)

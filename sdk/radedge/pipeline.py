@@ -133,7 +133,7 @@ class Model:
         notes = self.check_scope(image) if check_scope else ["model scope not checked (check_scope=False)"]
         spec = self.manifest.intensity
         voi = spec.window if spec.window is not None else spec.voi
-        lut = build_lut(image, voi=voi, voi_index=spec.voi_index)
+        lut = build_lut(image, voi=voi, voi_index=spec.voi_index, threads=self.threads)
         lap("lut")
         buffer = self._input_buffer()
         geometry = preprocess_into(

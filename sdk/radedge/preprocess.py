@@ -1,13 +1,24 @@
-"""The fused preprocess op: stored pixels -> one lookup table -> resize -> normalise -> NCHW.
+"""The fused preprocess op: stored pixels -> one lookup table -> crop -> resize -> normalise -> NCHW.
 
 Every pointwise intensity step (modality LUT, VOI window, MONOCHROME1 inversion, scaling
 to [0, 1]) is folded by the caller into one float32 table indexed by stored value; the
 native op ``radedge._kernels.preprocess_cpu`` (or ``preprocess_cuda_host``) then makes a
-single pass over the image (``preprocess_cuda`` for CUDA arrays, zero-copy):
+single pass over the image:
 
     value       = lut[clamp(stored - lut_first_value, 0, len(lut) - 1)]
-    content     = value resized to (content_height, content_width)
+    content     = value over the crop (default: the whole image) resized to (content_height, content_width)
     out[c]      = (content, or pad_value around it - mean[c]) / std[c]
+
+float32 pixels (values that are not stored integers: already rescaled, or display values)
+have no table; a ``FloatWindow`` maps them instead, in the kernel, as a LINEAR_EXACT
+window (PS3.3 C.11.2.1.3.2): ``value = clip((v - (center - width / 2)) / width, 0, 1)``,
+then ``1 - value`` if ``invert``. The default window (center 0.5, width 1) takes display
+values in [0, 1] as they are. NaN or infinite pixels are refused (ValueError).
+
+A crop is a rectangle of source pixels (``Crop(x, y, width, height)``, see
+``center_crop``); it is resized into the content exactly as a whole image of its size
+would be (stretch, or letterbox on the crop's aspect ratio), and ``ResizeGeometry`` maps
+between model-input and whole-image coordinates through it.
 
 Resampling is separable. An axis that shrinks is area-averaged with OpenCV INTER_AREA's
 weights, an axis that grows is interpolated as OpenCV INTER_LINEAR does (pixel centres
@@ -18,8 +29,9 @@ INTER_AREA when both axes shrink and INTER_LINEAR when both grow (to float32 rou
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, Sequence
 
 import numpy as np
 
@@ -91,14 +103,17 @@ class PreprocessSpec:
 
 @dataclass(frozen=True)
 class ResizeGeometry:
-    """Where the resized source image lies in the model input.
+    """Where the resized source crop lies in the model input.
 
     Coordinates are continuous pixel coordinates in which pixel ``i`` spans [i, i + 1)
     and its centre is at ``i + 0.5``, in both the source image and the model input, so
-    ``x_out = x_src * scale_x + offset_x`` maps edges to edges and centres to centres.
-    ``content_height`` x ``content_width``: size of the resized image inside the output
-    (pixels); ``offset_y``, ``offset_x``: its top-left corner (the letterbox padding before
-    it); ``scale_y = content_height / source_rows``, ``scale_x = content_width / source_columns``.
+    ``x_out = (x_src - crop_x) * scale_x + offset_x`` maps edges to edges and centres to
+    centres. ``source_rows`` x ``source_columns``: the whole source image;
+    ``crop_x``, ``crop_y``, ``crop_width``, ``crop_height``: the rectangle of it that was
+    resized (defaults: the whole image); ``content_height`` x ``content_width``: size of the
+    resized crop inside the output (pixels); ``offset_y``, ``offset_x``: its top-left corner
+    (the letterbox padding before it); ``scale_y = content_height / crop_height``,
+    ``scale_x = content_width / crop_width``.
     """
 
     source_rows: int
@@ -109,29 +124,155 @@ class ResizeGeometry:
     offset_x: int
     scale_y: float
     scale_x: float
+    crop_x: int = 0
+    crop_y: int = 0
+    crop_width: int | None = None  # None: source_columns - crop_x
+    crop_height: int | None = None  # None: source_rows - crop_y
+
+    def __post_init__(self) -> None:
+        if self.crop_width is None:
+            object.__setattr__(self, "crop_width", self.source_columns - self.crop_x)
+        if self.crop_height is None:
+            object.__setattr__(self, "crop_height", self.source_rows - self.crop_y)
+
+    @property
+    def crop(self) -> Crop:
+        """The source rectangle that was resized."""
+        return Crop(self.crop_x, self.crop_y, self.crop_width, self.crop_height)
 
     def to_source(self, x_out, y_out):
         """Model-input coordinates (floats or numpy arrays, pixels) -> source-image coordinates."""
-        return (np.subtract(x_out, self.offset_x) / self.scale_x, np.subtract(y_out, self.offset_y) / self.scale_y)
+        return (
+            np.subtract(x_out, self.offset_x) / self.scale_x + self.crop_x,
+            np.subtract(y_out, self.offset_y) / self.scale_y + self.crop_y,
+        )
 
     def to_output(self, x_src, y_src):
         """Source-image coordinates (floats or numpy arrays, pixels) -> model-input coordinates."""
-        return (np.multiply(x_src, self.scale_x) + self.offset_x, np.multiply(y_src, self.scale_y) + self.offset_y)
+        return (
+            np.subtract(x_src, self.crop_x) * self.scale_x + self.offset_x,
+            np.subtract(y_src, self.crop_y) * self.scale_y + self.offset_y,
+        )
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def resize_geometry(source_rows: int, source_columns: int, spec: PreprocessSpec) -> ResizeGeometry:
-    """The placement of a source_rows x source_columns image in ``spec``'s input.
+class Crop(NamedTuple):
+    """A rectangle of source pixels: columns ``x .. x + width - 1``, rows ``y .. y + height - 1``.
 
-    Letterbox: ``s = min(height / rows, width / columns)``, content ``max(1, round(n * s))``
-    per axis with halves rounded up (exact integer arithmetic), centred with the offsets
-    rounded down. Stretch: the content is the whole input. Computed by the native module,
-    the same code the op uses.
+    It must lie inside the image and hold at least one pixel; anything else is a
+    ValueError from the op.
     """
-    g = kernels().resize_geometry(int(source_rows), int(source_columns), spec.height, spec.width, spec.resize)
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def center_crop(rows: int, columns: int, *, fraction: float | None = None, aspect: float | None = None) -> Crop:
+    """The centred crop of a ``rows`` x ``columns`` image, from a fraction, an aspect ratio, or both.
+
+    ``aspect`` (width / height, > 0): the largest centred rectangle of that shape, e.g.
+    ``aspect=1`` for the central square. ``fraction`` (0 < f <= 1): keep that fraction of
+    each side (of the aspect crop, when both are given). Sizes are rounded half up and are
+    at least one pixel; offsets are ``(n - size) // 2``, as for the letterbox.
+    """
+    for name, value in (("rows", rows), ("columns", columns)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"center_crop: {name} must be a positive integer; got {value!r}")
+    if fraction is None and aspect is None:
+        raise ValueError("center_crop: give fraction (of each side, 0 < f <= 1), aspect (width / height), or both")
+    width, height = int(columns), int(rows)
+    if aspect is not None:
+        if not (math.isfinite(aspect) and aspect > 0):
+            raise ValueError(f"center_crop: aspect (width / height) must be finite and > 0; got {aspect!r}")
+        if width > height * aspect:
+            width = max(1, math.floor(height * aspect + 0.5))
+        else:
+            height = max(1, math.floor(width / aspect + 0.5))
+    if fraction is not None:
+        if not (math.isfinite(fraction) and 0 < fraction <= 1):
+            raise ValueError(f"center_crop: fraction must be in (0, 1]; got {fraction!r}")
+        width = max(1, math.floor(width * fraction + 0.5))
+        height = max(1, math.floor(height * fraction + 0.5))
+    return Crop((int(columns) - width) // 2, (int(rows) - height) // 2, width, height)
+
+
+@dataclass(frozen=True)
+class FloatWindow:
+    """How float32 pixels become display values: a LINEAR_EXACT window in the pixels' units.
+
+    ``value = clip((v - (center - width / 2)) / width, 0, 1)``, then ``1 - value`` when
+    ``invert`` (data whose largest values display darkest, as MONOCHROME1). The default
+    (center 0.5, width 1) keeps display values in [0, 1] as they are. ``width`` must be > 0.
+    """
+
+    center: float = 0.5
+    width: float = 1.0
+    invert: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "center", float(self.center))
+        object.__setattr__(self, "width", float(self.width))
+        object.__setattr__(self, "invert", bool(self.invert))
+        if not (math.isfinite(self.center) and math.isfinite(self.width)):
+            raise ValueError(f"FloatWindow: center and width must be finite; got center={self.center}, width={self.width}")
+        if not self.width > 0:
+            raise ValueError(
+                f"FloatWindow: width must be > 0 (the span of values mapped onto [0, 1]); got {self.width}"
+            )
+
+
+def resize_geometry(
+    source_rows: int, source_columns: int, spec: PreprocessSpec, crop: Crop | Sequence[int] | None = None
+) -> ResizeGeometry:
+    """The placement of ``crop`` (default: the whole image) of a source_rows x source_columns image in ``spec``'s input.
+
+    Letterbox: ``s = min(height / crop_height, width / crop_width)``, content
+    ``max(1, round(n * s))`` per axis with halves rounded up (exact integer arithmetic),
+    centred with the offsets rounded down. Stretch: the content is the whole input.
+    Computed by the native module, the same code the op uses.
+    """
+    g = kernels().resize_geometry(
+        int(source_rows), int(source_columns), spec.height, spec.width, spec.resize, crop=_crop_argument(crop)
+    )
     return ResizeGeometry(**g)
+
+
+def _crop_argument(crop, name: str = "crop") -> tuple[int, int, int, int] | None:
+    if crop is None:
+        return None
+    values = tuple(crop)
+    if len(values) != 4 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+        raise ValueError(f"{name} must be (x, y, width, height), four integers in source pixels; got {crop!r}")
+    return tuple(int(v) for v in values)  # type: ignore[return-value]
+
+
+def _intensity_arguments(lut) -> tuple[Any, tuple[float, float, bool] | None]:
+    """The native op's (lut, float_window) for a table (numpy or CUDA array), a FloatWindow or None."""
+    if isinstance(lut, FloatWindow):
+        return None, (lut.center, lut.width, lut.invert)
+    if lut is None or isinstance(lut, np.ndarray) or cuda.is_device_array(lut):
+        return lut, None
+    raise TypeError(
+        f"lut must be a numpy float32 table (stored-value pixels) or a FloatWindow / None (float32 pixels); "
+        f"got {type(lut).__name__}"
+    )
+
+
+def _spec_arguments(spec: PreprocessSpec) -> dict:
+    return dict(
+        height=spec.height,
+        width=spec.width,
+        channels=spec.channels,
+        dtype=spec.dtype,
+        resize=spec.resize,
+        pad_value=spec.pad_value,
+        mean=list(spec.mean),
+        std=list(spec.std),
+    )
 
 
 def preprocess_into(
@@ -143,18 +284,22 @@ def preprocess_into(
     spec: PreprocessSpec,
     threads: int = 0,
     device: Device = "cpu",
+    crop: Crop | Sequence[int] | None = None,
     stream: Any = None,
     workspace: Any = None,
 ) -> ResizeGeometry:
     """Write one image into ``out[slot]`` and return where it landed.
 
-    ``pixels``: stored values, uint8 / uint16 / int16 [rows, columns] (rows may be strided,
-    columns must be contiguous). ``lut``: float32 [entries], display values (normally in
-    [0, 1]) for stored values ``lut_first_value, lut_first_value + 1, ...``; values outside
-    the table read its first or last entry. ``out``: C-contiguous ``spec.dtype``
-    [N, spec.channels, spec.height, spec.width]; only ``out[slot]`` is written.
-    ``threads``: CPU threads (0: RADEDGE_NUM_THREADS or all cores); the result is the same
-    for any count. ``device``: ``"cpu"``, or ``"cuda"``.
+    ``pixels``: stored values, uint8 / uint16 / int16 [rows, columns], or float32 values
+    (rows may be strided, columns must be contiguous). ``lut``: for stored values, float32
+    [entries], display values (normally in [0, 1]) for stored values ``lut_first_value,
+    lut_first_value + 1, ...``; values outside the table read its first or last entry. For
+    float32 pixels, a ``FloatWindow`` (None: ``FloatWindow()``), and ``lut_first_value`` is
+    not used. ``out``: C-contiguous ``spec.dtype`` [N, spec.channels, spec.height,
+    spec.width]; only ``out[slot]`` is written. ``crop``: ``(x, y, width, height)`` in
+    source pixels, the part of the image to resize (None: all of it). ``threads``: CPU
+    threads (0: RADEDGE_NUM_THREADS or all cores); the result is the same for any count.
+    ``device``: ``"cpu"``, or ``"cuda"``.
 
     numpy arrays on ``"cuda"`` are copied to the GPU and back (for checking the CUDA kernel
     against the CPU one). CUDA arrays (radedge.cuda.DeviceArray, torch CUDA tensors, CuPy,
@@ -162,61 +307,57 @@ def preprocess_into(
     written in place, zero-copy, on ``stream`` (a radedge.cuda.Stream, a torch / CuPy / pycuda
     stream, or None: the legacy default stream); the call only enqueues the work, so keep the
     arrays alive until the stream has run it. ``workspace``: a uint8 CUDA array of
-    ``preprocess_cuda_workspace_bytes(rows, columns, spec)`` bytes or more (256-byte aligned,
-    as allocations are) keeps the call allocation-free, as a CUDA graph capture needs; None
-    takes it from CUDA's stream-ordered pool. A radedge DeviceArray ``out`` records ``stream``
-    as the stream its contents wait for.
+    ``preprocess_cuda_workspace_bytes(rows, columns, spec, crop)`` bytes or more (256-byte
+    aligned, as allocations are) keeps the call allocation-free, as a CUDA graph capture needs;
+    None takes it from CUDA's stream-ordered pool. A radedge DeviceArray ``out`` records
+    ``stream`` as the stream its contents wait for.
 
-    Raises ValueError for arrays that do not match the spec (dtype, shape, layout, slot) or
-    that mix host and device memory, and NativeOpError when ``device`` is not available or
+    Raises ValueError for arrays that do not match the spec (dtype, shape, layout, slot), that
+    mix host and device memory, a crop that is empty or reaches outside the image, a window
+    width <= 0 and non-finite float pixels; NativeOpError when ``device`` is not available or
     the CUDA op fails.
     """
-    arrays = (("pixels", pixels), ("lut", lut), ("out", out))
-    on_device = [name for name, array in arrays if cuda.is_device_array(array)]
+    table, window = _intensity_arguments(lut)
+    arrays = (("pixels", pixels), ("lut", table), ("out", out))
+    on_device = [name for name, array in arrays if array is not None and cuda.is_device_array(array)]
     if on_device:
         return _preprocess_device_arrays(
-            pixels, lut, lut_first_value, out, slot, spec, device, stream, workspace, on_device
+            pixels, table, window, lut_first_value, out, slot, spec, crop, device, stream, workspace, on_device
         )
     if stream is not None or workspace is not None:
         raise ValueError(
             "stream and workspace apply to CUDA arrays; with numpy arrays preprocess copies to the GPU and back "
             "itself. Pass CUDA arrays (radedge.cuda.DeviceArray, torch or CuPy) to run on your stream"
         )
-    for name, array in (("pixels", pixels), ("lut", lut), ("out", out)):
+    for name, array in (("pixels", pixels), ("out", out)):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
     require_device("preprocess", device)
-    arguments = dict(
-        height=spec.height,
-        width=spec.width,
-        channels=spec.channels,
-        dtype=spec.dtype,
-        resize=spec.resize,
-        pad_value=spec.pad_value,
-        mean=list(spec.mean),
-        std=list(spec.std),
-    )
+    arguments = dict(_spec_arguments(spec), crop=_crop_argument(crop), float_window=window)
     if device == "cpu":
-        g = kernels().preprocess_cpu(pixels, lut, int(lut_first_value), out, int(slot), threads=int(threads), **arguments)
+        g = kernels().preprocess_cpu(pixels, table, int(lut_first_value), out, int(slot), threads=int(threads), **arguments)
     else:
         try:
-            g = kernels().preprocess_cuda_host(pixels, lut, int(lut_first_value), out, int(slot), **arguments)
+            g = kernels().preprocess_cuda_host(pixels, table, int(lut_first_value), out, int(slot), **arguments)
         except RuntimeError as exc:
             raise NativeOpError(str(exc)) from exc
     return ResizeGeometry(**g)
 
 
-def _preprocess_device_arrays(pixels, lut, lut_first_value, out, slot, spec, device, stream, workspace, on_device):
+def _preprocess_device_arrays(
+    pixels, table, window, lut_first_value, out, slot, spec, crop, device, stream, workspace, on_device
+):
     """The zero-copy path of preprocess_into: every array already on the GPU."""
-    on_host = [name for name in ("pixels", "lut", "out") if name not in on_device]
+    wanted = ("pixels", "out") if table is None else ("pixels", "lut", "out")
+    on_host = [name for name in wanted if name not in on_device]
     if on_host:
         raise ValueError(
             f"{' and '.join(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'} but "
-            f"{' and '.join(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass all three on the GPU (upload "
-            "with radedge.cuda.DeviceArray.from_numpy(array, stream=stream)) or all three as numpy arrays"
+            f"{' and '.join(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass them all on the GPU (upload "
+            "with radedge.cuda.DeviceArray.from_numpy(array, stream=stream)) or all as numpy arrays"
         )
     if device != "cuda":
-        raise ValueError(f"pixels, lut and out are CUDA arrays; pass device='cuda' (got device={device!r})")
+        raise ValueError(f"{' and '.join(on_device)} are CUDA arrays; pass device='cuda' (got device={device!r})")
     if workspace is not None and not cuda.is_device_array(workspace):
         raise ValueError(
             f"workspace must be a CUDA array (uint8 [bytes]); got {type(workspace).__name__}. Allocate it with "
@@ -224,19 +365,10 @@ def _preprocess_device_arrays(pixels, lut, lut_first_value, out, slot, spec, dev
         )
     require_device("preprocess", "cuda")
     stream = cuda.as_stream(stream)
-    arguments = dict(
-        height=spec.height,
-        width=spec.width,
-        channels=spec.channels,
-        dtype=spec.dtype,
-        resize=spec.resize,
-        pad_value=spec.pad_value,
-        mean=list(spec.mean),
-        std=list(spec.std),
-    )
     try:
         g = kernels().preprocess_cuda(
-            pixels, lut, int(lut_first_value), out, int(slot), workspace=workspace, stream=stream, **arguments
+            pixels, table, int(lut_first_value), out, int(slot), workspace=workspace, stream=stream,
+            crop=_crop_argument(crop), float_window=window, **_spec_arguments(spec),
         )
     except kernels().CudaError as exc:
         raise NativeOpError(str(exc)) from exc
@@ -244,12 +376,16 @@ def _preprocess_device_arrays(pixels, lut, lut_first_value, out, slot, spec, dev
     return ResizeGeometry(**g)
 
 
-def preprocess_cuda_workspace_bytes(source_rows: int, source_columns: int, spec: PreprocessSpec) -> int:
-    """Bytes of device workspace the CUDA op needs to put a source_rows x source_columns image into
-    ``spec``'s input; pass a uint8 DeviceArray of this size as ``preprocess_into(..., workspace=)``."""
+def preprocess_cuda_workspace_bytes(
+    source_rows: int, source_columns: int, spec: PreprocessSpec, crop: Crop | Sequence[int] | None = None
+) -> int:
+    """Bytes of device workspace the CUDA op needs to put ``crop`` of a source_rows x
+    source_columns image into ``spec``'s input; pass a uint8 DeviceArray of this size as
+    ``preprocess_into(..., workspace=)``."""
     try:
         return kernels().preprocess_cuda_workspace_bytes(
-            int(source_rows), int(source_columns), height=spec.height, width=spec.width, resize=spec.resize
+            int(source_rows), int(source_columns), height=spec.height, width=spec.width, resize=spec.resize,
+            crop=_crop_argument(crop),
         )
     except kernels().CudaError as exc:
         raise NativeOpError(str(exc)) from exc
@@ -257,13 +393,60 @@ def preprocess_cuda_workspace_bytes(source_rows: int, source_columns: int, spec:
 
 def preprocess(
     pixels: np.ndarray,
-    lut: np.ndarray,
+    lut: np.ndarray | FloatWindow | None,
     lut_first_value: int,
     spec: PreprocessSpec,
     threads: int = 0,
     device: Device = "cpu",
+    crop: Crop | Sequence[int] | None = None,
 ) -> tuple[np.ndarray, ResizeGeometry]:
     """``preprocess_into`` a new ``spec.dtype`` [1, channels, height, width] tensor; returns it and the geometry."""
     out = np.empty((1, *spec.shape), dtype=spec.dtype)
-    geometry = preprocess_into(pixels, lut, lut_first_value, out, 0, spec, threads=threads, device=device)
+    geometry = preprocess_into(pixels, lut, lut_first_value, out, 0, spec, threads=threads, device=device, crop=crop)
     return out, geometry
+
+
+def preprocess_batch(
+    images: Sequence[tuple],
+    out: np.ndarray,
+    spec: PreprocessSpec,
+    threads: int = 0,
+    device: Device = "cpu",
+) -> list[ResizeGeometry]:
+    """Write ``images[i]`` into ``out[i]``, images of any sizes and pixel dtypes; one geometry each.
+
+    Each image is ``(pixels, lut, lut_first_value)`` or ``(pixels, lut, lut_first_value,
+    crop)`` with the meanings of ``preprocess_into``. ``out``: C-contiguous ``spec.dtype``
+    [N, channels, height, width] with N >= len(images); slots past the images are left as
+    they are. Every slot holds exactly (bit for bit) what ``preprocess_into`` would write
+    for its image. On ``"cpu"`` the rows of all the images form one pool of work for the
+    threads, so small images do not leave cores idle; on ``"cuda"`` each image is one
+    enqueue of the kernel on a single stream.
+
+    Raises ValueError naming the image at fault (see ``preprocess_into``), or for an empty
+    list or more images than ``out`` holds; NativeOpError as ``preprocess_into``.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array; got {type(out).__name__}")
+    items = []
+    for index, image in enumerate(images):
+        if not isinstance(image, (tuple, list)) or len(image) not in (3, 4):
+            raise ValueError(
+                f"images[{index}] must be (pixels, lut, lut_first_value) or (pixels, lut, lut_first_value, crop); "
+                f"got {type(image).__name__}" + (f" of {len(image)} items" if isinstance(image, (tuple, list)) else "")
+            )
+        pixels, lut, first = image[:3]
+        if not isinstance(pixels, np.ndarray):
+            raise TypeError(f"images[{index}]: pixels must be a numpy array; got {type(pixels).__name__}")
+        table, window = _intensity_arguments(lut)
+        crop = _crop_argument(image[3] if len(image) == 4 else None)
+        items.append((pixels, table, int(first), crop, window))
+    require_device("preprocess", device)
+    if device == "cpu":
+        geometries = kernels().preprocess_batch_cpu(items, out, threads=int(threads), **_spec_arguments(spec))
+    else:
+        try:
+            geometries = kernels().preprocess_batch_cuda_host(items, out, **_spec_arguments(spec))
+        except RuntimeError as exc:
+            raise NativeOpError(str(exc)) from exc
+    return [ResizeGeometry(**g) for g in geometries]

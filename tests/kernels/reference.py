@@ -2,17 +2,22 @@
 
 Written from the documented rules only; it shares no code with the C++ op:
 
-- letterbox geometry: ``s = min(H / rows, W / columns)``, content size ``max(1, round(n * s))``
-  rounded half up (evaluated exactly, in rationals), offsets ``(H - content_h) // 2`` and
-  ``(W - content_w) // 2``; stretch: the content is the whole output;
+- a crop ``(x, y, width, height)`` (default: the whole image) is cut out first and treated
+  as the image from there on;
+- letterbox geometry: ``s = min(H / rows, W / columns)`` of the crop, content size
+  ``max(1, round(n * s))`` rounded half up (evaluated exactly, in rationals), offsets
+  ``(H - content_h) // 2`` and ``(W - content_w) // 2``; stretch: the content is the whole output;
+- float32 pixels: the LINEAR_EXACT window ``clip((v - low) / width, 0, 1)`` (then ``1 - x``
+  when inverted), evaluated in float32 with ``low = float32(center - width / 2)`` as the op
+  documents, since that rounding is part of its contract;
 - per axis, separable: area weights when the axis shrinks (OpenCV INTER_AREA's coverage
   table, including its rule of ignoring boundary slivers of at most 1e-3 of a source
   pixel), bilinear with half-pixel centres and clamped edges when it grows (OpenCV
   INTER_LINEAR), identity when the size is unchanged;
 - normalisation ``(value - mean[c]) / std[c]`` of both the content and the letterbox padding.
 
-Everything is computed in float64 with explicit weight matrices, so it is the yardstick
-for the float32 kernels, not a copy of their arithmetic.
+Everything else is computed in float64 with explicit weight matrices, so it is the
+yardstick for the float32 kernels, not a copy of their arithmetic.
 """
 
 from __future__ import annotations
@@ -33,12 +38,13 @@ def letterbox_content(rows: int, columns: int, height: int, width: int) -> tuple
     return max(1, round_half_up(rows * s)), max(1, round_half_up(columns * s))
 
 
-def geometry(rows: int, columns: int, height: int, width: int, resize: str) -> dict:
-    """The placement of the resized image in the output, as a dict of ints and floats."""
+def geometry(rows: int, columns: int, height: int, width: int, resize: str, crop=None) -> dict:
+    """The placement of the resized crop (default: the whole image) in the output, as a dict of ints and floats."""
+    crop_x, crop_y, crop_w, crop_h = crop if crop is not None else (0, 0, columns, rows)
     if resize == "stretch":
         content_h, content_w = height, width
     else:
-        content_h, content_w = letterbox_content(rows, columns, height, width)
+        content_h, content_w = letterbox_content(crop_h, crop_w, height, width)
     return {
         "source_rows": rows,
         "source_columns": columns,
@@ -46,8 +52,12 @@ def geometry(rows: int, columns: int, height: int, width: int, resize: str) -> d
         "content_width": content_w,
         "offset_y": (height - content_h) // 2,
         "offset_x": (width - content_w) // 2,
-        "scale_y": content_h / rows,
-        "scale_x": content_w / columns,
+        "scale_y": content_h / crop_h,
+        "scale_x": content_w / crop_w,
+        "crop_x": crop_x,
+        "crop_y": crop_y,
+        "crop_width": crop_w,
+        "crop_height": crop_h,
     }
 
 
@@ -104,6 +114,15 @@ def lookup(pixels: np.ndarray, lut: np.ndarray, lut_first_value: int) -> np.ndar
     return lut.astype(np.float64)[index]
 
 
+def float_window(pixels: np.ndarray, center: float, width: float, invert: bool = False) -> np.ndarray:
+    """float64[rows, columns] display values of float32 pixels under a LINEAR_EXACT window."""
+    low = np.float32(center - width / 2.0)
+    with np.errstate(invalid="ignore"):
+        t = (pixels.astype(np.float32) - low) / np.float32(width)
+    t = np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0).astype(np.float64)
+    return 1.0 - t if invert else t
+
+
 def resample(image: np.ndarray, content_h: int, content_w: int) -> np.ndarray:
     """float64[content_h, content_w] from float64[rows, columns], separable."""
     rows, columns = image.shape
@@ -121,14 +140,42 @@ def preprocess(
     mean=(0.0,),
     std=(1.0,),
     channels: int = 1,
+    crop=None,
+    window=None,
 ) -> np.ndarray:
-    """float64[channels, height, width]: the op's output for one image, before the dtype cast."""
+    """float64[channels, height, width]: the op's output for one image, before the dtype cast.
+
+    ``crop``: (x, y, width, height) or None; ``window``: (center, width, invert) for float32
+    pixels, whose ``lut`` is None.
+    """
     rows, columns = pixels.shape
-    g = geometry(rows, columns, height, width, resize)
-    content = resample(lookup(pixels, lut, lut_first_value), g["content_height"], g["content_width"])
+    g = geometry(rows, columns, height, width, resize, crop)
+    if pixels.dtype == np.float32:
+        center, window_width, invert = window if window is not None else (0.5, 1.0, False)
+        display = float_window(pixels, center, window_width, invert)
+    else:
+        display = lookup(pixels, lut, lut_first_value)
+    x, y = g["crop_x"], g["crop_y"]
+    display = display[y : y + g["crop_height"], x : x + g["crop_width"]]
+    content = resample(display, g["content_height"], g["content_width"])
     display = np.full((height, width), float(pad_value))
     y0, x0 = g["offset_y"], g["offset_x"]
     display[y0 : y0 + g["content_height"], x0 : x0 + g["content_width"]] = content
     mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (channels,))
     std = np.broadcast_to(np.asarray(std, dtype=np.float64), (channels,))
     return np.stack([(display - mean[c]) / std[c] for c in range(channels)])
+
+
+def histogram(pixels: np.ndarray, first_value: int, bins: int, region=None, padding=None) -> np.ndarray:
+    """int64[bins]: pixels of ``region`` (x, y, width, height; None: all) per clamped bin,
+    pixels whose stored value lies in ``padding`` (low, high inclusive) left out."""
+    if region is not None:
+        x, y, width, height = region
+        pixels = pixels[y : y + height, x : x + width]
+    values = pixels.astype(np.int64).ravel()
+    if padding is not None:
+        values = values[(values < padding[0]) | (values > padding[1])]
+    counts = np.zeros(bins, dtype=np.int64)
+    for value in values:  # one at a time: slow and obvious
+        counts[min(max(value - first_value, 0), bins - 1)] += 1
+    return counts

@@ -391,9 +391,13 @@ def _call_preprocess_cuda(pixels=None, lut=None, out=None, workspace=None, strea
 
 
 PREPROCESS_REFUSALS = {
-    "pixels float32": (
-        dict(pixels=_Interface(shape=(30, 40), typestr="<f4")),
+    "pixels float64": (
+        dict(pixels=_Interface(shape=(30, 40), typestr="<f8")),
         r"^pixels must be uint8, uint16 or int16",
+    ),
+    "float32 pixels with a table": (
+        dict(pixels=_Interface(shape=(30, 40), typestr="<f4")),
+        r"float32 pixels are mapped by the float window",
     ),
     "pixels 3-d": (dict(pixels=_Interface(shape=(3, 30, 40))), r"^pixels must be uint8"),
     "pixels columns strided": (

@@ -30,7 +30,9 @@ DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=
 
 @dataclass(frozen=True)
 class CroppedGeometry:
-    """A preprocessing geometry with a source crop: the fields the ops read."""
+    """A preprocessing geometry with a source crop: the fields the ops read, with the meanings
+    of ResizeGeometry (source_rows x source_columns is the whole image; the crop, by default
+    everything right of and below crop_x, crop_y, is the region that was resized)."""
 
     source_rows: int
     source_columns: int
@@ -40,6 +42,8 @@ class CroppedGeometry:
     scale_x: float
     crop_x: int = 0
     crop_y: int = 0
+    crop_width: int | None = None
+    crop_height: int | None = None
 
 
 def _assert_same(got: Detections, expected: reference.Result) -> None:
@@ -64,15 +68,19 @@ def _assert_float64_differs_only_at_the_threshold(expected32: reference.Result, 
 
 
 def _random_geometry(rng: np.random.Generator) -> CroppedGeometry:
+    crop_x, crop_y = int(rng.integers(0, 50)), int(rng.integers(0, 50))
+    crop_width, crop_height = int(rng.integers(1, 400)), int(rng.integers(1, 400))
     return CroppedGeometry(
-        source_rows=int(rng.integers(1, 400)),
-        source_columns=int(rng.integers(1, 400)),
+        source_rows=crop_y + crop_height + int(rng.integers(0, 30)),
+        source_columns=crop_x + crop_width + int(rng.integers(0, 30)),
         offset_y=int(rng.integers(0, 20)),
         offset_x=int(rng.integers(0, 20)),
         scale_y=float(rng.uniform(0.1, 3.0)),
         scale_x=float(rng.uniform(0.1, 3.0)),
-        crop_x=int(rng.integers(0, 50)),
-        crop_y=int(rng.integers(0, 50)),
+        crop_x=crop_x,
+        crop_y=crop_y,
+        crop_width=crop_width,
+        crop_height=crop_height,
     )
 
 
@@ -448,8 +456,8 @@ def test_boxes_map_to_source_pixels_through_a_letterbox():
 
 
 def test_boxes_map_through_a_source_crop():
-    g = CroppedGeometry(source_rows=100, source_columns=200, offset_y=0, offset_x=0, scale_y=2.0, scale_x=2.0,
-                        crop_x=300, crop_y=40)
+    g = resize_geometry(300, 600, PreprocessSpec(200, 400, "stretch"), crop=(300, 40, 200, 100))
+    assert (g.scale_x, g.scale_y, g.offset_x, g.offset_y) == (2.0, 2.0, 0, 0)
     boxes = np.array([[[10.0, 20.0, 30.0, 40.0], [-50.0, 150.0, 500.0, 300.0]]], np.float32)
     scores = np.array([[[0.9], [0.8]]], np.float32)
     got = decode_boxes(boxes, scores, g, iou_threshold=1.0)

@@ -1,5 +1,5 @@
 """The fused preprocess op against the numpy reference, against OpenCV, and against itself
-across thread counts, output dtypes and devices."""
+across thread counts, output dtypes and devices; crops, float32 pixels and batches too."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ from hypothesis import strategies as st
 
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.preprocess import PreprocessSpec, ResizeGeometry, preprocess, preprocess_into, resize_geometry
+from radedge.preprocess import (
+    Crop,
+    FloatWindow,
+    PreprocessSpec,
+    ResizeGeometry,
+    center_crop,
+    preprocess,
+    preprocess_batch,
+    preprocess_into,
+    resize_geometry,
+)
 
 from . import reference
 
@@ -272,7 +282,7 @@ def _out(shape=(2, 1, 8, 8), dtype=np.float32):
 @pytest.mark.parametrize(
     "pixels, lut, out, slot, message",
     [
-        (np.zeros((3, 4, 5)), LUT, _out(), 0, r"uint8, uint16 or int16 \[rows, columns\].*got float64 with shape \(3, 4, 5\)"),
+        (np.zeros((3, 4, 5)), LUT, _out(), 0, r"uint8, uint16, int16 or float32 \[rows, columns\].*got float64 with shape \(3, 4, 5\)"),
         (np.zeros(12, np.uint16), LUT, _out(), 0, r"got uint16 with shape \(12,\)"),
         (np.zeros((3, 4), np.int32), LUT, _out(), 0, "got int32"),
         (np.zeros((3, 4), ">u2"), LUT, _out(), 0, "native byte order"),
@@ -410,3 +420,459 @@ def test_cuda_matches_cpu(rows, columns, dtype, spec_fields, out_dtype):
         # The same float32 value rounds to the same float16; 1 ulp covers a last-bit
         # float32 difference at a rounding boundary.
         np.testing.assert_allclose(gpu[1].astype(np.float32), cpu[0].astype(np.float32), rtol=2.0**-10, atol=1e-5)
+
+
+# --- crops ---------------------------------------------------------------------------------
+
+
+def _check_crop(pixels, lut, first, spec, crop, threads=0, device="cpu", window=None):
+    """The op with a crop against the reference, and its geometry against the documented one."""
+    intensity = lut if pixels.dtype != np.float32 else (FloatWindow(*window) if window else None)
+    out, geometry = preprocess(pixels, intensity, first, spec, threads=threads, device=device, crop=crop)
+    expected = reference.preprocess(
+        pixels, lut, first, spec.height, spec.width, spec.resize, spec.pad_value, spec.mean, spec.std, spec.channels,
+        crop=crop, window=window,
+    )
+    np.testing.assert_allclose(out[0].astype(np.float64), expected, **_tolerance(spec))
+    rows, columns = pixels.shape
+    assert geometry.as_dict() == reference.geometry(rows, columns, spec.height, spec.width, spec.resize, crop)
+    return out, geometry
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "rows, columns, crop, height, width, resize",
+    [
+        (300, 400, (50, 20, 200, 260), 128, 128, "letterbox"),  # tall crop of a wide image
+        (300, 400, (0, 0, 1, 1), 16, 16, "letterbox"),  # one pixel
+        (300, 400, (399, 299, 1, 1), 5, 7, "stretch"),  # the last pixel
+        (300, 400, (17, 3, 383, 1), 8, 64, "letterbox"),  # one row, to the right edge
+        (300, 400, (250, 0, 3, 300), 64, 8, "stretch"),  # three columns
+        (2001, 999, (1, 1, 997, 1999), 300, 300, "letterbox"),  # odd sizes, shrinking
+        (61, 47, (5, 9, 33, 21), 200, 100, "stretch"),  # growing
+    ],
+)
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16"])
+def test_crop_matches_reference(device, rows, columns, crop, height, width, resize, dtype):
+    rng = np.random.default_rng(rows + 3 * columns + crop[0])
+    pixels = _pixels(rng, rows, columns, dtype)
+    spec = PreprocessSpec(height, width, resize=resize, pad_value=0.2, mean=(0.4,), std=(0.3,))
+    _check_crop(pixels, _lut(rng, 3000), _first_value(dtype), spec, crop, device=device)
+
+
+def test_crop_reads_only_the_crop():
+    """A crop gives the bits of the cropped copy, whatever the pixels around it hold."""
+    rng = np.random.default_rng(21)
+    pixels = _pixels(rng, 500, 420, "uint16")
+    lut = _lut(rng, 4096)
+    spec = PreprocessSpec(96, 80, "letterbox", pad_value=0.1, channels=3)
+    crop = Crop(33, 71, 301, 250)
+    copy = np.ascontiguousarray(pixels[crop.y : crop.y + crop.height, crop.x : crop.x + crop.width])
+    expected, copy_geometry = preprocess(copy, lut, 0, spec)
+    scrambled = pixels.copy()
+    scrambled[: crop.y] = 65535
+    scrambled[:, crop.x + crop.width :] = 0
+    for source in (pixels, scrambled):
+        got, geometry = preprocess(source, lut, 0, spec, crop=crop)
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+    assert geometry.crop == crop
+    assert (geometry.content_height, geometry.content_width) == (copy_geometry.content_height, copy_geometry.content_width)
+    assert (geometry.scale_x, geometry.scale_y) == (copy_geometry.scale_x, copy_geometry.scale_y)
+
+
+def test_whole_image_crop_is_the_default():
+    rng = np.random.default_rng(22)
+    pixels = _pixels(rng, 123, 77, "int16")
+    lut = _lut(rng, 4096)
+    spec = PreprocessSpec(50, 60, "letterbox")
+    plain, plain_geometry = preprocess(pixels, lut, -1024, spec)
+    for crop in ((0, 0, 77, 123), (0, 0, -1, -1), (0, 0, 77, -1)):
+        cropped, geometry = preprocess(pixels, lut, -1024, spec, crop=crop)
+        np.testing.assert_array_equal(cropped.view(np.uint32), plain.view(np.uint32))
+        assert geometry == plain_geometry
+    assert plain_geometry.crop == Crop(0, 0, 77, 123)
+
+
+def test_crop_to_the_edge_with_minus_one():
+    rng = np.random.default_rng(23)
+    pixels = _pixels(rng, 40, 50, "uint8")
+    lut = _lut(rng, 256)
+    spec = PreprocessSpec(16, 16, "stretch")
+    a, ga = preprocess(pixels, lut, 0, spec, crop=(10, 5, -1, -1))
+    b, gb = preprocess(pixels, lut, 0, spec, crop=(10, 5, 40, 35))
+    np.testing.assert_array_equal(a, b)
+    assert ga == gb and ga.crop == Crop(10, 5, 40, 35)
+
+
+def test_geometry_maps_through_the_crop():
+    g = resize_geometry(3000, 2000, PreprocessSpec(512, 512, "letterbox"), crop=(100, 400, 1500, 2000))
+    assert (g.crop_x, g.crop_y, g.crop_width, g.crop_height) == (100, 400, 1500, 2000)
+    assert (g.content_height, g.content_width, g.offset_y, g.offset_x) == (512, 384, 0, 64)
+    assert g.scale_y == 512 / 2000 and g.scale_x == 384 / 1500
+    # The crop's edges land on the content's edges, and the two maps are inverse.
+    x_out, y_out = g.to_output(np.array([100.0, 1600.0]), np.array([400.0, 2400.0]))
+    np.testing.assert_allclose(x_out, [64, 448])
+    np.testing.assert_allclose(y_out, [0, 512])
+    x_src, y_src = g.to_source(np.array([70.25, 300.5]), np.array([7.0, 511.5]))
+    np.testing.assert_allclose(g.to_output(x_src, y_src), ([70.25, 300.5], [7.0, 511.5]))
+    # A geometry made without the crop fields (as before crops existed) is the whole image.
+    old = ResizeGeometry(3000, 2000, 512, 341, 0, 85, 512 / 3000, 341 / 2000)
+    assert old.crop == Crop(0, 0, 2000, 3000)
+    assert old == resize_geometry(3000, 2000, PreprocessSpec(512, 512, "letterbox"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.integers(1, 30),
+    columns=st.integers(1, 30),
+    data=st.data(),
+    height=st.integers(1, 30),
+    width=st.integers(1, 30),
+    resize=st.sampled_from(["stretch", "letterbox"]),
+    dtype=st.sampled_from(["uint8", "uint16", "int16", "float32"]),
+    out_dtype=st.sampled_from(["float32", "float16"]),
+    threads=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_crops_and_float_pixels_match_reference_property(
+    rows, columns, data, height, width, resize, dtype, out_dtype, threads, seed
+):
+    x = data.draw(st.integers(0, columns - 1), label="crop x")
+    y = data.draw(st.integers(0, rows - 1), label="crop y")
+    crop = (x, y, data.draw(st.integers(1, columns - x), label="crop width"), data.draw(st.integers(1, rows - y), label="crop height"))
+    rng = np.random.default_rng(seed)
+    spec = PreprocessSpec(height, width, resize, pad_value=0.3, mean=(0.2,), std=(0.7,), dtype=out_dtype)
+    if dtype == "float32":
+        pixels = rng.uniform(-500.0, 3000.0, (rows, columns)).astype(np.float32)
+        window = (
+            data.draw(st.floats(-600.0, 3100.0), label="window center"),
+            data.draw(st.floats(0.5, 5000.0), label="window width"),
+            data.draw(st.booleans(), label="invert"),
+        )
+        _check_crop(pixels, None, 0, spec, crop, threads=threads, window=window)
+    else:
+        pixels = _pixels(rng, rows, columns, dtype)
+        _check_crop(pixels, _lut(rng, 3000), _first_value(dtype), spec, crop, threads=threads)
+
+
+@pytest.mark.parametrize(
+    "crop, message",
+    [
+        ((-1, 0, 2, 2), r"crop \(x=-1, y=0, width=2, height=2\) starts outside of the 5 rows x 6 columns image"),
+        ((0, -3, 2, 2), "starts outside"),
+        ((6, 0, 1, 1), "starts past the end"),
+        ((0, 5, 1, 1), "starts past the end"),
+        ((0, 0, 0, 2), "is empty"),
+        ((0, 0, 2, 0), "is empty"),
+        ((1, 1, -2, 2), "is empty"),
+        ((1, 0, 6, 2), "reaches outside"),
+        ((0, 1, 2, 5), "reaches outside"),
+        ((0, 0, 2**62, 1), "reaches outside"),
+    ],
+)
+def test_crop_outside_the_image_or_empty_is_a_value_error(crop, message):
+    out = _out()
+    before = out.copy()
+    with pytest.raises(ValueError, match=message):
+        preprocess_into(GOOD_PIXELS, LUT, 0, out, 0, SPEC, crop=crop)
+    np.testing.assert_array_equal(out, before)
+    with pytest.raises(ValueError, match=message):
+        resize_geometry(5, 6, SPEC, crop=crop)
+
+
+@pytest.mark.parametrize("crop", [(1, 2, 3), (0.0, 0, 1, 1), "0,0,1,1", (True, 0, 1, 1)])
+def test_crop_must_be_four_integers(crop):
+    with pytest.raises(ValueError, match=r"crop must be \(x, y, width, height\), four integers"):
+        preprocess_into(GOOD_PIXELS, LUT, 0, _out(), 0, SPEC, crop=crop)
+
+
+@pytest.mark.parametrize("rows, columns", [(1, 65535), (65535, 1), (1, 16000)])
+def test_letterbox_keeps_at_least_one_pixel_of_image(rows, columns):
+    """An extreme aspect ratio rounds the short side to 0; the letterbox keeps one pixel of
+    content there, so the model never gets an input with no image in it."""
+    spec = PreprocessSpec(8, 8, "letterbox", pad_value=0.5)
+    pixels = np.full((rows, columns), 200, np.uint8)
+    out, geometry = preprocess(pixels, LUT, 0, spec)
+    assert geometry.content_height >= 1 and geometry.content_width >= 1
+    assert max(geometry.content_height, geometry.content_width) == 8
+    image = out[0, 0, geometry.offset_y : geometry.offset_y + geometry.content_height,
+                geometry.offset_x : geometry.offset_x + geometry.content_width]
+    # Thousands of area weights summed in float32: a constant comes back to a few ulp.
+    np.testing.assert_allclose(image, LUT[200], rtol=1e-4)
+    assert (out == 0.5).sum() == 64 - image.size
+
+
+# --- centre crops --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rows, columns, fraction, aspect, expected",
+    [
+        (100, 200, 0.5, None, Crop(50, 25, 100, 50)),
+        (101, 201, 0.5, None, Crop(50, 25, 101, 51)),  # 50.5 and 100.5 round half up
+        (100, 200, None, 1.0, Crop(50, 0, 100, 100)),
+        (200, 100, None, 1.0, Crop(0, 50, 100, 100)),
+        (300, 400, None, 4 / 3, Crop(0, 0, 400, 300)),
+        (300, 400, None, 0.5, Crop(125, 0, 150, 300)),
+        (300, 400, 0.8, 1.0, Crop(80, 30, 240, 240)),
+        (1, 1, 0.1, None, Crop(0, 0, 1, 1)),
+        (3, 1000, None, 1.0, Crop(498, 0, 3, 3)),
+        (1, 1000, None, 1e-6, Crop(499, 0, 1, 1)),
+    ],
+)
+def test_center_crop(rows, columns, fraction, aspect, expected):
+    assert center_crop(rows, columns, fraction=fraction, aspect=aspect) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.integers(1, 5000), columns=st.integers(1, 5000), fraction=st.none() | st.floats(1e-4, 1.0),
+       aspect=st.none() | st.floats(0.01, 100.0))
+def test_center_crop_is_centred_inside_and_of_the_asked_shape(rows, columns, fraction, aspect):
+    if fraction is None and aspect is None:
+        return
+    crop = center_crop(rows, columns, fraction=fraction, aspect=aspect)
+    assert crop.width >= 1 and crop.height >= 1
+    assert 0 <= crop.x and crop.x + crop.width <= columns and 0 <= crop.y and crop.y + crop.height <= rows
+    assert crop.x == (columns - crop.width) // 2 and crop.y == (rows - crop.height) // 2
+    if aspect is not None and fraction is None:
+        # One side is the image's, the other its aspect-ratio partner rounded half up.
+        assert crop.width == columns or crop.height == rows
+        if crop.width == columns:
+            assert crop.height == max(1, np.floor(columns / aspect + 0.5))
+        else:
+            assert crop.width == max(1, np.floor(rows * aspect + 0.5))
+    if fraction is not None and aspect is None:
+        assert crop.width == max(1, np.floor(columns * fraction + 0.5))
+        assert crop.height == max(1, np.floor(rows * fraction + 0.5))
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(), "give fraction"),
+        (dict(fraction=0.0), r"fraction must be in \(0, 1\]"),
+        (dict(fraction=1.5), r"fraction must be in \(0, 1\]"),
+        (dict(fraction=float("nan")), r"fraction must be in \(0, 1\]"),
+        (dict(aspect=0.0), "aspect .* must be finite and > 0"),
+        (dict(aspect=float("inf")), "aspect .* must be finite and > 0"),
+    ],
+)
+def test_center_crop_refuses_bad_arguments(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        center_crop(10, 10, **arguments)
+    with pytest.raises(ValueError, match="rows must be a positive integer"):
+        center_crop(0, 10, fraction=0.5)
+
+
+# --- float32 pixels -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    "window", [None, (0.5, 1.0, False), (1500.0, 2000.0, False), (1500.0, 2000.0, True), (-20.0, 0.125, False)]
+)
+@pytest.mark.parametrize("rows, columns, height, width, resize", [(333, 517, 224, 224, "letterbox"), (31, 17, 100, 64, "stretch")])
+def test_float32_pixels_match_reference(device, window, rows, columns, height, width, resize):
+    rng = np.random.default_rng(rows)
+    low, high = (0.0, 1.0) if window in (None, (0.5, 1.0, False)) else (-400.0, 3500.0)
+    pixels = rng.uniform(low, high, (rows, columns)).astype(np.float32)
+    spec = PreprocessSpec(height, width, resize, pad_value=0.1, mean=(0.5,), std=(0.25,), channels=3)
+    _check_crop(pixels, None, 0, spec, None, device=device, window=window)
+
+
+def test_float32_display_values_pass_through_the_default_window():
+    rng = np.random.default_rng(31)
+    display = rng.random((40, 40)).astype(np.float32)
+    spec = PreprocessSpec(40, 40, "stretch")  # same size: a copy, no resampling
+    out, _ = preprocess(display, None, 0, spec)
+    np.testing.assert_array_equal(out[0, 0], display)
+    out, _ = preprocess(display, FloatWindow(invert=True), 0, spec)
+    np.testing.assert_array_equal(out[0, 0], 1.0 - display)
+
+
+def test_float32_modality_values_window_like_the_stored_value_table():
+    """Rescaled values windowed in the kernel give the table path's result for the same window."""
+    rng = np.random.default_rng(32)
+    stored = rng.integers(0, 4096, (257, 311)).astype(np.uint16)
+    slope, intercept, center, width = 1.5, -100.0, 2600.0, 3400.0
+    modality = (stored * slope + intercept).astype(np.float32)
+    values = np.arange(4096) * slope + intercept
+    table = np.clip((values - (center - width / 2)) / width, 0, 1).astype(np.float32)
+    spec = PreprocessSpec(128, 128, "letterbox", mean=(0.5,), std=(0.25,))
+    from_table, _ = preprocess(stored, table, 0, spec)
+    from_window, _ = preprocess(modality, FloatWindow(center, width), 0, spec)
+    np.testing.assert_allclose(from_window, from_table, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_float_pixels_are_a_value_error(bad):
+    pixels = np.zeros((7, 9), np.float32)
+    pixels[4, 6] = bad
+    out = _out()
+    with pytest.raises(ValueError, match=r"pixels must be finite; pixel \(row 4, column 6\) is"):
+        preprocess_into(pixels, None, 0, out, 0, SPEC)
+    assert (out == 0).all()
+    with pytest.raises(ValueError, match="pixels must be finite"):
+        preprocess_batch([(np.zeros((3, 3), np.float32), None, 0), (pixels, None, 0)], out, SPEC)
+
+
+def test_float_and_table_must_go_with_the_right_pixels():
+    with pytest.raises(ValueError, match="float32 pixels are mapped by the float window .* pass no lut"):
+        preprocess_into(np.zeros((5, 6), np.float32), LUT, 0, _out(), 0, SPEC)
+    with pytest.raises(ValueError, match="lut is None, but the pixels are uint16 stored values"):
+        preprocess_into(GOOD_PIXELS, None, 0, _out(), 0, SPEC)
+    with pytest.raises(ValueError, match="lut is None, but the pixels are uint16 stored values"):
+        preprocess_into(GOOD_PIXELS, FloatWindow(), 0, _out(), 0, SPEC)
+    with pytest.raises(TypeError, match="lut must be a numpy float32 table"):
+        preprocess_into(GOOD_PIXELS, [0.0, 1.0], 0, _out(), 0, SPEC)
+
+
+@pytest.mark.parametrize(
+    "window, message",
+    [
+        (dict(width=0.0), "width must be > 0"),
+        (dict(width=-2.0), "width must be > 0"),
+        (dict(width=float("nan")), "must be finite"),
+        (dict(center=float("inf")), "must be finite"),
+    ],
+)
+def test_float_window_width_must_be_positive(window, message):
+    with pytest.raises(ValueError, match=f"FloatWindow: .*{message}"):
+        FloatWindow(**window)
+
+
+@pytest.mark.parametrize(
+    "window, message",
+    [
+        ((0.5, 0.0, False), r"float window's width must be > 0 .*got 0"),
+        ((0.5, -1.0, False), r"float window's width must be > 0"),
+        ((float("nan"), 1.0, False), "center and width must be finite"),
+        ((0.0, 1e-60, False), "does not fit in float32"),
+        ((1e300, 1.0, False), "does not fit in float32"),
+    ],
+)
+def test_native_float_window_checks_itself(window, message):
+    call = dict(height=8, width=8, channels=1, dtype="float32", resize="letterbox", pad_value=0.0, mean=[0.0], std=[1.0])
+    with pytest.raises(ValueError, match=message):
+        kernels().preprocess_cpu(np.zeros((5, 6), np.float32), None, 0, _out(), 0, float_window=window, **call)
+
+
+# --- batches ------------------------------------------------------------------------------
+
+
+def _mixed_images(rng: np.random.Generator) -> list[tuple]:
+    """Images of different sizes, dtypes, tables, windows and crops."""
+    return [
+        (_pixels(rng, 700, 500, "uint16"), _lut(rng, 4096), 0),
+        (_pixels(rng, 1, 1, "uint8"), _lut(rng, 256), 0),
+        (_pixels(rng, 333, 901, "int16"), _lut(rng, 4096), -1024, (100, 30, 700, 250)),
+        (rng.uniform(-100, 2000, (257, 129)).astype(np.float32), FloatWindow(900.0, 1800.0, invert=True), 0),
+        (_pixels(rng, 64, 64, "uint8"), _lut(rng, 300), 20, Crop(0, 63, 64, 1)),
+        (rng.random((90, 3)).astype(np.float32), None, 0),
+    ]
+
+
+@pytest.mark.parametrize("out_dtype", ["float32", "float16"])
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batch_is_bitwise_the_per_image_calls(out_dtype, resize, threads):
+    rng = np.random.default_rng(41)
+    images = _mixed_images(rng)
+    spec = PreprocessSpec(96, 128, resize, pad_value=0.25, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                          channels=3, dtype=out_dtype)
+    batch = np.full((len(images) + 2, *spec.shape), np.nan, dtype=out_dtype)
+    geometries = preprocess_batch(images, batch, spec, threads=threads)
+    assert len(geometries) == len(images)
+    bits = np.uint32 if out_dtype == "float32" else np.uint16
+    for slot, image in enumerate(images):
+        single = np.full((1, *spec.shape), np.nan, dtype=out_dtype)
+        crop = image[3] if len(image) == 4 else None
+        geometry = preprocess_into(image[0], image[1], image[2], single, 0, spec, threads=1, crop=crop)
+        np.testing.assert_array_equal(batch[slot].view(bits), single[0].view(bits))
+        assert geometries[slot] == geometry
+    assert np.isnan(batch[len(images) :]).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.tuples(st.integers(1, 25), st.integers(1, 25)), min_size=1, max_size=5),
+    height=st.integers(1, 20),
+    width=st.integers(1, 20),
+    resize=st.sampled_from(["stretch", "letterbox"]),
+    dtype=st.sampled_from(["uint8", "uint16", "int16", "float32"]),
+    threads=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_batch_matches_reference_property(sizes, height, width, resize, dtype, threads, seed):
+    rng = np.random.default_rng(seed)
+    spec = PreprocessSpec(height, width, resize, pad_value=0.6, mean=(0.1,), std=(2.0,))
+    images, expected = [], []
+    for rows, columns in sizes:
+        if dtype == "float32":
+            pixels = rng.random((rows, columns)).astype(np.float32)
+            images.append((pixels, None, 0))
+            expected.append(reference.preprocess(pixels, None, 0, height, width, resize, 0.6, (0.1,), (2.0,)))
+        else:
+            pixels, lut = _pixels(rng, rows, columns, dtype), _lut(rng, 500)
+            images.append((pixels, lut, _first_value(dtype)))
+            expected.append(reference.preprocess(pixels, lut, _first_value(dtype), height, width, resize, 0.6,
+                                                 (0.1,), (2.0,)))
+    out = np.empty((len(images), *spec.shape), np.float32)
+    preprocess_batch(images, out, spec, threads=threads)
+    for slot in range(len(images)):
+        np.testing.assert_allclose(out[slot].astype(np.float64), expected[slot], **_tolerance(spec))
+
+
+def test_bad_batches_are_value_errors_naming_the_image():
+    out = _out((2, 1, 8, 8))
+    good = (GOOD_PIXELS, LUT, 0)
+    with pytest.raises(ValueError, match="preprocess_batch: no images"):
+        preprocess_batch([], out, SPEC)
+    with pytest.raises(ValueError, match="3 images do not fit in out's batch of 2"):
+        preprocess_batch([good, good, good], out, SPEC)
+    with pytest.raises(ValueError, match=r"image 1: .*crop .* reaches outside"):
+        preprocess_batch([good, (GOOD_PIXELS, LUT, 0, (0, 0, 7, 1))], out, SPEC)
+    with pytest.raises(ValueError, match=r"image 1: lut must be a float32"):
+        preprocess_batch([good, (GOOD_PIXELS, LUT.astype(np.float64), 0)], out, SPEC)
+    with pytest.raises(ValueError, match=r"images\[0\] must be \(pixels, lut, lut_first_value\)"):
+        preprocess_batch([(GOOD_PIXELS, LUT)], out, SPEC)
+    with pytest.raises(ValueError, match="out must be"):
+        preprocess_batch([good], _out((2, 3, 8, 8)), SPEC)
+    assert (out == 0).all()
+
+
+# --- CUDA: crops, float32 pixels, batches -------------------------------------------------
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("out_dtype", ["float32", "float16"])
+def test_cuda_batch_matches_cpu(out_dtype):
+    rng = np.random.default_rng(51)
+    images = _mixed_images(rng)
+    spec = PreprocessSpec(224, 160, "letterbox", pad_value=0.3, mean=(0.5,), std=(0.25,), dtype=out_dtype)
+    gpu = np.full((len(images) + 1, *spec.shape), np.nan, dtype=out_dtype)
+    cpu = np.full_like(gpu, np.nan)
+    gpu_geometries = preprocess_batch(images, gpu, spec, device="cuda")
+    cpu_geometries = preprocess_batch(images, cpu, spec, device="cpu")
+    assert gpu_geometries == cpu_geometries
+    assert np.isnan(gpu[-1]).all()
+    tolerance = dict(rtol=0, atol=1e-5) if out_dtype == "float32" else dict(rtol=2.0**-10, atol=1e-5)
+    np.testing.assert_allclose(gpu[:-1].astype(np.float32), cpu[:-1].astype(np.float32), **tolerance)
+
+
+@pytest.mark.needs_cuda
+def test_cuda_crop_and_float_match_cpu():
+    rng = np.random.default_rng(52)
+    pixels = _pixels(rng, 2500, 2048, "uint16")
+    lut = _lut(rng, 4096)
+    spec = PreprocessSpec(512, 512, "letterbox", channels=3)
+    for crop in (center_crop(2500, 2048, fraction=0.8), center_crop(2500, 2048, aspect=1.0), (2047, 0, 1, 2500)):
+        gpu, gpu_geometry = preprocess(pixels, lut, 0, spec, device="cuda", crop=crop)
+        cpu, cpu_geometry = preprocess(pixels, lut, 0, spec, device="cpu", crop=crop)
+        assert gpu_geometry == cpu_geometry
+        np.testing.assert_allclose(gpu, cpu, rtol=0, atol=1e-5)
+    values = rng.uniform(-1000, 3000, (777, 555)).astype(np.float32)
+    window = FloatWindow(800.0, 2500.0, invert=True)
+    gpu, _ = preprocess(values, window, 0, spec, device="cuda", crop=(5, 6, 500, 700))
+    cpu, _ = preprocess(values, window, 0, spec, device="cpu", crop=(5, 6, 500, 700))
+    np.testing.assert_allclose(gpu, cpu, rtol=0, atol=1e-5)

@@ -1,12 +1,23 @@
-// The fused preprocess op: stored pixels -> lookup table -> resize -> normalise -> NCHW.
+// The fused preprocess op: stored pixels -> lookup table -> crop -> resize -> normalise -> NCHW.
 //
 // One call turns one image of stored values (uint8 / uint16 / int16 [rows, columns]) into
 // one slot of a float32 or float16 [N, C, H, W] batch tensor, in a single pass over the
 // input:
 //
 //   value(y, x)   = lut[clamp(stored(y, x) - lut_first_value, 0, lut_size - 1)]   (display, [0, 1])
-//   content       = value resized to content_height x content_width (separable, see below)
+//   content       = value over the crop rectangle (default: the whole image) resized to
+//                   content_height x content_width (separable, see below)
 //   out[c, y, x]  = (content or pad_value - mean[c]) / std[c]
+//
+// float32 pixels have no stored values to index a table with: they are taken as modality
+// (or any linear) values and mapped by params.float_window, a LINEAR_EXACT window
+// (PS3.3 C.11.2.1.3.2) evaluated per pixel in float32:
+//
+//   value(y, x)   = clamp((v - (center - width / 2)) / width, 0, 1), then 1 - value if invert
+//
+// NaN reads as 0 and +-infinity as 1 / 0, so no input makes the op write NaN; the binding
+// refuses non-finite host arrays before they get here. The default window (center 0.5,
+// width 1) passes display values in [0, 1] through unchanged.
 //
 // Resampling, per axis: when the axis shrinks, OpenCV INTER_AREA's coverage weights
 // (cv::resize's computeResizeAreaTab, including its rule of ignoring boundary slivers of
@@ -24,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include "radedge/region.h"
+
 #if defined(__CUDACC__)
 #define RADEDGE_HOST_DEVICE __host__ __device__
 #else
@@ -35,13 +48,18 @@ struct CUstream_st;
 
 namespace radedge {
 
-enum class PixelType : int { kUint8, kUint16, kInt16 };
+enum class PixelType : int { kUint8, kUint16, kInt16, kFloat32 };
 enum class OutputType : int { kFloat32, kFloat16 };
 enum class ResizeMode : int { kStretch, kLetterbox };
 
 const char* output_type_name(OutputType type);
+const char* pixel_type_name(PixelType type);
+inline size_t pixel_type_bytes(PixelType type) {
+  return type == PixelType::kUint8 ? 1 : (type == PixelType::kFloat32 ? 4 : 2);
+}
 
-// Stored values, [rows, columns], columns contiguous; row_stride counts elements (>= columns).
+// Stored values (or float32 values), [rows, columns], columns contiguous; row_stride counts
+// elements (>= columns).
 struct PixelsView {
   const void* data = nullptr;
   PixelType type = PixelType::kUint16;
@@ -51,7 +69,8 @@ struct PixelsView {
 };
 
 // float32[size]; stored value v reads data[clamp(v - first_value, 0, size - 1)].
-// first_value is a stored value, so it lies in the int32 range.
+// first_value is a stored value, so it lies in the int32 range. Empty (size 0, no data)
+// for float32 pixels, which params.float_window maps instead.
 struct LutView {
   const float* data = nullptr;
   int64_t size = 0;
@@ -68,8 +87,18 @@ struct OutputView {
   int64_t width = 0;
 };
 
+// The display mapping of float32 pixels (see the top of this file), in the pixels' units.
+// center and width must be finite, width > 0.
+struct FloatWindow {
+  double center = 0.5;
+  double width = 1.0;
+  bool invert = false;  // 1 - value, for data where the largest values display darkest
+};
+
 // What the model expects; `out` must match it. mean / std hold one value (broadcast) or
 // one per channel; pad_value is in the LUT's display domain, before normalisation.
+// crop_*: the source rectangle that is resized into the content, in source pixels; width
+// / height -1 reach the right / bottom edge, so the defaults are the whole image.
 struct PreprocessParams {
   int64_t height = 0;
   int64_t width = 0;
@@ -79,27 +108,54 @@ struct PreprocessParams {
   float pad_value = 0.0f;
   std::vector<float> mean{0.0f};
   std::vector<float> std{1.0f};
+  int64_t crop_x = 0;
+  int64_t crop_y = 0;
+  int64_t crop_width = -1;
+  int64_t crop_height = -1;
+  FloatWindow float_window;
 };
 
-// Where the resized image lies in the output. Continuous coordinates put pixel centres at
-// i + 0.5, so x_source = (x_out - offset_x) / scale_x.
+// Where the resized crop lies in the output. Continuous coordinates put pixel centres at
+// i + 0.5, so x_source = (x_out - offset_x) / scale_x + crop_x.
 struct ResizeGeometry {
-  int64_t source_rows = 0;
+  int64_t source_rows = 0;  // the whole source image
   int64_t source_columns = 0;
-  int64_t content_height = 0;  // size of the resized image inside the output
+  int64_t content_height = 0;  // size of the resized crop inside the output
   int64_t content_width = 0;
   int64_t offset_y = 0;  // top-left of the content in the output (letterbox padding)
   int64_t offset_x = 0;
-  double scale_y = 0.0;  // content_height / source_rows
-  double scale_x = 0.0;  // content_width / source_columns
+  double scale_y = 0.0;  // content_height / crop_height
+  double scale_x = 0.0;  // content_width / crop_width
+  int64_t crop_x = 0;  // the source rectangle that was resized (default: the whole image)
+  int64_t crop_y = 0;
+  int64_t crop_width = 0;
+  int64_t crop_height = 0;
 };
 
-// Letterbox: s = min(height / rows, width / columns), content = max(1, round(n * s)) with
-// halves rounded up, evaluated exactly in integers; the content is centred (offsets
+// Letterbox: s = min(height / crop_height, width / crop_width), content = max(1, round(n * s))
+// with halves rounded up, evaluated exactly in integers; the content is centred (offsets
 // rounded down). Stretch: the content is the whole output. Throws std::invalid_argument
-// on a non-positive size.
+// on a non-positive size or a crop that is not inside the image.
 ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, int64_t height, int64_t width,
                                ResizeMode mode);
+ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, const PixelRegion& crop, int64_t height,
+                               int64_t width, ResizeMode mode);
+
+// params' crop resolved against a rows x columns image (std::invalid_argument if it is
+// empty or reaches outside).
+PixelRegion resolve_crop(int64_t rows, int64_t columns, const PreprocessParams& params);
+
+// The view of the crop rectangle of `pixels` (same row stride, data moved to its corner).
+inline PixelsView crop_view(const PixelsView& pixels, const PixelRegion& crop) {
+  PixelsView view = pixels;
+  const int64_t stride = pixels.rows > 1 ? pixels.row_stride : pixels.columns;
+  view.data = static_cast<const unsigned char*>(pixels.data) +
+              (crop.y * stride + crop.x) * static_cast<int64_t>(pixel_type_bytes(pixels.type));
+  view.rows = crop.height;
+  view.columns = crop.width;
+  view.row_stride = stride;
+  return view;
+}
 
 // The one place where the op's arguments are checked, by every backend and the binding.
 // Throws std::invalid_argument naming the argument, what arrived and what is expected.
@@ -110,6 +166,23 @@ void check_preprocess_args(const PixelsView& pixels, const LutView& lut, const O
 // the result does not depend on the thread count. Writes only out[slot].
 ResizeGeometry preprocess_cpu(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
                               const PreprocessParams& params, int threads);
+
+// One image of a batch: it is written to out[i], i its index in the list. Each item has
+// its own params (crop, float window); all must describe `out`.
+struct PreprocessItem {
+  PixelsView pixels;
+  LutView lut;
+  PreprocessParams params;
+};
+
+// check_preprocess_args for every item against its slot; at least one item and at most
+// out.batch (slots past the items are left untouched).
+void check_preprocess_batch_args(const std::vector<PreprocessItem>& items, const OutputView& out);
+
+// Every item into its slot, with the images' rows split across the threads as one pool
+// of work; each slot is bitwise what preprocess_cpu writes for it.
+std::vector<ResizeGeometry> preprocess_batch_cpu(const std::vector<PreprocessItem>& items, const OutputView& out,
+                                                 int threads);
 
 // CUDA (kernels/cuda/preprocess.cu). Every pointer is device memory. Enqueues the op on
 // `stream` and returns without waiting; `workspace` holds the resampling weights and
@@ -126,6 +199,15 @@ ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, con
 ResizeGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out,
                                     int64_t slot, const PreprocessParams& params);
 
+// The batch on CUDA: one preprocess_cuda enqueue per item on `stream`, each with its own
+// part of `workspace` (preprocess_batch_cuda_workspace_bytes in all). Allocation-free and
+// enqueue-only like preprocess_cuda; the _host variant copies in and out as above.
+size_t preprocess_batch_cuda_workspace_bytes(const std::vector<PreprocessItem>& items);
+std::vector<ResizeGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>& items, const OutputView& out,
+                                                  void* workspace, size_t workspace_bytes, CUstream_st* stream);
+std::vector<ResizeGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>& items,
+                                                       const OutputView& out);
+
 namespace detail {
 
 // The per-channel constants of a call, small enough to pass to a kernel by value.
@@ -135,6 +217,27 @@ struct Normalisation {
   float pad[3];  // (pad_value - mean[c]) / std[c]
 };
 Normalisation make_normalisation(const PreprocessParams& params);
+
+// params.float_window as the kernels evaluate it: value = clamp((v - low) / width, 0, 1),
+// then 1 - value when invert. low is rounded to float once, here, for every backend.
+struct FloatWindowConstants {
+  float low;
+  float width;
+  bool invert;
+};
+FloatWindowConstants make_float_window(const PreprocessParams& params);
+
+RADEDGE_HOST_DEVICE inline float float_window_value(const FloatWindowConstants& window, float v) {
+#if defined(__CUDA_ARCH__)
+  float t = __fdiv_rn(__fsub_rn(v, window.low), window.width);
+#else
+  float t = (v - window.low) / window.width;
+#endif
+  // Written so that NaN fails the first comparison and becomes 0.
+  t = t > 0.0f ? t : 0.0f;
+  t = t < 1.0f ? t : 1.0f;
+  return window.invert ? 1.0f - t : t;
+}
 
 // IEEE round-to-nearest products and sums that a compiler may not fuse into an FMA, so the
 // host and device evaluate the same expression to the same bits.

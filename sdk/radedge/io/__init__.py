@@ -8,7 +8,7 @@ one family. All refuse an image whose declared size exceeds ``MAX_SIDE`` per sid
 from __future__ import annotations
 
 from .dicom import read_dicom
-from .image import Image, Intensity, LookupTable, PixelSpacing, Rescale, Source, Window
+from .image import Image, Intensity, LookupTable, Percentile, PixelPadding, PixelSpacing, Rescale, Source, Window
 from .limits import MAX_PIXELS, MAX_SIDE
 from .raster import read_raster
 from .reader import read_image
@@ -19,6 +19,8 @@ __all__ = [
     "Image",
     "Intensity",
     "LookupTable",
+    "Percentile",
+    "PixelPadding",
     "PixelSpacing",
     "Rescale",
     "Source",

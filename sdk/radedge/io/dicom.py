@@ -9,8 +9,8 @@ What is read, and where the standard defines it:
   HTJ2K) into ``uint8`` / ``uint16`` / ``int16`` ``[rows, columns]``, C-contiguous,
   native byte order. Signed 8-bit stored values are widened to ``int16``.
 - Intensity (PS3.3 C.11.1 Modality LUT Module, C.11.2 VOI LUT Module, C.11.6
-  Presentation LUT Shape): recorded in ``Intensity``, applied later by
-  ``radedge.intensity.build_lut``.
+  Presentation LUT Shape, C.7.5.1.1.2 Pixel Padding Value and Pixel Padding Range
+  Limit): recorded in ``Intensity``, applied later by ``radedge.intensity.build_lut``.
 - Pixel spacing (PS3.3 10.7.1.1 Pixel Spacing, C.8.11.4 DX Detector, C.8.11.7
   ``EstimatedRadiographicMagnificationFactor``): see ``_spacing``.
 
@@ -51,7 +51,7 @@ from ..errors import (
     UnsupportedTransferSyntaxError,
 )
 from .codecs import describe_syntax, require_decoder
-from .image import Image, Intensity, LookupTable, PixelSpacing, Rescale, Source, Window
+from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source, Window
 from .limits import MAX_PIXELS, check_declared_size
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
 
@@ -822,6 +822,12 @@ def _intensity(dataset: Dataset, layout: _Layout, little_endian: bool, path: str
             "Interpretation decides whether values are inverted"
         )
 
+    padding = _pixel_padding(dataset, layout, notes)
+    meaning = _meaning(dataset, layout, rescale, modality_lut, windows, voi_luts)
+    if padding is not None:
+        meaning += (f" Stored values {padding.low} to {padding.high} are pixel padding (no image)."
+                    if padding.low != padding.high else
+                    f" Stored value {padding.value} is pixel padding (no image).")
     return Intensity(
         bits_allocated=layout.bits_allocated,
         bits_stored=layout.bits_stored,
@@ -832,8 +838,70 @@ def _intensity(dataset: Dataset, layout: _Layout, little_endian: bool, path: str
         windows=windows,
         voi_luts=voi_luts,
         presentation_lut_shape=shape,
-        meaning=_meaning(dataset, layout, rescale, modality_lut, windows, voi_luts),
+        meaning=meaning,
+        pixel_padding=padding,
     )
+
+
+def _pixel_padding(dataset: Dataset, layout: _Layout, notes: list[str]) -> PixelPadding | None:
+    """Pixel Padding Value (0028,0120) and Pixel Padding Range Limit (0028,0121), PS3.3
+    C.7.5.1.1.2, as stored values of this image.
+
+    Both have VR US or SS, which should follow Pixel Representation; a value written with
+    the other VR is read back as the same 16 bits in the image's representation (so SS -1
+    on unsigned data is 65535, US 65535 on signed data is -1), and noted. A range that
+    holds no value representable in Bits Stored cannot mark any pixel and is dropped, with
+    a note.
+    """
+    value = _padding_number(dataset, "PixelPaddingValue", layout, notes)
+    limit = _padding_number(dataset, "PixelPaddingRangeLimit", layout, notes)
+    if value is None:
+        if limit is not None:
+            notes.append("Pixel Padding Range Limit (0028,0121) is present without Pixel Padding Value "
+                         "(0028,0120); ignored, as PS3.3 C.7.5.1.1.2 defines the range by both")
+        return None
+    padding = PixelPadding(value=value, range_limit=limit)
+    first, last = (-(1 << (layout.bits_stored - 1)), (1 << (layout.bits_stored - 1)) - 1) if layout.signed \
+        else (0, (1 << layout.bits_stored) - 1)
+    if padding.high < first or padding.low > last:
+        notes.append(f"pixel padding {padding.low} to {padding.high} lies outside the stored values "
+                     f"{first} to {last} that Bits Stored allows; it marks no pixel and is ignored")
+        return None
+    return padding
+
+
+def _padding_number(dataset: Dataset, keyword: str, layout: _Layout, notes: list[str]) -> int | None:
+    if keyword not in dataset or dataset[keyword].VM == 0:
+        return None
+    element = dataset[keyword]
+    raw = element.value
+    if isinstance(raw, (bytes, bytearray)):
+        # An ambiguous 'US or SS' element pydicom could not resolve: two little endian bytes.
+        if len(raw) != 2:
+            notes.append(f"{keyword} {_tag_of(keyword)} is {len(raw)} bytes, not one 16-bit value; ignored")
+            return None
+        raw = int.from_bytes(raw, "little", signed=layout.signed)
+    if isinstance(raw, (list, tuple, pydicom.multival.MultiValue)):
+        notes.append(f"{keyword} {_tag_of(keyword)} has {len(raw)} values; the first is used")
+        raw = raw[0]
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        notes.append(f"{keyword} {_tag_of(keyword)} is not an integer ({_short(raw)}); ignored")
+        return None
+    if not -(1 << 15) <= number < (1 << 16):
+        notes.append(f"{keyword} {_tag_of(keyword)} = {number} does not fit in 16 bits; ignored")
+        return None
+    reinterpreted = number
+    if layout.signed and number >= (1 << 15):
+        reinterpreted = number - (1 << 16)
+    elif not layout.signed and number < 0:
+        reinterpreted = number + (1 << 16)
+    if reinterpreted != number:
+        representation = "signed" if layout.signed else "unsigned"
+        notes.append(f"{keyword} {_tag_of(keyword)} = {number} was written with the other VR than Pixel "
+                     f"Representation ({representation}) asks for; read as the same 16 bits, {reinterpreted}")
+    return reinterpreted
 
 
 def _windows(dataset: Dataset, notes: list[str]) -> tuple[Window, ...]:

@@ -42,6 +42,67 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Percentile:
+    """A VOI window read off the image itself: its modality values at two percentiles.
+
+    ``low`` and ``high`` are percentages, ``0 <= low < high <= 100``. Pixels are counted
+    once per stored value (``radedge.intensity.stored_value_histogram``; pixel padding is
+    never counted) and the percentile is the nearest rank: the smallest modality value v
+    such that at least p % of the counted pixels have a modality value <= v (numpy's
+    ``percentile(..., method="inverted_cdf")``). ``[low value, high value]`` then maps
+    linearly onto [0, 1], as a LINEAR_EXACT window (PS3.3 C.11.2.1.3.2) with
+    C = (low value + high value) / 2, W = high value - low value.
+    """
+
+    low: float = 0.5
+    high: float = 99.5
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"Percentile.{name} must be a number (a percentage); got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if not (np.isfinite(self.low) and np.isfinite(self.high) and 0.0 <= self.low < self.high <= 100.0):
+            raise ValueError(
+                f"Percentile needs 0 <= low < high <= 100 (percentages); got low={self.low:g}, high={self.high:g}"
+            )
+
+
+@dataclass(frozen=True)
+class PixelPadding:
+    """Stored values that mark pixels holding no image (PS3.3 C.7.5.1.1.2).
+
+    Pixel Padding Value (0028,0120) alone marks one stored value; with Pixel Padding Range
+    Limit (0028,0121) every stored value from one to the other, inclusive, in either
+    order. Both are stored values, before any modality transform. Typical use: the area
+    outside the collimator, or outside a CT reconstruction circle.
+
+    radedge never counts padding pixels when it reads a window off the image (percentile
+    or min-max VOI), and every table ``radedge.intensity.build_lut`` builds maps padding to
+    0, the display value for "no signal" (black, after any MONOCHROME1 inversion).
+    """
+
+    value: int
+    range_limit: int | None = None
+
+    @property
+    def low(self) -> int:
+        """The smallest stored value that is padding."""
+        return self.value if self.range_limit is None else min(self.value, self.range_limit)
+
+    @property
+    def high(self) -> int:
+        """The largest stored value that is padding."""
+        return self.value if self.range_limit is None else max(self.value, self.range_limit)
+
+    def mask(self, stored_values: np.ndarray) -> np.ndarray:
+        """bool, the shape of ``stored_values``: True where a value is padding."""
+        stored_values = np.asarray(stored_values)
+        return (stored_values >= self.low) & (stored_values <= self.high)
+
+
+@dataclass(frozen=True)
 class Rescale:
     """Rescale Slope / Intercept (PS3.3 C.11.1.1.2): modality value = slope * stored + intercept."""
 
@@ -68,6 +129,7 @@ class Intensity:
     voi_luts: tuple[LookupTable, ...] = ()
     presentation_lut_shape: str | None = None  # "IDENTITY" / "INVERSE" when present
     meaning: str = ""
+    pixel_padding: PixelPadding | None = None  # Pixel Padding Value / Range Limit, when present
 
     @property
     def stored_value_range(self) -> tuple[int, int]:
