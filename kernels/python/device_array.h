@@ -61,6 +61,8 @@ constexpr DLDataType kBool{dlpack::kDLBool, 8, 1};
 constexpr DLDataType kUint8{dlpack::kDLUInt, 8, 1};
 constexpr DLDataType kUint16{dlpack::kDLUInt, 16, 1};
 constexpr DLDataType kInt16{dlpack::kDLInt, 16, 1};
+constexpr DLDataType kUint32{dlpack::kDLUInt, 32, 1};
+constexpr DLDataType kUint64{dlpack::kDLUInt, 64, 1};
 constexpr DLDataType kInt32{dlpack::kDLInt, 32, 1};
 constexpr DLDataType kInt64{dlpack::kDLInt, 64, 1};
 constexpr DLDataType kFloat16{dlpack::kDLFloat, 16, 1};

@@ -22,6 +22,7 @@ void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
 void bind_cuda(py::module_& m);  // cuda_binding.cpp
 void bind_preprocess_cuda(py::module_& m);  // preprocess_cuda_binding.cpp
 void bind_mask_decode(py::module_& m);  // mask_decode_binding.cpp
+void bind_mask_decode_cuda(py::module_& m);  // mask_decode_cuda_binding.cpp
 void bind_heatmap_peaks(py::module_& m);  // heatmap_peaks_binding.cpp
 void bind_cam_overlay(py::module_& m);  // cam_overlay_binding.cpp
 void bind_detection(py::module_& m);   // detection_binding.cpp
@@ -56,6 +57,7 @@ PYBIND11_MODULE(_kernels, m) {
   radedge::bind_cuda(m);
   radedge::bind_preprocess_cuda(m);
   radedge::bind_mask_decode(m);
+  radedge::bind_mask_decode_cuda(m);
   radedge::bind_heatmap_peaks(m);
   radedge::bind_cam_overlay(m);
   radedge::bind_detection(m);

@@ -111,6 +111,19 @@ def is_device_array(obj: Any) -> bool:
     return hasattr(obj, "__cuda_array_interface__")
 
 
+def _declared_shape(obj: Any) -> tuple[int, ...] | None:
+    """The shape a CUDA array declares (its ``shape`` attribute, else its ``__cuda_array_interface__``),
+    read without a CUDA call; None where it declares none (a DLPack capsule) or not in integers."""
+    shape = getattr(obj, "shape", None)
+    if shape is None:
+        interface = getattr(obj, "__cuda_array_interface__", None)
+        shape = interface.get("shape") if isinstance(interface, dict) else None
+    try:
+        return tuple(int(n) for n in shape) if shape is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _stream_device(stream: Any) -> int | None:
     """The device a stream object names: CuPy's device_id, torch's device_index or device.index."""
     for attribute in ("device_id", "device_index"):
