@@ -125,6 +125,15 @@ DeviceView as_device_view(py::handle obj, const char* name, bool writable);
 // device to run on (the stream's).
 int prepare_device_views(const std::vector<DeviceView*>& views, const cuda::Stream& stream, const char* op);
 
+// Metadata checks an op adds before step 2, for outputs written by its kernels:
+// refuses (std::invalid_argument) a view whose address is not a multiple of `alignment` bytes
+// (atomics on 64-bit counters need 8), naming the argument;
+void require_aligned(const DeviceView& view, size_t alignment);
+// refuses outputs that share bytes with one another or with an input: a kernel would read what
+// it writes, or one result would land on another. Spans come from the shape and strides.
+void refuse_overlaps(const std::vector<const DeviceView*>& written, const std::vector<const DeviceView*>& read,
+                     const char* op);
+
 // The `stream` argument of an op binding: None means the legacy default stream of the current
 // device; otherwise a radedge._kernels.Stream (radedge.cuda.as_stream turns torch / CuPy / pycuda
 // streams and raw handles into one). Throws std::invalid_argument for anything else.

@@ -61,37 +61,6 @@ LogitsView logits_view(const DeviceView& view) {
   return logits;
 }
 
-// The bytes a C-contiguous view covers.
-struct Span {
-  uintptr_t begin, end;
-};
-Span span_of(const DeviceView& view) {
-  const auto begin = reinterpret_cast<uintptr_t>(view.data);
-  return Span{begin, begin + static_cast<uintptr_t>(view.size()) * view.itemsize()};
-}
-
-// The op's outputs are written by different kernels in one pass; sharing memory with each other or
-// with the logits would make every result meaningless, so it is refused from the metadata.
-void refuse_overlaps(const std::vector<const DeviceView*>& views) {
-  for (size_t i = 0; i < views.size(); ++i) {
-    for (size_t j = i + 1; j < views.size(); ++j) {
-      const Span a = span_of(*views[i]), b = span_of(*views[j]);
-      if (a.begin < a.end && b.begin < b.end && a.begin < b.end && b.begin < a.end) {
-        throw std::invalid_argument(std::string(views[j]->name) + " overlaps " + views[i]->name +
-                                    " in device memory; mask_decode needs a separate buffer for each output");
-      }
-    }
-  }
-}
-
-void require_aligned(const DeviceView& view, size_t alignment) {
-  if (reinterpret_cast<uintptr_t>(view.data) % alignment != 0) {
-    throw std::invalid_argument(std::string(view.name) + " must be " + std::to_string(alignment) +
-                                "-byte aligned for the kernels' atomics; got " + view.describe() +
-                                " at an address that is not (allocations are; a view at an odd offset is not)");
-  }
-}
-
 }  // namespace
 
 void bind_mask_decode_cuda(py::module_& m) {
@@ -146,9 +115,7 @@ void bind_mask_decode_cuda(py::module_& m) {
         std::vector<const DeviceView*> written{&mask_out, &tallies_out, &counters_out};
         if (has_runs) written.push_back(&runs_out);
         if (!own_workspace) written.push_back(&workspace_in);
-        std::vector<const DeviceView*> all = written;
-        all.insert(all.begin(), &logits_in);
-        refuse_overlaps(all);
+        refuse_overlaps(written, {&logits_in}, kOp);
 
         require_cuda(kOp);
         std::vector<DeviceView*> views{&logits_in, &mask_out, &tallies_out, &counters_out};

@@ -27,6 +27,7 @@ void bind_heatmap_peaks(py::module_& m);  // heatmap_peaks_binding.cpp
 void bind_cam_overlay(py::module_& m);  // cam_overlay_binding.cpp
 void bind_detection(py::module_& m);   // detection_binding.cpp
 void bind_histogram(py::module_& m);   // histogram_binding.cpp
+void bind_histogram_cuda(py::module_& m);   // histogram_cuda_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -62,4 +63,5 @@ PYBIND11_MODULE(_kernels, m) {
   radedge::bind_cam_overlay(m);
   radedge::bind_detection(m);
   radedge::bind_histogram(m);
+  radedge::bind_histogram_cuda(m);
 }

@@ -139,7 +139,7 @@ MASK_DECODE_REFUSALS = {
     "counters host": (dict(counters=np.zeros(2, np.uint64)), r"^counters must be a CUDA device array"),
     "workspace float32": (dict(workspace=_at(0x50000, shape=(4096,), typestr="<f4")), r"^workspace must be a uint8"),
     "tallies overlap the mask": (dict(tallies=_at(0x10000 + 4000, shape=(2, 7), typestr="<u8")),
-                                 r"^tallies overlaps mask in device memory"),
+                                 r"^mask overlaps tallies in device memory; mask_decode writes mask"),
     "mask overlaps the logits": (dict(mask=_at(0x100, shape=(60, 80), typestr="|u1")),
                                  r"^mask overlaps logits in device memory"),
     "image outside the batch": (dict(image=1), r"image 1 is outside the batch of 1"),
@@ -420,3 +420,378 @@ def test_decode_mask_on_torch_tensors_and_stream():
     np.testing.assert_array_equal(mask, expected.mask)
     assert result.labels == expected.labels
     _assert_same_result(result.to_host(), expected)
+
+
+# --- histogram: metadata ----------------------------------------------------------------------
+
+
+def _call_histogram_cuda(pixels=None, counts=None, first_value=0, region=None, padding=None, stream=None):
+    pixels = pixels if pixels is not None else _Interface(shape=(30, 40), typestr="<u2")
+    counts = counts if counts is not None else _at(0x10000, shape=(4096,), typestr="<i8")
+    return kernels().histogram_cuda(
+        pixels.capsule if isinstance(pixels, _FakeDLPack) else pixels,
+        counts.capsule if isinstance(counts, _FakeDLPack) else counts,
+        first_value, region=region, padding=padding, stream=stream,
+    )
+
+
+HISTOGRAM_REFUSALS = {
+    "pixels float32": (dict(pixels=_Interface(shape=(30, 40), typestr="<f4")),
+                       r"^pixels must be uint8, uint16 or int16 \[rows, columns\] stored values"),
+    "pixels 1-d": (dict(pixels=_Interface(shape=(1200,), typestr="<u2")), r"^pixels must be uint8, uint16 or int16"),
+    "pixels columns strided": (dict(pixels=_Interface(shape=(30, 40), strides=(160, 4))),
+                               r"^pixels must be in row-major order with a contiguous last axis"),
+    "pixels numpy": (dict(pixels=np.zeros((30, 40), np.uint16)), r"^pixels must be a CUDA device array.*host"),
+    "pixels CPU DLPack capsule": (dict(pixels=_FakeDLPack(shape=(30, 40), device_type=1)),
+                                  r"^pixels must be a CUDA device array; got a DLPack tensor in host \(CPU\) memory"),
+    "counts int32": (dict(counts=_at(0x10000, shape=(4096,), typestr="<i4")), r"^counts must be int64 \[bins\]"),
+    "counts 2-d": (dict(counts=_at(0x10000, shape=(64, 64), typestr="<i8")), r"^counts must be int64 \[bins\]"),
+    "counts strided": (dict(counts=_at(0x10000, shape=(4096,), typestr="<i8", strides=(16,))),
+                       r"^counts must be C-contiguous"),
+    "counts read-only": (dict(counts=_Interface(shape=(4096,), typestr="<i8", data=(NOWHERE + 0x10000, True))),
+                         r"^counts is read-only"),
+    "counts host": (dict(counts=np.zeros(4096, np.int64)), r"^counts must be a CUDA device array.*host"),
+    "counts misaligned": (dict(counts=_at(0x10004, shape=(4096,), typestr="<i8")), r"^counts must be 8-byte aligned"),
+    "counts overlap the pixels": (dict(counts=_at(0x200, shape=(4096,), typestr="<i8")),
+                                  r"^counts overlaps pixels in device memory; histogram writes counts"),
+    "too many bins": (dict(counts=_at(0x10000, shape=(65537,), typestr="<i8")), r"counts must have 1 to 65536 bins"),
+    "region outside": (dict(region=(30, 0, 20, 30)),
+                       r"the region \(x=30, y=0, width=20, height=30\) reaches outside of the 30 rows x 40 columns"),
+    "empty padding range": (dict(padding=(10, 5)), r"the padding range is empty \(low 10 > high 5\)"),
+    "stream of another kind": (dict(stream=3.5), r"stream must be None .* or a radedge.cuda.Stream"),
+}
+
+
+@pytest.mark.parametrize("arguments, message", HISTOGRAM_REFUSALS.values(), ids=HISTOGRAM_REFUSALS.keys())
+def test_histogram_cuda_binding_checks_every_argument_before_cuda(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        _call_histogram_cuda(**arguments)
+
+
+def test_histogram_cuda_binding_accepts_padded_rows_then_needs_the_device():
+    padded = _Interface(shape=(30, 40), typestr="<i2", strides=(128, 2))
+    _refused_without_device(lambda: _call_histogram_cuda(pixels=padded, region=(2, 3, 10, 20), padding=(0, 9)),
+                            "histogram")
+
+
+def test_histogram_refuses_mixing_host_and_device_arrays():
+    with pytest.raises(ValueError, match=r"^out is a CUDA array but pixels is not"):
+        histogram(np.zeros((30, 40), np.uint16), 0, 4096, out=_at(0x10000, shape=(4096,), typestr="<i8"))
+    with pytest.raises(ValueError, match=r"^pixels is a CUDA array but out is a ndarray"):
+        histogram(_Interface(shape=(30, 40)), 0, 4096, out=np.zeros(4096, np.int64), device="cuda")
+    with pytest.raises(ValueError, match=r"pass device='cuda' \(got device='cpu'\)"):
+        histogram(_Interface(shape=(30, 40)), 0, 4096)
+    with pytest.raises(ValueError, match=r"out must hold the 4096 bins, int64 \[4096\]; got shape \(256,\)"):
+        histogram(_Interface(shape=(30, 40)), 0, 4096, out=_at(0x10000, shape=(256,), typestr="<i8"), device="cuda")
+    with pytest.raises(ValueError, match="stream and out apply to CUDA pixels"):
+        histogram(np.zeros((30, 40), np.uint16), 0, 4096, stream=7)
+
+
+@without_gpu
+def test_histogram_of_device_pixels_refuses_clearly_without_a_device():
+    with pytest.raises(NativeOpError, match="histogram cannot run on 'cuda'"):
+        histogram(_Interface(shape=(30, 40)), 0, 4096, device="cuda")
+
+
+# --- histogram: on the GPU --------------------------------------------------------------------
+
+
+def _histogram_pixels(dtype, rows=1801, columns=1203, seed=4):
+    """12-bit-like stored values with a flat padded block, as outside a collimator."""
+    rng = np.random.default_rng(seed)
+    low = -2048 if dtype == "int16" else 0
+    high = 256 if dtype == "uint8" else low + 4096
+    pixels = rng.integers(low, high, (rows, columns)).astype(dtype)
+    pixels[:100, :300] = low + 1
+    return pixels, low, high
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16"])
+@pytest.mark.parametrize("region, use_padding", [(None, False), ((101, 7, 900, 1500), True)], ids=["all", "region"])
+@pytest.mark.parametrize("bins", [None, 65536], ids=["table range", "all 16-bit values"])
+def test_histogram_of_device_pixels_equals_the_cpu_op(dtype, region, use_padding, bins):
+    pixels, low, high = _histogram_pixels(dtype)
+    first, count = (low, high - low) if bins is None else (-32768 if dtype == "int16" else 0, bins)
+    padding = (low + 1, low + 1) if use_padding else None
+    stream = cuda.Stream()
+    device_pixels = cuda.DeviceArray.from_numpy(pixels, stream=stream)
+    counts = histogram(device_pixels, first, count, region=region, padding=padding, device="cuda", stream=stream)
+    assert isinstance(counts, cuda.DeviceArray) and counts.shape == (count,) and counts.stream is stream
+    expected = histogram(pixels, first, count, region=region, padding=padding)
+    assert expected.sum() > 10**5
+    np.testing.assert_array_equal(counts.to_numpy(stream), expected)
+
+
+@pytest.mark.needs_cuda
+def test_histogram_counts_padded_rows_into_the_given_counts():
+    pixels, low, high = _histogram_pixels("uint16", 700, 1024)
+    device_wide = cuda.DeviceArray.from_numpy(pixels)
+    # Columns 100 .. 899 of every row: a pitched view, zero-copy.
+    crop = cuda.as_device_array(
+        _Interface(shape=(700, 800), typestr="<u2", strides=(2048, 2), data=(device_wide.ptr + 2 * 100, False))
+    )
+    out = cuda.DeviceArray.from_numpy(np.full(4096, -1, np.int64))
+    pointer = out.ptr
+    assert histogram(crop, 0, 4096, out=out, device="cuda") is out and out.ptr == pointer
+    np.testing.assert_array_equal(out.to_numpy(), histogram(np.ascontiguousarray(pixels[:, 100:900]), 0, 4096))
+
+
+@pytest.mark.needs_cuda
+def test_histogram_graph_replays_like_eager():
+    pixels, low, high = _histogram_pixels("int16")
+    stream = cuda.Stream()
+    device_pixels = cuda.DeviceArray.from_numpy(pixels, stream=stream)
+    out = cuda.DeviceArray.from_numpy(np.full(high - low, -1, np.int64), stream=stream)
+    with pytest.raises(ValueError, match="allocate an int64 \\[bins\\] CUDA array before the capture"):
+        with cuda.Graph().capture(stream):
+            histogram(device_pixels, low, high - low, device="cuda", stream=stream)
+    graph = cuda.Graph()
+    with graph.capture(stream):
+        histogram(device_pixels, low, high - low, padding=(low + 1, low + 1), out=out, device="cuda", stream=stream)
+    assert (out.to_numpy(stream) == -1).all(), "capturing records the work without running it"
+    for _ in range(5):
+        graph.launch(stream)  # the counts are cleared on every replay, not accumulated
+    np.testing.assert_array_equal(out.to_numpy(stream), histogram(pixels, low, high - low, padding=(low + 1, low + 1)))
+    other = _histogram_pixels("int16", seed=9)[0]
+    device_pixels.copy_from_numpy(other, stream=stream)
+    graph.launch(stream)
+    np.testing.assert_array_equal(out.to_numpy(stream), histogram(other, low, high - low, padding=(low + 1, low + 1)))
+
+
+@needs_torch_cuda
+@pytest.mark.needs_cuda
+def test_histogram_of_torch_pixels_on_a_torch_stream():
+    import torch
+
+    pixels, low, high = _histogram_pixels("int16")
+    torch_stream = torch.cuda.Stream()
+    with torch.cuda.stream(torch_stream):
+        device_pixels = torch.from_numpy(pixels).cuda()
+        counts = torch.full((high - low,), -1, dtype=torch.int64, device="cuda")
+        pointer = counts.data_ptr()
+        assert histogram(device_pixels, low, high - low, out=counts, device="cuda", stream=torch_stream) is counts
+        result = counts.cpu().numpy()  # torch reads it on the same stream
+    assert counts.data_ptr() == pointer
+    np.testing.assert_array_equal(result, histogram(pixels, low, high - low))
+
+
+# --- batched preprocess: metadata -------------------------------------------------------------
+
+from radedge.preprocess import (  # noqa: E402  (grouped with the tests that use them)
+    PreprocessSpec,
+    preprocess_batch,
+    preprocess_batch_cuda_workspace_bytes,
+    preprocess_into,
+)
+
+from .test_cuda_memory import _preprocess_arguments, _tolerance  # noqa: E402
+
+
+def _fake_image(offset: int, rows=30, columns=40, typestr="<u2", lut=True, crop=None, window=None):
+    pixels = _at(offset, shape=(rows, columns), typestr=typestr)
+    table = _at(offset + 0x8000, shape=(4096,), typestr="<f4") if lut else None
+    return (pixels, table, 0, crop, window)
+
+
+def _call_preprocess_batch_cuda(images=None, out=None, workspace=None, stream=None, spec=None):
+    spec = spec or PreprocessSpec(8, 8)
+    images = images if images is not None else [_fake_image(0x10000), _fake_image(0x20000, 50, 20, "<i2")]
+    out = out if out is not None else _at(0x40000, shape=(2, 1, 8, 8), typestr="<f4")
+    return kernels().preprocess_batch_cuda(
+        images, out.capsule if isinstance(out, _FakeDLPack) else out, workspace=workspace, stream=stream,
+        **_preprocess_arguments(spec),
+    )
+
+
+# Referenced for the whole session: the capsule points into it.
+_HOST_TABLE = _FakeDLPack(shape=(4096,), code=2, bits=32, device_type=1)
+
+BATCH_REFUSALS = {
+    "no images": (dict(images=[]), r"preprocess_batch: no images"),
+    "more images than slots": (dict(out=_at(0x40000, shape=(1, 1, 8, 8), typestr="<f4")),
+                               r"2 images do not fit in out's batch of 1"),
+    "image of 4 fields": (dict(images=[_fake_image(0x10000)[:4]]),
+                          r"^images\[0\] must be \(pixels, lut, lut_first_value, crop, float_window\)"),
+    "image not a tuple": (dict(images=[7]), r"^images\[0\] must be a \(pixels, lut, .*\) tuple; got int"),
+    "image of bad fields": (dict(images=[(_at(0x10000, shape=(30, 40), typestr="<u2"), None, "zero", None, None)]),
+                            r"^images\[0\]: expected \(pixels CUDA array"),
+    "second pixels float64": (dict(images=[_fake_image(0x10000), _fake_image(0x20000, typestr="<f8")]),
+                              r"^images\[1\]\.pixels must be uint8, uint16 or int16"),
+    "second pixels numpy": (dict(images=[_fake_image(0x10000), (np.zeros((30, 40), np.uint16), None, 0, None, None)]),
+                            r"^images\[1\]\.pixels must be a CUDA device array.*host"),
+    "lut from a CPU DLPack capsule": (
+        dict(images=[(_at(0x10000, shape=(30, 40), typestr="<u2"),
+                      _HOST_TABLE.capsule, 0, None, None)]),
+        r"^images\[0\]\.lut must be a CUDA device array; got a DLPack tensor in host \(CPU\) memory",
+    ),
+    "lut 2-d": (dict(images=[(_at(0x10000, shape=(30, 40), typestr="<u2"), _at(0x18000, shape=(64, 64), typestr="<f4"),
+                              0, None, None)]), r"^images\[0\]\.lut must be a contiguous float32 \[entries\]"),
+    "float32 pixels with a table": (dict(images=[_fake_image(0x10000, typestr="<f4")]),
+                                    r"image 0: .*float32 pixels are mapped by the float window"),
+    "crop outside the second image": (dict(images=[_fake_image(0x10000), _fake_image(0x20000, crop=(30, 0, 30, 10))]),
+                                      r"image 1: .*crop"),
+    "out read-only": (dict(out=_Interface(shape=(2, 1, 8, 8), typestr="<f4", data=(NOWHERE + 0x40000, True))),
+                      r"^out is read-only"),
+    "out float64": (dict(out=_at(0x40000, shape=(2, 1, 8, 8), typestr="<f8")), r"^out must be a C-contiguous float32"),
+    "out of another size": (dict(out=_at(0x40000, shape=(2, 1, 9, 8), typestr="<f4")), r"out must be \[N, 1, 8, 8\]"),
+    "out from a DLPack copy": (dict(out=_FakeDLPack(shape=(2, 1, 8, 8), code=2, bits=32, versioned=True, flags=2)),
+                               r"^out was exported as a copy"),
+    "out overlaps a table": (dict(out=_at(0x18000, shape=(2, 1, 8, 8), typestr="<f4")),
+                             r"^out overlaps images\[0\]\.lut in device memory; preprocess_batch writes out"),
+    "workspace int8": (dict(workspace=_at(0x50000, shape=(4096,), typestr="|i1")),
+                       r"^workspace must be a uint8 \[bytes\] device buffer of preprocess_batch_cuda_workspace_bytes"),
+    "stream of another kind": (dict(stream=object()), r"stream must be None .* or a radedge.cuda.Stream"),
+}
+
+
+@pytest.mark.parametrize("arguments, message", BATCH_REFUSALS.values(), ids=BATCH_REFUSALS.keys())
+def test_preprocess_batch_cuda_binding_checks_every_argument_before_cuda(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        _call_preprocess_batch_cuda(**arguments)
+
+
+def test_preprocess_batch_cuda_binding_accepts_valid_metadata_then_needs_the_device():
+    images = [
+        _fake_image(0x10000, crop=(5, 5, 20, 20)),
+        (_at(0x20000, shape=(50, 20), typestr="<f4"), None, 0, None, (100.0, 50.0, True)),
+        (_Interface(shape=(30, 40), typestr="|u1", strides=(64, 1), data=(NOWHERE + 0x30000, False)),
+         _at(0x38000, shape=(256,), typestr="<f4"), -5, None, None),
+    ]
+    out = _at(0x40000, shape=(4, 3, 8, 8), typestr="<f2")
+    spec = PreprocessSpec(8, 8, channels=3, dtype="float16")
+    _refused_without_device(lambda: _call_preprocess_batch_cuda(images, out, spec=spec), "preprocess_batch")
+
+
+def test_preprocess_batch_refuses_mixing_host_and_device_arrays():
+    spec = PreprocessSpec(8, 8)
+    host = np.zeros((30, 40), np.uint16)
+    table = np.zeros(4096, np.float32)
+    device_out = _at(0x40000, shape=(2, 1, 8, 8), typestr="<f4")
+    with pytest.raises(ValueError, match=r"^out is a CUDA array but images\[0\]\.pixels, images\[0\]\.lut are not"):
+        preprocess_batch([(host, table, 0)], device_out, spec, device="cuda")
+    with pytest.raises(ValueError, match=r"^out, images\[0\]\.pixels, images\[0\]\.lut are CUDA arrays but "
+                                         r"images\[1\]\.pixels is not"):
+        preprocess_batch([_fake_image(0x10000)[:3], (host, None, 0)], device_out, spec, device="cuda")
+    with pytest.raises(ValueError, match=r"pass device='cuda' \(got device='cpu'\)"):
+        preprocess_batch([_fake_image(0x10000)[:3]], device_out, spec)
+    with pytest.raises(ValueError, match="workspace must be a CUDA array"):
+        preprocess_batch([_fake_image(0x10000)[:3]], device_out, spec, device="cuda", workspace=np.zeros(8, np.uint8))
+    with pytest.raises(ValueError, match="stream and workspace apply to CUDA arrays"):
+        preprocess_batch([(host, table, 0)], np.zeros((1, 1, 8, 8), np.float32), spec, stream=7)
+
+
+def test_batch_workspace_is_the_sum_of_the_images():
+    if not kernels().build_info()["cuda"]:
+        pytest.skip("radedge was built without CUDA")
+    spec = PreprocessSpec(512, 512)
+    from radedge.preprocess import preprocess_cuda_workspace_bytes
+
+    sources = [(3000, 3000), (2048, 1536, (100, 100, 1000, 1200)), (300, 200)]
+    total = preprocess_batch_cuda_workspace_bytes(sources, spec)
+    assert total == sum(preprocess_cuda_workspace_bytes(s[0], s[1], spec, s[2] if len(s) == 3 else None)
+                        for s in sources)
+    with pytest.raises(ValueError, match=r"sources\[0\] must be \(rows, columns\)"):
+        preprocess_batch_cuda_workspace_bytes([(3000,)], spec)
+    with pytest.raises(ValueError):
+        preprocess_batch_cuda_workspace_bytes([(0, 3000)], spec)
+
+
+# --- batched preprocess: on the GPU -----------------------------------------------------------
+
+
+def _batch_case(seed=12):
+    """Images of several sizes, dtypes and intensity mappings, one with a crop."""
+    from radedge.preprocess import FloatWindow
+
+    rng = np.random.default_rng(seed)
+    return [
+        (rng.integers(0, 4096, (900, 700)).astype(np.uint16), rng.random(4096).astype(np.float32), 0),
+        (rng.integers(-1024, 3072, (512, 640)).astype(np.int16), rng.random(4096).astype(np.float32), -1024,
+         (40, 30, 500, 400)),
+        (rng.integers(0, 256, (300, 301)).astype(np.uint8), rng.random(256).astype(np.float32), 0),
+        ((rng.random((200, 150)) * 1000 - 300).astype(np.float32), FloatWindow(200.0, 800.0, invert=True), 0),
+    ]
+
+
+def _upload_batch(images, stream):
+    uploaded = []
+    for pixels, lut, first, *crop in images:
+        table = lut if not isinstance(lut, np.ndarray) else cuda.DeviceArray.from_numpy(lut, stream=stream)
+        uploaded.append((cuda.DeviceArray.from_numpy(pixels, stream=stream), table, first, *crop))
+    return uploaded
+
+
+BATCH_SPEC = PreprocessSpec(192, 256, "letterbox", pad_value=0.1, mean=(0.45, 0.5, 0.55), std=(0.2, 0.25, 0.3),
+                            channels=3, dtype="float16")
+
+
+@pytest.mark.needs_cuda
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_preprocess_batch_on_device_arrays_equals_each_image_alone_and_the_cpu_op(dtype):
+    spec = dataclasses.replace(BATCH_SPEC, dtype=dtype)
+    images = _batch_case()
+    stream = cuda.Stream()
+    uploaded = _upload_batch(images, stream)
+    out = cuda.DeviceArray.from_numpy(np.full((5, *spec.shape), 7, dtype), stream=stream)
+    pointer = out.ptr
+    geometries = preprocess_batch(uploaded, out, spec, device="cuda", stream=stream)
+    assert out.ptr == pointer and out.stream is stream
+    batch = out.to_numpy(stream)
+    assert (batch[4] == 7).all(), "slots past the images are left as they are"
+    alone = cuda.DeviceArray.empty((1, *spec.shape), dtype, stream=stream)
+    cpu = np.empty((4, *spec.shape), dtype)
+    cpu_geometries = preprocess_batch(images, cpu, spec)
+    assert geometries == cpu_geometries
+    for index, (pixels, table, first, *crop) in enumerate(uploaded):
+        preprocess_into(pixels, table, first, alone, 0, spec, device="cuda", stream=stream,
+                        crop=crop[0] if crop else None)
+        np.testing.assert_array_equal(batch[index], alone.to_numpy(stream)[0])
+    np.testing.assert_allclose(batch[:4].astype(np.float32), cpu.astype(np.float32), **_tolerance(spec))
+
+
+@pytest.mark.needs_cuda
+def test_preprocess_batch_graph_replays_like_eager():
+    images = _batch_case()
+    stream = cuda.Stream()
+    uploaded = _upload_batch(images, stream)
+    sources = [(*pixels.shape, *crop) for pixels, _, _, *crop in images]
+    workspace = cuda.DeviceArray.empty(preprocess_batch_cuda_workspace_bytes(sources, BATCH_SPEC), "uint8",
+                                       stream=stream)
+    eager = cuda.DeviceArray.empty((4, *BATCH_SPEC.shape), "float16", stream=stream)
+    preprocess_batch(uploaded, eager, BATCH_SPEC, device="cuda", stream=stream, workspace=workspace)
+    out = cuda.DeviceArray.from_numpy(np.full((4, *BATCH_SPEC.shape), np.nan, np.float16), stream=stream)
+    graph = cuda.Graph()
+    with graph.capture(stream):
+        preprocess_batch(uploaded, out, BATCH_SPEC, device="cuda", stream=stream, workspace=workspace)
+    assert np.isnan(out.to_numpy(stream)).all(), "capturing records the work without running it"
+    for _ in range(10):
+        graph.launch(stream)
+    np.testing.assert_array_equal(out.to_numpy(stream), eager.to_numpy(stream))
+    other = np.random.default_rng(5).integers(0, 4096, (900, 700)).astype(np.uint16)
+    uploaded[0][0].copy_from_numpy(other, stream=stream)
+    graph.launch(stream)
+    preprocess_batch(uploaded, eager, BATCH_SPEC, device="cuda", stream=stream, workspace=workspace)
+    np.testing.assert_array_equal(out.to_numpy(stream), eager.to_numpy(stream))
+
+
+@needs_torch_cuda
+@pytest.mark.needs_cuda
+def test_preprocess_batch_of_torch_tensors_on_a_torch_stream():
+    import torch
+
+    images = _batch_case()[:3]
+    torch_stream = torch.cuda.Stream()
+    with torch.cuda.stream(torch_stream):
+        device_images = [(torch.from_numpy(pixels.astype(np.int16) if pixels.dtype == np.uint16 else pixels).cuda(),
+                          torch.from_numpy(lut).cuda(), first, *crop) for pixels, lut, first, *crop in images]
+        out = torch.empty((3, *BATCH_SPEC.shape), dtype=torch.float16, device="cuda")
+        pointer = out.data_ptr()
+        preprocess_batch(device_images, out, BATCH_SPEC, device="cuda", stream=torch_stream)
+        result = out.cpu().numpy()  # torch reads it on the same stream
+    assert out.data_ptr() == pointer
+    host_images = [(pixels.astype(np.int16) if pixels.dtype == np.uint16 else pixels, lut, first, *crop)
+                   for pixels, lut, first, *crop in images]
+    expected = np.empty((3, *BATCH_SPEC.shape), np.float16)
+    preprocess_batch(host_images, expected, BATCH_SPEC)
+    np.testing.assert_allclose(result.astype(np.float32), expected.astype(np.float32), **_tolerance(BATCH_SPEC))
