@@ -5,6 +5,8 @@
 #include <string>
 #include <thread>
 
+#include "device_array.h"
+#include "radedge/cuda_memory.h"
 #include "radedge/device.h"
 #include "radedge/errors.h"
 
@@ -15,6 +17,10 @@ namespace radedge {
 int cuda_device_count(std::string* why) {
   if (why) *why = "radedge._kernels was built without CUDA (no CUDA compiler was found at build time)";
   return 0;
+}
+CudaDeviceProperties cuda_device_properties(int) {
+  throw CudaError("cuda_device_properties (CUDA): radedge._kernels was built without CUDA (no CUDA compiler was "
+                  "found at build time); rebuild with nvcc on PATH");
 }
 #endif
 
@@ -53,6 +59,32 @@ PYBIND11_MODULE(_kernels, m) {
     const int count = radedge::cuda_device_count(&why);
     return py::make_tuple(count, why);
   }, "(count, why): visible CUDA devices, and the reason when there are none.");
+
+  m.def(
+      "cuda_device_properties",
+      [](int device) {
+        radedge::require_cuda("cuda_device_properties");
+        radedge::CudaDeviceProperties p;
+        {
+          py::gil_scoped_release release;
+          p = radedge::cuda_device_properties(device);
+        }
+        py::dict d;
+        d["device"] = p.device;
+        d["name"] = p.name;
+        d["compute_capability"] = py::make_tuple(p.compute_major, p.compute_minor);
+        d["multiprocessors"] = p.multiprocessors;
+        d["total_memory_bytes"] = p.total_memory_bytes;
+        d["memory_clock_khz"] = p.memory_clock_khz;
+        d["memory_bus_width_bits"] = p.memory_bus_width_bits;
+        d["driver_version"] = p.driver_version;
+        d["runtime_version"] = p.runtime_version;
+        return d;
+      },
+      py::arg("device") = -1,
+      "Properties of a CUDA device (-1: the current one): name, compute_capability (major, minor), "
+      "multiprocessors, total_memory_bytes, memory_clock_khz (peak; 0 where unreported), memory_bus_width_bits, "
+      "driver_version and runtime_version (CUDA's 1000 * major + 10 * minor).");
 
   radedge::bind_preprocess(m);
   radedge::bind_cuda(m);

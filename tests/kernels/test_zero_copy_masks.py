@@ -795,3 +795,69 @@ def test_preprocess_batch_of_torch_tensors_on_a_torch_stream():
     expected = np.empty((3, *BATCH_SPEC.shape), np.float16)
     preprocess_batch(host_images, expected, BATCH_SPEC)
     np.testing.assert_allclose(result.astype(np.float32), expected.astype(np.float32), **_tolerance(BATCH_SPEC))
+
+
+# --- device-to-device copies and device properties, which the GPU benchmark uses ----------------
+
+
+@without_gpu
+def test_device_properties_refuse_clearly_without_a_device():
+    _, why = kernels().cuda_device_count()
+    with pytest.raises(NativeOpError, match="device_properties cannot run on 'cuda'") as refused:
+        cuda.device_properties()
+    assert why in str(refused.value)
+    with pytest.raises(kernels().CudaError, match=r"^cuda_device_properties \(CUDA\): no usable CUDA device"):
+        kernels().cuda_device_properties()
+
+
+@pytest.mark.needs_cuda
+def test_device_properties_name_the_device_and_versions():
+    properties = cuda.device_properties()
+    assert properties["name"] and properties["multiprocessors"] > 0 and properties["total_memory_bytes"] > 2**28
+    major, minor = properties["compute_capability"]
+    assert major >= 5 and minor >= 0
+    assert properties["runtime_version"] >= 11000 and properties["driver_version"] >= properties["runtime_version"]
+    assert cuda.device_properties(properties["device"]) == properties
+
+
+@pytest.mark.needs_cuda
+def test_device_to_device_copy_on_a_stream():
+    stream = cuda.Stream()
+    host = np.arange(3 * 1000 * 7, dtype=np.float32).reshape(3, 1000, 7)
+    source = cuda.DeviceArray.from_numpy(host, stream=stream)
+    target = cuda.DeviceArray.from_numpy(np.zeros_like(host), stream=stream)
+    pointer = target.ptr
+    assert target.copy_from(source, stream=stream) is target
+    assert target.ptr == pointer and target.stream is stream
+    np.testing.assert_array_equal(target.to_numpy(stream), host)
+    with pytest.raises(ValueError, match=r"the source is float32 \(3, 1000, 7\) .* but the device array float64"):
+        cuda.DeviceArray.empty(host.shape, "float64").copy_from(source)
+    with pytest.raises(ValueError, match="source must be C-contiguous"):
+        cuda.DeviceArray.empty((7, 1000, 3), "float32").copy_from(
+            _Interface(shape=(7, 1000, 3), typestr="<f4", strides=(4, 28, 28000), data=(source.ptr, False))
+        )
+    with pytest.raises(ValueError, match=r"source must be a CUDA device array.*host"):
+        target.copy_from(host)
+
+
+# --- the GPU benchmark --------------------------------------------------------------------------
+
+
+@without_gpu
+def test_gpu_benchmark_explains_and_exits_0_without_a_gpu():
+    completed = subprocess.run([sys.executable, str(REPOSITORY / "examples" / "bench_gpu.py")], capture_output=True,
+                               text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert "no usable CUDA device" in completed.stdout and "nothing was measured" in completed.stdout
+
+
+@pytest.mark.needs_cuda
+def test_gpu_benchmark_runs_and_reports_ratios():
+    completed = subprocess.run([sys.executable, str(REPOSITORY / "examples" / "bench_gpu.py"), "--repeat", "20"],
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert "results match radedge's CPU ops" in out
+    assert out.count("ratio") >= 2 and "GB/s read + written" in out and "host launch" in out
+    if hasattr(kernels(), "nms_cuda"):
+        assert "preprocess + mask decode + NMS" in out, out
