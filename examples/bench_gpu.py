@@ -41,7 +41,7 @@ import numpy as np
 from radedge import cuda
 from radedge._native import kernels
 from radedge.mask_decode import decode_mask, mask_decode_cuda_workspace_bytes
-from radedge.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into, resize_geometry
+from radedge.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into
 
 SOURCE = 3000
 INPUT = 512

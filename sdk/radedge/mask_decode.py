@@ -300,7 +300,9 @@ def _pixel_area(spacing: tuple[float, float] | None, arguments: dict, mask_shape
     if spacing is None:
         return None
     row_mm, column_mm = spacing
-    return (row_mm * arguments["source_rows"] / mask_shape[0]) * (column_mm * arguments["source_columns"] / mask_shape[1])
+    row_size = row_mm * arguments["source_rows"] / mask_shape[0]
+    column_size = column_mm * arguments["source_columns"] / mask_shape[1]
+    return row_size * column_size
 
 
 def _label_stats(entries, names) -> tuple[LabelStats, ...]:
@@ -389,7 +391,8 @@ def decode_mask(
             device=device, stream=stream, buffers={k: v for k, v in device_arguments.items() if k != "logits"},
             on_device=on_device,
         )
-    given = [name for name, value in zip(_DEVICE_ONLY, (stream, workspace, runs, tallies, counters)) if value is not None]
+    device_only = (stream, workspace, runs, tallies, counters)
+    given = [name for name, value in zip(_DEVICE_ONLY, device_only) if value is not None]
     if given:
         raise ValueError(
             f"{', '.join(given)} apply to CUDA arrays; with numpy logits decode_mask allocates and copies itself. "
@@ -468,7 +471,9 @@ def _decode_mask_device(
     else:
         declared = cuda._declared_shape(out)
         if output_size is not None and declared is not None and tuple(output_size) != declared:
-            raise ValueError(f"output_size {tuple(output_size)} does not match out's shape {declared}; pass one of them")
+            raise ValueError(
+                f"output_size {tuple(output_size)} does not match out's shape {declared}; pass one of them"
+            )
         mask_shape = declared
     runs = buffers["runs"]
     encode = rle or runs is not None
