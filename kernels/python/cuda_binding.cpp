@@ -385,6 +385,45 @@ void bind_device_array(py::module_& m) {
           py::arg("host").noconvert(), py::arg("stream"), py::arg("synchronize"),
           "Copies out into a writable C-contiguous numpy array of the same dtype and shape, on `stream` after the "
           "array's own stream; waits for the copy when `synchronize`.")
+      .def(
+          "copy_from_device",
+          [](DeviceArray& self, py::handle source, py::handle stream) {
+            constexpr const char* kOp = "DeviceArray.copy_from_device";
+            const std::shared_ptr<Stream> on = stream_argument(stream, kOp);
+            DeviceView from = as_device_view(
+                source, "source", DeviceViewRequirements{false, {}, -1, Layout::kCContiguous, ""}, *on);
+            if (!cuda::same_dtype(from.dtype, self.dtype()) || from.shape != self.shape()) {
+              throw std::invalid_argument(std::string(kOp) + ": the source is " + from.describe() +
+                                          " but the device array " + cuda::dtype_name(self.dtype()) + " " +
+                                          cuda::describe_shape(self.shape()));
+            }
+            if (self.readonly()) throw std::invalid_argument(std::string(kOp) + ": the device array is read-only");
+            if (!self.c_contiguous()) {
+              throw std::invalid_argument(std::string(kOp) + ": the device array is a strided view; copies need a "
+                                          "C-contiguous one");
+            }
+            require_cuda(kOp);
+            const int device = prepare_device_views({&from}, *on, kOp);
+            if (self.device() != device) {
+              throw std::invalid_argument(std::string(kOp) + ": the device array is on CUDA device " +
+                                          std::to_string(self.device()) + " but the source and stream on device " +
+                                          std::to_string(device) + "; copy within one device");
+            }
+            void* destination = self.data();
+            const void* origin = from.data;
+            const size_t bytes = self.nbytes();
+            {
+              py::gil_scoped_release release;
+              self.order_before(*on, kOp);
+              cuda::DeviceGuard guard(device, kOp);
+              if (bytes > 0) cuda::runtime::copy_async(destination, origin, bytes, on->handle(), kOp);
+            }
+            self.set_stream(on);
+          },
+          py::arg("source"), py::arg("stream"),
+          "Enqueues a copy of a C-contiguous CUDA array of the same dtype and shape (any exporter) into this "
+          "C-contiguous array, on `stream` (None: the legacy default stream) after the array's own stream; the "
+          "array's stream becomes `stream`. Not waited for.")
       .def_property_readonly("__cuda_array_interface__", &cuda_array_interface)
       .def("__dlpack__", &dlpack, py::kw_only(), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
            py::arg("dl_device") = py::none(), py::arg("copy") = py::none(),

@@ -577,6 +577,55 @@ std::shared_ptr<cuda::Stream> stream_argument(py::handle obj, const char* op) {
   }
 }
 
+void require_aligned(const DeviceView& view, size_t alignment) {
+  if (reinterpret_cast<uintptr_t>(view.data) % alignment != 0) {
+    refuse(view.name, "must be " + std::to_string(alignment) + "-byte aligned; got " + view.describe() + " at " +
+                          hex(view.data) + " (allocations are; a view at an odd offset is not)");
+  }
+}
+
+namespace {
+
+// [first, last) byte addresses an array's elements occupy; empty for an array without elements.
+struct ByteSpan {
+  uintptr_t first = 0, last = 0;
+};
+
+ByteSpan byte_span(const DeviceView& view) {
+  for (const int64_t extent : view.shape) {
+    if (extent == 0) return {};
+  }
+  int64_t low = 0, high = 0;
+  for (size_t i = 0; i < view.shape.size(); ++i) {
+    const int64_t reach = (view.shape[i] - 1) * view.strides[i];
+    (reach < 0 ? low : high) += reach;
+  }
+  const auto base = reinterpret_cast<uintptr_t>(view.data);
+  return ByteSpan{base + static_cast<uintptr_t>(low),
+                  base + static_cast<uintptr_t>(high) + static_cast<uintptr_t>(view.itemsize())};
+}
+
+bool overlap(const ByteSpan& a, const ByteSpan& b) {
+  return a.first < a.last && b.first < b.last && a.first < b.last && b.first < a.last;
+}
+
+}  // namespace
+
+void refuse_overlaps(const std::vector<const DeviceView*>& written, const std::vector<const DeviceView*>& read,
+                     const char* op) {
+  for (size_t i = 0; i < written.size(); ++i) {
+    const ByteSpan span = byte_span(*written[i]);
+    const auto check = [&](const DeviceView* other) {
+      if (overlap(span, byte_span(*other))) {
+        refuse(written[i]->name, std::string("overlaps ") + other->name + " in device memory; " + op +
+                                     " writes " + written[i]->name + ", so pass it a buffer of its own");
+      }
+    };
+    for (size_t j = i + 1; j < written.size(); ++j) check(written[j]);
+    for (const DeviceView* input : read) check(input);
+  }
+}
+
 void require_cuda(const char* op) {
   std::string why;
   if (cuda_device_count(&why) > 0) return;

@@ -61,6 +61,8 @@ constexpr DLDataType kBool{dlpack::kDLBool, 8, 1};
 constexpr DLDataType kUint8{dlpack::kDLUInt, 8, 1};
 constexpr DLDataType kUint16{dlpack::kDLUInt, 16, 1};
 constexpr DLDataType kInt16{dlpack::kDLInt, 16, 1};
+constexpr DLDataType kUint32{dlpack::kDLUInt, 32, 1};
+constexpr DLDataType kUint64{dlpack::kDLUInt, 64, 1};
 constexpr DLDataType kInt32{dlpack::kDLInt, 32, 1};
 constexpr DLDataType kInt64{dlpack::kDLInt, 64, 1};
 constexpr DLDataType kFloat16{dlpack::kDLFloat, 16, 1};
@@ -122,6 +124,15 @@ DeviceView as_device_view(py::handle obj, const char* name, bool writable);
 // Step 2: resolves and checks the views' device, adds the CAI stream ordering, and returns the
 // device to run on (the stream's).
 int prepare_device_views(const std::vector<DeviceView*>& views, const cuda::Stream& stream, const char* op);
+
+// Metadata checks an op adds before step 2, for outputs written by its kernels:
+// refuses (std::invalid_argument) a view whose address is not a multiple of `alignment` bytes
+// (atomics on 64-bit counters need 8), naming the argument;
+void require_aligned(const DeviceView& view, size_t alignment);
+// refuses outputs that share bytes with one another or with an input: a kernel would read what
+// it writes, or one result would land on another. Spans come from the shape and strides.
+void refuse_overlaps(const std::vector<const DeviceView*>& written, const std::vector<const DeviceView*>& read,
+                     const char* op);
 
 // The `stream` argument of an op binding: None means the legacy default stream of the current
 // device; otherwise a radedge._kernels.Stream (radedge.cuda.as_stream turns torch / CuPy / pycuda

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "array_views.h"
+#include "histogram_args.h"
 #include "radedge/errors.h"
 #include "radedge/histogram.h"
 
@@ -30,8 +31,8 @@ void histogram_cuda_host(const PixelsView& pixels, const HistogramView& counts, 
 
 namespace {
 
-using Region = std::optional<std::tuple<int64_t, int64_t, int64_t, int64_t>>;
-using Padding = std::optional<std::tuple<int64_t, int64_t>>;
+using binding::Padding;
+using binding::Region;
 
 HistogramView counts_view(py::array& counts) {
   if (counts.ndim() != 1 || !binding::is<int64_t>(counts)) {
@@ -46,17 +47,6 @@ HistogramView counts_view(py::array& counts) {
   return HistogramView{static_cast<int64_t*>(counts.mutable_data()), counts.shape(0)};
 }
 
-HistogramParams params_from(int64_t first_value, const Region& region, const Padding& padding) {
-  HistogramParams params;
-  params.first_value = first_value;
-  if (region) std::tie(params.region_x, params.region_y, params.region_width, params.region_height) = *region;
-  if (padding) {
-    params.skip_padding = true;
-    std::tie(params.padding_low, params.padding_high) = *padding;
-  }
-  return params;
-}
-
 }  // namespace
 
 void bind_histogram(py::module_& m) {
@@ -66,7 +56,7 @@ void bind_histogram(py::module_& m) {
          const Padding& padding, int threads) {
         const PixelsView pixels_in = binding::pixels_view(pixels, /*allow_float=*/false);
         const HistogramView counts_out = counts_view(counts);
-        const HistogramParams params = params_from(first_value, region, padding);
+        const HistogramParams params = binding::histogram_params_from(first_value, region, padding);
         py::gil_scoped_release release;
         histogram_cpu(pixels_in, counts_out, params, threads);
       },
@@ -83,7 +73,7 @@ void bind_histogram(py::module_& m) {
          const Padding& padding) {
         const PixelsView pixels_in = binding::pixels_view(pixels, /*allow_float=*/false);
         const HistogramView counts_out = counts_view(counts);
-        const HistogramParams params = params_from(first_value, region, padding);
+        const HistogramParams params = binding::histogram_params_from(first_value, region, padding);
         py::gil_scoped_release release;
         histogram_cuda_host(pixels_in, counts_out, params);
       },

@@ -6,12 +6,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cmath>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "mask_decode_args.h"
 #include "radedge/errors.h"
 #include "radedge/mask_decode.h"
 
@@ -112,51 +112,12 @@ RunsView runs_view(const py::object& runs) {
   return view;
 }
 
-Activation activation_from(const std::string& activation) {
-  if (activation == "sigmoid") return Activation::kSigmoid;
-  if (activation == "softmax") return Activation::kSoftmax;
-  throw std::invalid_argument("activation must be 'sigmoid' or 'softmax'; got '" + activation + "'");
-}
-
-MaskDecodeParams params_from(const std::string& activation, const std::vector<double>& thresholds,
-                             const MaskGeometry& geometry, double row_spacing_mm, double column_spacing_mm) {
-  MaskDecodeParams params;
-  params.activation = activation_from(activation);
-  params.thresholds = thresholds;
-  params.geometry = geometry;
-  params.row_spacing_mm = row_spacing_mm;
-  params.column_spacing_mm = column_spacing_mm;
-  return params;
-}
-
-py::object or_none(double value) { return std::isnan(value) ? py::none() : py::object(py::float_(value)); }
-
 py::dict result_dict(const MaskDecodeResult& result) {
-  py::list labels;
-  for (const LabelStats& s : result.labels) {
-    py::dict d;
-    d["pixel_count"] = s.pixel_count;
-    if (s.pixel_count > 0) {
-      d["bbox"] = py::make_tuple(s.bbox[0], s.bbox[1], s.bbox[2], s.bbox[3]);
-      d["centroid"] = py::make_tuple(s.centroid[0], s.centroid[1]);
-    } else {
-      d["bbox"] = py::none();
-      d["centroid"] = py::none();
-    }
-    d["area_mm2"] = or_none(s.area_mm2);
-    labels.append(d);
-  }
   py::dict d;
-  d["labels"] = labels;
+  d["labels"] = binding::label_stats_list(result.labels);
   d["run_count"] = result.run_count;
   return d;
 }
-
-constexpr const char* kGeometryDoc =
-    "Geometry (whole pixels): source_rows x source_columns is the source image; crop_x, crop_y, crop_width, "
-    "crop_height the part of it that was resized (0, 0, columns, rows without a crop); offset_x, offset_y, "
-    "content_width, content_height where the resized crop lies in the input_height x input_width model input, "
-    "which the logits cover at their own resolution. The mask's shape is the output size.";
 
 }  // namespace
 
@@ -165,20 +126,9 @@ void bind_mask_decode(py::module_& m) {
                                 int64_t crop_width, int64_t crop_height, int64_t offset_x, int64_t offset_y,
                                 int64_t content_width, int64_t content_height, int64_t input_height,
                                 int64_t input_width) {
-    MaskGeometry g;
-    g.source_rows = source_rows;
-    g.source_columns = source_columns;
-    g.crop_x = crop_x;
-    g.crop_y = crop_y;
-    g.crop_width = crop_width;
-    g.crop_height = crop_height;
-    g.offset_x = offset_x;
-    g.offset_y = offset_y;
-    g.content_width = content_width;
-    g.content_height = content_height;
-    g.input_height = input_height;
-    g.input_width = input_width;
-    return g;
+    return binding::geometry_from(binding::GeometryArguments{source_rows, source_columns, crop_x, crop_y, crop_width,
+                                                             crop_height, offset_x, offset_y, content_width,
+                                                             content_height, input_height, input_width});
   };
 
   m.def(
@@ -192,7 +142,7 @@ void bind_mask_decode(py::module_& m) {
         const LogitsView logits_in = logits_view(logits);
         const MaskView mask_out = mask_view(mask);
         const RunsView runs_out = runs_view(runs);
-        const MaskDecodeParams params = params_from(
+        const MaskDecodeParams params = binding::mask_params_from(
             activation, thresholds,
             geometry_from(source_rows, source_columns, crop_x, crop_y, crop_width, crop_height, offset_x, offset_y,
                           content_width, content_height, input_height, input_width),
@@ -214,7 +164,7 @@ void bind_mask_decode(py::module_& m) {
                    "threads (0: the default count). activation 'sigmoid' (thresholds: probabilities, 1 or C) or "
                    "'softmax' (thresholds: []). runs: None, or uint32 [capacity, 2] to receive the run-length "
                    "encoding. row_spacing_mm / column_spacing_mm: the source's pixel spacing, 0 when unknown. ") +
-       kGeometryDoc +
+       binding::kMaskGeometryDoc +
        " Returns {'labels': [{'pixel_count', 'bbox', 'centroid', 'area_mm2'}, ...], 'run_count'}.")
           .c_str());
 
@@ -228,7 +178,7 @@ void bind_mask_decode(py::module_& m) {
         const LogitsView logits_in = logits_view(logits);
         const MaskView mask_out = mask_view(mask);
         const RunsView runs_out = runs_view(runs);
-        const MaskDecodeParams params = params_from(
+        const MaskDecodeParams params = binding::mask_params_from(
             activation, thresholds,
             geometry_from(source_rows, source_columns, crop_x, crop_y, crop_width, crop_height, offset_x, offset_y,
                           content_width, content_height, input_height, input_width),

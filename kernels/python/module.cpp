@@ -5,6 +5,8 @@
 #include <string>
 #include <thread>
 
+#include "device_array.h"
+#include "radedge/cuda_memory.h"
 #include "radedge/device.h"
 #include "radedge/errors.h"
 
@@ -16,16 +18,22 @@ int cuda_device_count(std::string* why) {
   if (why) *why = "radedge._kernels was built without CUDA (no CUDA compiler was found at build time)";
   return 0;
 }
+CudaDeviceProperties cuda_device_properties(int) {
+  throw CudaError("cuda_device_properties (CUDA): radedge._kernels was built without CUDA (no CUDA compiler was "
+                  "found at build time); rebuild with nvcc on PATH");
+}
 #endif
 
 void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
 void bind_cuda(py::module_& m);  // cuda_binding.cpp
 void bind_preprocess_cuda(py::module_& m);  // preprocess_cuda_binding.cpp
 void bind_mask_decode(py::module_& m);  // mask_decode_binding.cpp
+void bind_mask_decode_cuda(py::module_& m);  // mask_decode_cuda_binding.cpp
 void bind_heatmap_peaks(py::module_& m);  // heatmap_peaks_binding.cpp
 void bind_cam_overlay(py::module_& m);  // cam_overlay_binding.cpp
 void bind_detection(py::module_& m);   // detection_binding.cpp
 void bind_histogram(py::module_& m);   // histogram_binding.cpp
+void bind_histogram_cuda(py::module_& m);   // histogram_cuda_binding.cpp
 }  // namespace radedge
 
 PYBIND11_MODULE(_kernels, m) {
@@ -52,12 +60,40 @@ PYBIND11_MODULE(_kernels, m) {
     return py::make_tuple(count, why);
   }, "(count, why): visible CUDA devices, and the reason when there are none.");
 
+  m.def(
+      "cuda_device_properties",
+      [](int device) {
+        radedge::require_cuda("cuda_device_properties");
+        radedge::CudaDeviceProperties p;
+        {
+          py::gil_scoped_release release;
+          p = radedge::cuda_device_properties(device);
+        }
+        py::dict d;
+        d["device"] = p.device;
+        d["name"] = p.name;
+        d["compute_capability"] = py::make_tuple(p.compute_major, p.compute_minor);
+        d["multiprocessors"] = p.multiprocessors;
+        d["total_memory_bytes"] = p.total_memory_bytes;
+        d["memory_clock_khz"] = p.memory_clock_khz;
+        d["memory_bus_width_bits"] = p.memory_bus_width_bits;
+        d["driver_version"] = p.driver_version;
+        d["runtime_version"] = p.runtime_version;
+        return d;
+      },
+      py::arg("device") = -1,
+      "Properties of a CUDA device (-1: the current one): name, compute_capability (major, minor), "
+      "multiprocessors, total_memory_bytes, memory_clock_khz (peak; 0 where unreported), memory_bus_width_bits, "
+      "driver_version and runtime_version (CUDA's 1000 * major + 10 * minor).");
+
   radedge::bind_preprocess(m);
   radedge::bind_cuda(m);
   radedge::bind_preprocess_cuda(m);
   radedge::bind_mask_decode(m);
+  radedge::bind_mask_decode_cuda(m);
   radedge::bind_heatmap_peaks(m);
   radedge::bind_cam_overlay(m);
   radedge::bind_detection(m);
   radedge::bind_histogram(m);
+  radedge::bind_histogram_cuda(m);
 }

@@ -59,6 +59,7 @@ __all__ = [
     "Stream",
     "as_device_array",
     "as_stream",
+    "device_properties",
     "is_available",
     "is_device_array",
     "mark_written",
@@ -67,6 +68,16 @@ __all__ = [
 # DLPack device types (DLDeviceType) whose memory CUDA kernels can read.
 _DLPACK_CUDA = 2
 _DLPACK_CUDA_MANAGED = 13
+
+
+def device_properties(device: int | None = None) -> dict:
+    """What a CUDA device is (None: the current one): ``name``, ``compute_capability`` (major,
+    minor), ``multiprocessors``, ``total_memory_bytes``, ``memory_clock_khz`` (peak, 0 where the
+    driver does not report it), ``memory_bus_width_bits``, and ``driver_version`` /
+    ``runtime_version`` as CUDA's integers (13000 is 13.0). Raises NativeOpError without a device."""
+    _require_cuda("device_properties")
+    with _native_errors():
+        return kernels().cuda_device_properties(_device_argument(device))
 
 
 def is_available() -> bool:
@@ -109,6 +120,19 @@ def is_device_array(obj: Any) -> bool:
             return True
     # torch raises AttributeError for a CPU tensor's __cuda_array_interface__, so hasattr says False.
     return hasattr(obj, "__cuda_array_interface__")
+
+
+def _declared_shape(obj: Any) -> tuple[int, ...] | None:
+    """The shape a CUDA array declares (its ``shape`` attribute, else its ``__cuda_array_interface__``),
+    read without a CUDA call; None where it declares none (a DLPack capsule) or not in integers."""
+    shape = getattr(obj, "shape", None)
+    if shape is None:
+        interface = getattr(obj, "__cuda_array_interface__", None)
+        shape = interface.get("shape") if isinstance(interface, dict) else None
+    try:
+        return tuple(int(n) for n in shape) if shape is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _stream_device(stream: Any) -> int | None:
@@ -422,6 +446,16 @@ class DeviceArray:
         with _native_errors():
             self._native.copy_from_host(host, stream, stream is None)
         self._stream = stream
+        return self
+
+    def copy_from(self, source: Any, stream: Any = None) -> DeviceArray:
+        """Enqueues a device-to-device copy of ``source`` (a C-contiguous CUDA array of the same shape
+        and dtype from any exporter) into this array on ``stream`` (None: the legacy default stream),
+        after the work this array waits for; ``stream`` becomes this array's stream. Returns self."""
+        stream = as_stream(stream)
+        with _native_errors():
+            self._native.copy_from_device(source, stream)
+        self._stream = stream if stream is not None else Stream.wrap(0)
         return self
 
     def copy_to_numpy(self, out: np.ndarray, stream: Any = None) -> np.ndarray:

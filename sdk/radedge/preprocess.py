@@ -408,10 +408,12 @@ def preprocess(
 
 def preprocess_batch(
     images: Sequence[tuple],
-    out: np.ndarray,
+    out: Any,
     spec: PreprocessSpec,
     threads: int = 0,
     device: Device = "cpu",
+    stream: Any = None,
+    workspace: Any = None,
 ) -> list[ResizeGeometry]:
     """Write ``images[i]`` into ``out[i]``, images of any sizes and pixel dtypes; one geometry each.
 
@@ -419,15 +421,21 @@ def preprocess_batch(
     crop)`` with the meanings of ``preprocess_into``. ``out``: C-contiguous ``spec.dtype``
     [N, channels, height, width] with N >= len(images); slots past the images are left as
     they are. Every slot holds exactly (bit for bit) what ``preprocess_into`` would write
-    for its image. On ``"cpu"`` the rows of all the images form one pool of work for the
-    threads, so small images do not leave cores idle; on ``"cuda"`` each image is one
-    enqueue of the kernel on a single stream.
+    for its image on the same device. On ``"cpu"`` the rows of all the images form one pool
+    of work for the threads, so small images do not leave cores idle; on ``"cuda"`` each
+    image is one enqueue of the kernel on a single stream.
 
-    Raises ValueError naming the image at fault (see ``preprocess_into``), or for an empty
-    list or more images than ``out`` holds; NativeOpError as ``preprocess_into``.
+    numpy arrays on ``"cuda"`` are copied to the GPU and back. CUDA arrays (every pixels,
+    every table and ``out``; see ``preprocess_into``) are read and written in place,
+    zero-copy, on ``stream``, and the call only enqueues the work. ``workspace``: a uint8 CUDA
+    array of ``preprocess_batch_cuda_workspace_bytes(...)`` bytes or more keeps the call
+    allocation-free, as a CUDA graph capture needs; None takes it from CUDA's stream-ordered
+    pool.
+
+    Raises ValueError naming the image at fault (see ``preprocess_into``), for an empty list,
+    more images than ``out`` holds, or host and device arrays mixed; NativeOpError as
+    ``preprocess_into``.
     """
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array; got {type(out).__name__}")
     items = []
     for index, image in enumerate(images):
         if not isinstance(image, (tuple, list)) or len(image) not in (3, 4):
@@ -436,11 +444,53 @@ def preprocess_batch(
                 f"got {type(image).__name__}" + (f" of {len(image)} items" if isinstance(image, (tuple, list)) else "")
             )
         pixels, lut, first = image[:3]
-        if not isinstance(pixels, np.ndarray):
-            raise TypeError(f"images[{index}]: pixels must be a numpy array; got {type(pixels).__name__}")
         table, window = _intensity_arguments(lut)
         crop = _crop_argument(image[3] if len(image) == 4 else None)
         items.append((pixels, table, int(first), crop, window))
+    arrays = [("out", out)] + [
+        (f"images[{index}].{name}", array)
+        for index, (pixels, table, *_) in enumerate(items)
+        for name, array in (("pixels", pixels), ("lut", table))
+        if array is not None
+    ]
+    on_device = [name for name, array in arrays if cuda.is_device_array(array)]
+    if on_device:
+        on_host = [name for name, array in arrays if name not in on_device]
+        if on_host:
+            raise ValueError(
+                f"{', '.join(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'} but "
+                f"{', '.join(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass every pixels, lut and out on "
+                "the GPU (upload with radedge.cuda.DeviceArray.from_numpy(array, stream=stream)) or all as numpy "
+                "arrays"
+            )
+        if device != "cuda":
+            raise ValueError(f"the arrays are CUDA arrays; pass device='cuda' (got device={device!r})")
+        if workspace is not None and not cuda.is_device_array(workspace):
+            raise ValueError(
+                f"workspace must be a CUDA array (uint8 [bytes]); got {type(workspace).__name__}. Allocate it with "
+                "radedge.cuda.DeviceArray.empty(preprocess_batch_cuda_workspace_bytes(sources, spec), 'uint8')"
+            )
+        require_device("preprocess", "cuda")
+        stream = cuda.as_stream(stream)
+        try:
+            geometries = kernels().preprocess_batch_cuda(
+                items, out, workspace=workspace, stream=stream, **_spec_arguments(spec)
+            )
+        except kernels().CudaError as exc:
+            raise NativeOpError(str(exc)) from exc
+        cuda.mark_written(out, stream)
+        return [ResizeGeometry(**g) for g in geometries]
+
+    if stream is not None or workspace is not None:
+        raise ValueError(
+            "stream and workspace apply to CUDA arrays; with numpy arrays preprocess_batch copies to the GPU and "
+            "back itself. Pass CUDA arrays (radedge.cuda.DeviceArray, torch or CuPy) to run on your stream"
+        )
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array; got {type(out).__name__}")
+    for index, (pixels, *_) in enumerate(items):
+        if not isinstance(pixels, np.ndarray):
+            raise TypeError(f"images[{index}]: pixels must be a numpy array; got {type(pixels).__name__}")
     require_device("preprocess", device)
     if device == "cpu":
         geometries = kernels().preprocess_batch_cpu(items, out, threads=int(threads), **_spec_arguments(spec))
@@ -450,3 +500,23 @@ def preprocess_batch(
         except RuntimeError as exc:
             raise NativeOpError(str(exc)) from exc
     return [ResizeGeometry(**g) for g in geometries]
+
+
+def preprocess_batch_cuda_workspace_bytes(
+    sources: Sequence[Sequence], spec: PreprocessSpec
+) -> int:
+    """Bytes of device workspace ``preprocess_batch`` needs on CUDA arrays: ``sources[i]`` is
+    image i's ``(rows, columns)`` or ``(rows, columns, crop)``. Pass a uint8 CUDA array of
+    this size as ``preprocess_batch(..., workspace=)``."""
+    arguments = []
+    for index, source in enumerate(sources):
+        if len(source) not in (2, 3):
+            raise ValueError(f"sources[{index}] must be (rows, columns) or (rows, columns, crop); got {source!r}")
+        crop = _crop_argument(source[2] if len(source) == 3 else None)
+        arguments.append((int(source[0]), int(source[1]), crop))
+    try:
+        return kernels().preprocess_batch_cuda_workspace_bytes(
+            arguments, height=spec.height, width=spec.width, resize=spec.resize
+        )
+    except kernels().CudaError as exc:
+        raise NativeOpError(str(exc)) from exc
