@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -247,6 +248,23 @@ const char* kCudaHostDoc =
 }  // namespace
 
 void bind_detection(py::module_& m) {
+  m.attr("MAX_NMS_CANDIDATES") = kMaxNmsCandidates;
+
+  m.def(
+      "source_mapping_table",
+      [](const std::vector<py::dict>& mappings) {
+        const std::vector<SourceMapping> rows =
+            binding::source_mappings(mappings, static_cast<int64_t>(mappings.size()));
+        static_assert(sizeof(SourceMapping) == 8 * sizeof(double), "a mapping is a row of eight doubles");
+        py::array_t<double> table({static_cast<py::ssize_t>(rows.size()), py::ssize_t{8}});
+        if (!rows.empty()) std::memcpy(table.mutable_data(), rows.data(), sizeof(SourceMapping) * rows.size());
+        return table;
+      },
+      py::arg("mappings"),
+      "The source mappings (dicts of offset_x, offset_y, scale_x, scale_y, source_columns, source_rows and "
+      "optionally crop_x, crop_y), checked, as a float64 [N, 8] table whose rows are the device ops' SourceMapping: "
+      "offset_x, offset_y, scale_x, scale_y, crop_x, crop_y, source_columns, source_rows.");
+
   m.def(
       "decode_dense_cpu",
       [](const std::vector<py::array>& scores, const std::vector<py::array>& distances,
