@@ -261,20 +261,23 @@ void bind_heatmap_peaks(py::module_& m) {
         view.channels = maps.shape[1];
         view.height = maps.shape[2];
         view.width = maps.shape[3];
-        binding::require_shape(y, x.shape, "the shape of out_x");
-        binding::require_shape(score, x.shape, "the shape of out_x");
-        binding::require_shape(valid, {x.shape[0], x.shape[1]}, "one count per image and channel of out_x");
         PeaksView peaks;
         peaks.x = static_cast<float*>(x.data);
         peaks.y = static_cast<float*>(y.data);
         peaks.score = static_cast<float*>(score.data);
         peaks.valid = static_cast<int32_t*>(valid.data);
-        peaks.batch = x.shape[0];
-        peaks.channels = x.shape[1];
-        peaks.max_peaks = x.shape[2];
+        peaks.batch = view.batch;
+        peaks.channels = view.channels;
+        peaks.max_peaks = k;
+        // The parameters first (k among them), then the outputs' shapes, which follow from k.
         const std::vector<InputPlacement> placement_list = placements_from(placements, view.batch);
         const std::vector<PeaksCall> calls =
             peaks_calls(view, peaks, options_from(mode, k, threshold, radius, activation, refine), placement_list);
+        const std::vector<int64_t> per_peak{view.batch, view.channels, k};
+        for (const DeviceView* output : {&x, &y, &score}) {
+          binding::require_shape(*output, per_peak, "N x C x k: one entry per peak of every image and channel");
+        }
+        binding::require_shape(valid, {view.batch, view.channels}, "one count per image and channel");
         for (const DeviceView* argument : args.all()) binding::require_aligned(*argument);
         if (workspace_in) binding::require_aligned(*workspace_in, kWorkspaceAlignment);
         std::vector<const DeviceView*> all;
