@@ -90,7 +90,8 @@ binding::TensorArg tensor_arg(const py::array& array, const std::string& name, p
   return tensor;
 }
 
-std::vector<binding::TensorArg> tensor_args(const std::vector<py::array>& arrays, const char* name, const char* layout) {
+std::vector<binding::TensorArg> tensor_args(const std::vector<py::array>& arrays, const char* name,
+                                            const char* layout) {
   std::vector<binding::TensorArg> tensors;
   for (size_t l = 0; l < arrays.size(); ++l) {
     tensors.push_back(tensor_arg(arrays[l], name + ("[" + std::to_string(l) + "]"), 4, layout));
@@ -179,8 +180,10 @@ py::tuple run_dense(Backend backend, const std::vector<py::array>& scores, const
                     bool class_agnostic, const std::string& scores_are, const std::string& mode,
                     const std::string& units, double cell_offset,
                     const std::optional<std::vector<py::dict>>& mappings, int threads) {
-  const binding::DenseInput input = dense_input(scores, distances, centerness, strides, scores_are, mode, units, cell_offset);
-  const NmsParams params = binding::nms_params(score_threshold, iou_threshold, pre_nms_top_k, max_detections, class_agnostic);
+  const binding::DenseInput input =
+      dense_input(scores, distances, centerness, strides, scores_are, mode, units, cell_offset);
+  const NmsParams params =
+      binding::nms_params(score_threshold, iou_threshold, pre_nms_top_k, max_detections, class_agnostic);
   const std::vector<SourceMapping> source = binding::source_mappings(mappings, input.head.batch);
   Outputs out(input.head.batch, params.max_detections);
   {
@@ -202,7 +205,8 @@ py::tuple run_boxes(Backend backend, const py::array& boxes, const py::array& sc
   BoxesDecodeParams decode;
   decode.scores = binding::score_kind(scores_are);
   decode.format = binding::box_format(format);
-  const NmsParams params = binding::nms_params(score_threshold, iou_threshold, pre_nms_top_k, max_detections, class_agnostic);
+  const NmsParams params =
+      binding::nms_params(score_threshold, iou_threshold, pre_nms_top_k, max_detections, class_agnostic);
   const std::vector<SourceMapping> source = binding::source_mappings(mappings, input.batch);
   Outputs out(input.batch, params.max_detections);
   {
@@ -281,7 +285,8 @@ void bind_detection(py::module_& m) {
       py::arg("score_threshold"), py::arg("iou_threshold"), py::arg("pre_nms_top_k"), py::arg("max_detections"),
       py::arg("class_agnostic") = false, py::arg("scores_are") = "logits", py::arg("centerness_mode") = "sqrt",
       py::arg("distance_units") = "stride", py::arg("cell_offset") = 0.5, py::arg("mappings") = py::none(),
-      py::arg("threads") = 0, (std::string(binding::kDenseDoc) + kDetectionsReturned + " Runs on CPU threads (0: the default count).").c_str());
+      py::arg("threads") = 0,
+      (std::string(binding::kDenseDoc) + kDetectionsReturned + " Runs on CPU threads (0: the default count).").c_str());
 
   m.def(
       "decode_dense_cuda_host",
@@ -312,7 +317,8 @@ void bind_detection(py::module_& m) {
       py::arg("boxes"), py::arg("scores"), py::kw_only(), py::arg("score_threshold"), py::arg("iou_threshold"),
       py::arg("pre_nms_top_k"), py::arg("max_detections"), py::arg("class_agnostic") = false,
       py::arg("scores_are") = "probabilities", py::arg("box_format") = "xyxy", py::arg("mappings") = py::none(),
-      py::arg("threads") = 0, (std::string(binding::kBoxesDoc) + kDetectionsReturned + " Runs on CPU threads (0: the default count).").c_str());
+      py::arg("threads") = 0,
+      (std::string(binding::kBoxesDoc) + kDetectionsReturned + " Runs on CPU threads (0: the default count).").c_str());
 
   m.def(
       "decode_boxes_cuda_host",
