@@ -20,8 +20,8 @@ for instance the preprocess op's output in stretch mode):
 Zero-copy on the GPU: given CUDA arrays (radedge.cuda.DeviceArray, torch, CuPy, pycuda,
 DLPack) and ``device="cuda"``, ``cam_overlay_cuda`` reads the CAM and the display in place and
 writes the overlay into a CUDA array (a new DeviceArray, or ``out``), enqueued on ``stream``
-and not waited for; with a ``workspace`` it allocates nothing, so it can be captured in a CUDA
-graph. The device does not check the CAM: where a numpy CAM holding NaN or infinity is refused
+and not waited for; with ``out`` and a ``workspace`` it allocates nothing, so it can be
+captured in a CUDA graph. The device does not check the CAM: where a numpy CAM holding NaN or infinity is refused
 with ValueError, on the device a pixel whose bilinear sample reaches a NaN cell (or an infinite
 one, whose interpolation is mostly NaN) is drawn with t = 0 (the colour map's first entry, or
 grey where ``floor`` > 0) and left out of the min-max range, and an infinite sample stretches
@@ -88,8 +88,8 @@ def overlay_cam(
     ``device="cuda"``, the op is enqueued on ``stream`` (a radedge.cuda.Stream, a torch / CuPy
     / pycuda stream, or None: the legacy default stream) and returns at once: ``out``, or a new
     radedge DeviceArray. ``workspace``: a uint8 CUDA array of
-    ``cam_overlay_cuda_workspace_bytes(display)`` bytes keeps the call allocation-free, for
-    CUDA graph capture. The CAM values are not checked on the device (see the module
+    ``cam_overlay_cuda_workspace_bytes(display)`` bytes; with ``out`` too the call allocates
+    nothing, for CUDA graph capture. The CAM values are not checked on the device (see the module
     docstring); keep the arrays alive until the stream has run the op.
 
     Raises ValueError for arrays or parameters the op cannot use, and host arrays mixed with

@@ -41,7 +41,7 @@ Zero-copy on the GPU. Given CUDA arrays (radedge.cuda.DeviceArray, torch CUDA te
 pycuda: anything with ``__cuda_array_interface__`` or DLPack on a CUDA device) and
 ``device="cuda"``, the three ops read the engine's outputs where they lie and write into
 fixed-size CUDA arrays: new radedge DeviceArrays, or the caller's through ``out=``. They only
-enqueue work on ``stream`` and return at once; with a ``workspace`` (sized by
+enqueue work on ``stream`` and return at once; with ``out`` and a ``workspace`` (sized by
 ``*_cuda_workspace_bytes``) they allocate nothing and wait for nothing, so the chain from
 preprocess to detections can be captured in one ``radedge.cuda.Graph``. A queued stream cannot
 raise, so refused values are marked in the results instead of raised: ``valid[n] = -1`` for
@@ -364,8 +364,9 @@ def decode_dense(
     documented dtypes and shapes), written in place. ``geometry`` may then also be a float64
     [N, 8] CUDA array made from :func:`source_mapping_table`, which a CUDA graph capture needs
     (it cannot upload the geometry itself). ``workspace``: a uint8 CUDA array of
-    ``*_cuda_workspace_bytes(...)`` bytes keeps the call allocation-free and capturable; None
-    takes one from CUDA's stream-ordered pool. Refused values do not raise there: the image's
+    ``*_cuda_workspace_bytes(...)`` bytes; None takes one from CUDA's stream-ordered pool. With
+    ``out`` and a workspace the call allocates nothing and waits for nothing, so a CUDA graph
+    can capture it. Refused values do not raise there: the image's
     ``valid`` is -1 (``Detections.refused``). Keep the inputs and the result alive until the
     stream has run the op. ``threads`` does not apply.
 
@@ -517,7 +518,8 @@ def nms(
     (a KeptBoxes or a (keep, count) pair of CUDA arrays). A NaN score or a non-finite box
     does not raise there: ``count`` is -1 (``KeptBoxes.refused``); ``KeptBoxes.indices()``
     gives what the numpy path returns. ``workspace``: a uint8 CUDA array of
-    ``nms_cuda_workspace_bytes(M, max_detections)`` bytes keeps the call allocation-free.
+    ``nms_cuda_workspace_bytes(M, max_detections)`` bytes; with ``out`` too the call allocates
+    nothing, so a CUDA graph can capture it.
     """
     arrays = dict(boxes=boxes, scores=scores, classes=classes)
     if _zero_copy.runs_on_device("nms", device, arrays, dict(out=out, stream=stream, workspace=workspace)):

@@ -22,13 +22,13 @@ source column 10.
 
 Zero-copy on the GPU: given a CUDA heatmap array (radedge.cuda.DeviceArray, torch, CuPy,
 pycuda, DLPack) and ``device="cuda"``, the op reads it in place and writes fixed-size CUDA
-arrays (new DeviceArrays, or the caller's ``out``), enqueued on ``stream`` and not waited for;
-with a ``workspace`` it allocates nothing, so it can be captured in a CUDA graph. The device
-does not check the values: where numpy heatmaps holding NaN or infinity are refused with
-ValueError, on the device a NaN cell is never a peak and never suppresses a neighbour (a peak
-beside one is not refined along that axis), and infinities compare as the numbers they are
-(an infinite cell can be a peak, scored infinity, or 1 after a sigmoid). Check the engine's
-output upstream (``torch.isfinite``) where it may not be finite.
+arrays (new DeviceArrays, or the caller's ``out``), enqueued on ``stream`` and not waited
+for; with ``out`` and a ``workspace`` it allocates nothing, so it can be captured in a CUDA
+graph. The device does not check the values: where numpy heatmaps holding NaN or infinity
+are refused with ValueError, on the device a NaN cell is never a peak and never suppresses a
+neighbour (a peak beside one is not refined along that axis), and infinities compare as the
+numbers they are (an infinite cell can be a peak, scored infinity, or 1 after a sigmoid).
+Check the engine's output upstream (``torch.isfinite``) where it may not be finite.
 """
 
 from __future__ import annotations
@@ -237,10 +237,10 @@ def find_peaks(
     radedge.cuda.Stream, a torch / CuPy / pycuda stream, or None: the legacy default stream)
     and returns at once; the Peaks hold new radedge DeviceArrays, or ``out``'s (a Peaks, or
     (x, y, score, valid) CUDA arrays of the dtypes and shapes above), written in place.
-    ``workspace``: a uint8 CUDA array of ``heatmap_peaks_cuda_workspace_bytes(...)`` bytes
-    keeps the call allocation-free, for CUDA graph capture. The values are not checked on the
-    device (see the module docstring: NaN cells are skipped, infinities compared); keep the
-    heatmaps and the result alive until the stream has run the op.
+    ``workspace``: a uint8 CUDA array of ``heatmap_peaks_cuda_workspace_bytes(...)`` bytes;
+    with ``out`` too the call allocates nothing, for CUDA graph capture. The values are not
+    checked on the device (see the module docstring: NaN cells are skipped, infinities
+    compared); keep the heatmaps and the result alive until the stream has run the op.
 
     Raises ValueError for arrays or parameters the op cannot use (dtype, shape, layout,
     NaN or infinite values of numpy heatmaps, thresholds, k, radius, geometry, host arrays
