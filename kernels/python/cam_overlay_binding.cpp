@@ -1,13 +1,19 @@
-// Bindings of the CAM overlay op: the numpy arrays are checked here (dtype, rank, layout,
-// writeability) and turned into the views of radedge/cam_overlay.h; the op's own checks
-// (check_cam_overlay_args, check_cam_finite) then run in the backend.
+// Bindings of the CAM overlay op. On numpy arrays (cam_overlay_cpu, cam_overlay_cuda_host): the
+// arrays are checked here (dtype, rank, layout, writeability) and turned into the views of
+// radedge/cam_overlay.h; the op's own checks (check_cam_overlay_args, check_cam_finite) then run
+// in the backend. On CUDA arrays (cam_overlay_cuda): the device-pointer entry, zero-copy into the
+// caller's overlay, following the steps of device_array.h.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "device_array.h"
+#include "device_checks.h"
 #include "head_grid_binding.h"
 #include "radedge/cam_overlay.h"
 #include "radedge/errors.h"
@@ -120,6 +126,18 @@ CamOverlayParams params_from(const py::dict& placement, const py::object& colorm
   return params;
 }
 
+constexpr size_t kWorkspaceAlignment = 256;  // cudaMalloc's, which the CUDA op requires
+
+const DeviceViewRequirements kDeviceCam{false, {kFloat32, kFloat16}, 2, Layout::kCContiguous,
+                                        "a C-contiguous float32 or float16 [h, w] map (one class's)"};
+const DeviceViewRequirements kDeviceDisplay{false, {kUint8}, 2, Layout::kCContiguous,
+                                            "a C-contiguous grey uint8 [H, W] image"};
+const DeviceViewRequirements kDeviceOverlay{true, {kUint8}, 3, Layout::kCContiguous,
+                                            "a C-contiguous uint8 [H, W, 3] RGB image"};
+const DeviceViewRequirements kDeviceWorkspace{true, {kUint8}, 1, Layout::kCContiguous,
+                                              "a uint8 [bytes] device buffer of cam_overlay_cuda_workspace_bytes(H, "
+                                              "W) bytes or more"};
+
 }  // namespace
 
 void bind_cam_overlay(py::module_& m) {
@@ -178,6 +196,85 @@ void bind_cam_overlay(py::module_& m) {
       "cam_overlay_cpu's op run by the CUDA kernels on host arrays: copies cam and display to the current CUDA "
       "device, runs, waits and copies the overlay back. Raises RuntimeError naming the CUDA error, or saying that "
       "the module was built without CUDA.");
+
+  m.def(
+      "cam_overlay_cuda",
+      [](py::handle cam, py::handle display, py::handle out, const py::dict& placement, const py::object& colormap,
+         double alpha, double floor, const std::string& normalise, double low, double high, py::handle workspace,
+         py::handle stream) {
+        constexpr const char* op = "cam_overlay";
+        const std::shared_ptr<cuda::Stream> on = stream_argument(stream, op);
+        // Every argument is checked from its metadata before CUDA is touched.
+        binding::DeviceArgs args(*on);
+        const DeviceView& cam_in = args.add(cam, "cam", kDeviceCam);
+        const DeviceView& display_in = args.add(display, "display", kDeviceDisplay);
+        const DeviceView& out_in = args.add(out, "out", kDeviceOverlay);
+        const DeviceView* workspace_in =
+            workspace.is_none() ? nullptr : &args.add(workspace, "workspace", kDeviceWorkspace);
+
+        CamView cam_view;
+        cam_view.data = cam_in.data;
+        cam_view.type = cuda::same_dtype(cam_in.dtype, kFloat32) ? MapType::kFloat32 : MapType::kFloat16;
+        cam_view.height = cam_in.shape[0];
+        cam_view.width = cam_in.shape[1];
+        DisplayView display_view;
+        display_view.data = static_cast<const uint8_t*>(display_in.data);
+        display_view.rows = display_in.shape[0];
+        display_view.columns = display_in.shape[1];
+        binding::require_shape(out_in, {display_view.rows, display_view.columns, 3}, "RGB for every display pixel");
+        OverlayView out_view;
+        out_view.data = static_cast<uint8_t*>(out_in.data);
+        out_view.rows = out_in.shape[0];
+        out_view.columns = out_in.shape[1];
+        const CamOverlayParams params = params_from(placement, colormap, alpha, floor, normalise, low, high);
+        check_cam_overlay_args(cam_view, display_view, out_view, params);
+        for (const DeviceView* argument : args.all()) binding::require_aligned(*argument);
+        if (workspace_in) binding::require_aligned(*workspace_in, kWorkspaceAlignment);
+        std::vector<const DeviceView*> all;
+        for (const DeviceView* argument : args.all()) all.push_back(argument);
+        binding::refuse_overlaps({&out_in}, all);
+
+        require_cuda(op);
+        const int device = prepare_device_views(args.all(), *on, op);
+        {
+          py::gil_scoped_release release;
+          cuda::DeviceGuard guard(device, op);
+          if (workspace_in) {
+            cam_overlay_cuda(cam_view, display_view, out_view, params, workspace_in->data,
+                             static_cast<size_t>(workspace_in->shape[0]), on->handle());
+          } else {
+            const size_t bytes = cam_overlay_cuda_workspace_bytes(display_view);
+            // Given back on the stream after the op, so nothing waits for it here.
+            const cuda::ScratchBuffer scratch(bytes, kWorkspaceAlignment, *on, op);
+            cam_overlay_cuda(cam_view, display_view, out_view, params, scratch.get(), bytes, on->handle());
+          }
+        }
+      },
+      py::arg("cam"), py::arg("display"), py::arg("out"), py::kw_only(), py::arg("placement"), py::arg("colormap"),
+      py::arg("alpha"), py::arg("floor"), py::arg("normalise"), py::arg("low") = 0.0, py::arg("high") = 1.0,
+      py::arg("workspace") = py::none(), py::arg("stream") = py::none(),
+      "cam_overlay_cpu's op on CUDA arrays, zero-copy: cam (float32/float16 [h, w]) and display (uint8 [H, W]) in, "
+      "the caller's out (uint8 [H, W, 3], RGB) written, all C-contiguous. The CAM values are not checked on the "
+      "device: a display pixel whose bilinear sample reaches a NaN or infinite cell is mostly a NaN sample, drawn "
+      "with t = 0 (the colour map's first entry, or grey where floor > 0) and left out of the min-max range; an "
+      "infinite sample stretches the range to infinity, which draws every pixel with t = 0 (the host-array "
+      "entries refuse both). Every array is any exporter's "
+      "__cuda_array_interface__ / DLPack CUDA array on the stream's device. Enqueued on `stream` (a radedge Stream; "
+      "None: the legacy default stream) and not waited for. `workspace`: a uint8 device buffer of "
+      "cam_overlay_cuda_workspace_bytes(H, W) bytes, 256-byte aligned, keeps the call allocation-free (for CUDA "
+      "graphs); None takes one from CUDA's stream-ordered pool. Returns None (the min-max range stays on the "
+      "device).");
+
+  m.def(
+      "cam_overlay_cuda_workspace_bytes",
+      [](int64_t rows, int64_t columns) {
+        DisplayView display;
+        display.rows = rows;
+        display.columns = columns;
+        return cam_overlay_cuda_workspace_bytes(display);
+      },
+      py::arg("rows"), py::arg("columns"),
+      "Bytes of device workspace cam_overlay_cuda needs for a rows x columns display.");
 }
 
 }  // namespace radedge

@@ -32,6 +32,7 @@ void bind_mask_decode_cuda(py::module_& m);  // mask_decode_cuda_binding.cpp
 void bind_heatmap_peaks(py::module_& m);  // heatmap_peaks_binding.cpp
 void bind_cam_overlay(py::module_& m);  // cam_overlay_binding.cpp
 void bind_detection(py::module_& m);   // detection_binding.cpp
+void bind_detection_cuda(py::module_& m);  // detection_cuda_binding.cpp
 void bind_histogram(py::module_& m);   // histogram_binding.cpp
 void bind_histogram_cuda(py::module_& m);   // histogram_cuda_binding.cpp
 }  // namespace radedge
@@ -94,6 +95,7 @@ PYBIND11_MODULE(_kernels, m) {
   radedge::bind_heatmap_peaks(m);
   radedge::bind_cam_overlay(m);
   radedge::bind_detection(m);
+  radedge::bind_detection_cuda(m);
   radedge::bind_histogram(m);
   radedge::bind_histogram_cuda(m);
 }

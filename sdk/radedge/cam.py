@@ -16,6 +16,17 @@ for instance the preprocess op's output in stretch mode):
   [256, 3] RGB table) at index round(255 t);
 - alpha-blended over the grey image, exactly rounded in integers with alpha quantised to
   1/255, where the normalised value reaches ``floor`` (elsewhere the grey shows through).
+
+Zero-copy on the GPU: given CUDA arrays (radedge.cuda.DeviceArray, torch, CuPy, pycuda,
+DLPack) and ``device="cuda"``, ``cam_overlay_cuda`` reads the CAM and the display in place and
+writes the overlay into a CUDA array (a new DeviceArray, or ``out``), enqueued on ``stream``
+and not waited for; with ``out`` and a ``workspace`` it allocates nothing, so it can be
+captured in a CUDA graph. The device does not check the CAM: where a numpy CAM holding NaN or infinity is refused
+with ValueError, on the device a pixel whose bilinear sample reaches a NaN cell (or an infinite
+one, whose interpolation is mostly NaN) is drawn with t = 0 (the colour map's first entry, or
+grey where ``floor`` > 0) and left out of the min-max range, and an infinite sample stretches
+that range to infinity, which draws every pixel with t = 0. Check the CAM upstream
+(``torch.isfinite``) where it may not be finite.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _zero_copy, cuda
 from ._head_grid import placement
 from ._native import kernels, require_device
 from .errors import NativeOpError
@@ -43,8 +55,8 @@ def colormap_table(name: str) -> np.ndarray:
 
 
 def overlay_cam(
-    cam: np.ndarray,
-    display: np.ndarray,
+    cam: Any,
+    display: Any,
     geometry: Any,
     *,
     input_size: Any,
@@ -52,10 +64,12 @@ def overlay_cam(
     alpha: float = 0.4,
     normalise: str | Sequence[float] = "minmax",
     floor: float = 0.0,
-    out: np.ndarray | None = None,
+    out: Any = None,
     threads: int = 0,
     device: Device = "cpu",
-) -> np.ndarray:
+    workspace: Any = None,
+    stream: Any = None,
+) -> Any:
     """The CAM over the display image, as uint8 [H, W, 3] RGB.
 
     ``cam``: float32 or float16 [h, w], C-contiguous, finite: one class's map over the whole
@@ -63,20 +77,24 @@ def overlay_cam(
     region that was resized into the model input (the whole image, or its crop), at any
     size. ``geometry``: the ResizeGeometry the preprocess op returned for the model input.
     ``input_size``: the model input's (height, width), or its PreprocessSpec.
-    ``colormap``: ``"turbo"``, ``"jet"`` or a uint8 [256, 3] RGB table. ``alpha``: colour
-    opacity in [0, 1]. ``normalise``: ``"minmax"`` or a fixed ``(low, high)`` range in CAM
-    units. ``floor``: normalised values below it (in [0, 1]) are not coloured. ``out``: a
-    C-contiguous uint8 [H, W, 3] array to write into instead of a new one. ``threads``:
-    CPU threads (0: RADEDGE_NUM_THREADS or all cores); the result is the same for any
-    count. ``device``: ``"cpu"``, or ``"cuda"`` (copies to the GPU and back).
+    ``colormap``: ``"turbo"``, ``"jet"`` or a uint8 [256, 3] RGB numpy table. ``alpha``:
+    colour opacity in [0, 1]. ``normalise``: ``"minmax"`` or a fixed ``(low, high)`` range in
+    CAM units. ``floor``: normalised values below it (in [0, 1]) are not coloured. ``out``: a
+    C-contiguous uint8 [H, W, 3] array to write into instead of a new one. ``threads``: CPU
+    threads (0: RADEDGE_NUM_THREADS or all cores); the result is the same for any count.
+    ``device``: ``"cpu"``, or ``"cuda"`` (numpy arrays are copied to the GPU and back).
 
-    Raises ValueError for arrays or parameters the op cannot use and NativeOpError when
-    ``device`` is not available or the CUDA op fails.
+    Zero-copy: with CUDA arrays for ``cam``, ``display`` (and ``out``, when given) and
+    ``device="cuda"``, the op is enqueued on ``stream`` (a radedge.cuda.Stream, a torch / CuPy
+    / pycuda stream, or None: the legacy default stream) and returns at once: ``out``, or a new
+    radedge DeviceArray. ``workspace``: a uint8 CUDA array of
+    ``cam_overlay_cuda_workspace_bytes(display)`` bytes; with ``out`` too the call allocates
+    nothing, for CUDA graph capture. The CAM values are not checked on the device (see the module
+    docstring); keep the arrays alive until the stream has run the op.
+
+    Raises ValueError for arrays or parameters the op cannot use, and host arrays mixed with
+    CUDA arrays; NativeOpError when ``device`` is not available or the CUDA op fails.
     """
-    for name, array in (("cam", cam), ("display", display)):
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
-    require_device("cam_overlay", device)
     if isinstance(normalise, str):
         low, high = 0.0, 1.0
     else:
@@ -85,6 +103,29 @@ def overlay_cam(
         except (TypeError, ValueError):
             raise ValueError(f"normalise must be 'minmax' or a (low, high) pair of numbers; got {normalise!r}") from None
         normalise = "fixed"
+    if _zero_copy.runs_on_device(
+        "cam_overlay", device, dict(cam=cam, display=display, out=out), dict(stream=stream, workspace=workspace)
+    ):
+        stream = cuda.as_stream(stream)
+        cam, display = (_zero_copy.as_device_input(a, stream) for a in (cam, display))
+        if out is None:
+            shape = _zero_copy.shape_of(display, "display")
+            if len(shape) != 2:
+                raise ValueError(f"display must be a grey uint8 [H, W] image; got shape {shape}")
+            out = _zero_copy.output(None, "out", (*shape, 3), "uint8", stream)
+        else:
+            out = _zero_copy.as_device_input(out, stream)
+        with _zero_copy.native_errors():
+            kernels().cam_overlay_cuda(
+                cam, display, out, placement=placement(geometry, input_size), colormap=colormap, alpha=float(alpha),
+                floor=float(floor), normalise=normalise, low=low, high=high, workspace=workspace, stream=stream,
+            )
+        cuda.mark_written(out, stream)
+        return out
+    for name, array in (("cam", cam), ("display", display)):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
+    require_device("cam_overlay", device)
     if out is None:
         out = np.empty((*display.shape[:2], 3), dtype=np.uint8) if display.ndim == 2 else np.empty((0, 0, 3), np.uint8)
     elif not isinstance(out, np.ndarray):
@@ -101,3 +142,14 @@ def overlay_cam(
         except RuntimeError as exc:
             raise NativeOpError(str(exc)) from exc
     return out
+
+
+def cam_overlay_cuda_workspace_bytes(display: Any) -> int:
+    """Bytes of device workspace :func:`overlay_cam` needs on CUDA arrays for a display of
+    ``display``'s [H, W] shape (the array, or its shape); pass a uint8 DeviceArray of that size
+    as ``workspace``."""
+    shape = tuple(int(n) for n in getattr(display, "shape", display))
+    if len(shape) != 2:
+        raise ValueError(f"display must be [H, W]; got shape {shape}")
+    with _zero_copy.native_errors():
+        return kernels().cam_overlay_cuda_workspace_bytes(*shape)

@@ -2,7 +2,8 @@
 
 A heatmap head (the ``vcf`` model's vertebral levels L1-L5, one channel each, and its
 fracture points) outputs float16/float32 [N, C, h, w] over the whole model input. The
-native op ``radedge._kernels.heatmap_peaks_cpu`` (or ``heatmap_peaks_cuda_host``) finds,
+native op ``radedge._kernels.heatmap_peaks_cpu`` (or ``heatmap_peaks_cuda_host``, or
+``heatmap_peaks_cuda`` on CUDA arrays) finds,
 per channel, on the cells whose centres lie inside the image content (letterbox padding
 is ignored):
 
@@ -18,6 +19,16 @@ its two neighbours (exact for a quadratic peak; offset clamped to half a cell; n
 the content's edge or on a flat top), then mapped through the inverse of the preprocess
 placement into source pixels: continuous coordinates, where x = 10.5 is the centre of
 source column 10.
+
+Zero-copy on the GPU: given a CUDA heatmap array (radedge.cuda.DeviceArray, torch, CuPy,
+pycuda, DLPack) and ``device="cuda"``, the op reads it in place and writes fixed-size CUDA
+arrays (new DeviceArrays, or the caller's ``out``), enqueued on ``stream`` and not waited
+for; with ``out`` and a ``workspace`` it allocates nothing, so it can be captured in a CUDA
+graph. The device does not check the values: where numpy heatmaps holding NaN or infinity
+are refused with ValueError, on the device a NaN cell is never a peak and never suppresses a
+neighbour (a peak beside one is not refined along that axis), and infinities compare as the
+numbers they are (an infinite cell can be a peak, scored infinity, or 1 after a sigmoid).
+Check the engine's output upstream (``torch.isfinite``) where it may not be finite.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _zero_copy, cuda
 from ._head_grid import placement
 from ._native import kernels, require_device
 from .errors import NativeOpError
@@ -44,24 +56,60 @@ class Peaks:
     ``score``: float32 [N, C, K], the heatmap value after the activation; ``valid``: int32
     [N, C], how many of the K entries of each channel are peaks. A channel's peaks come
     first, best first; entries past ``valid`` are NaN.
+
+    numpy arrays from numpy heatmaps; CUDA arrays (new DeviceArrays or the caller's ``out``)
+    from CUDA heatmaps, to be read once the stream has run the op (``to_numpy``).
     """
 
-    x: np.ndarray
-    y: np.ndarray
-    score: np.ndarray
-    valid: np.ndarray
+    x: Any
+    y: Any
+    score: Any
+    valid: Any
+
+    @property
+    def on_device(self) -> bool:
+        """True when the arrays are CUDA arrays (the zero-copy path)."""
+        return _zero_copy.is_on_device(self.valid)
+
+    def to_numpy(self, stream: Any = None) -> Peaks:
+        """These peaks with numpy arrays (numpy peaks are returned as they are), copied on
+        ``stream`` (None: the legacy default stream) and finished on return; radedge DeviceArrays
+        are read after the stream that wrote them, other arrays should be written on ``stream``
+        or synchronised first."""
+        if not self.on_device:
+            return self
+        return Peaks(*(_zero_copy.to_host(a, stream) for a in (self.x, self.y, self.score, self.valid)))
 
     def points(self, image: int = 0, channel: int = 0) -> np.ndarray:
-        """float32 [valid, 3]: (x, y, score) of each peak of one channel, best first."""
-        count = int(self.valid[image, channel])
+        """float32 [valid, 3]: (x, y, score) of each peak of one channel, best first (CUDA peaks are
+        copied to the host first, as ``to_numpy()`` does)."""
+        host = self.to_numpy()
+        count = int(host.valid[image, channel])
         return np.stack(
-            [self.x[image, channel, :count], self.y[image, channel, :count], self.score[image, channel, :count]],
+            [host.x[image, channel, :count], host.y[image, channel, :count], host.score[image, channel, :count]],
             axis=1,
         )
 
 
+def _per_image(geometry: Any) -> bool:
+    return isinstance(geometry, Sequence) and not isinstance(geometry, (str, bytes))
+
+
+def _geometries(heatmaps_shape: tuple[int, ...], geometry: Any) -> list[Any]:
+    """One geometry for the batch, or one per image (the op takes one per call)."""
+    if _per_image(geometry):
+        geometries = list(geometry)
+        if not heatmaps_shape or len(geometries) != heatmaps_shape[0]:
+            raise ValueError(
+                f"geometry is a sequence of {len(geometries)}; it must hold one geometry per image of the "
+                f"batch ({heatmaps_shape[0] if heatmaps_shape else 0}), or be one geometry for all"
+            )
+        return geometries
+    return [geometry]
+
+
 def _run(
-    heatmaps: np.ndarray,
+    heatmaps: Any,
     geometry: Any,
     input_size: Any,
     mode: str,
@@ -72,25 +120,26 @@ def _run(
     refine: bool,
     threads: int,
     device: str,
+    out: Any = None,
+    workspace: Any = None,
+    stream: Any = None,
 ) -> Peaks:
-    if not isinstance(heatmaps, np.ndarray):
-        raise TypeError(f"heatmaps must be a numpy array; got {type(heatmaps).__name__}")
-    require_device("heatmap_peaks", device)
-    # One geometry for the batch, or one per image (the op takes one per call).
-    if isinstance(geometry, Sequence) and not isinstance(geometry, (str, bytes)):
-        geometries = list(geometry)
-        if heatmaps.ndim < 1 or len(geometries) != heatmaps.shape[0]:
-            raise ValueError(
-                f"geometry is a sequence of {len(geometries)}; it must hold one geometry per image of the "
-                f"batch ({heatmaps.shape[0] if heatmaps.ndim else 0}), or be one geometry for all"
-            )
-        batches = [(heatmaps[n : n + 1], g) for n, g in enumerate(geometries)]
-    else:
-        batches = [(heatmaps, geometry)]
     arguments = dict(
         mode=mode, k=int(k), threshold=[float(t) for t in threshold], radius=int(radius), activation=activation,
         refine=bool(refine),
     )
+    if _zero_copy.runs_on_device(
+        "heatmap_peaks", device, dict(heatmaps=heatmaps), dict(out=out, stream=stream, workspace=workspace)
+    ):
+        return _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, stream)
+    if not isinstance(heatmaps, np.ndarray):
+        raise TypeError(f"heatmaps must be a numpy array; got {type(heatmaps).__name__}")
+    require_device("heatmap_peaks", device)
+    geometries = _geometries(heatmaps.shape, geometry)
+    if _per_image(geometry):
+        batches = [(heatmaps[n : n + 1], g) for n, g in enumerate(geometries)]
+    else:
+        batches = [(heatmaps, geometry)]
     parts = []
     for maps, g in batches:
         call = dict(arguments, placement=placement(g, input_size))
@@ -106,8 +155,56 @@ def _run(
     return Peaks(*(np.concatenate(arrays) for arrays in zip(*parts)))
 
 
+def _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, stream) -> Peaks:
+    stream = cuda.as_stream(stream)
+    heatmaps = _zero_copy.as_device_input(heatmaps, stream)
+    shape = _zero_copy.shape_of(heatmaps, "heatmaps")
+    if len(shape) != 4:
+        raise ValueError(f"heatmaps must be float32 or float16 [N, C, h, w]; got shape {shape}")
+    k = arguments["k"]
+    if not 1 <= k <= kernels().MAX_PEAKS:
+        raise ValueError(f"k (peaks per channel) must be 1 to {kernels().MAX_PEAKS}; got {k}")
+    placements = [placement(g, input_size) for g in _geometries(shape, geometry)]
+    if out is None:
+        given = (None,) * 4
+    else:
+        given = (out.x, out.y, out.score, out.valid) if isinstance(out, Peaks) else tuple(out)
+        if len(given) != 4:
+            raise ValueError(f"out must be a Peaks or (x, y, score, valid) CUDA arrays; got {len(given)} items")
+    batch, channels = shape[:2]
+    specs = (
+        ("out.x", (batch, channels, k), "float32"),
+        ("out.y", (batch, channels, k), "float32"),
+        ("out.score", (batch, channels, k), "float32"),
+        ("out.valid", (batch, channels), "int32"),
+    )
+    x, y, score, valid = (
+        _zero_copy.output(g, name, array_shape, dtype, stream) for g, (name, array_shape, dtype) in zip(given, specs)
+    )
+    with _zero_copy.native_errors():
+        kernels().heatmap_peaks_cuda(
+            heatmaps, out_x=x, out_y=y, out_score=score, out_valid=valid, placements=placements, workspace=workspace,
+            stream=stream, **arguments,
+        )
+    for array in (x, y, score, valid):
+        cuda.mark_written(array, stream)
+    return Peaks(x, y, score, valid)
+
+
+def heatmap_peaks_cuda_workspace_bytes(heatmaps: Any, geometry: Any, *, input_size: Any) -> int:
+    """Bytes of device workspace :func:`find_peaks` and :func:`find_argmax` need on CUDA heatmaps of
+    ``heatmaps``' [N, C, h, w] shape (the array, or its shape) placed by ``geometry`` (one for the
+    batch or one per image); pass a uint8 DeviceArray of that size as ``workspace``."""
+    shape = tuple(int(n) for n in getattr(heatmaps, "shape", heatmaps))
+    if len(shape) != 4:
+        raise ValueError(f"heatmaps must be [N, C, h, w]; got shape {shape}")
+    placements = [placement(g, input_size) for g in _geometries(shape, geometry)]
+    with _zero_copy.native_errors():
+        return kernels().heatmap_peaks_cuda_workspace_bytes(*shape, placements=placements)
+
+
 def find_peaks(
-    heatmaps: np.ndarray,
+    heatmaps: Any,
     geometry: Any,
     *,
     input_size: Any,
@@ -118,6 +215,9 @@ def find_peaks(
     refine: bool = True,
     threads: int = 0,
     device: Device = "cpu",
+    out: Peaks | Sequence[Any] | None = None,
+    workspace: Any = None,
+    stream: Any = None,
 ) -> Peaks:
     """Up to ``k`` peaks per channel of ``heatmaps``, in source-image pixels.
 
@@ -129,21 +229,32 @@ def find_peaks(
     ``logit >= log(t / (1 - t))``. ``k``: 1 to 1024 peaks kept per channel. ``radius``:
     the local-maximum window is 2 radius + 1 cells wide (1 to 32). ``refine``: sub-cell
     quadratic refinement. ``threads``: CPU threads (0: RADEDGE_NUM_THREADS or all cores);
-    the result is the same for any count. ``device``: ``"cpu"``, or ``"cuda"`` (copies to
-    the GPU and back; for checking the CUDA kernels against the CPU ones).
+    the result is the same for any count. ``device``: ``"cpu"``, or ``"cuda"`` (numpy
+    heatmaps are copied to the GPU and back; for checking the CUDA kernels against the CPU
+    ones).
+
+    Zero-copy: with CUDA heatmaps and ``device="cuda"`` the op is enqueued on ``stream`` (a
+    radedge.cuda.Stream, a torch / CuPy / pycuda stream, or None: the legacy default stream)
+    and returns at once; the Peaks hold new radedge DeviceArrays, or ``out``'s (a Peaks, or
+    (x, y, score, valid) CUDA arrays of the dtypes and shapes above), written in place.
+    ``workspace``: a uint8 CUDA array of ``heatmap_peaks_cuda_workspace_bytes(...)`` bytes;
+    with ``out`` too the call allocates nothing, for CUDA graph capture. The values are not
+    checked on the device (see the module docstring: NaN cells are skipped, infinities
+    compared); keep the heatmaps and the result alive until the stream has run the op.
 
     Raises ValueError for arrays or parameters the op cannot use (dtype, shape, layout,
-    NaN or infinite values, thresholds, k, radius, geometry) and NativeOpError when
-    ``device`` is not available or the CUDA op fails.
+    NaN or infinite values of numpy heatmaps, thresholds, k, radius, geometry, host arrays
+    mixed with CUDA arrays) and NativeOpError when ``device`` is not available or the CUDA
+    op fails.
     """
     return _run(
         heatmaps, geometry, input_size, "peaks", k, np.atleast_1d(threshold).tolist(), radius, activation, refine,
-        threads, device,
+        threads, device, out, workspace, stream,
     )
 
 
 def find_argmax(
-    heatmaps: np.ndarray,
+    heatmaps: Any,
     geometry: Any,
     *,
     input_size: Any,
@@ -151,12 +262,19 @@ def find_argmax(
     refine: bool = True,
     threads: int = 0,
     device: Device = "cpu",
+    out: Peaks | Sequence[Any] | None = None,
+    workspace: Any = None,
+    stream: Any = None,
 ) -> Peaks:
     """The best cell of each channel of ``heatmaps`` (K = 1, no threshold), in source pixels.
 
     For landmark heads with exactly one landmark per channel. Ties go to the first cell in
     raster order. ``valid`` is 1 for every channel unless no cell centre lies inside the
-    image content (an image much narrower than one cell). Arguments as ``find_peaks``; the
-    result equals ``find_peaks`` with ``k=1`` and a threshold below every value.
+    image content (an image much narrower than one cell). Arguments, zero-copy path
+    included, as ``find_peaks``; the result equals ``find_peaks`` with ``k=1`` and a
+    threshold below every value.
     """
-    return _run(heatmaps, geometry, input_size, "argmax", 1, [0.0], 1, activation, refine, threads, device)
+    return _run(
+        heatmaps, geometry, input_size, "argmax", 1, [0.0], 1, activation, refine, threads, device, out, workspace,
+        stream,
+    )
