@@ -13,7 +13,12 @@ OUT    ?= out/demo
 INSTALL_INPUTS := CMakeLists.txt pyproject.toml $(shell find kernels -type f 2>/dev/null) \
                   $(shell find sdk export -name __init__.py 2>/dev/null)
 
-.PHONY: demo test bench venv clean
+# The CUDA sources compiled against the CPU emulator (kernels/emulation): a test-only build of
+# the native module whose CUDA ops run, slowly, where no GPU is attached.
+EMULATED := build/cuda-emulation
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+
+.PHONY: demo test test-cuda-emulated bench venv clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +42,18 @@ demo: $(VENV)/.installed
 test: $(VENV)/.test-deps
 	$(VENV)/bin/radedge doctor
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-cuda-emulated
+
+# The CUDA tests (marked needs_cuda) against the emulated build: threads of a block in order,
+# then in reverse order, so that a kernel that needs a barrier it lacks fails one of the runs.
+test-cuda-emulated: $(VENV)/.test-deps
+	cmake -S . -B $(EMULATED) -DRADEDGE_CUDA_EMULATION=ON -DPython_EXECUTABLE=$(abspath $(PY)) \
+	      -Dpybind11_DIR="$$($(PY) -m pybind11 --cmakedir)" -DSKBUILD_PROJECT_VERSION=$(VERSION) >/dev/null
+	cmake --build $(EMULATED) --parallel "$$(nproc)"
+	RADEDGE_TEST_KERNELS="$$(ls $(EMULATED)/_kernels*.so)" PYTHONPATH=tests/kernels_override \
+	  $(PY) -m pytest -q -p no:cacheprovider -m needs_cuda tests
+	RADEDGE_TEST_KERNELS="$$(ls $(EMULATED)/_kernels*.so)" PYTHONPATH=tests/kernels_override \
+	  RADEDGE_EMULATION_ORDER=reverse $(PY) -m pytest -q -p no:cacheprovider -m needs_cuda tests
 
 bench: $(VENV)/.installed
 	$(PY) examples/bench_preprocess.py

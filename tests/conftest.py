@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 
 import pytest
+
+
+def _load_kernels_override() -> None:
+    """RADEDGE_TEST_KERNELS: run the suite against another build of the native module (see
+    tests/kernels_override/sitecustomize.py)."""
+    if not os.environ.get("RADEDGE_TEST_KERNELS"):
+        return
+    spec = importlib.util.spec_from_file_location(
+        "radedge_tests_kernels_override", os.path.join(os.path.dirname(__file__), "kernels_override", "sitecustomize.py")
+    )
+    override = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(override)  # loads the module as radedge._kernels
+
+
+_load_kernels_override()
 
 
 def _cuda_unavailable_reason() -> str | None:

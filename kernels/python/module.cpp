@@ -51,6 +51,11 @@ PYBIND11_MODULE(_kernels, m) {
     info["cuda"] = false;
     info["cuda_architectures"] = "";
 #endif
+#ifdef RADEDGE_CUDA_EMULATION
+    info["cuda_emulation"] = true;  // the CUDA ops run on the CPU emulator: a test build
+#else
+    info["cuda_emulation"] = false;
+#endif
     info["hardware_threads"] = std::thread::hardware_concurrency();
     return info;
   }, "How this module was built: version, whether CUDA ops are compiled in, for which GPUs.");

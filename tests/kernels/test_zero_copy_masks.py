@@ -820,6 +820,11 @@ def test_device_properties_refuse_clearly_without_a_device():
 def test_device_properties_name_the_device_and_versions():
     properties = cuda.device_properties()
     assert properties["name"] and properties["multiprocessors"] > 0 and properties["total_memory_bytes"] > 2**28
+    if kernels().build_info()["cuda_emulation"]:
+        # The CPU emulator (a test build) names itself and claims no GPU generation or versions.
+        assert "emulator" in properties["name"] and properties["compute_capability"] == (0, 0)
+        assert cuda.device_properties(properties["device"]) == properties
+        return
     major, minor = properties["compute_capability"]
     assert major >= 5 and minor >= 0
     # CUDA's minor-version compatibility lets a runtime run on a driver of the same major version.
@@ -866,6 +871,9 @@ def test_gpu_benchmark_runs_and_reports_ratios():
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
     assert "results match radedge's CPU ops" in out
+    if kernels().build_info()["cuda_emulation"]:
+        assert "nothing was timed" in out and "ratio" not in out, out
+        return
     assert out.count("ratio") >= 2 and "GB/s read + written" in out and "host launch" in out
     if hasattr(kernels(), "nms_cuda"):
         assert "preprocess + mask decode + NMS" in out, out
