@@ -44,16 +44,22 @@ test: $(VENV)/.test-deps
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory test-cuda-emulated
 
-# The CUDA tests (marked needs_cuda) against the emulated build: threads of a block in order,
-# then in reverse order, so that a kernel that needs a barrier it lacks fails one of the runs.
+# The CUDA tests (marked needs_cuda) against the emulated build, twice: the threads of each
+# block in order; then in reverse order, built with AddressSanitizer + UBSan. A kernel that
+# lacks a barrier fails one of the runs; one that touches a byte past an allocation, the second.
+EMULATED_FLAGS := -DRADEDGE_CUDA_EMULATION=ON -DPython_EXECUTABLE=$(abspath $(PY)) -DSKBUILD_PROJECT_VERSION=$(VERSION)
+EMULATED_TEST  := PYTHONPATH=tests/kernels_override $(PY) -m pytest -q -p no:cacheprovider -m needs_cuda tests
+SANITIZERS     := $(shell $(CXX) -print-file-name=libasan.so):$(shell $(CXX) -print-file-name=libubsan.so)
+
 test-cuda-emulated: $(VENV)/.test-deps
-	cmake -S . -B $(EMULATED) -DRADEDGE_CUDA_EMULATION=ON -DPython_EXECUTABLE=$(abspath $(PY)) \
-	      -Dpybind11_DIR="$$($(PY) -m pybind11 --cmakedir)" -DSKBUILD_PROJECT_VERSION=$(VERSION) >/dev/null
+	cmake -S . -B $(EMULATED) $(EMULATED_FLAGS) -Dpybind11_DIR="$$($(PY) -m pybind11 --cmakedir)" >/dev/null
 	cmake --build $(EMULATED) --parallel "$$(nproc)"
-	RADEDGE_TEST_KERNELS="$$(ls $(EMULATED)/_kernels*.so)" PYTHONPATH=tests/kernels_override \
-	  $(PY) -m pytest -q -p no:cacheprovider -m needs_cuda tests
-	RADEDGE_TEST_KERNELS="$$(ls $(EMULATED)/_kernels*.so)" PYTHONPATH=tests/kernels_override \
-	  RADEDGE_EMULATION_ORDER=reverse $(PY) -m pytest -q -p no:cacheprovider -m needs_cuda tests
+	RADEDGE_TEST_KERNELS="$$(ls $(EMULATED)/_kernels*.so)" $(EMULATED_TEST)
+	cmake -S . -B $(EMULATED)-asan $(EMULATED_FLAGS) -DRADEDGE_EMULATION_SANITIZE=ON \
+	      -Dpybind11_DIR="$$($(PY) -m pybind11 --cmakedir)" >/dev/null
+	cmake --build $(EMULATED)-asan --parallel "$$(nproc)"
+	RADEDGE_TEST_KERNELS="$$(ls $(EMULATED)-asan/_kernels*.so)" RADEDGE_EMULATION_ORDER=reverse \
+	  LD_PRELOAD="$(SANITIZERS)" ASAN_OPTIONS=detect_leaks=0 $(EMULATED_TEST) -p no:faulthandler -s
 
 bench: $(VENV)/.installed
 	$(PY) examples/bench_preprocess.py

@@ -225,9 +225,8 @@ void resume_thread(BlockRun& run, int t) {
 // Runs one block: every thread until it finishes, releasing barriers when all live threads of
 // the block (or warp) have reached them.
 void run_block(BlockRun& run, int threads, const char* name) {
-  if (run.fibers.size() < static_cast<size_t>(threads)) {
-    while (run.fibers.size() < static_cast<size_t>(threads)) run.fibers.push_back(std::make_unique<Fiber>(kFiberStackBytes));
-  }
+  // Stacks are kept for the next block: a launch of 35 000 blocks reuses the same 256.
+  while (run.fibers.size() < static_cast<size_t>(threads)) run.fibers.push_back(std::make_unique<Fiber>(kFiberStackBytes));
   run.states.assign(static_cast<size_t>(threads), ThreadState::kReady);
   run.indices.resize(static_cast<size_t>(threads));
   run.exchange[0].assign(static_cast<size_t>(threads), 0);
@@ -379,8 +378,6 @@ cudaError_t cudaGetLastError() {
   return error;
 }
 
-cudaError_t cudaPeekAtLastError() { return last_error; }
-
 const char* cudaGetErrorName(cudaError_t error) {
   switch (error) {
     case cudaSuccess: return "cudaSuccess";
@@ -481,12 +478,6 @@ cudaError_t cudaRuntimeGetVersion(int* version) {
   return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize() {
-  std::lock_guard<std::recursive_mutex> guard(lock());
-  if (refuse_unsafe_call()) return cudaErrorStreamCaptureUnsupported;
-  return cudaSuccess;
-}
-
 cudaError_t cudaFuncSetAttribute(const void* function, cudaFuncAttribute attribute, int value) {
   std::lock_guard<std::recursive_mutex> guard(lock());
   if (function == nullptr || attribute != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
@@ -499,12 +490,19 @@ cudaError_t cudaFuncSetAttribute(const void* function, cudaFuncAttribute attribu
 
 // ---- memory ------------------------------------------------------------------------------------------------
 
-cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+namespace {
+// cudaMalloc and cudaHostAlloc: synchronous, so refused during a capture that forbids it.
+cudaError_t allocate_outside_capture(void** pointer, size_t bytes, cudaMemoryType type) {
   std::lock_guard<std::recursive_mutex> guard(lock());
   if (pointer == nullptr) return fail(cudaErrorInvalidValue);
   if (refuse_unsafe_call()) return cudaErrorStreamCaptureUnsupported;
-  *pointer = allocate(bytes, cudaMemoryTypeDevice);
+  *pointer = allocate(bytes, type);
   return *pointer ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+}  // namespace
+
+cudaError_t cudaMalloc(void** pointer, size_t bytes) {
+  return allocate_outside_capture(pointer, bytes, cudaMemoryTypeDevice);
 }
 
 cudaError_t cudaFree(void* pointer) {
@@ -531,11 +529,7 @@ cudaError_t cudaFreeAsync(void* pointer, cudaStream_t stream) {
 }
 
 cudaError_t cudaHostAlloc(void** pointer, size_t bytes, unsigned int /*flags*/) {
-  std::lock_guard<std::recursive_mutex> guard(lock());
-  if (pointer == nullptr) return fail(cudaErrorInvalidValue);
-  if (refuse_unsafe_call()) return cudaErrorStreamCaptureUnsupported;
-  *pointer = allocate(bytes, cudaMemoryTypeHost);
-  return *pointer ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+  return allocate_outside_capture(pointer, bytes, cudaMemoryTypeHost);
 }
 
 cudaError_t cudaFreeHost(void* pointer) {
@@ -614,12 +608,6 @@ cudaError_t cudaMemsetAsync(void* destination, int value, size_t bytes, cudaStre
   return status == cudaSuccess ? status : fail(status);
 }
 
-cudaError_t cudaMemset(void* destination, int value, size_t bytes) {
-  std::lock_guard<std::recursive_mutex> guard(lock());
-  if (refuse_unsafe_call()) return cudaErrorStreamCaptureUnsupported;
-  return cudaMemsetAsync(destination, value, bytes, nullptr);
-}
-
 // ---- streams ---------------------------------------------------------------------------------------------
 
 cudaError_t cudaStreamCreateWithPriority(cudaStream_t* stream, unsigned int /*flags*/, int /*priority*/) {
@@ -630,12 +618,6 @@ cudaError_t cudaStreamCreateWithPriority(cudaStream_t* stream, unsigned int /*fl
   streams()[owned.get()] = std::move(owned);
   return cudaSuccess;
 }
-
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
-  return cudaStreamCreateWithPriority(stream, flags, 0);
-}
-
-cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithPriority(stream, 0, 0); }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   std::lock_guard<std::recursive_mutex> guard(lock());
@@ -727,8 +709,6 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
   *event = e;
   return cudaSuccess;
 }
-
-cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
 
 cudaError_t cudaEventDestroy(cudaEvent_t event) {
   if (event == nullptr) return fail(cudaErrorInvalidResourceHandle);
