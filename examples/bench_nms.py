@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import time
 
 import cv2
 import numpy as np
 
+from benchlib import cpu_model, measure, resolved_threads
 from radedge._native import available_devices, kernels
 from radedge.detection import decode_dense, nms
 from radedge.preprocess import PreprocessSpec, resize_geometry
@@ -135,42 +134,10 @@ def numpy_decode(levels, strides, geometry, score_threshold=0.05, top_k=1000, io
     return mapped.astype(np.float32), scores[keep], classes[keep]
 
 
-def measure(variants: dict, seconds: float, rounds: int = 8, warmup: int = 2) -> dict:
-    """Wall times in ms of each variant's `run()`, about `seconds` each (at least 8 runs);
-    the variants take turns so that background load lands on all of them."""
-    for run in variants.values():
-        for _ in range(warmup):
-            run()
-    times: dict = {name: [] for name in variants}
-    for round_index in range(rounds):
-        for name, run in variants.items():
-            deadline = time.perf_counter() + seconds / rounds
-            while time.perf_counter() < deadline or len(times[name]) < round_index + 1:
-                start = time.perf_counter()
-                run()
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: np.asarray(t) for name, t in times.items()}
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def resolved_threads(threads: int) -> int:
-    """The count radedge uses for `threads` (0: RADEDGE_NUM_THREADS, else all hardware threads)."""
-    if threads > 0:
-        return threads
-    env = os.environ.get("RADEDGE_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return int(kernels().build_info()["hardware_threads"]) or 1
 
 
 def report(title: str, results: dict, labels: dict, baseline: str) -> None:
@@ -237,7 +204,7 @@ def main() -> None:
             print(f"CUDA nms agrees with the CPU: {'yes' if np.array_equal(gpu, ours) else 'NO'}")
             variants["cuda"] = lambda: nms(boxes, scores, labels_or_none, IOU_THRESHOLD, device="cuda")
             labels["cuda"] = "radedge nms on CUDA from host arrays (allocation, copies, sync included)"
-        report(f"NMS, 10 000 boxes, {kind}", measure(variants, args.seconds), labels, "radedge")
+        report(f"NMS, 10 000 boxes, {kind}", measure(variants, args.seconds, warmup=2, min_runs=8), labels, "radedge")
 
     geometry = resize_geometry(2500, 2048, PreprocessSpec(1024, 1024, "letterbox"))
     strides = [8, 16, 32]

@@ -41,8 +41,6 @@ import argparse
 import importlib.machinery
 import importlib.util
 import os
-import platform
-import time
 from types import ModuleType
 
 import cv2
@@ -50,6 +48,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from benchlib import cpu_model, measure, resolved_threads
 from radedge._native import kernels
 from radedge.histogram import histogram
 from radedge.intensity import Percentile
@@ -154,45 +153,10 @@ def native_arguments(threads: int) -> dict:
                 pad_value=SPEC.pad_value, mean=list(SPEC.mean), std=list(SPEC.std), threads=threads)
 
 
-def measure(variants: dict, seconds: float, rounds: int = 8, warmup: int = 3) -> dict:
-    """Wall times in ms of each variant's `run()`, about `seconds` each (at least 10 runs).
-
-    The variants take turns in `rounds` rounds, so a burst of background load on a shared
-    machine lands on all of them instead of skewing one ratio.
-    """
-    for run in variants.values():
-        for _ in range(warmup):
-            run()
-    times: dict = {name: [] for name in variants}
-    for round_index in range(rounds):
-        for name, run in variants.items():
-            deadline = time.perf_counter() + seconds / rounds
-            while time.perf_counter() < deadline or len(times[name]) < (round_index + 1) * 10 // rounds:
-                start = time.perf_counter()
-                run()
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: np.asarray(t) for name, t in times.items()}
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def resolved_threads(threads: int) -> int:
-    """The count radedge uses for `threads` (0: RADEDGE_NUM_THREADS, else all hardware threads)."""
-    if threads > 0:
-        return threads
-    env = os.environ.get("RADEDGE_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return int(kernels().build_info()["hardware_threads"]) or 1
 
 
 def main() -> None:

@@ -1,0 +1,56 @@
+"""What the benchmark scripts share: interleaved timing, the CPU's name, radedge's thread count.
+
+Imported by the scripts in this folder (`python examples/bench_*.py` puts the folder on the path).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+
+from radedge._native import kernels
+
+
+def measure(variants: dict, seconds: float, rounds: int = 8, warmup: int = 3, min_runs: int = 10) -> dict:
+    """Wall times in ms (float64[n] per variant) of each variant's `run()`, about `seconds`
+    each and at least `min_runs` runs.
+
+    The variants take turns in `rounds` rounds, so a burst of background load on a shared
+    machine lands on all of them instead of skewing one ratio.
+    """
+    for run in variants.values():
+        for _ in range(warmup):
+            run()
+    times: dict = {name: [] for name in variants}
+    for round_index in range(rounds):
+        for name, run in variants.items():
+            deadline = time.perf_counter() + seconds / rounds
+            while time.perf_counter() < deadline or len(times[name]) < (round_index + 1) * min_runs // rounds:
+                start = time.perf_counter()
+                run()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: np.asarray(t) for name, t in times.items()}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolved_threads(threads: int) -> int:
+    """The count radedge uses for `threads` (0: RADEDGE_NUM_THREADS, else all hardware threads)."""
+    if threads > 0:
+        return threads
+    env = os.environ.get("RADEDGE_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return int(kernels().build_info()["hardware_threads"]) or 1
