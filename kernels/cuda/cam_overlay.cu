@@ -24,9 +24,7 @@ constexpr const char* kOp = "cam_overlay";
 
 void check_cuda(cudaError_t status, const char* step) { cuda::check(status, kOp, step); }
 
-constexpr size_t kAlignment = 256;
 
-size_t align_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
 // Byte offsets inside the workspace.
 struct WorkspaceLayout {
@@ -36,9 +34,9 @@ struct WorkspaceLayout {
 WorkspaceLayout workspace_layout(const DisplayView& display) {
   WorkspaceLayout layout{};
   layout.row_taps = 0;
-  layout.column_taps = align_up(sizeof(detail::CamTap) * static_cast<size_t>(display.rows));
-  layout.range_keys = layout.column_taps + align_up(sizeof(detail::CamTap) * static_cast<size_t>(display.columns));
-  layout.total = layout.range_keys + align_up(2 * sizeof(uint32_t));
+  layout.column_taps = cuda::align_workspace(sizeof(detail::CamTap) * static_cast<size_t>(display.rows));
+  layout.range_keys = layout.column_taps + cuda::align_workspace(sizeof(detail::CamTap) * static_cast<size_t>(display.columns));
+  layout.total = layout.range_keys + cuda::align_workspace(2 * sizeof(uint32_t));
   return layout;
 }
 
@@ -171,14 +169,7 @@ void cam_overlay_cuda(const CamView& cam, const DisplayView& display, const Over
                       const CamOverlayParams& params, void* workspace, size_t workspace_bytes, CUstream_st* stream) {
   check_cam_overlay_args(cam, display, out, params);
   const WorkspaceLayout layout = workspace_layout(display);
-  if (workspace == nullptr || workspace_bytes < layout.total ||
-      reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
-    throw std::invalid_argument("cam_overlay (CUDA): the workspace must be " + std::to_string(layout.total) +
-                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
-                                std::to_string(workspace_bytes) + " bytes" +
-                                (workspace == nullptr ? " at a null pointer" : "") +
-                                " (size it with cam_overlay_cuda_workspace_bytes; cudaMalloc aligns)");
-  }
+  cuda::check_workspace("cam_overlay", workspace, workspace_bytes, layout.total);
   char* base = static_cast<char*>(workspace);
   detail::CamTap* row_taps = reinterpret_cast<detail::CamTap*>(base + layout.row_taps);
   detail::CamTap* column_taps = reinterpret_cast<detail::CamTap*>(base + layout.column_taps);

@@ -36,12 +36,10 @@
 namespace radedge {
 namespace {
 
-constexpr size_t kAlignment = 256;
 constexpr int64_t kMaskBits = 64;      // candidates per NMS mask word and per mask block
 constexpr unsigned kThreads = 256;     // block size of the 1-D kernels
 constexpr unsigned kSweepThreads = 256;
 
-size_t align_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
 unsigned blocks_for(int64_t items) {
   const int64_t blocks = (items + kThreads - 1) / kThreads;
@@ -90,7 +88,7 @@ Layout workspace_layout(const Shape& s, const KeyLayout& keys, const char* op) {
   size_t at = 0;
   const auto take = [&at](size_t bytes) {
     const size_t offset = at;
-    at += align_up(bytes);
+    at += cuda::align_workspace(bytes);
     return offset;
   };
   const size_t items = static_cast<size_t>(s.batch * s.per_image);
@@ -137,14 +135,7 @@ struct Workspace {
 };
 
 Workspace carve(void* workspace, size_t workspace_bytes, const Layout& layout, const char* op) {
-  if (workspace == nullptr || workspace_bytes < layout.total ||
-      reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
-    throw std::invalid_argument(std::string(op) + " (CUDA): the workspace must be " + std::to_string(layout.total) +
-                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
-                                std::to_string(workspace_bytes) + " bytes" +
-                                (workspace == nullptr ? " at a null pointer" : "") + " (size it with " + op +
-                                "_cuda_workspace_bytes; cudaMalloc aligns)");
-  }
+  cuda::check_workspace(op, workspace, workspace_bytes, layout.total);
   char* base = static_cast<char*>(workspace);
   Workspace w;
   w.counts = reinterpret_cast<int32_t*>(base + layout.counts);

@@ -30,9 +30,7 @@ constexpr const char* kOp = "heatmap_peaks";
 
 void check_cuda(cudaError_t status, const char* step) { cuda::check(status, kOp, step); }
 
-constexpr size_t kAlignment = 256;
 
-size_t align_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
 struct CandidateEntry {
   float value;
@@ -50,8 +48,8 @@ WorkspaceLayout workspace_layout(const HeatmapsView& heatmaps, const ContentCell
   const int64_t maps = heatmaps.batch * heatmaps.channels;
   layout.capacity = cells.width() > 0 && cells.height() > 0 ? cells.width() * cells.height() : 0;
   layout.counts = 0;
-  layout.candidates = align_up(sizeof(uint32_t) * static_cast<size_t>(maps));
-  layout.total = layout.candidates + align_up(sizeof(CandidateEntry) * static_cast<size_t>(maps * layout.capacity));
+  layout.candidates = cuda::align_workspace(sizeof(uint32_t) * static_cast<size_t>(maps));
+  layout.total = layout.candidates + cuda::align_workspace(sizeof(CandidateEntry) * static_cast<size_t>(maps * layout.capacity));
   return layout;
 }
 
@@ -228,14 +226,7 @@ void heatmap_peaks_cuda(const HeatmapsView& heatmaps, const PeaksView& peaks, co
   check_heatmap_peaks_args(heatmaps, peaks, params);
   const detail::PeakConstants k = detail::make_peak_constants(heatmaps, params);
   const WorkspaceLayout layout = workspace_layout(heatmaps, k.cells);
-  if (workspace == nullptr || workspace_bytes < layout.total ||
-      reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
-    throw std::invalid_argument("heatmap_peaks (CUDA): the workspace must be " + std::to_string(layout.total) +
-                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
-                                std::to_string(workspace_bytes) + " bytes" +
-                                (workspace == nullptr ? " at a null pointer" : "") +
-                                " (size it with heatmap_peaks_cuda_workspace_bytes; cudaMalloc aligns)");
-  }
+  cuda::check_workspace("heatmap_peaks", workspace, workspace_bytes, layout.total);
   char* base = static_cast<char*>(workspace);
   if (heatmaps.type == MapType::kFloat32) {
     launch<float>(heatmaps, peaks, params, k, layout, base, stream);

@@ -41,9 +41,7 @@ constexpr const char* kOp = "mask_decode";
 
 void check_cuda(cudaError_t status, const char* step) { cuda::check(status, kOp, step); }
 
-constexpr size_t kAlignment = 256;
 
-size_t align_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
 // Byte offsets of the parts of the workspace.
 struct WorkspaceLayout {
@@ -58,7 +56,7 @@ WorkspaceLayout workspace_layout(int64_t logits_height, int64_t logits_width, in
   size_t at = 0;
   const auto take = [&at](size_t bytes) {
     const size_t offset = at;
-    at += align_up(bytes);
+    at += cuda::align_workspace(bytes);
     return offset;
   };
   layout.column_cell = take(sizeof(int32_t) * static_cast<size_t>(mask_width));
@@ -296,14 +294,7 @@ void mask_decode_cuda(const LogitsView& logits, int64_t image, const MaskDecodeP
   }
   const int64_t capacity = effective_capacity(runs.capacity, mask.height, mask.width);
   const WorkspaceLayout layout = workspace_layout(logits.height, logits.width, mask.height, mask.width, capacity);
-  if (workspace == nullptr || workspace_bytes < layout.total ||
-      reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
-    throw std::invalid_argument("mask_decode (CUDA): the workspace must be " + std::to_string(layout.total) +
-                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
-                                std::to_string(workspace_bytes) + " bytes" +
-                                (workspace == nullptr ? " at a null pointer" : "") +
-                                " (size it with mask_decode_cuda_workspace_bytes; cudaMalloc aligns)");
-  }
+  cuda::check_workspace("mask_decode", workspace, workspace_bytes, layout.total);
   char* base = static_cast<char*>(workspace);
   auto* column_cell = reinterpret_cast<int32_t*>(base + layout.column_cell);
   auto* column_fraction = reinterpret_cast<float*>(base + layout.column_fraction);

@@ -26,9 +26,7 @@ constexpr const char* kOp = "preprocess";
 
 void check_cuda(cudaError_t status, const char* step) { cuda::check(status, kOp, step); }
 
-constexpr size_t kAlignment = 256;
 
-size_t align_up(size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
 // Byte offsets of the tap tables inside the workspace.
 struct WorkspaceLayout {
@@ -42,7 +40,7 @@ WorkspaceLayout workspace_layout(const detail::Axis& rows, const detail::Axis& c
   size_t at = 0;
   const auto take = [&at](size_t bytes) {
     const size_t offset = at;
-    at += align_up(bytes);
+    at += cuda::align_workspace(bytes);
     return offset;
   };
   layout.row_first = take(sizeof(int32_t) * static_cast<size_t>(rows.target_size));
@@ -182,14 +180,7 @@ ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, con
   const detail::Axis row_axis = detail::make_axis(g.crop_height, g.content_height);
   const detail::Axis column_axis = detail::make_axis(g.crop_width, g.content_width);
   const WorkspaceLayout layout = workspace_layout(row_axis, column_axis);
-  if (workspace == nullptr || workspace_bytes < layout.total ||
-      reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
-    throw std::invalid_argument("preprocess (CUDA): the workspace must be " + std::to_string(layout.total) +
-                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
-                                std::to_string(workspace_bytes) + " bytes" +
-                                (workspace == nullptr ? " at a null pointer" : "") +
-                                " (size it with preprocess_cuda_workspace_bytes; cudaMalloc aligns)");
-  }
+  cuda::check_workspace("preprocess", workspace, workspace_bytes, layout.total);
   char* base = static_cast<char*>(workspace);
   int32_t* row_first = reinterpret_cast<int32_t*>(base + layout.row_first);
   int32_t* row_count = reinterpret_cast<int32_t*>(base + layout.row_count);
@@ -315,13 +306,7 @@ std::vector<ResizeGeometry> preprocess_batch_cuda(const std::vector<PreprocessIt
                                                   void* workspace, size_t workspace_bytes, CUstream_st* stream) {
   check_preprocess_batch_args(items, out);
   const size_t needed = preprocess_batch_cuda_workspace_bytes(items);
-  if (workspace == nullptr || workspace_bytes < needed || reinterpret_cast<uintptr_t>(workspace) % kAlignment != 0) {
-    throw std::invalid_argument("preprocess_batch (CUDA): the workspace must be " + std::to_string(needed) +
-                                " bytes or more, " + std::to_string(kAlignment) + "-byte aligned; got " +
-                                std::to_string(workspace_bytes) + " bytes" +
-                                (workspace == nullptr ? " at a null pointer" : "") +
-                                " (size it with preprocess_batch_cuda_workspace_bytes; cudaMalloc aligns)");
-  }
+  cuda::check_workspace("preprocess_batch", workspace, workspace_bytes, needed);
   std::vector<ResizeGeometry> geometries;
   geometries.reserve(items.size());
   // Each image's part of the workspace is a whole number of 256-byte blocks, so every

@@ -126,7 +126,7 @@ CamOverlayParams params_from(const py::dict& placement, const py::object& colorm
   return params;
 }
 
-constexpr size_t kWorkspaceAlignment = 256;  // cudaMalloc's, which the CUDA op requires
+using cuda::kWorkspaceAlignment;
 
 const DeviceViewRequirements kDeviceCam{false, {kFloat32, kFloat16}, 2, Layout::kCContiguous,
                                         "a C-contiguous float32 or float16 [h, w] map (one class's)"};

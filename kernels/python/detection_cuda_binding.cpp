@@ -33,7 +33,7 @@ namespace radedge {
 namespace {
 
 // What the ops require of their workspace: cudaMalloc's alignment.
-constexpr size_t kWorkspaceAlignment = 256;
+using cuda::kWorkspaceAlignment;
 
 // A float64 [N, 8] array is an array of SourceMapping in device memory.
 constexpr DLDataType kFloat64{dlpack::kDLFloat, 64, 1};

@@ -178,7 +178,7 @@ size_t peaks_workspace_bytes(const HeatmapsView& heatmaps, const std::vector<Inp
   return bytes;
 }
 
-constexpr size_t kWorkspaceAlignment = 256;  // cudaMalloc's, which the CUDA op requires
+using cuda::kWorkspaceAlignment;
 
 const DeviceViewRequirements kDeviceHeatmaps{false, {kFloat32, kFloat16}, 4, Layout::kCContiguous,
                                              "C-contiguous float32 or float16 [N, C, h, w] heatmaps"};

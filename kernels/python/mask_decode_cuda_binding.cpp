@@ -30,7 +30,7 @@ namespace {
 
 constexpr const char* kOp = "mask_decode";
 // cudaMalloc's alignment, which mask_decode_cuda requires of its workspace.
-constexpr size_t kWorkspaceAlignment = 256;
+using cuda::kWorkspaceAlignment;
 constexpr int64_t kTallyFields = 7;
 constexpr int64_t kCounterFields = 2;
 static_assert(sizeof(LabelTally) == sizeof(uint64_t) * kTallyFields, "LabelTally is 7 packed uint64");

@@ -23,7 +23,7 @@ namespace {
 
 constexpr const char* kOp = "preprocess";
 // cudaMalloc's alignment, which preprocess_cuda requires of its workspace.
-constexpr size_t kWorkspaceAlignment = 256;
+using cuda::kWorkspaceAlignment;
 
 const DeviceViewRequirements kPixels{false, {kUint8, kUint16, kInt16, kFloat32}, 2, Layout::kRowsPadded,
                                      "uint8, uint16 or int16 [rows, columns] stored values, or float32 values "

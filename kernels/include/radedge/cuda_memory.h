@@ -58,6 +58,26 @@ struct PointerInfo {
   int device = -1;
 };
 
+// CUDA ops take a caller-owned workspace (so they allocate nothing and can sit in a CUDA graph)
+// and carve it into pieces aligned as cudaMalloc aligns.
+constexpr size_t kWorkspaceAlignment = 256;
+inline size_t align_workspace(size_t bytes) {
+  return (bytes + kWorkspaceAlignment - 1) / kWorkspaceAlignment * kWorkspaceAlignment;
+}
+// Throws std::invalid_argument naming `op` unless `workspace` is non-null, aligned and holds
+// `needed` bytes; the message points at <op>_cuda_workspace_bytes, which sizes it.
+inline void check_workspace(const char* op, const void* workspace, size_t workspace_bytes, size_t needed) {
+  if (workspace != nullptr && workspace_bytes >= needed &&
+      reinterpret_cast<uintptr_t>(workspace) % kWorkspaceAlignment == 0) {
+    return;
+  }
+  throw std::invalid_argument(std::string(op) + " (CUDA): the workspace must be " + std::to_string(needed) +
+                              " bytes or more, " + std::to_string(kWorkspaceAlignment) + "-byte aligned; got " +
+                              std::to_string(workspace_bytes) + " bytes" +
+                              (workspace == nullptr ? " at a null pointer" : "") + " (size it with " + op +
+                              "_cuda_workspace_bytes; cudaMalloc aligns)");
+}
+
 // One function per CUDA runtime call radedge makes. Throwing ones throw CudaError naming `op` and
 // the failed call; the noexcept ones release resources and ignore errors (a destructor has no one
 // to report to, and the CUDA runtime may already be unloading at process exit).
