@@ -8,9 +8,9 @@ Everything runs on the GPU, on radedge's own device arrays, on one stream:
 1. copy       a device-to-device copy of 256 MiB, measured in this run: the bandwidth that
               the floors below are computed from (bytes read + bytes written per second);
 2. preprocess 3000 x 3000 uint16 stored values -> lookup table -> letterbox -> 512 x 512
-              float16 model input (``radedge.preprocess.preprocess_into`` on CUDA arrays);
+              float16 model input (``radedge.ops.preprocess.preprocess_into`` on CUDA arrays);
 3. mask       512 x 512 float16 sigmoid logits -> 3000 x 3000 uint8 mask with per-label
-              statistics (``radedge.mask_decode.decode_mask`` on CUDA arrays).
+              statistics (``radedge.ops.mask_decode.decode_mask`` on CUDA arrays).
 
 Each op's floor is the bytes it must move (its input read once, its output written once)
 divided by the copy bandwidth; the spec's goal is an op time within 2x of it. Op times are
@@ -39,8 +39,8 @@ import numpy as np
 
 from radedge import cuda
 from radedge._native import kernels
-from radedge.mask_decode import decode_mask, mask_decode_cuda_workspace_bytes
-from radedge.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into
+from radedge.ops.mask_decode import decode_mask, mask_decode_cuda_workspace_bytes
+from radedge.ops.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into
 
 SOURCE = 3000
 INPUT = 512

@@ -14,7 +14,7 @@ this process:
                 logit(0.5) (no sigmoid);
 4. warpAffine   the path radedge used before this op: cv2.warpAffine through the inverse
                 letterbox map, then the logit threshold;
-5. radedge      radedge.mask_decode.decode_mask into a preallocated mask, with per-label
+5. radedge      radedge.ops.mask_decode.decode_mask into a preallocated mask, with per-label
                 statistics (pixel count, bounding box, centroid, area); and the same with
                 run-length encoding, and allocating a new mask each call; and to a 1 x 1
                 mask, which leaves only the op's pass over the logits (NaN check and the
@@ -37,7 +37,7 @@ import numpy as np
 
 from benchlib import cpu_model, measure, resolved_threads
 from radedge._native import kernels
-from radedge.mask_decode import decode_mask
+from radedge.ops.mask_decode import decode_mask
 
 SOURCE = 3000
 INPUT = LOGITS = 512

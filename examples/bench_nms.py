@@ -7,14 +7,14 @@ Two workloads, every variant timed in this process, taking turns:
 1. NMS of 10 000 boxes as a detector emits them before NMS: 300 objects in a 1024-pixel
    image, about 33 jittered boxes each, 5 classes, IoU threshold 0.5. Class-aware and
    class-agnostic, each with
-     radedge     radedge.detection.nms, keeping up to 100 boxes (what a detector keeps)
+     radedge     radedge.ops.detection.nms, keeping up to 100 boxes (what a detector keeps)
                  and keeping all of them (what the others compute), on CPU threads;
      numpy       the usual numpy greedy NMS: sort, then for each kept box one vectorised
                  IoU against the boxes after it;
      OpenCV      cv2.dnn.NMSBoxesBatched (class-aware) or cv2.dnn.NMSBoxes.
 2. Dense decode of a 3-level FCOS head (strides 8, 16, 32) for a 1024 x 1024 input, 7
    classes, with centerness: 150 528 (cell, class) scores, float32 and float16.
-     radedge     radedge.detection.decode_dense: sigmoid, sqrt(cls * ctr), threshold 0.05,
+     radedge     radedge.ops.detection.decode_dense: sigmoid, sqrt(cls * ctr), threshold 0.05,
                  top 1000, class-aware NMS at 0.6, 100 detections, mapped to source pixels;
      numpy       the same steps in numpy (sigmoid over every score, np.nonzero, argsort)
                  with cv2.dnn.NMSBoxesBatched for the NMS.
@@ -36,8 +36,8 @@ import numpy as np
 
 from benchlib import cpu_model, measure, resolved_threads
 from radedge._native import available_devices, kernels
-from radedge.detection import decode_dense, nms
-from radedge.preprocess import PreprocessSpec, resize_geometry
+from radedge.ops.detection import decode_dense, nms
+from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 IOU_THRESHOLD = 0.5
 CLASSES = 5

@@ -10,10 +10,10 @@ holds a 3000 x 2400 lateral spine letterboxed. Variants:
 1. peaks (numpy + OpenCV)  per channel cv2.dilate 3 x 3, equality with the dilated map, the
                            threshold and the content mask, np.nonzero, a sort by score,
                            the 3-point sub-pixel fit and the inverse placement, in numpy;
-2. peaks (radedge)         radedge.heatmaps.find_peaks, k = 4;
+2. peaks (radedge)         radedge.ops.heatmap_peaks.find_peaks, k = 4;
 3. argmax (numpy)          per channel np.argmax over the content cells, the fit and the
                            placement in numpy;
-4. argmax (radedge)        radedge.heatmaps.find_argmax.
+4. argmax (radedge)        radedge.ops.heatmap_peaks.find_argmax.
 
 CAM overlay, the tumor-cls model's map: a 16 x 16 and a 32 x 32 float32 CAM over a
 256 x 256 model input (a 2048 x 2048 source), blended onto a 1024 x 1024 grey display.
@@ -23,7 +23,7 @@ Variants:
                            cv2.applyColorMap TURBO, cv2.cvtColor GRAY2BGR, cv2.addWeighted,
                            each returning a new array, as such code is usually written;
 2. OpenCV, preallocated    the same steps writing into arrays allocated once (dst=);
-3. radedge, new array      radedge.cam.overlay_cam, which allocates its output;
+3. radedge, new array      radedge.ops.cam_overlay.overlay_cam, which allocates its output;
 4. radedge, into out       the same writing into a preallocated array.
 
 OpenCV runs with as many threads as radedge. The variants take turns, so background load
@@ -43,9 +43,9 @@ import numpy as np
 
 from benchlib import cpu_model, measure, resolved_threads
 from radedge._native import kernels
-from radedge.cam import colormap_table, overlay_cam
-from radedge.heatmaps import find_argmax, find_peaks
-from radedge.preprocess import PreprocessSpec, resize_geometry
+from radedge.ops.cam_overlay import colormap_table, overlay_cam
+from radedge.ops.heatmap_peaks import find_argmax, find_peaks
+from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 PEAKS_SPEC = PreprocessSpec(512, 512, resize="letterbox")
 PEAKS_SOURCE = (3000, 2400)

@@ -12,7 +12,7 @@ model input (letterbox, normalised) four ways, timed in this process:
              what a preprocessing script usually does;
 3. numpy LUT the same intensity chain applied once to every stored value (np.arange), then
              per image lut[pixels], cv2.resize INTER_AREA and normalisation;
-4. fused     radedge.preprocess.preprocess_into with that LUT: gather, resize, normalise
+4. fused     radedge.ops.preprocess.preprocess_into with that LUT: gather, resize, normalise
              and write in one pass over the pixels, on CPU threads.
 
 and the extensions of the fused op, on the same image:
@@ -21,7 +21,7 @@ and the extensions of the fused op, on the same image:
 6. batch     preprocess_batch of four such images into one [4, 1, 512, 512] tensor, per
              image, and the same four images by four preprocess_into calls (four
              different images miss the caches more than one image timed over and over);
-7. histogram radedge.histogram.histogram of the stored values over the 12-bit range;
+7. histogram radedge.ops.histogram.histogram of the stored values over the 12-bit range;
 8. percentile LUT  radedge.intensity.build_lut(voi=Percentile(0.5, 99.5)): the histogram,
              nearest-rank percentiles of the modality values and the table.
 
@@ -50,11 +50,11 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
 from benchlib import cpu_model, measure, resolved_threads
 from radedge._native import kernels
-from radedge.histogram import histogram
+from radedge.ops.histogram import histogram
 from radedge.intensity import Percentile
 from radedge.intensity import build_lut as build_image_lut
 from radedge.io import Image, Intensity, Rescale, Source
-from radedge.preprocess import PreprocessSpec, center_crop, preprocess_batch, preprocess_into
+from radedge.ops.preprocess import PreprocessSpec, center_crop, preprocess_batch, preprocess_into
 
 ROWS = COLUMNS = 3000
 BITS_STORED = 12

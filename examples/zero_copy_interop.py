@@ -4,7 +4,7 @@ the result used by torch (or CuPy) without a copy.
     .venv/bin/python examples/zero_copy_interop.py [--framework torch|cupy] [image.dcm]
 
 1. The framework you already run uploads the stored pixels and radedge's lookup table once.
-2. radedge.preprocess.preprocess_into reads those tensors and writes the model input tensor in
+2. radedge.ops.preprocess.preprocess_into reads those tensors and writes the model input tensor in
    place, on the framework's current stream: nothing is copied and nothing waits.
 3. The framework reads the result on that same stream, so it needs no synchronisation either;
    the script checks that the tensor kept its address and that it matches radedge's CPU op.
@@ -26,7 +26,7 @@ import numpy as np
 import radedge
 from radedge import cuda
 from radedge._native import kernels
-from radedge.preprocess import PreprocessSpec, preprocess, preprocess_into
+from radedge.ops.preprocess import PreprocessSpec, preprocess, preprocess_into
 
 IMAGE = Path(__file__).resolve().parent / "radiographs" / "femur_malignant.dcm"
 # An ImageNet-style 3-channel float16 input, what a TensorRT FP16 engine of a 2D backbone takes.
@@ -122,7 +122,7 @@ def main() -> int:
         _, why = kernels().cuda_device_count()
         print(f"radedge.cuda: no usable CUDA device here ({why}).")
         print("This example hands GPU memory between torch or CuPy and radedge, so it needs a GPU; radedge's "
-              "CPU ops work without one (radedge.preprocess.preprocess_into(..., device='cpu')).")
+              "CPU ops work without one (radedge.ops.preprocess.preprocess_into(..., device='cpu')).")
         return 0
     available = {"torch": torch_with_cuda(), "cupy": cupy_with_cuda()}
     framework = arguments.framework or next((name for name, ok in available.items() if ok), None)

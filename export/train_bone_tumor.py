@@ -27,7 +27,7 @@ from radedge import __version__
 from radedge.bundle import default_bundle_path
 from radedge.intensity import build_lut
 from radedge.io import read_image
-from radedge.preprocess import PreprocessSpec, preprocess
+from radedge.ops.preprocess import PreprocessSpec, preprocess
 
 from . import phantoms
 from .loaders import ExportError, OnnxFromTorch, SaveBundle, check_onnx_against_torch

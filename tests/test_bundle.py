@@ -28,7 +28,7 @@ def test_written_bundle_loads_with_its_manifest(bundle_dir: Path):
     assert bundle.manifest.model_id == "tiny-bone-tumor"
     assert bundle.manifest.input_shape == (1, 1, 64, 64)
     assert bundle.manifest.preprocess.mean == (0.5,)
-    rule = bundle.manifest.output("tumor_logits").flags[0]
+    rule = bundle.manifest.head("tumor_logits").flags[0]
     assert (rule.code, rule.label, rule.threshold) == ("SUSPECTED_MALIGNANT_BONE_LESION", "malignant", 0.5)
     assert bundle.read("model.onnx") == tiny_model()
     assert len(bundle.digest) == 64
@@ -43,7 +43,7 @@ def test_bundled_demo_model_verifies():
     bundle = load_bundle(None)
     assert bundle.location == str(default_bundle_path())
     assert bundle.manifest.model_id == "bone-tumor"
-    assert {o.kind for o in bundle.manifest.outputs} == {"segmentation", "classification"}
+    assert {h.kind for h in bundle.manifest.heads} == {"segmentation", "classification"}
     assert bundle.manifest.provenance["checkpoint_sha256"]
 
 

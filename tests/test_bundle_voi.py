@@ -12,7 +12,7 @@ from radedge.errors import BundleError
 from radedge.intensity import build_lut
 from radedge.io import Percentile, read_image
 from radedge.pipeline import load_model
-from radedge.preprocess import preprocess
+from radedge.ops.preprocess import preprocess
 
 from .models.make_tiny import manifest, tiny_model
 from .synthetic import disc_image, dx_dataset, to_bytes
@@ -57,7 +57,7 @@ def test_pipeline_uses_the_percentile_window(tmp_path: Path):
     image = read_image(to_bytes(ds))
     lut = build_lut(image, voi=Percentile(1, 99))
     tensor, _ = preprocess(image.pixels, lut.table, lut.first_stored_value, model.manifest.preprocess)
-    assert model._input_buffer().tobytes() == tensor.tobytes()
+    assert model.plan.context().input.tobytes() == tensor.tobytes()
     assert np.isclose(lut.table[3000], 1.0) and lut.table[1200] == 0.0 and lut.table[0] == 0.0
 
 

@@ -42,11 +42,13 @@ def test_run_continues_past_bad_files_and_reports_them(tmp_path: Path):
     errors = result.stderr.splitlines()
     assert any("b_corrupt.dcm" in line and "ERROR" in line for line in errors)
     assert any("c_truncated.dcm" in line and "TruncatedPixelDataError" in line for line in errors)
-    assert "4 image(s): " in result.stdout and "2 failed" in result.stdout
+    assert "4 image(s): " in result.stdout and "0 not analysed, 2 failed" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "a_good.json", "a_good.overlay.png", "e_good.json", "e_good.overlay.png"
     ]
-    assert json.loads((out / "a_good.json").read_text())["provenance"]["model_id"] == "tiny-bone-tumor"
+    document = json.loads((out / "a_good.json").read_text())
+    assert document["analysed"] and document["not_applied"] == {}
+    assert document["models"]["tiny-bone-tumor"]["provenance"]["model_id"] == "tiny-bone-tumor"
 
 
 def test_run_output_holds_no_patient_data(tmp_path: Path):
@@ -70,7 +72,7 @@ def test_demo_flags_the_bundled_examples(tmp_path: Path):
         assert ("SUSPECTED_MALIGNANT_BONE_LESION" in line) == (entry["label"] == "malignant"), line
         stem = Path(entry["file"]).stem
         document = json.loads((tmp_path / f"{stem}.json").read_text())
-        assert document["provenance"]["model_id"] == "bone-tumor"
+        assert document["models"]["bone-tumor"]["provenance"]["model_id"] == "bone-tumor"
         assert (tmp_path / f"{stem}.overlay.png").stat().st_size > 10_000
 
 

@@ -15,7 +15,7 @@ from radedge.errors import OutOfScopeError
 from radedge.intensity import build_lut
 from radedge.io import read_image
 from radedge.pipeline import load_model
-from radedge.preprocess import preprocess
+from radedge.ops.preprocess import preprocess
 
 from .synthetic import PATIENT_VALUES, disc_image, dx_dataset, to_bytes
 

@@ -20,7 +20,7 @@ from pydicom.pixels import apply_modality_lut
 
 from radedge.intensity import build_lut
 from radedge.io import Percentile, read_image
-from radedge.preprocess import PreprocessSpec, center_crop, preprocess
+from radedge.ops.preprocess import PreprocessSpec, center_crop, preprocess
 
 from .io.dicom_factory import make_dataset, to_bytes
 from .io.reference_files import REFERENCE_FILES, reference_id

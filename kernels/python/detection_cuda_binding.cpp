@@ -58,7 +58,7 @@ const DeviceViewRequirements kDecodedScores{false, {kFloat32, kFloat16}, 3, Layo
                                             "C-contiguous float32 or float16 [N, M, K] scores"};
 const DeviceViewRequirements kMappings{false, {kFloat64}, 2, Layout::kCContiguous,
                                        "a C-contiguous float64 [N, 8] source mapping table "
-                                       "(radedge.detection.source_mapping_table)"};
+                                       "(radedge.ops.detection.source_mapping_table)"};
 const DeviceViewRequirements kOutBoxes{true, {kFloat32}, 3, Layout::kCContiguous,
                                        "a C-contiguous float32 [N, max_detections, 4] array"};
 const DeviceViewRequirements kOutScores{true, {kFloat32}, 2, Layout::kCContiguous,
@@ -170,7 +170,7 @@ const char* kOutputsDoc =
     "detections are its first out_valid[n] slots, best first, the other slots zero; out_valid[n] = -1 marks an "
     "image the op refused (a NaN score or centerness, a non-finite probability or candidate box, an invalid "
     "mapping row), all of whose slots are zero. mappings: None (model-input pixels, unclipped) or a float64 [N, 8] "
-    "CUDA array (radedge.detection.source_mapping_table). Every array is any exporter's __cuda_array_interface__ / "
+    "CUDA array (radedge.ops.detection.source_mapping_table). Every array is any exporter's __cuda_array_interface__ / "
     "DLPack CUDA array on the stream's device. Enqueued on `stream` (a radedge Stream; None: the legacy default "
     "stream) and not waited for: keep the arrays alive and read the outputs after the stream has run it. "
     "`workspace`: a uint8 device buffer of *_cuda_workspace_bytes(...) bytes, 256-byte aligned, keeps the call "

@@ -5,6 +5,9 @@
     prediction = model.predict("image.dcm")   # flags, per-head results, timings
     print(prediction.to_json())
 
+    models = radedge.load_models()            # every bundled model, each image routed by scope
+    analysis = models.predict("image.dcm")    # each model's prediction, and why others did not apply
+
 ``import radedge`` is cheap: it imports neither torch nor tensorrt, and loads
 ONNX Runtime only when a model is loaded. The names below the errors are loaded on
 first use.
@@ -35,8 +38,11 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": "pipeline",
+    "load_models": "pipeline",
     "Model": "pipeline",
+    "ModelSet": "pipeline",
     "Prediction": "results",
+    "ImageAnalysis": "results",
     "Flag": "results",
     "read_image": "io",
     "Image": "io",

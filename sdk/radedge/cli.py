@@ -1,4 +1,4 @@
-"""``radedge`` command line: ``run`` images through a model, ``inspect`` a bundle, ``doctor``."""
+"""``radedge`` command line: ``run`` images through the models that apply, ``inspect`` a bundle, ``doctor``."""
 
 from __future__ import annotations
 
@@ -42,20 +42,21 @@ def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import load_model
+    from .pipeline import load_models
 
     try:
-        model = load_model(args.model, threads=args.threads)
+        models = load_models(args.model, threads=args.threads)
     except RadedgeError as exc:
         print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
-    print(
-        f"model {model.manifest.model_id} {model.manifest.model_version} "
-        f"(bundle {model.bundle.digest[:12]}) on {model.backend.name}/{model.backend.device}"
-    )
+    for model in models:
+        print(
+            f"model {model.manifest.model_id} {model.manifest.model_version} "
+            f"(bundle {model.bundle.digest[:12]}) on {model.backend.name}/{model.backend.device}"
+        )
     used: set[str] = set()
-    latencies, failed, flagged = [], 0, 0
+    latencies, failed, flagged, not_analysed = [], 0, 0, 0
     for path, stem in _inputs(args.paths):
         name = stem
         suffix = 2
@@ -63,23 +64,21 @@ def _run(args: argparse.Namespace) -> int:
             name, suffix = f"{stem}-{suffix}", suffix + 1
         used.add(name)
         try:
-            prediction = model.predict(path, check_scope=not args.no_scope_check)
+            analysis = models.predict(path, check_scope=not args.no_scope_check)
         except (RadedgeError, OSError) as exc:
             failed += 1
             print(f"{path}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
-        latencies.append(prediction.timings_ms["total"])
-        flagged += prediction.flagged
-        flags = (
-            ", ".join(f"{flag.code} ({flag.score:.2f})" for flag in prediction.flags) if prediction.flags else "no flags"
-        )
-        print(f"{path}  {flags}  {prediction.timings_ms['total']:.1f} ms")
+        latencies.append(analysis.timings_ms["total"])
+        flagged += analysis.flagged
+        not_analysed += not analysis.analysed
+        print(f"{path}  {_summary(analysis, len(models))}  {analysis.timings_ms['total']:.1f} ms")
         if out is not None:
-            prediction.save_json(out / f"{name}.json")
-            if not args.no_overlay:
-                prediction.save_overlay(out / f"{name}.overlay.png")
+            analysis.save_json(out / f"{name}.json")
+            if not args.no_overlay and analysis.drawable:
+                analysis.save_overlay(out / f"{name}.overlay.png")
     total = len(latencies) + failed
-    summary = f"{total} image(s): {flagged} flagged, {failed} failed"
+    summary = f"{total} image(s): {flagged} flagged, {not_analysed} not analysed, {failed} failed"
     if latencies:
         summary += f"; end-to-end latency median {statistics.median(latencies):.1f} ms, max {max(latencies):.1f} ms"
     if out is not None:
@@ -89,6 +88,18 @@ def _run(args: argparse.Namespace) -> int:
         print("radedge: no input files found", file=sys.stderr)
         return 2
     return 1 if failed else 0
+
+
+def _summary(analysis, model_count: int) -> str:
+    """The flags of one image (code, score and, with several models, the model), or why it
+    was not analysed."""
+    if not analysis.analysed:
+        return f"not analysed: {analysis.reason}"
+    if not analysis.flags:
+        return "no flags"
+    return ", ".join(
+        f"{flag.code} ({flag.score:.2f})" + (f" [{flag.model}]" if model_count > 1 else "") for flag in analysis.flags
+    )
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -105,18 +116,32 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"  input      {manifest.input_name} {list(manifest.input_shape)} {manifest.preprocess.dtype}")
     pre = manifest.preprocess
     print(f"  preprocess {pre.resize}, mean {list(pre.mean)}, std {list(pre.std)}, VOI {manifest.intensity.voi}")
-    for output in manifest.outputs:
-        print(f"  output     {output.name}: {output.kind}, {output.activation} over {list(output.labels)}")
-        for rule in output.flags:
-            print(f"    flag     {rule.code} when p({rule.label}) >= {rule.threshold}: {rule.title}")
+    if manifest.input_region is not None:
+        region = manifest.input_region
+        print(f"  region     what head {region.head!r} of {region.model} finds, grown by {region.margin:g} of its size")
+    for head in manifest.heads:
+        shown = " (shown first)" if head.name == manifest.display_head else ""
+        print(f"  head       {head.name}: {head.kind}, {head.activation} over {list(head.labels)}{shown}")
+        for rule in head.flags:
+            also = "".join(f" and {c.head}/{c.label} >= {c.threshold}" for c in rule.requires)
+            print(f"    flag     {rule.code} when {_condition(head.kind, rule.label, rule.threshold)}{also}: {rule.title}")
     scope = manifest.scope
     print(
         f"  scope      modalities {list(scope.modalities) or 'any'}, intent {list(scope.presentation_intents) or 'any'}, "
-        f"body parts {list(scope.body_parts) or 'any'}"
+        f"body parts {list(scope.body_parts) or 'any'}, SOP classes {list(scope.sop_classes) or 'any'}"
     )
     if args.json:
         print(json.dumps(manifest.provenance, indent=2))
     return 0
+
+
+def _condition(kind: str, label: str, threshold: float) -> str:
+    return {
+        "classification": f"p({label}) >= {threshold}",
+        "detection": f"a {label} box scores >= {threshold}",
+        "heatmap": f"a {label} peak scores >= {threshold}",
+        "segmentation": f"the {label} region covers >= {threshold} mm²",
+    }.get(kind, f"{label} >= {threshold}")
 
 
 def _doctor(_: argparse.Namespace) -> int:
@@ -155,11 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="flag images: DICOM, PNG, JPEG or TIFF files, or folders of them")
     run.add_argument("paths", nargs="+", metavar="PATH")
-    run.add_argument("--model", default=None, metavar="BUNDLE", help="bundle directory or .radedge file (default: the bundled bone-tumor demo model)")
+    run.add_argument(
+        "--model", action="append", default=None, metavar="BUNDLE",
+        help="bundle directory or .radedge file; repeat for several models (default: every bundled model)",
+    )
     run.add_argument("--out", default=None, metavar="DIR", help="write <name>.json and <name>.overlay.png per image here")
     run.add_argument("--threads", type=int, default=0, help="CPU threads for preprocessing and inference (0: all cores)")
     run.add_argument("--no-overlay", action="store_true", help="write JSON only")
-    run.add_argument("--no-scope-check", action="store_true", help="run images outside the model's declared scope too")
+    run.add_argument("--no-scope-check", action="store_true", help="run every model on every image, whatever its scope")
     run.set_defaults(func=_run)
 
     inspect = commands.add_parser("inspect", help="verify a bundle and describe it")

@@ -58,6 +58,8 @@ def geometry(rows: int, columns: int, height: int, width: int, resize: str, crop
         "crop_y": crop_y,
         "crop_width": crop_w,
         "crop_height": crop_h,
+        "input_height": height,
+        "input_width": width,
     }
 
 

@@ -1,6 +1,6 @@
 """Slow, obvious numpy reference for radedge's detection ops (decode_dense, decode_boxes, nms).
 
-Written from the documented rules (radedge/detection.h, radedge.detection) with plain loops;
+Written from the documented rules (radedge/detection.h, radedge.ops.detection) with plain loops;
 it shares no code with the C++ ops.
 
 ``precision`` selects the arithmetic of boxes and IoU:

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radedge._head_grid import placement
+from radedge.ops._geometry import placement
 from radedge._native import kernels
-from radedge.cam import colormap_table, overlay_cam
+from radedge.ops.cam_overlay import colormap_table, overlay_cam
 from radedge.errors import NativeOpError
-from radedge.preprocess import PreprocessSpec, resize_geometry
+from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 from . import reference_cam_overlay as reference
 
@@ -75,10 +75,11 @@ def _check(cam, display, geometry, input_size, *, colormap="turbo", alpha=0.4, f
         np.testing.assert_allclose([low, high], expected["range"], rtol=0, atol=4 * 2.0**-24 * magnitude)
     bad = _unexplained(got, expected, cam, display, alpha, floor)
     assert not bad, bad[:5]
-    # Rounding moves an index only next to a half: rare on a display of any size (on a tiny
-    # one, a pixel exactly between two cells of a two-cell CAM lands on t = 0.5 itself).
+    # Rounding moves an index only next to a half: rare on a display of any size, except that
+    # a whole row or column of pixels can lie exactly between two cells of a two-cell CAM and
+    # land on t = 0.5 itself (hypothesis found a 32 x 32 display over a 1 x 2 CAM).
     if display.size >= 1000:
-        assert (got != expected["image"]).any(axis=2).mean() <= 0.01
+        assert (got != expected["image"]).any(axis=2).mean() <= max(0.01, 1.0 / min(display.shape))
     return got, expected
 
 

@@ -29,7 +29,7 @@ import pytest
 from radedge import cuda
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into
+from radedge.ops.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into
 
 from . import reference
 
@@ -893,7 +893,7 @@ def test_compute_sanitizer_finds_no_memory_errors(tmp_path):
             import gc
             import numpy as np
             from radedge import cuda
-            from radedge.preprocess import PreprocessSpec, preprocess_cuda_workspace_bytes, preprocess_into
+            from radedge.ops.preprocess import PreprocessSpec, preprocess_cuda_workspace_bytes, preprocess_into
 
             rng = np.random.default_rng(0)
             pixels = rng.integers(0, 4096, (611, 433)).astype(np.uint16)

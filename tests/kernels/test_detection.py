@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from radedge._native import kernels
-from radedge.detection import Detections, decode_boxes, decode_dense, nms, source_mapping
+from radedge.ops.detection import Detections, decode_boxes, decode_dense, nms, source_mapping
 from radedge.errors import NativeOpError
-from radedge.preprocess import PreprocessSpec, resize_geometry
+from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 from . import reference_detection as reference
 
@@ -825,7 +825,7 @@ def test_nms_of_no_boxes_keeps_nothing():
 
 
 def test_the_binding_checks_what_the_wrapper_would_smooth_over():
-    """The binding is callable without radedge.detection: mixed dtypes and bad mapping
+    """The binding is callable without radedge.ops.detection: mixed dtypes and bad mapping
     dicts are its own ValueErrors."""
     scores, distances = _level()
     common = dict(score_threshold=0.05, iou_threshold=0.5, pre_nms_top_k=100, max_detections=10)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.heatmaps import Peaks, find_argmax, find_peaks
-from radedge.preprocess import PreprocessSpec, resize_geometry
+from radedge.ops.heatmap_peaks import Peaks, find_argmax, find_peaks
+from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 from . import reference_heatmap_peaks as reference
 

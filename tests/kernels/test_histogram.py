@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.histogram import histogram
+from radedge.ops.histogram import histogram
 from radedge.io import PixelPadding
 
 from . import reference

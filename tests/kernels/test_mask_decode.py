@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.mask_decode import decode_mask, decode_masks, decode_rle, geometry_arguments
-from radedge.preprocess import PreprocessSpec, resize_geometry
+from radedge.ops.mask_decode import decode_mask, decode_masks, decode_rle, geometry_arguments
+from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 from . import reference_mask_decode as reference
 

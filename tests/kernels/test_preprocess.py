@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.preprocess import (
+from radedge.ops.preprocess import (
     Crop,
     FloatWindow,
     PreprocessSpec,
@@ -516,7 +516,7 @@ def test_geometry_maps_through_the_crop():
     x_src, y_src = g.to_source(np.array([70.25, 300.5]), np.array([7.0, 511.5]))
     np.testing.assert_allclose(g.to_output(x_src, y_src), ([70.25, 300.5], [7.0, 511.5]))
     # A geometry made without the crop fields (as before crops existed) is the whole image.
-    old = ResizeGeometry(3000, 2000, 512, 341, 0, 85, 512 / 3000, 341 / 2000)
+    old = ResizeGeometry(3000, 2000, 512, 341, 0, 85, 512 / 3000, 341 / 2000, input_height=512, input_width=512)
     assert old.crop == Crop(0, 0, 2000, 3000)
     assert old == resize_geometry(3000, 2000, PreprocessSpec(512, 512, "letterbox"))
 

@@ -24,8 +24,8 @@ import pytest
 from radedge import cuda
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.histogram import histogram
-from radedge.mask_decode import (
+from radedge.ops.histogram import histogram
+from radedge.ops.mask_decode import (
     COUNTER_FIELDS,
     TALLY_FIELDS,
     DeviceMaskResult,
@@ -33,7 +33,7 @@ from radedge.mask_decode import (
     decode_mask,
     mask_decode_cuda_workspace_bytes,
 )
-from radedge.preprocess import (
+from radedge.ops.preprocess import (
     FloatWindow,
     PreprocessSpec,
     preprocess_batch,

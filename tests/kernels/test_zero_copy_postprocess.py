@@ -25,8 +25,8 @@ import pytest
 
 from radedge import cuda
 from radedge._native import kernels
-from radedge.cam import cam_overlay_cuda_workspace_bytes, overlay_cam
-from radedge.detection import (
+from radedge.ops.cam_overlay import cam_overlay_cuda_workspace_bytes, overlay_cam
+from radedge.ops.detection import (
     Detections,
     KeptBoxes,
     decode_boxes,
@@ -39,8 +39,8 @@ from radedge.detection import (
     source_mapping_table,
 )
 from radedge.errors import NativeOpError
-from radedge.heatmaps import Peaks, find_argmax, find_peaks, heatmap_peaks_cuda_workspace_bytes
-from radedge.preprocess import PreprocessSpec, resize_geometry
+from radedge.ops.heatmap_peaks import Peaks, find_argmax, find_peaks, heatmap_peaks_cuda_workspace_bytes
+from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 from .test_cam_overlay import _smooth_cam
 from .test_cuda_memory import READ_ONLY, _FakeDLPack

@@ -8,7 +8,18 @@ one family. All refuse an image whose declared size exceeds ``MAX_SIDE`` per sid
 from __future__ import annotations
 
 from .dicom import read_dicom
-from .image import Image, Intensity, LookupTable, Percentile, PixelPadding, PixelSpacing, Rescale, Source, Window
+from .image import (
+    Image,
+    Intensity,
+    LookupTable,
+    Percentile,
+    PixelPadding,
+    PixelSpacing,
+    Rescale,
+    Source,
+    Window,
+    check_window,
+)
 from .limits import MAX_PIXELS, MAX_SIDE
 from .raster import read_raster
 from .reader import read_image
@@ -25,6 +36,7 @@ __all__ = [
     "Rescale",
     "Source",
     "Window",
+    "check_window",
     "read_dicom",
     "read_image",
     "read_raster",

@@ -12,7 +12,8 @@ from typing import Literal
 
 import numpy as np
 
-VoiFunction = Literal["LINEAR", "LINEAR_EXACT", "SIGMOID"]
+from ..spec.window import Percentile, VoiFunction, Window, check_window
+
 
 
 @dataclass(frozen=True)
@@ -29,44 +30,6 @@ class LookupTable:
     bits: int
     data: np.ndarray  # uint8 / uint16 [entries]
     explanation: str = ""
-
-
-@dataclass(frozen=True)
-class Window:
-    """One VOI window (PS3.3 C.11.2.1.2 Window Center and Window Width)."""
-
-    center: float
-    width: float
-    function: VoiFunction = "LINEAR"
-    explanation: str = ""
-
-
-@dataclass(frozen=True)
-class Percentile:
-    """A VOI window read off the image itself: its modality values at two percentiles.
-
-    ``low`` and ``high`` are percentages, ``0 <= low < high <= 100``. Pixels are counted
-    once per stored value (``radedge.intensity.stored_value_histogram``; pixel padding is
-    never counted) and the percentile is the nearest rank: the smallest modality value v
-    such that at least p % of the counted pixels have a modality value <= v (numpy's
-    ``percentile(..., method="inverted_cdf")``). ``[low value, high value]`` then maps
-    linearly onto [0, 1], as a LINEAR_EXACT window (PS3.3 C.11.2.1.3.2) with
-    C = (low value + high value) / 2, W = high value - low value.
-    """
-
-    low: float = 0.5
-    high: float = 99.5
-
-    def __post_init__(self) -> None:
-        for name in ("low", "high"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(f"Percentile.{name} must be a number (a percentage); got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if not (np.isfinite(self.low) and np.isfinite(self.high) and 0.0 <= self.low < self.high <= 100.0):
-            raise ValueError(
-                f"Percentile needs 0 <= low < high <= 100 (percentages); got low={self.low:g}, high={self.high:g}"
-            )
 
 
 @dataclass(frozen=True)

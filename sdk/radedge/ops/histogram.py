@@ -19,11 +19,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import cuda
-from ._native import kernels, require_device
-from .errors import NativeOpError
-from .io.image import PixelPadding
-from .preprocess import Device, _crop_argument
+from .. import cuda
+from .._native import kernels
+from ..errors import NativeOpError
+from ..io.image import PixelPadding
+from ._device import Device, require_device, run_on
+from .preprocess import _crop_argument
 
 
 def _padding_argument(padding) -> tuple[int, int] | None:
@@ -83,16 +84,14 @@ def histogram(
         )
     if not isinstance(pixels, np.ndarray):
         raise TypeError(f"pixels must be a numpy array or a CUDA array; got {type(pixels).__name__}")
-    require_device("histogram", device)
     counts = np.zeros(int(bins), dtype=np.int64)
-    if device == "cpu":
-        kernels().histogram_cpu(pixels, counts, int(first_value), region=region_argument, padding=padding,
-                                threads=int(threads))
-    else:
-        try:
-            kernels().histogram_cuda_host(pixels, counts, int(first_value), region=region_argument, padding=padding)
-        except RuntimeError as exc:
-            raise NativeOpError(str(exc)) from exc
+    run_on(
+        "histogram", device,
+        lambda: kernels().histogram_cpu(
+            pixels, counts, int(first_value), region=region_argument, padding=padding, threads=int(threads)
+        ),
+        lambda: kernels().histogram_cuda_host(pixels, counts, int(first_value), region=region_argument, padding=padding),
+    )
     return counts
 
 

@@ -37,12 +37,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import cuda
-from ._native import kernels, require_device
-from .errors import NativeOpError
+from .. import cuda
+from .._native import kernels
+from ..errors import NativeOpError
+from ._device import Device, require_device, run_on
 
 Activation = Literal["sigmoid", "softmax"]
-Device = Literal["cpu", "cuda"]
 
 #: Runs kept by default when ``rle=True``: 512 kB of (value, length) pairs, far more than a
 #: segmentation mask of smooth regions needs (an empty mask is 1 run).
@@ -206,7 +206,7 @@ class DeviceMaskResult:
     def __repr__(self) -> str:
         shape = cuda._declared_shape(self.mask)
         state = "fetched" if self._fetched is not None else "not fetched"
-        return f"radedge.mask_decode.DeviceMaskResult(mask {shape}, {len(self._names)} labels, statistics {state})"
+        return f"radedge.ops.mask_decode.DeviceMaskResult(mask {shape}, {len(self._names)} labels, statistics {state})"
 
 
 def mask_decode_cuda_workspace_bytes(
@@ -228,7 +228,7 @@ def _field(geometry, name: str, default: int) -> int:
 
 
 def geometry_arguments(geometry, input_size: tuple[int, int]) -> dict:
-    """The native op's geometry keywords from a ``radedge.preprocess.ResizeGeometry`` (or
+    """The native op's geometry keywords from a ``radedge.ops.preprocess.ResizeGeometry`` (or
     any object with its fields) and the model input's (height, width)."""
     if len(input_size) != 2:
         raise ValueError(f"input_size must be the model input's (height, width); got {input_size!r}")
@@ -424,13 +424,11 @@ def decode_mask(
         runs=host_runs,
         **arguments,
     )
-    if device == "cpu":
-        native = kernels().mask_decode_cpu(logits, int(image), out, threads=int(threads), **call)
-    else:
-        try:
-            native = kernels().mask_decode_cuda_host(logits, int(image), out, **call)
-        except RuntimeError as exc:
-            raise NativeOpError(str(exc)) from exc
+    native = run_on(
+        "mask_decode", device,
+        lambda: kernels().mask_decode_cpu(logits, int(image), out, threads=int(threads), **call),
+        lambda: kernels().mask_decode_cuda_host(logits, int(image), out, **call),
+    )
 
     run_count = int(native["run_count"])
     if host_runs is not None:

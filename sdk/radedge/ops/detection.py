@@ -57,11 +57,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import _zero_copy, cuda
-from ._native import kernels, require_device
-from .errors import NativeOpError
-
-Device = Literal["cpu", "cuda"]
+from .. import cuda
+from .._native import kernels
+from . import _device
+from ._device import Device, run_on
 ScoresAre = Literal["logits", "probabilities"]
 CenternessMode = Literal["sqrt", "product"]
 DistanceUnits = Literal["stride", "pixels"]
@@ -118,7 +117,7 @@ class Detections:
     @property
     def on_device(self) -> bool:
         """True when the arrays are CUDA arrays (the zero-copy path)."""
-        return _zero_copy.is_on_device(self.valid)
+        return _device.is_on_device(self.valid)
 
     @property
     def refused(self) -> np.ndarray:
@@ -130,7 +129,7 @@ class Detections:
         finished on return: radedge DeviceArrays (the default outputs) are read after the stream
         that wrote them; a caller's ``out`` arrays only once that stream has been synchronised.
         """
-        return _zero_copy.to_host(self.valid) < 0
+        return _device.to_host(self.valid) < 0
 
     def to_numpy(self, stream: Any = None) -> Detections:
         """These detections with numpy arrays (numpy results are returned as they are), copied on
@@ -139,7 +138,7 @@ class Detections:
         or synchronised first."""
         if not self.on_device:
             return self
-        return Detections(*(_zero_copy.to_host(a, stream) for a in (self.boxes, self.scores, self.classes, self.valid)))
+        return Detections(*(_device.to_host(a, stream) for a in (self.boxes, self.scores, self.classes, self.valid)))
 
     def per_image(self, stream: Any = None) -> list[ImageDetections]:
         """One :class:`ImageDetections` per image, holding only its valid slots (numpy views; CUDA
@@ -173,19 +172,19 @@ class KeptBoxes:
     def refused(self) -> bool:
         """Whether the op refused the input (``count == -1``). Copies ``count`` to the host as
         ``Detections.refused`` copies ``valid``."""
-        return bool(_zero_copy.to_host(self.count)[0] < 0)
+        return bool(_device.to_host(self.count)[0] < 0)
 
     def indices(self, stream: Any = None) -> np.ndarray:
         """int64 [kept]: the kept indices, best first, as the numpy path returns them; copied on
         ``stream`` as ``Detections.to_numpy`` copies. Raises ValueError when the op refused the
         input."""
-        count = int(_zero_copy.to_host(self.count, stream)[0])
+        count = int(_device.to_host(self.count, stream)[0])
         if count < 0:
             raise ValueError(
                 "nms (CUDA): a score is NaN or a box is not finite; scores may be any number but NaN and boxes "
                 "must be finite"
             )
-        return _zero_copy.to_host(self.keep, stream)[:count].astype(np.int64)
+        return _device.to_host(self.keep, stream)[:count].astype(np.int64)
 
 
 def source_mapping(geometry) -> dict:
@@ -249,16 +248,6 @@ def _common_dtype(arrays: list[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
 
 
-def _run(op: str, device: Device, call_cpu, call_cuda):
-    require_device(op, device)
-    if device == "cpu":
-        return call_cpu()
-    try:
-        return call_cuda()
-    except RuntimeError as exc:
-        raise NativeOpError(str(exc)) from exc
-
-
 def _check_max_detections(max_detections: int) -> None:
     """The op's own check, made before the outputs it sizes are allocated on the device."""
     limit = kernels().MAX_NMS_CANDIDATES
@@ -270,8 +259,8 @@ def _device_mappings(geometry, batch: int, stream: cuda.Stream | None) -> tuple[
     """(the mappings argument of a CUDA op, the arrays to keep alive while it runs)."""
     if geometry is None:
         return None, ()
-    if type(geometry).__name__ == "PyCapsule" or _zero_copy.is_on_device(geometry):
-        return _zero_copy.as_device_input(geometry, stream), ()
+    if type(geometry).__name__ == "PyCapsule" or _device.is_on_device(geometry):
+        return _device.as_device_input(geometry, stream), ()
     table = source_mapping_table(geometry, batch)
     if stream is not None and stream.capturing:
         raise ValueError(
@@ -279,7 +268,7 @@ def _device_mappings(geometry, batch: int, stream: cuda.Stream | None) -> tuple[
             "geometry=radedge.cuda.DeviceArray.from_numpy(source_mapping_table(geometry, batch)), made before the "
             "capture"
         )
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         uploaded = cuda.DeviceArray.from_numpy(table, stream=stream)
     return uploaded, (uploaded,)
 
@@ -303,7 +292,7 @@ def _detection_outputs(out, batch: int, max_detections: int, stream: cuda.Stream
         ("out.classes", (batch, max_detections), "int32"),
         ("out.valid", (batch,), "int32"),
     )
-    return tuple(_zero_copy.output(g, name, shape, dtype, stream) for g, (name, shape, dtype) in zip(given, specs))
+    return tuple(_device.output(g, name, shape, dtype, stream) for g, (name, shape, dtype) in zip(given, specs))
 
 
 def _detections_on_device(run, batch: int, geometry, max_detections: int, out, workspace, stream) -> Detections:
@@ -312,7 +301,7 @@ def _detections_on_device(run, batch: int, geometry, max_detections: int, out, w
     mappings, uploaded = _device_mappings(geometry, batch, stream)
     outputs = _detection_outputs(out, batch, max_detections, stream)
     names = ("out_boxes", "out_scores", "out_classes", "out_valid")
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         run(**dict(zip(names, outputs)), mappings=mappings, workspace=workspace, stream=stream)
     for array in outputs:
         cuda.mark_written(array, stream)
@@ -401,12 +390,12 @@ def decode_dense(
     )
     strides = [float(s) for s in strides]
     named = {f"levels[{i}][{j}]": a for i, level in enumerate(levels) for j, a in enumerate(level[:per_level])}
-    if _zero_copy.runs_on_device("decode_dense", device, named, dict(out=out, stream=stream, workspace=workspace)):
+    if _device.runs_on_device("decode_dense", device, named, dict(out=out, stream=stream, workspace=workspace)):
         stream = cuda.as_stream(stream)
-        arrays = [_zero_copy.as_device_input(a, stream) for a in named.values()]
+        arrays = [_device.as_device_input(a, stream) for a in named.values()]
         scores, distances = arrays[0::per_level], arrays[1::per_level]
         centerness = arrays[2::per_level] if per_level == 3 else None
-        shape = _zero_copy.shape_of(scores[0], "levels[0][0]") if scores else ()
+        shape = _device.shape_of(scores[0], "levels[0][0]") if scores else ()
         return _detections_on_device(
             lambda **device_arguments: kernels().decode_dense_cuda(
                 scores, distances, centerness, strides, **arguments, **device_arguments
@@ -421,7 +410,7 @@ def decode_dense(
     centerness = arrays[2::per_level] if per_level == 3 else None
     batch = int(scores[0].shape[0]) if scores and scores[0].ndim == 4 else 1
     arguments["mappings"] = _mappings(geometry, batch)
-    result = _run(
+    result = run_on(
         "decode_dense",
         device,
         lambda: kernels().decode_dense_cpu(scores, distances, centerness, strides, threads=int(threads), **arguments),
@@ -465,12 +454,12 @@ def decode_boxes(
         scores_are=scores_are,
         box_format=box_format,
     )
-    if _zero_copy.runs_on_device(
+    if _device.runs_on_device(
         "decode_boxes", device, dict(boxes=boxes, scores=scores), dict(out=out, stream=stream, workspace=workspace)
     ):
         stream = cuda.as_stream(stream)
-        boxes, scores = (_zero_copy.as_device_input(a, stream) for a in (boxes, scores))
-        shape = _zero_copy.shape_of(boxes, "boxes")
+        boxes, scores = (_device.as_device_input(a, stream) for a in (boxes, scores))
+        shape = _device.shape_of(boxes, "boxes")
         return _detections_on_device(
             lambda **device_arguments: kernels().decode_boxes_cuda(boxes, scores, **arguments, **device_arguments),
             shape[0] if shape else 1, geometry, int(max_detections), out, workspace, stream,
@@ -479,7 +468,7 @@ def decode_boxes(
     boxes, scores = _common_dtype([boxes, scores])
     batch = int(boxes.shape[0]) if boxes.ndim == 3 else 1
     arguments["mappings"] = _mappings(geometry, batch)
-    result = _run(
+    result = run_on(
         "decode_boxes",
         device,
         lambda: kernels().decode_boxes_cpu(boxes, scores, threads=int(threads), **arguments),
@@ -522,11 +511,11 @@ def nms(
     nothing, so a CUDA graph can capture it.
     """
     arrays = dict(boxes=boxes, scores=scores, classes=classes)
-    if _zero_copy.runs_on_device("nms", device, arrays, dict(out=out, stream=stream, workspace=workspace)):
+    if _device.runs_on_device("nms", device, arrays, dict(out=out, stream=stream, workspace=workspace)):
         stream = cuda.as_stream(stream)
-        boxes, scores = (_zero_copy.as_device_input(a, stream) for a in (boxes, scores))
-        classes = None if classes is None else _zero_copy.as_device_input(classes, stream)
-        shape = _zero_copy.shape_of(boxes, "boxes")
+        boxes, scores = (_device.as_device_input(a, stream) for a in (boxes, scores))
+        classes = None if classes is None else _device.as_device_input(classes, stream)
+        shape = _device.shape_of(boxes, "boxes")
         limit = max(1, shape[0] if shape else 0) if max_detections is None else int(max_detections)
         _check_max_detections(limit)
         if out is None:
@@ -535,9 +524,9 @@ def nms(
             given = (out.keep, out.count) if isinstance(out, KeptBoxes) else tuple(out)
             if len(given) != 2:
                 raise ValueError(f"out must be a KeptBoxes or (keep, count) CUDA arrays; got {len(given)} items")
-        keep = _zero_copy.output(given[0], "out.keep", (limit,), "int32", stream)
-        count = _zero_copy.output(given[1], "out.count", (1,), "int32", stream)
-        with _zero_copy.native_errors():
+        keep = _device.output(given[0], "out.keep", (limit,), "int32", stream)
+        count = _device.output(given[1], "out.count", (1,), "int32", stream)
+        with _device.native_errors():
             kernels().nms_cuda(
                 boxes, scores, classes, out_keep=keep, out_count=count, iou_threshold=float(iou_threshold),
                 max_detections=limit, workspace=workspace, stream=stream,
@@ -548,7 +537,7 @@ def nms(
     _require_arrays(boxes=boxes, scores=scores, **({} if classes is None else {"classes": classes}))
     count = int(boxes.shape[0]) if boxes.ndim >= 1 else 0
     limit = max(1, count) if max_detections is None else int(max_detections)
-    keep = _run(
+    keep = run_on(
         "nms",
         device,
         lambda: kernels().nms_cpu(
@@ -571,7 +560,7 @@ def decode_dense_cuda_workspace_bytes(
     shapes = [_shape_of_rank(tuple(level)[0], f"levels[{i}][0]", 4) for i, level in enumerate(levels)]
     if not shapes:
         raise ValueError("levels must hold one (scores, distances[, centerness]) tuple per level; got none")
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         return kernels().decode_dense_cuda_workspace_bytes(
             shapes[0][0], shapes[0][1], [(h, w) for _, _, h, w in shapes], pre_nms_top_k=int(pre_nms_top_k),
             max_detections=int(max_detections),
@@ -582,7 +571,7 @@ def decode_boxes_cuda_workspace_bytes(scores: Any, *, pre_nms_top_k: int = 1000,
     """Bytes of device workspace :func:`decode_boxes` needs on CUDA arrays for ``scores`` [N, M, K]
     (the array, or its shape) and these limits, on the current CUDA device."""
     shape = _shape_of_rank(scores, "scores", 3)
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         return kernels().decode_boxes_cuda_workspace_bytes(
             *shape, pre_nms_top_k=int(pre_nms_top_k), max_detections=int(max_detections)
         )
@@ -591,7 +580,7 @@ def decode_boxes_cuda_workspace_bytes(scores: Any, *, pre_nms_top_k: int = 1000,
 def nms_cuda_workspace_bytes(count: int, max_detections: int) -> int:
     """Bytes of device workspace :func:`nms` needs on CUDA arrays for ``count`` boxes and
     ``max_detections``, on the current CUDA device."""
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         return kernels().nms_cuda_workspace_bytes(int(count), int(max_detections))
 
 

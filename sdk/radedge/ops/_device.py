@@ -1,22 +1,43 @@
-"""What the post-processing wrappers share to run zero-copy on CUDA arrays.
+"""The one device dispatch every op wrapper shares.
 
 A wrapper takes numpy arrays (its CPU op, or the CUDA op copying to the GPU and back) or CUDA
 arrays (any ``__cuda_array_interface__`` / DLPack exporter: radedge.cuda.DeviceArray, torch,
 CuPy, pycuda), which its native ``*_cuda`` binding reads and writes in place on the caller's
-stream. This module decides which, refuses mixtures, and moves small results to the host.
+stream. This module decides which (``runs_on_device``), runs a numpy call on the device asked
+for (``run_on``), refuses mixtures, turns the native module's CUDA errors into NativeOpError,
+and moves small results to the host.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from . import cuda
-from ._native import kernels, require_device
-from .errors import NativeOpError
+from .. import cuda
+from .._native import available_devices, kernels, require_device
+from ..errors import NativeOpError
+
+Device = Literal["cpu", "cuda"]
+
+__all__ = ["Device", "available_devices", "require_device", "run_on", "runs_on_device"]
+
+T = TypeVar("T")
+
+
+def run_on(op: str, device: str, cpu: Callable[[], T], cuda_host: Callable[[], T]) -> T:
+    """Run a call on numpy arrays: ``cpu()`` on ``"cpu"``, or ``cuda_host()`` (the CUDA op
+    copying to the GPU and back) on ``"cuda"``, whose failures become NativeOpError. Raises
+    NativeOpError listing the devices that work when ``device`` is not available."""
+    require_device(op, device)
+    if device == "cpu":
+        return cpu()
+    try:
+        return cuda_host()
+    except RuntimeError as exc:
+        raise NativeOpError(str(exc)) from exc
 
 
 def runs_on_device(op: str, device: str, arrays: dict[str, Any], device_only: dict[str, Any]) -> bool:

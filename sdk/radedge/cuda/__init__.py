@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from ._native import kernels, require_device
-from .errors import NativeOpError, RadedgeError
+from .._native import kernels, require_device
+from ..errors import NativeOpError, RadedgeError
 
 __all__ = [
     "DeviceArray",

@@ -39,13 +39,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import _zero_copy, cuda
-from ._head_grid import placement
-from ._native import kernels, require_device
-from .errors import NativeOpError
+from .. import cuda
+from .._native import kernels
+from . import _device
+from ._device import Device, run_on
+from ._geometry import placement
 
 Activation = Literal["none", "sigmoid"]
-Device = Literal["cpu", "cuda"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Peaks:
     @property
     def on_device(self) -> bool:
         """True when the arrays are CUDA arrays (the zero-copy path)."""
-        return _zero_copy.is_on_device(self.valid)
+        return _device.is_on_device(self.valid)
 
     def to_numpy(self, stream: Any = None) -> Peaks:
         """These peaks with numpy arrays (numpy peaks are returned as they are), copied on
@@ -78,7 +78,7 @@ class Peaks:
         or synchronised first."""
         if not self.on_device:
             return self
-        return Peaks(*(_zero_copy.to_host(a, stream) for a in (self.x, self.y, self.score, self.valid)))
+        return Peaks(*(_device.to_host(a, stream) for a in (self.x, self.y, self.score, self.valid)))
 
     def points(self, image: int = 0, channel: int = 0) -> np.ndarray:
         """float32 [valid, 3]: (x, y, score) of each peak of one channel, best first (CUDA peaks are
@@ -128,13 +128,12 @@ def _run(
         mode=mode, k=int(k), threshold=[float(t) for t in threshold], radius=int(radius), activation=activation,
         refine=bool(refine),
     )
-    if _zero_copy.runs_on_device(
+    if _device.runs_on_device(
         "heatmap_peaks", device, dict(heatmaps=heatmaps), dict(out=out, stream=stream, workspace=workspace)
     ):
         return _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, stream)
     if not isinstance(heatmaps, np.ndarray):
         raise TypeError(f"heatmaps must be a numpy array; got {type(heatmaps).__name__}")
-    require_device("heatmap_peaks", device)
     geometries = _geometries(heatmaps.shape, geometry)
     if _per_image(geometry):
         batches = [(heatmaps[n : n + 1], g) for n, g in enumerate(geometries)]
@@ -143,13 +142,11 @@ def _run(
     parts = []
     for maps, g in batches:
         call = dict(arguments, placement=placement(g, input_size))
-        if device == "cpu":
-            parts.append(kernels().heatmap_peaks_cpu(maps, threads=int(threads), **call))
-        else:
-            try:
-                parts.append(kernels().heatmap_peaks_cuda_host(maps, **call))
-            except RuntimeError as exc:
-                raise NativeOpError(str(exc)) from exc
+        parts.append(run_on(
+            "heatmap_peaks", device,
+            lambda: kernels().heatmap_peaks_cpu(maps, threads=int(threads), **call),
+            lambda: kernels().heatmap_peaks_cuda_host(maps, **call),
+        ))
     if len(parts) == 1:
         return Peaks(*parts[0])
     return Peaks(*(np.concatenate(arrays) for arrays in zip(*parts)))
@@ -157,8 +154,8 @@ def _run(
 
 def _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, stream) -> Peaks:
     stream = cuda.as_stream(stream)
-    heatmaps = _zero_copy.as_device_input(heatmaps, stream)
-    shape = _zero_copy.shape_of(heatmaps, "heatmaps")
+    heatmaps = _device.as_device_input(heatmaps, stream)
+    shape = _device.shape_of(heatmaps, "heatmaps")
     if len(shape) != 4:
         raise ValueError(f"heatmaps must be float32 or float16 [N, C, h, w]; got shape {shape}")
     k = arguments["k"]
@@ -179,9 +176,9 @@ def _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, st
         ("out.valid", (batch, channels), "int32"),
     )
     x, y, score, valid = (
-        _zero_copy.output(g, name, array_shape, dtype, stream) for g, (name, array_shape, dtype) in zip(given, specs)
+        _device.output(g, name, array_shape, dtype, stream) for g, (name, array_shape, dtype) in zip(given, specs)
     )
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         kernels().heatmap_peaks_cuda(
             heatmaps, out_x=x, out_y=y, out_score=score, out_valid=valid, placements=placements, workspace=workspace,
             stream=stream, **arguments,
@@ -199,7 +196,7 @@ def heatmap_peaks_cuda_workspace_bytes(heatmaps: Any, geometry: Any, *, input_si
     if len(shape) != 4:
         raise ValueError(f"heatmaps must be [N, C, h, w]; got shape {shape}")
     placements = [placement(g, input_size) for g in _geometries(shape, geometry)]
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         return kernels().heatmap_peaks_cuda_workspace_bytes(*shape, placements=placements)
 
 

@@ -30,174 +30,31 @@ INTER_AREA when both axes shrink and INTER_LINEAR when both grow (to float32 rou
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
-from . import cuda
-from ._native import kernels, require_device
-from .errors import NativeOpError
+from .. import cuda
+from .._native import kernels
+from ..errors import NativeOpError
+from ..spec.geometry import Crop, ResizeGeometry, center_crop
+from ..spec.preprocess import PreprocessSpec
+from ._device import Device, require_device, run_on
 
-ResizeMode = Literal["stretch", "letterbox"]
-OutputDtype = Literal["float32", "float16"]
-Device = Literal["cpu", "cuda"]
-
-
-@dataclass(frozen=True)
-class PreprocessSpec:
-    """What a model expects as input (the manifest's ``preprocessing``).
-
-    ``height`` x ``width``: model input size in pixels. ``resize``: ``"stretch"`` fills the
-    input, ``"letterbox"`` keeps the aspect ratio and centres the image, filling the rest
-    with ``pad_value`` (a display-domain value in the LUT's [0, 1] range, normalised like
-    the image). ``mean`` / ``std``: one value for every channel or one per channel;
-    ``out = (value - mean[c]) / std[c]``. ``channels``: 1, or 3 (the grey image
-    replicated). ``dtype``: of the input tensor.
-    """
-
-    height: int
-    width: int
-    resize: ResizeMode = "letterbox"
-    pad_value: float = 0.0
-    mean: tuple[float, ...] = (0.0,)
-    std: tuple[float, ...] = (1.0,)
-    channels: int = 1
-    dtype: OutputDtype = "float32"
-
-    def __post_init__(self) -> None:
-        # Manifests arrive as JSON: accept lists and ints, store tuples of floats.
-        object.__setattr__(self, "mean", tuple(float(v) for v in np.atleast_1d(self.mean)))
-        object.__setattr__(self, "std", tuple(float(v) for v in np.atleast_1d(self.std)))
-        object.__setattr__(self, "pad_value", float(self.pad_value))
-        for name in ("height", "width", "channels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"PreprocessSpec.{name} must be a positive integer; got {value!r}")
-            object.__setattr__(self, name, int(value))
-        if self.resize not in ("stretch", "letterbox"):
-            raise ValueError(f"PreprocessSpec.resize must be 'stretch' or 'letterbox'; got {self.resize!r}")
-        if self.channels not in (1, 3):
-            raise ValueError(f"PreprocessSpec.channels must be 1 or 3 (grey replicated); got {self.channels}")
-        if self.dtype not in ("float32", "float16"):
-            raise ValueError(f"PreprocessSpec.dtype must be 'float32' or 'float16'; got {self.dtype!r}")
-        for name in ("mean", "std"):
-            values = getattr(self, name)
-            if len(values) not in (1, self.channels):
-                raise ValueError(
-                    f"PreprocessSpec.{name} needs 1 value (every channel) or {self.channels} (one per channel); "
-                    f"got {len(values)}: {values}"
-                )
-            if not all(np.isfinite(values)):
-                raise ValueError(f"PreprocessSpec.{name} must be finite; got {values}")
-        if not all(v > 0 for v in self.std):
-            raise ValueError(f"PreprocessSpec.std must be > 0 for every channel; got {self.std}")
-        if not np.isfinite(self.pad_value):
-            raise ValueError(f"PreprocessSpec.pad_value must be finite; got {self.pad_value}")
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) of one image in the input tensor."""
-        return (self.channels, self.height, self.width)
-
-
-@dataclass(frozen=True)
-class ResizeGeometry:
-    """Where the resized source crop lies in the model input.
-
-    Coordinates are continuous pixel coordinates in which pixel ``i`` spans [i, i + 1)
-    and its centre is at ``i + 0.5``, in both the source image and the model input, so
-    ``x_out = (x_src - crop_x) * scale_x + offset_x`` maps edges to edges and centres to
-    centres. ``source_rows`` x ``source_columns``: the whole source image;
-    ``crop_x``, ``crop_y``, ``crop_width``, ``crop_height``: the rectangle of it that was
-    resized (defaults: the whole image); ``content_height`` x ``content_width``: size of the
-    resized crop inside the output (pixels); ``offset_y``, ``offset_x``: its top-left corner
-    (the letterbox padding before it); ``scale_y = content_height / crop_height``,
-    ``scale_x = content_width / crop_width``.
-    """
-
-    source_rows: int
-    source_columns: int
-    content_height: int
-    content_width: int
-    offset_y: int
-    offset_x: int
-    scale_y: float
-    scale_x: float
-    crop_x: int = 0
-    crop_y: int = 0
-    crop_width: int | None = None  # None: source_columns - crop_x
-    crop_height: int | None = None  # None: source_rows - crop_y
-
-    def __post_init__(self) -> None:
-        if self.crop_width is None:
-            object.__setattr__(self, "crop_width", self.source_columns - self.crop_x)
-        if self.crop_height is None:
-            object.__setattr__(self, "crop_height", self.source_rows - self.crop_y)
-
-    @property
-    def crop(self) -> Crop:
-        """The source rectangle that was resized."""
-        return Crop(self.crop_x, self.crop_y, self.crop_width, self.crop_height)
-
-    def to_source(self, x_out, y_out):
-        """Model-input coordinates (floats or numpy arrays, pixels) -> source-image coordinates."""
-        return (
-            np.subtract(x_out, self.offset_x) / self.scale_x + self.crop_x,
-            np.subtract(y_out, self.offset_y) / self.scale_y + self.crop_y,
-        )
-
-    def to_output(self, x_src, y_src):
-        """Source-image coordinates (floats or numpy arrays, pixels) -> model-input coordinates."""
-        return (
-            np.subtract(x_src, self.crop_x) * self.scale_x + self.offset_x,
-            np.subtract(y_src, self.crop_y) * self.scale_y + self.offset_y,
-        )
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-class Crop(NamedTuple):
-    """A rectangle of source pixels: columns ``x .. x + width - 1``, rows ``y .. y + height - 1``.
-
-    It must lie inside the image and hold at least one pixel; anything else is a
-    ValueError from the op.
-    """
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-
-def center_crop(rows: int, columns: int, *, fraction: float | None = None, aspect: float | None = None) -> Crop:
-    """The centred crop of a ``rows`` x ``columns`` image, from a fraction, an aspect ratio, or both.
-
-    ``aspect`` (width / height, > 0): the largest centred rectangle of that shape, e.g.
-    ``aspect=1`` for the central square. ``fraction`` (0 < f <= 1): keep that fraction of
-    each side (of the aspect crop, when both are given). Sizes are rounded half up and are
-    at least one pixel; offsets are ``(n - size) // 2``, as for the letterbox.
-    """
-    for name, value in (("rows", rows), ("columns", columns)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"center_crop: {name} must be a positive integer; got {value!r}")
-    if fraction is None and aspect is None:
-        raise ValueError("center_crop: give fraction (of each side, 0 < f <= 1), aspect (width / height), or both")
-    width, height = int(columns), int(rows)
-    if aspect is not None:
-        if not (math.isfinite(aspect) and aspect > 0):
-            raise ValueError(f"center_crop: aspect (width / height) must be finite and > 0; got {aspect!r}")
-        if width > height * aspect:
-            width = max(1, math.floor(height * aspect + 0.5))
-        else:
-            height = max(1, math.floor(width / aspect + 0.5))
-    if fraction is not None:
-        if not (math.isfinite(fraction) and 0 < fraction <= 1):
-            raise ValueError(f"center_crop: fraction must be in (0, 1]; got {fraction!r}")
-        width = max(1, math.floor(width * fraction + 0.5))
-        height = max(1, math.floor(height * fraction + 0.5))
-    return Crop((int(columns) - width) // 2, (int(rows) - height) // 2, width, height)
+__all__ = [
+    "Crop",
+    "FloatWindow",
+    "PreprocessSpec",
+    "ResizeGeometry",
+    "center_crop",
+    "preprocess",
+    "preprocess_batch",
+    "preprocess_batch_cuda_workspace_bytes",
+    "preprocess_cuda_workspace_bytes",
+    "preprocess_into",
+    "resize_geometry",
+]
 
 
 @dataclass(frozen=True)
@@ -238,7 +95,12 @@ def resize_geometry(
     g = kernels().resize_geometry(
         int(source_rows), int(source_columns), spec.height, spec.width, spec.resize, crop=_crop_argument(crop)
     )
-    return ResizeGeometry(**g)
+    return _geometry(g, spec)
+
+
+def _geometry(native: dict, spec: PreprocessSpec) -> ResizeGeometry:
+    """The native op's placement dict, with the model input it is in."""
+    return ResizeGeometry(**native, input_height=spec.height, input_width=spec.width)
 
 
 def _crop_argument(crop, name: str = "crop") -> tuple[int, int, int, int] | None:
@@ -332,16 +194,15 @@ def preprocess_into(
     for name, array in (("pixels", pixels), ("out", out)):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
-    require_device("preprocess", device)
     arguments = dict(_spec_arguments(spec), crop=_crop_argument(crop), float_window=window)
-    if device == "cpu":
-        g = kernels().preprocess_cpu(pixels, table, int(lut_first_value), out, int(slot), threads=int(threads), **arguments)
-    else:
-        try:
-            g = kernels().preprocess_cuda_host(pixels, table, int(lut_first_value), out, int(slot), **arguments)
-        except RuntimeError as exc:
-            raise NativeOpError(str(exc)) from exc
-    return ResizeGeometry(**g)
+    g = run_on(
+        "preprocess", device,
+        lambda: kernels().preprocess_cpu(
+            pixels, table, int(lut_first_value), out, int(slot), threads=int(threads), **arguments
+        ),
+        lambda: kernels().preprocess_cuda_host(pixels, table, int(lut_first_value), out, int(slot), **arguments),
+    )
+    return _geometry(g, spec)
 
 
 def _preprocess_device_arrays(
@@ -373,7 +234,7 @@ def _preprocess_device_arrays(
     except kernels().CudaError as exc:
         raise NativeOpError(str(exc)) from exc
     cuda.mark_written(out, stream)
-    return ResizeGeometry(**g)
+    return _geometry(g, spec)
 
 
 def preprocess_cuda_workspace_bytes(
@@ -479,7 +340,7 @@ def preprocess_batch(
         except kernels().CudaError as exc:
             raise NativeOpError(str(exc)) from exc
         cuda.mark_written(out, stream)
-        return [ResizeGeometry(**g) for g in geometries]
+        return [_geometry(g, spec) for g in geometries]
 
     if stream is not None or workspace is not None:
         raise ValueError(
@@ -491,15 +352,12 @@ def preprocess_batch(
     for index, (pixels, *_) in enumerate(items):
         if not isinstance(pixels, np.ndarray):
             raise TypeError(f"images[{index}]: pixels must be a numpy array; got {type(pixels).__name__}")
-    require_device("preprocess", device)
-    if device == "cpu":
-        geometries = kernels().preprocess_batch_cpu(items, out, threads=int(threads), **_spec_arguments(spec))
-    else:
-        try:
-            geometries = kernels().preprocess_batch_cuda_host(items, out, **_spec_arguments(spec))
-        except RuntimeError as exc:
-            raise NativeOpError(str(exc)) from exc
-    return [ResizeGeometry(**g) for g in geometries]
+    geometries = run_on(
+        "preprocess", device,
+        lambda: kernels().preprocess_batch_cpu(items, out, threads=int(threads), **_spec_arguments(spec)),
+        lambda: kernels().preprocess_batch_cuda_host(items, out, **_spec_arguments(spec)),
+    )
+    return [_geometry(g, spec) for g in geometries]
 
 
 def preprocess_batch_cuda_workspace_bytes(

@@ -32,16 +32,15 @@ that range to infinity, which draws every pixel with t = 0. Check the CAM upstre
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from . import _zero_copy, cuda
-from ._head_grid import placement
-from ._native import kernels, require_device
-from .errors import NativeOpError
-
-Device = Literal["cpu", "cuda"]
+from .. import cuda
+from .._native import kernels
+from . import _device
+from ._device import Device, run_on
+from ._geometry import placement
 
 
 def colormap_table(name: str) -> np.ndarray:
@@ -103,19 +102,19 @@ def overlay_cam(
         except (TypeError, ValueError):
             raise ValueError(f"normalise must be 'minmax' or a (low, high) pair of numbers; got {normalise!r}") from None
         normalise = "fixed"
-    if _zero_copy.runs_on_device(
+    if _device.runs_on_device(
         "cam_overlay", device, dict(cam=cam, display=display, out=out), dict(stream=stream, workspace=workspace)
     ):
         stream = cuda.as_stream(stream)
-        cam, display = (_zero_copy.as_device_input(a, stream) for a in (cam, display))
+        cam, display = (_device.as_device_input(a, stream) for a in (cam, display))
         if out is None:
-            shape = _zero_copy.shape_of(display, "display")
+            shape = _device.shape_of(display, "display")
             if len(shape) != 2:
                 raise ValueError(f"display must be a grey uint8 [H, W] image; got shape {shape}")
-            out = _zero_copy.output(None, "out", (*shape, 3), "uint8", stream)
+            out = _device.output(None, "out", (*shape, 3), "uint8", stream)
         else:
-            out = _zero_copy.as_device_input(out, stream)
-        with _zero_copy.native_errors():
+            out = _device.as_device_input(out, stream)
+        with _device.native_errors():
             kernels().cam_overlay_cuda(
                 cam, display, out, placement=placement(geometry, input_size), colormap=colormap, alpha=float(alpha),
                 floor=float(floor), normalise=normalise, low=low, high=high, workspace=workspace, stream=stream,
@@ -125,7 +124,6 @@ def overlay_cam(
     for name, array in (("cam", cam), ("display", display)):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
-    require_device("cam_overlay", device)
     if out is None:
         out = np.empty((*display.shape[:2], 3), dtype=np.uint8) if display.ndim == 2 else np.empty((0, 0, 3), np.uint8)
     elif not isinstance(out, np.ndarray):
@@ -134,13 +132,11 @@ def overlay_cam(
         placement=placement(geometry, input_size), colormap=colormap, alpha=float(alpha), floor=float(floor),
         normalise=normalise, low=low, high=high,
     )
-    if device == "cpu":
-        kernels().cam_overlay_cpu(cam, display, out, threads=int(threads), **arguments)
-    else:
-        try:
-            kernels().cam_overlay_cuda_host(cam, display, out, **arguments)
-        except RuntimeError as exc:
-            raise NativeOpError(str(exc)) from exc
+    run_on(
+        "cam_overlay", device,
+        lambda: kernels().cam_overlay_cpu(cam, display, out, threads=int(threads), **arguments),
+        lambda: kernels().cam_overlay_cuda_host(cam, display, out, **arguments),
+    )
     return out
 
 
@@ -151,5 +147,5 @@ def cam_overlay_cuda_workspace_bytes(display: Any) -> int:
     shape = tuple(int(n) for n in getattr(display, "shape", display))
     if len(shape) != 2:
         raise ValueError(f"display must be [H, W]; got shape {shape}")
-    with _zero_copy.native_errors():
+    with _device.native_errors():
         return kernels().cam_overlay_cuda_workspace_bytes(*shape)

@@ -2,7 +2,7 @@
 
 A head's output grid (h x w) spans the whole model input at any resolution; the source
 image (or its crop) fills the content rectangle of the input, as the preprocess op placed
-it (``radedge.preprocess.ResizeGeometry``).
+it (``radedge.ops.preprocess.ResizeGeometry``).
 """
 
 from __future__ import annotations

@@ -1,17 +1,15 @@
-"""Decoding head outputs back to the source image's geometry."""
+"""Segmentation heads decoded back to the source image's geometry, also through a crop."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from radedge.bundle import OutputSpec
-from radedge.decode import decode_segmentation, softmax
 from radedge.errors import BackendError
+from radedge.heads import DecodeContext, decode_segmentation, softmax
 from radedge.io.image import PixelSpacing
-from radedge.preprocess import PreprocessSpec, preprocess, resize_geometry
+from radedge.ops.preprocess import PreprocessSpec, preprocess, resize_geometry
+from radedge.spec import HeadSpec
 
 
 def _reference_upsample(plane, geometry, input_height, input_width):
@@ -30,15 +28,17 @@ def _reference_upsample(plane, geometry, input_height, input_width):
     return top * (1 - fy) + bottom * fy
 
 
-def _image(spacing=(0.15, 0.2)):
-    """What decode_segmentation reads of an Image: its pixel spacing."""
+def _decode(head, logits, geometry, spacing=(0.15, 0.2)):
+    """decode_segmentation of ``logits`` for ``head`` placed by ``geometry``, at that pixel spacing."""
     if spacing is None:
-        return SimpleNamespace(spacing=None, spacing_problem="the file gives no pixel spacing")
-    return SimpleNamespace(spacing=PixelSpacing(*spacing, source="ImagerPixelSpacing"), spacing_problem=None)
+        context = DecodeContext(geometry, spacing_problem="the file gives no pixel spacing")
+    else:
+        context = DecodeContext(geometry, PixelSpacing(*spacing, source="ImagerPixelSpacing"))
+    return decode_segmentation(head, {head.name: logits}, context)
 
 
 def _head(activation="sigmoid", labels=("lesion",), threshold=0.5):
-    return OutputSpec("mask_logits", "segmentation", tuple(labels), activation, {"threshold": threshold})
+    return HeadSpec("mask_logits", "segmentation", tuple(labels), activation, {"threshold": threshold})
 
 
 def _check_regions(result, pixel_area_mm2):
@@ -74,7 +74,7 @@ def test_sigmoid_mask_matches_the_bilinear_reference(rows, columns, height, widt
     geometry = resize_geometry(rows, columns, spec)
     rng = np.random.default_rng(rows * columns)
     plane = rng.normal(size=(int(height * plane_scale), int(width * plane_scale))).astype(np.float32)
-    result = decode_segmentation(_head(threshold=threshold), plane[None, None], geometry, (height, width), _image())
+    result = _decode(_head(threshold=threshold), plane[None, None], geometry)
     assert result.mask.shape == (rows, columns) and result.mask.dtype == np.uint8
 
     values = _reference_upsample(plane.astype(np.float64), geometry, height, width)
@@ -91,7 +91,7 @@ def test_softmax_mask_matches_the_bilinear_reference():
     rows, columns, height, width = 333, 517, 96, 96
     geometry = resize_geometry(rows, columns, PreprocessSpec(height, width, resize="letterbox"))
     logits = np.random.default_rng(2).normal(size=(1, 4, 48, 48)).astype(np.float32)
-    result = decode_segmentation(_head("softmax", ("a", "b", "c")), logits, geometry, (height, width), _image(None))
+    result = _decode(_head("softmax", ("a", "b", "c")), logits, geometry, spacing=None)
     values = np.stack([_reference_upsample(plane.astype(np.float64), geometry, height, width) for plane in logits[0]])
     expected = np.argmax(values, axis=0)
     top_two = np.sort(values, axis=0)[-2:]
@@ -108,7 +108,7 @@ def test_overlapping_sigmoid_labels_go_to_the_higher_logit():
     logits[0, 0] = 3.0
     logits[0, 1, :, :2] = 5.0  # label 2 beats label 1 on the left half only
     logits[0, 1, :, 2:] = 1.0
-    result = decode_segmentation(_head(labels=("a", "b")), logits, geometry, (4, 4), _image())
+    result = _decode(_head(labels=("a", "b")), logits, geometry)
     assert result.regions[1].bbox[0] == 0 and result.regions[0].bbox[2] == 20
     assert (result.mask[:, :5] == 2).all() and (result.mask[:, -5:] == 1).all()
 
@@ -121,7 +121,7 @@ def test_round_trip_of_a_mask_through_preprocess_and_back():
     forward, geometry = preprocess(mask, np.array([0.0, 1.0], np.float32), 0, spec)
     # Fractions of 0.5 become logits of 0: the round trip recovers the ellipse.
     logits = (forward[:, :1] - 0.5) * 20
-    back = decode_segmentation(_head(), logits, geometry, (128, 128), _image()).mask == 1
+    back = _decode(_head(), logits, geometry).mask == 1
     iou = np.logical_and(back, mask).sum() / np.logical_or(back, mask).sum()
     assert iou > 0.95
 
@@ -132,17 +132,48 @@ def test_non_finite_logits_are_a_backend_error(bad):
     logits = np.zeros((1, 1, 8, 8), np.float32)
     logits[0, 0, 3, 3] = bad
     with pytest.raises(BackendError, match="'mask_logits'.*NaN or infinite"):
-        decode_segmentation(_head(), logits, geometry, (8, 8), _image())
+        _decode(_head(), logits, geometry)
 
 
 def test_channel_count_must_match_the_labels():
     geometry = resize_geometry(20, 20, PreprocessSpec(8, 8))
     with pytest.raises(BackendError, match="2 channels for labels"):
-        decode_segmentation(_head(), np.zeros((1, 2, 8, 8), np.float32), geometry, (8, 8), _image())
+        _decode(_head(), np.zeros((1, 2, 8, 8), np.float32), geometry)
     with pytest.raises(BackendError, match="needs background \\+ 1 channels"):
-        decode_segmentation(_head("softmax"), np.zeros((1, 1, 8, 8), np.float32), geometry, (8, 8), _image())
+        _decode(_head("softmax"), np.zeros((1, 1, 8, 8), np.float32), geometry)
 
 
 def test_softmax_is_stable_for_large_logits():
     probabilities = softmax(np.array([1000.0, 0.0, -1000.0]))
     np.testing.assert_allclose(probabilities, [1.0, 0.0, 0.0])
+
+
+CROP_ROWS, CROP_COLUMNS = 200, 300
+CROP = (100, 50, 150, 100)
+CROP_SPEC = PreprocessSpec(64, 96, "stretch")
+
+
+def test_mask_edges_map_through_the_crop():
+    geometry = resize_geometry(CROP_ROWS, CROP_COLUMNS, CROP_SPEC, crop=CROP)
+    assert (geometry.scale_x, geometry.scale_y) == (96 / 150, 64 / 100)
+    # Logits that cross zero at model-input x = 48 and y = 32: bilinear reads of a linear
+    # ramp are exact, so the mask's edges sit where the crop puts those lines in the source.
+    y_in, x_in = np.mgrid[0:64, 0:96].astype(np.float32) + 0.5
+    logits = np.minimum(x_in - 48.0, y_in - 32.0)[None, None]
+    mask = _decode(_head(), logits, geometry, spacing=None).mask
+    x_edge, y_edge = geometry.to_source(48.0, 32.0)
+    columns = np.flatnonzero(mask.any(axis=0))
+    rows = np.flatnonzero(mask.any(axis=1))
+    # The first labelled pixel is the first whose centre lies at or past the edge.
+    assert columns[0] == int(np.ceil(x_edge - 0.5)) and columns[-1] == CROP[0] + CROP[2] - 1
+    assert rows[0] == int(np.ceil(y_edge - 0.5)) and rows[-1] == CROP[1] + CROP[3] - 1
+
+
+def test_mask_is_background_outside_the_crop():
+    geometry = resize_geometry(CROP_ROWS, CROP_COLUMNS, CROP_SPEC, crop=CROP)
+    logits = np.full((1, 1, 64, 96), 5.0, np.float32)  # lesion everywhere the model looked
+    mask = _decode(_head(), logits, geometry, spacing=None).mask
+    x, y, width, height = CROP
+    expected = np.zeros((CROP_ROWS, CROP_COLUMNS), np.uint8)
+    expected[y : y + height, x : x + width] = 1
+    np.testing.assert_array_equal(mask, expected)

@@ -18,109 +18,30 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ._files import write_atomically
-from .errors import BundleError, BundleIntegrityError
-from .intensity import check_window
-from .io.image import Percentile, Window
-from .preprocess import PreprocessSpec
+from .._files import write_atomically
+from ..errors import BundleError, BundleIntegrityError
+from ..spec.manifest import SCHEMA_VERSION, Manifest
 
-SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 _ZERO_DIGEST = "0" * 64
 _DIGEST_FIELD = re.compile(rb'"manifest_sha256"\s*:\s*"([0-9a-f]{64})"')
 
-HeadKind = Literal["classification", "segmentation", "detection", "heatmap", "cam"]
+
+def bundled_models_path() -> Path:
+    """The folder of the models shipped inside the package, one bundle directory each."""
+    return Path(__file__).resolve().parent.parent / "models"
 
 
 def default_bundle_path() -> Path:
     """The demo model shipped inside the package: ``bone-tumor`` trained on phantoms."""
-    return Path(__file__).resolve().parent / "models" / "bone-tumor"
+    return bundled_models_path() / "bone-tumor"
 
 
-@dataclass(frozen=True)
-class FlagRule:
-    """Raise flag ``code`` when the probability of ``label`` from head ``head`` is >= ``threshold``.
-
-    ``operating_point`` records how the threshold was chosen (data set, sensitivity,
-    specificity), so a vendor can see what the number means before moving it.
-    """
-
-    code: str
-    title: str
-    head: str
-    label: str
-    threshold: float
-    operating_point: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """One output tensor of the network and how to read it.
-
-    ``kind`` is the head kind (DESIGN.md); ``activation`` is ``"softmax"`` or
-    ``"sigmoid"``; ``decode`` holds kind-specific parameters (``threshold`` for a
-    segmentation head, as a probability).
-    """
-
-    name: str
-    kind: HeadKind
-    labels: tuple[str, ...]
-    activation: str
-    decode: dict[str, Any] = field(default_factory=dict)
-    flags: tuple[FlagRule, ...] = ()
-
-
-@dataclass(frozen=True)
-class IntensitySpec:
-    """How stored values were turned into [0, 1] intensities in training.
-
-    ``voi``: ``"file"`` uses the image's own VOI (VOI LUT Sequence, else its window at
-    ``voi_index``), ``"none"`` uses the min-max of modality values, a ``Percentile``
-    (manifest ``"voi": {"percentile": [0.5, 99.5]}``) the window between those
-    percentiles of the image's own modality values, and an explicit ``window`` overrides
-    them all.
-    """
-
-    voi: Literal["file", "none"] | Percentile = "file"
-    voi_index: int = 0
-    window: Window | None = None
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The inputs the model is intended for; anything else is refused (``OutOfScopeError``).
-
-    Empty tuples mean "not restricted". Values compare case-insensitively.
-    """
-
-    modalities: tuple[str, ...] = ()
-    presentation_intents: tuple[str, ...] = ()
-    body_parts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Manifest:
-    schema_version: int
-    model_id: str
-    model_version: str
-    description: str
-    input_name: str
-    input_shape: tuple[int, int, int, int]  # N, C, H, W
-    preprocess: PreprocessSpec
-    intensity: IntensitySpec
-    outputs: tuple[OutputSpec, ...]
-    scope: Scope
-    provenance: dict[str, Any]
-    files: dict[str, dict[str, Any]]
-    raw: dict[str, Any]
-
-    def output(self, name: str) -> OutputSpec:
-        for spec in self.outputs:
-            if spec.name == name:
-                return spec
-        raise BundleError(f"the manifest has no output named {name!r}; it has {[o.name for o in self.outputs]}")
+def bundled_bundle_paths() -> list[Path]:
+    """Every bundle shipped inside the package, in name order."""
+    return sorted(path for path in bundled_models_path().iterdir() if (path / MANIFEST).is_file())
 
 
 @dataclass(frozen=True)
@@ -280,94 +201,8 @@ def _verify(raw_manifest: bytes, document: dict[str, Any], files: dict[str, byte
                 "Re-copy or re-export the bundle."
             )
     try:
-        return _manifest_from_document(document)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{location}: {MANIFEST} is missing or has a malformed field: {exc!r}") from None
-
-
-def _voi(value: Any) -> str | Percentile:
-    """The manifest's ``preprocessing.voi``: "file", "none" or {"percentile": [low, high]}."""
-    if isinstance(value, dict):
-        if set(value) != {"percentile"}:
-            raise ValueError(f'preprocessing.voi as an object must be {{"percentile": [low, high]}}; got {value}')
-        bounds = value["percentile"]
-        if not isinstance(bounds, list) or len(bounds) != 2:
-            raise ValueError(f"preprocessing.voi.percentile must be [low, high] percentages; got {bounds!r}")
-        return Percentile(bounds[0], bounds[1])
-    if value not in ("file", "none"):
-        raise ValueError(f'preprocessing.voi must be "file", "none" or {{"percentile": [low, high]}}; got {value!r}')
-    return value
-
-
-def _manifest_from_document(doc: dict[str, Any]) -> Manifest:
-    model = doc["model"]
-    inp = doc["input"]
-    pre = doc["preprocessing"]
-    shape = tuple(int(v) for v in inp["shape"])
-    if len(shape) != 4:
-        raise ValueError(f"input.shape must be [N, C, H, W], got {inp['shape']}")
-    preprocess = PreprocessSpec(
-        height=shape[2],
-        width=shape[3],
-        resize=pre.get("resize", "letterbox"),
-        pad_value=float(pre.get("pad_value", 0.0)),
-        mean=tuple(float(v) for v in pre.get("mean", (0.0,))),
-        std=tuple(float(v) for v in pre.get("std", (1.0,))),
-        channels=shape[1],
-        dtype=inp.get("dtype", "float32"),
-    )
-    window = pre.get("window")
-    intensity = IntensitySpec(
-        voi=_voi(pre.get("voi", "file")),
-        voi_index=int(pre.get("voi_index", 0)),
-        window=Window(float(window["center"]), float(window["width"]), window.get("function", "LINEAR")) if window else None,
-    )
-    if intensity.window is not None:
-        # A window the VOI LUT Function does not allow (width <= 0, or < 1 for LINEAR) is
-        # refused when the bundle loads, not on the first image.
-        check_window(intensity.window)
-    outputs = tuple(
-        OutputSpec(
-            name=out["name"],
-            kind=out["kind"],
-            labels=tuple(out["labels"]),
-            activation=out["activation"],
-            decode=dict(out.get("decode", {})),
-            flags=tuple(
-                FlagRule(
-                    code=f["code"],
-                    title=f["title"],
-                    head=out["name"],
-                    label=f["label"],
-                    threshold=float(f["threshold"]),
-                    operating_point=dict(f.get("operating_point", {})),
-                )
-                for f in out.get("flags", ())
-            ),
-        )
-        for out in doc["outputs"]
-    )
-    for out in outputs:
-        for rule in out.flags:
-            if rule.label not in out.labels:
-                raise ValueError(f"flag {rule.code} refers to label {rule.label!r}, not one of {out.labels}")
-    scope = doc.get("scope", {})
-    return Manifest(
-        schema_version=int(doc["schema_version"]),
-        model_id=model["id"],
-        model_version=model["version"],
-        description=model.get("description", ""),
-        input_name=inp["name"],
-        input_shape=shape,  # type: ignore[arg-type]
-        preprocess=preprocess,
-        intensity=intensity,
-        outputs=outputs,
-        scope=Scope(
-            modalities=tuple(scope.get("modalities", ())),
-            presentation_intents=tuple(scope.get("presentation_intents", ())),
-            body_parts=tuple(scope.get("body_parts", ())),
-        ),
-        provenance=dict(doc.get("provenance", {})),
-        files=dict(doc["files"]),
-        raw=doc,
-    )
+        return Manifest.from_document(document)
+    except KeyError as exc:
+        raise BundleError(f"{location}: {MANIFEST} lacks the field {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{location}: {MANIFEST} has a malformed field: {exc}") from None

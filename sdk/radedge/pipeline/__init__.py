@@ -1,0 +1,28 @@
+"""The pipeline: ``Model`` (read -> scope -> lookup table -> plan -> flags), ``ModelSet``
+(several models, each image routed by scope), and the ``ExecutionPlan`` that runs a model's
+tensors on a device."""
+
+from __future__ import annotations
+
+from .model import Model, describe_image, describe_source, load_model
+from .model_set import ModelSet, load_models
+from .plan import CpuPlan, ExecutionContext, ExecutionPlan
+from .scope import FOR_PROCESSING_SOP_CLASSES, Refusal, check_scope, scope_refusal
+from .timer import StageTimer
+
+__all__ = [
+    "FOR_PROCESSING_SOP_CLASSES",
+    "CpuPlan",
+    "ExecutionContext",
+    "ExecutionPlan",
+    "Model",
+    "ModelSet",
+    "Refusal",
+    "StageTimer",
+    "check_scope",
+    "describe_image",
+    "describe_source",
+    "load_model",
+    "load_models",
+    "scope_refusal",
+]

@@ -1,0 +1,172 @@
+"""``Model``: one verified bundle on a backend, one image in, one ``Prediction`` out.
+
+read (decode the file) -> scope -> lut (one intensity table) -> plan (preprocess ->
+inference -> decode heads at source geometry) -> flags, every stage timed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..backends import create_backend
+from ..bundle import Bundle, load_bundle
+from ..errors import InputError
+from ..intensity import IntensityLut, build_lut
+from ..io import read_image
+from ..io.image import Image
+from ..results import DisplayImage, Prediction, evaluate_flags
+from ..spec.geometry import Crop
+from ..spec.manifest import Manifest
+from .plan import CpuPlan, ExecutionPlan
+from .scope import check_scope
+from .timer import StageTimer
+
+
+class Model:
+    """A verified bundle on an execution plan, ready to ``predict``.
+
+    Safe to call from several threads: the backend session is shared, each thread gets
+    its own buffers.
+    """
+
+    def __init__(self, bundle: Bundle, plan: ExecutionPlan, *, threads: int = 0):
+        self.bundle = bundle
+        self.manifest: Manifest = bundle.manifest
+        self.plan = plan
+        self.backend = plan.backend
+        self.threads = threads
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    def warm_up(self) -> None:
+        """Run the backend once on a blank input, so the first image is timed like the rest."""
+        self.plan.warm_up()
+
+    def check_scope(self, image: Image) -> list[str]:
+        """Refuse an image outside the manifest's intended scope (``OutOfScopeError``);
+        return notes on what could not be checked."""
+        return check_scope(self.manifest, image)
+
+    def build_lut(self, image: Image) -> IntensityLut:
+        """The stored value -> [0, 1] table this model was trained with, for ``image``."""
+        spec = self.manifest.intensity
+        voi = spec.window if spec.window is not None else spec.voi
+        return build_lut(image, voi=voi, voi_index=spec.voi_index, threads=self.threads)
+
+    def predict(
+        self, source: Any, *, label: str | None = None, check_scope: bool = True, region: Crop | None = None
+    ) -> Prediction:
+        """Run the whole chain on ``source``: a file path, DICOM bytes, a pydicom Dataset
+        or a ``radedge.io.Image``. ``label`` names the input in the result (defaults to the
+        path, never to anything from the DICOM header). ``region``: the (x, y, width, height)
+        source rectangle to analyse, which a second-stage model (manifest ``input_region``)
+        needs; ``radedge.load_models`` finds it with the first-stage model."""
+        timer = StageTimer()
+        image = source if isinstance(source, Image) else read_image(source)
+        timer.lap("read")
+        notes = self.check_scope(image) if check_scope else ["model scope not checked (check_scope=False)"]
+        lut = self.build_lut(image)
+        timer.lap("lut")
+        return self.analyse(image, lut, timer=timer, notes=notes, source=describe_source(source, label), region=region)
+
+    def analyse(
+        self,
+        image: Image,
+        lut: IntensityLut,
+        *,
+        timer: StageTimer,
+        notes: list[str],
+        source: str,
+        region: Crop | None = None,
+    ) -> Prediction:
+        """``image`` (or its ``region``) through the plan and the flag rules, with a table
+        already built; ``timer`` goes on from the caller's laps."""
+        if region is None and self.manifest.input_region is not None:
+            needed = self.manifest.input_region
+            raise InputError(
+                f"{self.model_id} is a second-stage model: it analyses the region head {needed.head!r} of "
+                f"{needed.model} finds. Load both with radedge.load_models([...]) (or radedge run --model for each), "
+                "or pass region=(x, y, width, height)"
+            )
+        geometry, heads = self.plan.run(image, lut, region, timer)
+        flags, flag_notes = evaluate_flags(self.manifest.flag_rules, heads, model=self.model_id)
+        timer.lap("flags")
+        return Prediction(
+            source=source,
+            model_id=self.model_id,
+            flags=flags,
+            heads=dict(heads),
+            timings_ms=timer.finish(),
+            provenance=self.provenance(),
+            image=describe_image(image, lut, notes),
+            geometry=geometry,
+            display_head=self.manifest.display_head,
+            notes=flag_notes,
+            _display=DisplayImage(image.pixels, lut.table, lut.first_stored_value),
+        )
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "model_id": self.manifest.model_id,
+            "model_version": self.manifest.model_version,
+            "bundle_sha256": self.bundle.digest,
+            "radedge_version": __version__,
+            "backend": self.backend.name,
+            "device": self.backend.device,
+        }
+
+
+def load_model(
+    bundle: str | os.PathLike | Bundle | None = None,
+    *,
+    backend: str = "onnxruntime",
+    threads: int = 0,
+    warm_up: bool = True,
+) -> Model:
+    """Load and verify a bundle (``None``: the bundled demo model ``bone-tumor``) on a backend.
+
+    ``threads`` caps the native ops' and the backend's CPU threads (0: all cores).
+    """
+    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    instance = create_backend(backend, loaded.read("model.onnx"), threads=threads or None)
+    model = Model(loaded, CpuPlan(loaded.manifest, instance, threads=threads), threads=threads)
+    if warm_up:
+        model.warm_up()
+    return model
+
+
+def describe_source(source: Any, label: str | None = None) -> str:
+    """How a result names its input: the caller's label, else the path, else the input's type."""
+    if label is not None:
+        return label
+    if isinstance(source, (str, os.PathLike)):
+        return str(Path(source))
+    if isinstance(source, Image) and source.source.path:
+        return source.source.path
+    return f"<{type(source).__name__}>"
+
+
+def describe_image(image: Image, lut: IntensityLut | None, notes: list[str]) -> dict[str, Any]:
+    """Size, spacing and how intensities were interpreted: no patient data."""
+    spacing = image.spacing
+    return {
+        "rows": image.rows,
+        "columns": image.columns,
+        "format": image.source.format,
+        "transfer_syntax": image.source.transfer_syntax_name,
+        "modality": image.source.modality,
+        "body_part": image.source.body_part,
+        "presentation_intent": image.source.presentation_intent,
+        "photometric_interpretation": image.intensity.photometric_interpretation,
+        "bits_stored": image.intensity.bits_stored,
+        "pixel_spacing_mm": [spacing.row_mm, spacing.column_mm] if spacing else None,
+        "pixel_spacing_source": spacing.source if spacing else None,
+        "pixel_spacing_problem": image.spacing_problem,
+        "intensity": None if lut is None else lut.description,
+        "notes": list(image.notes) + notes,
+    }

@@ -1,0 +1,218 @@
+"""``ModelSet``: several models on one console, each image routed to every model that applies.
+
+An image is read once. Each model whose scope (modality, body part, presentation intent,
+SOP class) accepts it analyses it; models asking for the same intensity handling share one
+lookup table. A second-stage model (manifest ``input_region``) analyses the region a
+first-stage model found (a box, or the bounding box of a mask, with a margin), read
+through the preprocess op's crop, its results mapped back to the source image. An image
+no model accepts is "not analysed" with the reason: a result, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..bundle import Bundle, bundled_bundle_paths
+from ..errors import BundleError, RadedgeError
+from ..heads import DetectionResult, SegmentationResult
+from ..intensity import IntensityLut, build_lut
+from ..io import read_image
+from ..io.image import Image
+from ..results import DisplayImage, ImageAnalysis, Prediction
+from ..spec.geometry import Crop
+from ..spec.manifest import InputRegion, IntensitySpec
+from .model import Model, describe_image, describe_source, load_model
+from .scope import scope_refusal
+from .timer import StageTimer
+
+
+class ModelSet:
+    """Models that run side by side on every image, each where its scope fits.
+
+    ``models`` are kept in the given order, except that a second-stage model comes after
+    the model that feeds it, which must be in the set. Model ids must differ. Safe to call
+    from several threads, as each ``Model`` is.
+    """
+
+    def __init__(self, models: Sequence[Model]):
+        by_id: dict[str, Model] = {}
+        for model in models:
+            if model.model_id in by_id:
+                raise BundleError(f"two bundles are model {model.model_id!r}; load each model once")
+            by_id[model.model_id] = model
+        for model in by_id.values():
+            needed = model.manifest.input_region
+            if needed is None:
+                continue
+            source = by_id.get(needed.model)
+            if source is None:
+                raise BundleError(
+                    f"{model.model_id} analyses the region that {needed.model} finds, but {needed.model} is not "
+                    f"loaded; load both (radedge run --model {needed.model}-bundle --model {model.model_id}-bundle)"
+                )
+            try:
+                head = source.manifest.head(needed.head)
+            except KeyError:
+                raise BundleError(f"{model.model_id}'s input_region reads head {needed.head!r}, which {needed.model} "
+                                  f"does not have") from None
+            if head.kind not in ("detection", "segmentation"):
+                raise BundleError(f"{model.model_id}'s input_region reads {needed.model}'s {head.kind} head "
+                                  f"{needed.head!r}; a region comes from a detection or segmentation head")
+            if needed.label is not None and needed.label not in head.labels:
+                raise BundleError(f"{model.model_id}'s input_region label {needed.label!r} is not one of {head.labels}")
+        self.models: tuple[Model, ...] = tuple(_first_stages_first(list(by_id.values())))
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def __getitem__(self, model_id: str) -> Model:
+        for model in self.models:
+            if model.model_id == model_id:
+                return model
+        raise KeyError(f"no model {model_id!r} is loaded; loaded: {[m.model_id for m in self.models]}")
+
+    def warm_up(self) -> None:
+        for model in self.models:
+            model.warm_up()
+
+    def predict(self, source: Any, *, label: str | None = None, check_scope: bool = True) -> ImageAnalysis:
+        """Read ``source`` (a path, DICOM bytes, a pydicom Dataset or a ``radedge.io.Image``)
+        once and run every model that applies to it. ``label`` names the input in the
+        result (default: the path). ``check_scope=False`` runs every model whatever the
+        image's metadata says."""
+        timer = StageTimer()
+        image = source if isinstance(source, Image) else read_image(source)
+        timer.lap("read")
+        name = describe_source(source, label)
+        tables: dict[IntensitySpec, IntensityLut] = {}
+        predictions: dict[str, Prediction] = {}
+        not_applied: dict[str, str] = {}
+        notes: list[str] = []
+        for model in self.models:
+            if check_scope:
+                refusal, model_notes = scope_refusal(model.manifest, image)
+                if refusal is not None:
+                    not_applied[model.model_id] = refusal.reason
+                    continue
+            else:
+                model_notes = ["model scope not checked (check_scope=False)"]
+            notes.extend(note for note in model_notes if note not in notes)
+            region = None
+            if model.manifest.input_region is not None:
+                region, reason = _region(model.manifest.input_region, predictions, not_applied, image)
+                if region is None:
+                    not_applied[model.model_id] = reason
+                    continue
+            model_timer = StageTimer()
+            lut = tables.get(model.manifest.intensity)
+            if lut is None:
+                lut = tables[model.manifest.intensity] = model.build_lut(image)
+                model_timer.lap("lut")
+            predictions[model.model_id] = model.analyse(
+                image, lut, timer=model_timer, notes=model_notes, source=name, region=region
+            )
+        timings = {
+            "read": timer.timings["read"],
+            "lut": sum(p.timings_ms.get("lut", 0.0) for p in predictions.values()),
+        }
+        timings["total"] = timer.finish()["total"]
+        return ImageAnalysis(
+            source=name,
+            predictions=predictions,
+            not_applied=not_applied,
+            image=describe_image(image, None, notes),
+            timings_ms=timings,
+            _display=_display(image, predictions),
+        )
+
+
+def load_models(
+    bundles: Sequence[str | os.PathLike | Bundle] | None = None,
+    *,
+    backend: str = "onnxruntime",
+    threads: int = 0,
+    warm_up: bool = True,
+) -> ModelSet:
+    """Load and verify several bundles (``None``: every model bundled with radedge) as a
+    ``ModelSet``. ``threads`` caps each model's CPU threads (0: all cores)."""
+    paths = bundled_bundle_paths() if bundles is None else list(bundles)
+    if not paths:
+        raise BundleError("no bundles given, and no model is bundled with this radedge")
+    return ModelSet([load_model(path, backend=backend, threads=threads, warm_up=warm_up) for path in paths])
+
+
+def _first_stages_first(models: list[Model]) -> list[Model]:
+    """The models in order, each second-stage model moved after the model that feeds it."""
+    ordered: list[Model] = []
+    placed: set[str] = set()
+    pending = list(models)
+    while pending:
+        for model in pending:
+            needed = model.manifest.input_region
+            if needed is None or needed.model in placed:
+                ordered.append(model)
+                placed.add(model.model_id)
+                pending.remove(model)
+                break
+        else:
+            raise BundleError(
+                "the loaded models feed each other in a circle through input_region: "
+                + ", ".join(f"{m.model_id} <- {m.manifest.input_region.model}" for m in pending)
+            )
+    return ordered
+
+
+def _region(
+    needed: InputRegion, predictions: dict[str, Prediction], not_applied: dict[str, str], image: Image
+) -> tuple[Crop | None, str]:
+    """The source rectangle a second-stage model analyses, or None and why there is none."""
+    upstream = predictions.get(needed.model)
+    if upstream is None:
+        why = not_applied.get(needed.model, "it did not run")
+        return None, f"its input region comes from {needed.model}, which did not analyse this image ({why})"
+    result = upstream.heads[needed.head]
+    box = None
+    if isinstance(result, DetectionResult):
+        boxes = result.of(needed.label) if needed.label else result.boxes
+        if boxes:
+            box = boxes[0].xyxy
+    elif isinstance(result, SegmentationResult):
+        stats = result.region(needed.label or result.labels[0])
+        if stats.pixel_count > 0:
+            box = tuple(float(v) for v in stats.bbox)
+    if box is None:
+        what = needed.label or "region"
+        return None, f"{needed.model} found no {what} (head {needed.head!r}) for it to analyse"
+    return _grow(box, needed.margin, image.rows, image.columns), ""
+
+
+def _grow(box: tuple[float, ...], margin: float, rows: int, columns: int) -> Crop:
+    """``box`` (x1, y1, x2, y2) grown by ``margin`` of its size on each side, clipped to the
+    image, as whole pixels."""
+    x1, y1, x2, y2 = box
+    width, height = x2 - x1, y2 - y1
+    left = max(0, math.floor(x1 - margin * width))
+    top = max(0, math.floor(y1 - margin * height))
+    right = min(columns, math.ceil(x2 + margin * width))
+    bottom = min(rows, math.ceil(y2 + margin * height))
+    right, bottom = max(right, min(columns, left + 1)), max(bottom, min(rows, top + 1))
+    return Crop(left, top, right - left, bottom - top)
+
+
+def _display(image: Image, predictions: dict[str, Prediction]) -> DisplayImage | None:
+    """What the combined overlay is drawn on: the first model's windowed image, or the
+    image's own window when no model analysed it."""
+    for prediction in predictions.values():
+        if prediction._display is not None:
+            return prediction._display
+    try:
+        lut = build_lut(image)
+    except RadedgeError:
+        return None
+    return DisplayImage(image.pixels, lut.table, lut.first_stored_value)

@@ -1,0 +1,209 @@
+"""What models say about one image: ``Prediction`` (one model) and ``ImageAnalysis`` (every
+model a ``ModelSet`` routed the image to, and those that did not apply, with the reason).
+
+Both serialise to JSON (``to_json``) and render an overlay PNG (``save_overlay``). Neither
+contains patient names, IDs or dates: the only link back to the input is the path or label
+the caller gave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._files import write_atomically
+from ..heads import CamResult, ClassificationResult, DetectionResult, HeadResult, HeatmapResult, SegmentationResult
+from ..spec.geometry import ResizeGeometry
+from .flags import Flag
+from .overlay import DisplayImage, encode_png, render_overlay
+
+
+def _of_kind(heads: dict[str, HeadResult], kind: type) -> dict[str, Any]:
+    return {name: result for name, result in heads.items() if isinstance(result, kind)}
+
+
+@dataclass
+class Prediction:
+    """Everything one model concluded about one image.
+
+    ``heads``: every head's result by head name (also by kind: ``classifications``,
+    ``segmentations``, ``detections``, ``heatmaps``, ``cams``). ``display_head``: the head
+    whose verdict the console shows first (the manifest's), or None. ``timings_ms``:
+    per-stage wall time (``read``, ``lut``, ``preprocess``, ``inference``, ``decode``,
+    ``flags``) and ``total``, the end-to-end latency; a model run by a ``ModelSet`` has no
+    ``read``, and ``lut`` only when it built the table itself. ``provenance``: model
+    id/version, bundle sha256, radedge version, backend. ``image``: size, spacing and how
+    intensities were interpreted (no patient data). ``geometry``: where the image (or the
+    region it analysed) lay in the model input. ``notes``: what could not be checked or
+    evaluated.
+    """
+
+    source: str
+    model_id: str
+    flags: tuple[Flag, ...]
+    heads: dict[str, HeadResult]
+    timings_ms: dict[str, float]
+    provenance: dict[str, Any]
+    image: dict[str, Any]
+    geometry: ResizeGeometry
+    display_head: str | None = None
+    notes: list[str] = field(default_factory=list)
+    _display: DisplayImage | None = field(default=None, repr=False)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+    @property
+    def classifications(self) -> dict[str, ClassificationResult]:
+        return _of_kind(self.heads, ClassificationResult)
+
+    @property
+    def segmentations(self) -> dict[str, SegmentationResult]:
+        return _of_kind(self.heads, SegmentationResult)
+
+    @property
+    def detections(self) -> dict[str, DetectionResult]:
+        return _of_kind(self.heads, DetectionResult)
+
+    @property
+    def heatmaps(self) -> dict[str, HeatmapResult]:
+        return _of_kind(self.heads, HeatmapResult)
+
+    @property
+    def cams(self) -> dict[str, CamResult]:
+        return _of_kind(self.heads, CamResult)
+
+    @property
+    def verdict(self) -> str | None:
+        """The display head's top label (classification), or None."""
+        result = self.heads.get(self.display_head) if self.display_head else None
+        return result.top_label if isinstance(result, ClassificationResult) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "model_id": self.model_id,
+            "flags": [flag.to_dict() for flag in self.flags],
+            "display_head": self.display_head,
+            "verdict": self.verdict,
+            "classifications": {name: r.to_dict() for name, r in self.classifications.items()},
+            "segmentations": {name: r.to_dict() for name, r in self.segmentations.items()},
+            "detections": {name: r.to_dict() for name, r in self.detections.items()},
+            "heatmaps": {name: r.to_dict() for name, r in self.heatmaps.items()},
+            "cams": {name: r.to_dict() for name, r in self.cams.items()},
+            "timings_ms": {stage: round(ms, 3) for stage, ms in self.timings_ms.items()},
+            "image": self.image,
+            "preprocess_geometry": self.geometry.as_dict(),
+            "notes": list(self.notes),
+            "provenance": self.provenance,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def layers(self) -> list[Any]:
+        return [layer for result in self.heads.values() for layer in result.layers()]
+
+    def overlay(self, max_side: int = 1024) -> np.ndarray:
+        """An RGB uint8 [h, w, 3] rendering for display: the windowed image (long side at most
+        ``max_side``), every head drawn (masks, boxes, points, class activation maps) and a
+        banner with the flags raised."""
+        if self._display is None:
+            raise ValueError("this Prediction was not made by Model.predict, so it holds no image to draw on")
+        banner = [f"{flag.title} ({flag.score:.2f})" for flag in self.flags]
+        return render_overlay(self._display, self.layers(), banner, alert=self.flagged, max_side=max_side)
+
+    def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
+        """Write ``overlay()`` as a PNG, whole or not at all."""
+        return write_atomically(Path(path), encode_png(self.overlay(max_side)))
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        """Write ``to_json()``, whole or not at all."""
+        return write_atomically(Path(path), self.to_json().encode())
+
+
+@dataclass
+class ImageAnalysis:
+    """One image through every model of a ``ModelSet``.
+
+    ``predictions``: by model id, the models whose scope accepted the image (first-stage
+    models before the second-stage models fed by them). ``not_applied``: by model id, why
+    a model did not analyse it (out of its scope, or its input region was not found).
+    ``analysed`` is False when no model did: ``reason`` then says why, a result and not an
+    error. ``timings_ms``: ``read``, ``lut`` (every table built, summed) and ``total``, from
+    bytes to flags of every model; each prediction holds its own stages.
+    """
+
+    source: str
+    predictions: dict[str, Prediction]
+    not_applied: dict[str, str]
+    image: dict[str, Any]
+    timings_ms: dict[str, float]
+    _display: DisplayImage | None = field(default=None, repr=False)
+
+    @property
+    def analysed(self) -> bool:
+        return bool(self.predictions)
+
+    @property
+    def reason(self) -> str | None:
+        """Why no model analysed the image, or None when one did."""
+        if self.analysed:
+            return None
+        why = "; ".join(f"{model}: {reason}" for model, reason in self.not_applied.items())
+        return f"no loaded model applies to this image ({why})" if why else "no model is loaded"
+
+    @property
+    def drawable(self) -> bool:
+        """Whether ``overlay`` can draw: False only when no model analysed the image and its
+        own window cannot be applied."""
+        return self._display is not None
+
+    @property
+    def flags(self) -> tuple[Flag, ...]:
+        """Every model's flags, in model order."""
+        return tuple(flag for prediction in self.predictions.values() for flag in prediction.flags)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "analysed": self.analysed,
+            "reason": self.reason,
+            "flags": [flag.to_dict() for flag in self.flags],
+            "models": {model: prediction.to_dict() for model, prediction in self.predictions.items()},
+            "not_applied": dict(self.not_applied),
+            "timings_ms": {stage: round(ms, 3) for stage, ms in self.timings_ms.items()},
+            "image": self.image,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def overlay(self, max_side: int = 1024) -> np.ndarray:
+        """One rendering of every model's results (see ``Prediction.overlay``); an image no model
+        analysed shows the reason in the banner."""
+        if self._display is None:
+            raise ValueError("this ImageAnalysis holds no image to draw on")
+        layers = [layer for prediction in self.predictions.values() for layer in prediction.layers()]
+        banner = [f"{flag.title} ({flag.score:.2f})" for flag in self.flags]
+        if not self.analysed:
+            banner = ["Not analysed: no model applies to this image"]
+        return render_overlay(self._display, layers, banner, alert=self.flagged, max_side=max_side)
+
+    def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
+        """Write ``overlay()`` as a PNG, whole or not at all."""
+        return write_atomically(Path(path), encode_png(self.overlay(max_side)))
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        """Write ``to_json()``, whole or not at all."""
+        return write_atomically(Path(path), self.to_json().encode())

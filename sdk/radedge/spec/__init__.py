@@ -1,0 +1,54 @@
+"""The plain data every stage speaks: the manifest schema, VOI windows and the input geometry.
+
+Nothing here imports a native op, OpenCV or an inference backend, so a bundle's manifest
+can be parsed and checked anywhere.
+"""
+
+from __future__ import annotations
+
+from .flags import Condition, FlagRule
+from .geometry import Crop, ResizeGeometry, center_crop
+from .heads import (
+    ACTIVATIONS,
+    DECODE_PARAMETERS,
+    CamDecode,
+    ClassificationDecode,
+    DenseLevel,
+    DetectionDecode,
+    HeadKind,
+    HeadSpec,
+    HeatmapDecode,
+    SegmentationDecode,
+)
+from .manifest import SCHEMA_VERSION, InputRegion, IntensitySpec, Manifest
+from .preprocess import PreprocessSpec
+from .scope import Scope
+from .window import Percentile, VoiFunction, Window, check_window
+
+__all__ = [
+    "ACTIVATIONS",
+    "DECODE_PARAMETERS",
+    "SCHEMA_VERSION",
+    "CamDecode",
+    "ClassificationDecode",
+    "Condition",
+    "Crop",
+    "DenseLevel",
+    "DetectionDecode",
+    "FlagRule",
+    "HeadKind",
+    "HeadSpec",
+    "HeatmapDecode",
+    "InputRegion",
+    "IntensitySpec",
+    "Manifest",
+    "Percentile",
+    "PreprocessSpec",
+    "ResizeGeometry",
+    "Scope",
+    "SegmentationDecode",
+    "VoiFunction",
+    "Window",
+    "center_crop",
+    "check_window",
+]

@@ -1,0 +1,259 @@
+"""A bundle's ``manifest.json`` as plain dataclasses: ``Manifest.from_document`` parses and
+checks it, so a malformed manifest is refused when the bundle loads, never on the first image.
+
+Top-level fields: ``model`` (id, version, description), ``input`` (name, shape [N, C, H, W],
+dtype), ``preprocessing`` (VOI, window, resize, padding, mean, std), ``outputs`` (the heads,
+see ``radedge.spec.heads``; their ``flags``, see ``radedge.spec.flags``), ``display_head``
+(the head whose verdict the console shows first), ``input_region`` (a second-stage model's
+input: a region another model found), ``scope``, ``provenance``, ``files`` and
+``manifest_sha256`` (see ``radedge.bundle``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .flags import Condition, FlagRule
+from .heads import HeadSpec
+from .preprocess import PreprocessSpec
+from .scope import Scope
+from .window import Percentile, Window, check_window
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IntensitySpec:
+    """How stored values were turned into [0, 1] intensities in training.
+
+    ``voi``: ``"file"`` uses the image's own VOI (VOI LUT Sequence, else its window at
+    ``voi_index``), ``"none"`` uses the min-max of modality values, a ``Percentile``
+    (manifest ``"voi": {"percentile": [0.5, 99.5]}``) the window between those
+    percentiles of the image's own modality values, and an explicit ``window`` overrides
+    them all.
+    """
+
+    voi: Literal["file", "none"] | Percentile = "file"
+    voi_index: int = 0
+    window: Window | None = None
+
+    def __post_init__(self) -> None:
+        if self.window is not None:
+            # A window the VOI LUT Function does not allow is refused when the bundle loads.
+            check_window(self.window)
+
+
+@dataclass(frozen=True)
+class InputRegion:
+    """A second-stage model's input: the region that head ``head`` of model ``model`` found.
+
+    A detection head gives its best box of ``label`` (default: of any class); a segmentation
+    head the bounding box of ``label``'s region (default: its first label). The region grows
+    by ``margin`` of its size on every side (clipped to the image) and is read through the
+    preprocess op's crop; results map back to the source image. When the first model finds
+    nothing, the second is not analysed, and says why.
+    """
+
+    model: str
+    head: str
+    label: str | None = None
+    margin: float = 0.1
+
+    def __post_init__(self) -> None:
+        margin = float(self.margin)
+        if not (math.isfinite(margin) and 0.0 <= margin <= 2.0):
+            raise ValueError(f"input_region.margin must be 0 to 2 (a fraction of the region's size); got {self.margin!r}")
+        object.__setattr__(self, "margin", margin)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    schema_version: int
+    model_id: str
+    model_version: str
+    description: str
+    input_name: str
+    input_shape: tuple[int, int, int, int]  # N, C, H, W
+    preprocess: PreprocessSpec
+    intensity: IntensitySpec
+    heads: tuple[HeadSpec, ...]
+    scope: Scope
+    provenance: dict[str, Any]
+    files: dict[str, dict[str, Any]]
+    raw: dict[str, Any] = field(repr=False)
+    display_head: str | None = None
+    input_region: InputRegion | None = None
+
+    def head(self, name: str) -> HeadSpec:
+        for spec in self.heads:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"the manifest has no head named {name!r}; it has {[h.name for h in self.heads]}")
+
+    @property
+    def flag_rules(self) -> tuple[FlagRule, ...]:
+        return tuple(rule for head in self.heads for rule in head.flags)
+
+    @property
+    def tensors(self) -> tuple[str, ...]:
+        """Every network output tensor the heads read."""
+        return tuple(dict.fromkeys(name for head in self.heads for name in head.tensors))
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Manifest:
+        """Parse a manifest document; raises KeyError, TypeError or ValueError saying what is wrong."""
+        model = doc["model"]
+        inp = doc["input"]
+        pre = doc.get("preprocessing", {})
+        shape = tuple(int(v) for v in inp["shape"])
+        if len(shape) != 4:
+            raise ValueError(f"input.shape must be [N, C, H, W], got {inp['shape']}")
+        preprocess = PreprocessSpec(
+            height=shape[2],
+            width=shape[3],
+            resize=pre.get("resize", "letterbox"),
+            pad_value=float(pre.get("pad_value", 0.0)),
+            mean=tuple(float(v) for v in pre.get("mean", (0.0,))),
+            std=tuple(float(v) for v in pre.get("std", (1.0,))),
+            channels=shape[1],
+            dtype=inp.get("dtype", "float32"),
+        )
+        window = pre.get("window")
+        intensity = IntensitySpec(
+            voi=_voi(pre.get("voi", "file")),
+            voi_index=int(pre.get("voi_index", 0)),
+            window=Window(float(window["center"]), float(window["width"]), window.get("function", "LINEAR"))
+            if window
+            else None,
+        )
+        heads = tuple(_head(out) for out in doc["outputs"])
+        _check_heads(heads)
+        display_head = doc.get("display_head")
+        if display_head is not None and display_head not in {h.name for h in heads}:
+            raise ValueError(f"display_head {display_head!r} is not one of the heads {[h.name for h in heads]}")
+        region = doc.get("input_region")
+        if region is not None:
+            unknown = sorted(set(region) - {"model", "head", "label", "margin"})
+            if unknown:
+                raise ValueError(f"input_region has unknown {', '.join(unknown)}; it takes model, head, label, margin")
+            region = InputRegion(**region)
+            if region.model == model["id"]:
+                raise ValueError("input_region.model names this model itself; it must name the first-stage model")
+        scope = doc.get("scope", {})
+        unknown = sorted(set(scope) - {"modalities", "presentation_intents", "body_parts", "sop_classes"})
+        if unknown:
+            raise ValueError(f"scope has unknown {', '.join(unknown)}")
+        return cls(
+            schema_version=int(doc["schema_version"]),
+            model_id=model["id"],
+            model_version=model["version"],
+            description=model.get("description", ""),
+            input_name=inp["name"],
+            input_shape=shape,  # type: ignore[arg-type]
+            preprocess=preprocess,
+            intensity=intensity,
+            heads=heads,
+            scope=Scope(**{name: tuple(values) for name, values in scope.items()}),
+            provenance=dict(doc.get("provenance", {})),
+            files=dict(doc.get("files", {})),
+            raw=dict(doc),
+            display_head=display_head,
+            input_region=region,
+        )
+
+
+def _voi(value: Any) -> str | Percentile:
+    """The manifest's ``preprocessing.voi``: "file", "none" or {"percentile": [low, high]}."""
+    if isinstance(value, dict):
+        if set(value) != {"percentile"}:
+            raise ValueError(f'preprocessing.voi as an object must be {{"percentile": [low, high]}}; got {value}')
+        bounds = value["percentile"]
+        if not isinstance(bounds, list) or len(bounds) != 2:
+            raise ValueError(f"preprocessing.voi.percentile must be [low, high] percentages; got {bounds!r}")
+        return Percentile(bounds[0], bounds[1])
+    if value not in ("file", "none"):
+        raise ValueError(f'preprocessing.voi must be "file", "none" or {{"percentile": [low, high]}}; got {value!r}')
+    return value
+
+
+_OUTPUT_FIELDS = {"name", "kind", "labels", "activation", "decode", "flags", "tensor", "codes"}
+_FLAG_FIELDS = {"code", "title", "label", "threshold", "requires", "locate_with", "operating_point"}
+
+
+def _head(out: Mapping[str, Any]) -> HeadSpec:
+    unknown = sorted(set(out) - _OUTPUT_FIELDS)
+    if unknown:
+        raise ValueError(f"output {out.get('name')!r} has unknown {', '.join(unknown)}")
+    name = out["name"]
+    rules = []
+    for rule in out.get("flags", ()):
+        unknown = sorted(set(rule) - _FLAG_FIELDS)
+        if unknown:
+            raise ValueError(f"flag {rule.get('code')!r} has unknown {', '.join(unknown)}")
+        rules.append(
+            FlagRule(
+                code=rule["code"],
+                title=rule["title"],
+                head=name,
+                label=rule["label"],
+                threshold=rule["threshold"],
+                requires=tuple(Condition(c["head"], c["label"], c["threshold"]) for c in rule.get("requires", ())),
+                locate_with=rule.get("locate_with"),
+                operating_point=dict(rule.get("operating_point", {})),
+            )
+        )
+    return HeadSpec(
+        name=name,
+        kind=out["kind"],
+        labels=tuple(out["labels"]),
+        activation=out["activation"],
+        decode=dict(out.get("decode", {})),
+        flags=tuple(rules),
+        tensor=out.get("tensor"),
+        codes=dict(out.get("codes", {})),
+    )
+
+
+def _check_heads(heads: tuple[HeadSpec, ...]) -> None:
+    """What ties heads together: unique names, flag conditions on existing heads and labels,
+    cam heads explaining a classification head with the same classes."""
+    by_name: dict[str, HeadSpec] = {}
+    for head in heads:
+        if head.name in by_name:
+            raise ValueError(f"two outputs are named {head.name!r}")
+        by_name[head.name] = head
+    for head in heads:
+        if head.kind == "cam":
+            explained = by_name.get(head.decode.explains)
+            if explained is None or explained.kind != "classification":
+                raise ValueError(f"cam head {head.name!r} explains {head.decode.explains!r}, which is not a classification head")
+            if explained.labels != head.labels:
+                raise ValueError(
+                    f"cam head {head.name!r} has labels {list(head.labels)}, but the head it explains has "
+                    f"{list(explained.labels)}; a cam has one map per class"
+                )
+            if head.decode.label is not None and head.decode.label not in head.labels:
+                raise ValueError(f"cam head {head.name!r}: decode.label {head.decode.label!r} is not one of its labels")
+        for rule in head.flags:
+            for condition in rule.conditions:
+                target = by_name.get(condition.head)
+                if target is None:
+                    raise ValueError(f"flag {rule.code} reads head {condition.head!r}, which the manifest does not have")
+                if target.kind == "cam":
+                    raise ValueError(
+                        f"flag {rule.code} reads cam head {target.name!r}; a cam explains another head, flag on that one"
+                    )
+                if condition.label not in target.labels:
+                    raise ValueError(f"flag {rule.code} refers to label {condition.label!r}, not one of {target.labels}")
+            if rule.locate_with is not None:
+                locator = by_name.get(rule.locate_with)
+                if locator is None or locator.kind != "heatmap":
+                    raise ValueError(f"flag {rule.code}: locate_with {rule.locate_with!r} is not a heatmap head")
+            elif rule.needs_where and head.kind != "heatmap":
+                raise ValueError(
+                    f"flag {rule.code}: its title says {{where}}, but a {head.kind} finding has no place name; "
+                    "give locate_with (a heatmap head of labelled landmarks) or drop {where}"
+                )
