@@ -9,7 +9,7 @@ from .io.dicom_factory import PATIENT_VALUES, make_dataset, to_bytes, with_patie
 
 DX_FOR_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
 
-__all__ = ["PATIENT_VALUES", "disc_image", "dx_dataset", "to_bytes"]
+__all__ = ["PATIENT_VALUES", "blob_image", "disc_image", "dx_dataset", "to_bytes"]
 
 
 def dx_dataset(
@@ -22,9 +22,11 @@ def dx_dataset(
     body_part: str | None = "FEMUR",
     presentation_intent: str | None = "FOR PRESENTATION",
     modality: str = "DX",
+    **extra,
 ) -> Dataset:
     """A single-frame DX image around ``stored`` (uint16 [rows, columns]) carrying
-    synthetic patient identity (``PATIENT_VALUES``) that must never leave radedge."""
+    synthetic patient identity (``PATIENT_VALUES``) that must never leave radedge.
+    ``extra``: further attributes by keyword (``SOPClassUID=...``)."""
     attributes = {
         "Modality": modality,
         "RescaleIntercept": 0,
@@ -41,6 +43,7 @@ def dx_dataset(
         attributes["WindowCenter"], attributes["WindowWidth"] = window
     if imager_pixel_spacing:
         attributes["ImagerPixelSpacing"] = list(imager_pixel_spacing)
+    attributes.update(extra)
     ds = make_dataset(np.asarray(stored, dtype=np.uint16), bits_stored=bits_stored, photometric=photometric, **attributes)
     return with_patient_data(ds)
 
@@ -50,3 +53,13 @@ def disc_image(rows: int, columns: int, centre: tuple[float, float], radius: flo
     y, x = np.mgrid[0:rows, 0:columns]
     disc = (x + 0.5 - centre[0]) ** 2 + (y + 0.5 - centre[1]) ** 2 <= radius**2
     return np.where(disc, inside, outside).astype(np.uint16)
+
+
+def blob_image(rows: int, columns: int, background: int, blobs: list[tuple[float, float, float, int]]) -> np.ndarray:
+    """uint16 [rows, columns]: ``background`` plus Gaussian blobs, each (centre x, centre y,
+    sigma in pixels, peak stored value): smooth peaks whose maximum lies at the centre."""
+    y, x = np.mgrid[0:rows, 0:columns] + 0.5
+    image = np.full((rows, columns), float(background))
+    for cx, cy, sigma, peak in blobs:
+        image += (peak - background) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma**2))
+    return np.clip(np.rint(image), 0, 4095).astype(np.uint16)

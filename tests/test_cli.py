@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .synthetic import PATIENT_VALUES, disc_image, dx_dataset, to_bytes
+from .models import tiny
+from .synthetic import PATIENT_VALUES, blob_image, disc_image, dx_dataset, to_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "models" / "tiny_bone_tumor"
@@ -59,6 +60,70 @@ def test_run_output_holds_no_patient_data(tmp_path: Path):
     written = "".join(p.read_text() for p in (tmp_path / "out").glob("*.json"))
     for secret in PATIENT_VALUES.values():
         assert secret not in result.stdout + result.stderr + written
+
+
+def _mixed_folder(folder: Path) -> None:
+    """A long bone, a lumbar spine, a CT slice and a chest radiograph, as a console receives them."""
+    folder.mkdir()
+    femur = disc_image(600, 900, (610, 250), 120, 3900, 2250)
+    spine = blob_image(640, 640, 400, [(320, 105, 25, 2460), (300, 320, 25, 2460), (280, 535, 25, 2460),
+                                       (450, 330, 25, 3990)])
+    spine[400:480, 160:320] = 3400  # two "lesion" cells for the detector, too dim for a fracture
+    ct = np.full((400, 400), 2048, np.uint16)
+    ct[100:160, 100:160], ct[250:310, 100:160] = 4050, 200
+    images = {
+        "femur.dcm": dx_dataset(femur),
+        "spine.dcm": dx_dataset(spine, body_part="LSPINE"),
+        "ct.dcm": dx_dataset(ct, modality="CT", body_part=None),
+        "chest.dcm": dx_dataset(femur, body_part="CHEST"),
+    }
+    for name, dataset in images.items():
+        (folder / name).write_bytes(to_bytes(dataset))
+
+
+TINY_BUNDLES = ["tiny_bone_tumor", "tiny_tumor_cls", "tiny_detector", "tiny_spine", "tiny_bone_quality"]
+
+
+def test_run_routes_a_mixed_folder_to_every_model_that_applies(tmp_path: Path):
+    folder, out = tmp_path / "incoming", tmp_path / "out"
+    _mixed_folder(folder)
+    models = [argument for name in TINY_BUNDLES for argument in ("--model", str(tiny(name)))]
+
+    result = radedge("run", str(folder), *models, "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\nmodel ") + result.stdout.startswith("model ") == 5
+    printed = {Path(line.split()[0]).name: line for line in result.stdout.splitlines() if line.startswith(str(folder))}
+    assert "not analysed: no loaded model applies" in printed["chest.dcm"]
+    assert "4 image(s): 3 flagged, 1 not analysed, 0 failed" in result.stdout
+    documents = {name: json.loads((out / f"{Path(name).stem}.json").read_text()) for name in printed}
+    routed = {name: sorted(document["models"]) for name, document in documents.items()}
+    assert routed == {
+        "femur.dcm": ["tiny-bone-tumor", "tiny-tumor-cls"],
+        "spine.dcm": ["tiny-detector", "tiny-spine"],
+        "ct.dcm": ["tiny-bone-quality"],
+        "chest.dcm": [],
+    }
+    assert documents["chest.dcm"]["analysed"] is False and "CHEST" in documents["chest.dcm"]["reason"]
+    assert set(documents["ct.dcm"]["not_applied"]) == set(TINY_BUNDLES_IDS) - {"tiny-bone-quality"}
+    # A flag from every head kind that raises flags, each named after its model.
+    flags = {name: {(flag["model"], flag["code"]) for flag in document["flags"]} for name, document in documents.items()}
+    assert flags["femur.dcm"] == {("tiny-bone-tumor", "LARGE_BONE_LESION"), ("tiny-tumor-cls", "MALIGNANT_REGION")}
+    assert flags["spine.dcm"] == {("tiny-detector", "SPINE_LESION"), ("tiny-spine", "POSSIBLE_COMPRESSION_FRACTURE")}
+    assert flags["ct.dcm"] == {("tiny-bone-quality", "MIXED_METASTASIS")}
+    spine = documents["spine.dcm"]
+    fracture = next(flag for flag in spine["flags"] if flag["code"] == "POSSIBLE_COMPRESSION_FRACTURE")
+    assert fracture["where"] == "L2" and fracture["title"] == "Possible compression fracture at L2"
+    assert "[tiny-spine]" in printed["spine.dcm"]
+    assert documents["ct.dcm"]["models"]["tiny-bone-quality"]["verdict"] == "mixed"
+    assert documents["femur.dcm"]["models"]["tiny-tumor-cls"]["cams"]["tumor_cam"]["label"] == "malignant"
+    # The two femur models window the image alike: one table, built by the first.
+    femur = documents["femur.dcm"]["models"]
+    assert "lut" in femur["tiny-bone-tumor"]["timings_ms"] and "lut" not in femur["tiny-tumor-cls"]["timings_ms"]
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(f"{Path(n).stem}.overlay.png" for n in printed)
+
+
+TINY_BUNDLES_IDS = {"tiny-bone-tumor", "tiny-tumor-cls", "tiny-detector", "tiny-spine", "tiny-bone-quality"}
 
 
 def test_demo_flags_the_bundled_examples(tmp_path: Path):

@@ -13,9 +13,9 @@ import pytest
 from radedge.bundle import default_bundle_path, load_bundle, pack_bundle, write_bundle
 from radedge.errors import BundleError, BundleIntegrityError
 
-from .models.make_tiny import manifest, tiny_model
+from ..models.make_tiny import manifest, tiny_model
 
-TINY = Path(__file__).parent / "models" / "tiny_bone_tumor"
+TINY = Path(__file__).parents[1] / "models" / "tiny_bone_tumor"
 
 
 @pytest.fixture

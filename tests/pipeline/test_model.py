@@ -17,9 +17,9 @@ from radedge.io import read_image
 from radedge.pipeline import load_model
 from radedge.ops.preprocess import preprocess
 
-from .synthetic import PATIENT_VALUES, disc_image, dx_dataset, to_bytes
+from ..synthetic import PATIENT_VALUES, disc_image, dx_dataset, to_bytes
 
-TINY = Path(__file__).parent / "models" / "tiny_bone_tumor"
+TINY = Path(__file__).parents[1] / "models" / "tiny_bone_tumor"
 ROWS, COLUMNS = 600, 900
 CENTRE, RADIUS = (610.0, 250.0), 120.0
 
@@ -69,8 +69,12 @@ def test_flag_follows_the_manifest_threshold(model):
     bright = model.predict(dx_dataset(np.full((400, 500), 4000, np.uint16)))
     dark = model.predict(dx_dataset(np.full((400, 500), 100, np.uint16)))
     assert bright.classifications["tumor_logits"].probability("malignant") >= 0.5
-    assert [flag.code for flag in bright.flags] == ["SUSPECTED_MALIGNANT_BONE_LESION"]
-    assert bright.flags[0].threshold == 0.5
+    # The whole bright image is "lesion", so its area flag rises too, in the manifest's order.
+    assert [flag.code for flag in bright.flags] == ["LARGE_BONE_LESION", "SUSPECTED_MALIGNANT_BONE_LESION"]
+    assert bright.flags[1].threshold == 0.5
+    area = bright.segmentations["lesion_logits"].region("lesion").area_mm2
+    # Nearly all of it: source pixels at the letterbox edge interpolate with the padding.
+    assert bright.flags[0].score == area and 0.97 * 400 * 500 * 0.15**2 < area <= 400 * 500 * 0.15**2
     assert dark.classifications["tumor_logits"].probability("malignant") < 0.5
     assert dark.flags == ()
 
@@ -102,6 +106,19 @@ def test_missing_spacing_omits_mm_and_says_why(model):
     assert result.regions[0].area_mm2 is None
     assert result.regions[0].pixel_count > 0
     assert result.area_source.startswith("no mm figures")
+    # The area flag cannot be decided: no flag, and a note saying why, never a guess.
+    assert "LARGE_BONE_LESION" not in [flag.code for flag in prediction.flags]
+    assert prediction.notes == ["flag LARGE_BONE_LESION not evaluated: the area of 'lesion' is unknown "
+                                f"({result.area_source})"]
+
+
+def test_area_flag_follows_the_lesion_size(model):
+    big = model.predict(_disc_dataset())
+    small = model.predict(dx_dataset(disc_image(ROWS, COLUMNS, CENTRE, 40.0, 3900, 2250)))
+    assert big.segmentations["lesion_logits"].region("lesion").area_mm2 > 500
+    assert "LARGE_BONE_LESION" in [flag.code for flag in big.flags]
+    assert 0 < small.segmentations["lesion_logits"].region("lesion").area_mm2 < 500
+    assert "LARGE_BONE_LESION" not in [flag.code for flag in small.flags] and small.notes == []
 
 
 def test_json_and_overlay_hold_results_and_no_patient_data(model, tmp_path: Path, caplog):

@@ -14,8 +14,8 @@ from radedge.io import Percentile, read_image
 from radedge.pipeline import load_model
 from radedge.ops.preprocess import preprocess
 
-from .models.make_tiny import manifest, tiny_model
-from .synthetic import disc_image, dx_dataset, to_bytes
+from ..models.make_tiny import manifest, tiny_model
+from ..synthetic import disc_image, dx_dataset, to_bytes
 
 
 def _bundle(tmp_path: Path, voi) -> Path:
