@@ -114,7 +114,7 @@ def test_run_routes_a_mixed_folder_to_every_model_that_applies(tmp_path: Path):
     spine = documents["spine.dcm"]
     fracture = next(flag for flag in spine["flags"] if flag["code"] == "POSSIBLE_COMPRESSION_FRACTURE")
     assert fracture["where"] == "L2" and fracture["title"] == "Possible compression fracture at L2"
-    assert "[tiny-spine]" in printed["spine.dcm"]
+    assert "[tiny-spine]" in printed["spine.dcm"] and "; quality: mixed" in printed["ct.dcm"]
     assert documents["ct.dcm"]["models"]["tiny-bone-quality"]["verdict"] == "mixed"
     assert documents["femur.dcm"]["models"]["tiny-tumor-cls"]["cams"]["tumor_cam"]["label"] == "malignant"
     # The two femur models window the image alike: one table, built by the first.

@@ -91,15 +91,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary(analysis, model_count: int) -> str:
-    """The flags of one image (code, score and, with several models, the model), or why it
-    was not analysed."""
+    """The flags of one image (code, score and, with several models, the model) and each
+    model's verdict (its display head's top label), or why it was not analysed."""
     if not analysis.analysed:
         return f"not analysed: {analysis.reason}"
-    if not analysis.flags:
-        return "no flags"
-    return ", ".join(
+    flags = ", ".join(
         f"{flag.code} ({flag.score:.2f})" + (f" [{flag.model}]" if model_count > 1 else "") for flag in analysis.flags
     )
+    verdicts = [
+        f"{prediction.display_head}: {prediction.verdict}"
+        for prediction in analysis.predictions.values()
+        if prediction.verdict is not None
+    ]
+    return "; ".join([flags or "no flags", *verdicts])
 
 
 def _inspect(args: argparse.Namespace) -> int:

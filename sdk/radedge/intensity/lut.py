@@ -54,7 +54,7 @@ import numpy as np
 
 from ..errors import InvalidWindowError
 from ..io.image import Image, Intensity, LookupTable, Percentile, Window, check_window
-from ..ops._device import Device
+from ..ops import Device
 from ..ops.histogram import histogram
 
 __all__ = ["IntensityLut", "Percentile", "build_lut", "check_window", "percentile_window", "stored_value_histogram"]

@@ -85,6 +85,15 @@ class Prediction:
         result = self.heads.get(self.display_head) if self.display_head else None
         return result.top_label if isinstance(result, ClassificationResult) else None
 
+    def banner(self) -> list[str]:
+        """What the console shows first: each flag, then the display head's verdict."""
+        lines = [f"{flag.title} ({flag.score:.2f})" for flag in self.flags]
+        verdict = self.verdict
+        if verdict is not None:
+            probability = self.heads[self.display_head].probability(verdict)
+            lines.append(f"{self.display_head}: {verdict} ({probability:.2f})")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -116,8 +125,7 @@ class Prediction:
         banner with the flags raised."""
         if self._display is None:
             raise ValueError("this Prediction was not made by Model.predict, so it holds no image to draw on")
-        banner = [f"{flag.title} ({flag.score:.2f})" for flag in self.flags]
-        return render_overlay(self._display, self.layers(), banner, alert=self.flagged, max_side=max_side)
+        return render_overlay(self._display, self.layers(), self.banner(), alert=self.flagged, max_side=max_side)
 
     def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
         """Write ``overlay()`` as a PNG, whole or not at all."""
@@ -195,7 +203,7 @@ class ImageAnalysis:
         if self._display is None:
             raise ValueError("this ImageAnalysis holds no image to draw on")
         layers = [layer for prediction in self.predictions.values() for layer in prediction.layers()]
-        banner = [f"{flag.title} ({flag.score:.2f})" for flag in self.flags]
+        banner = [line for prediction in self.predictions.values() for line in prediction.banner()]
         if not self.analysed:
             banner = ["Not analysed: no model applies to this image"]
         return render_overlay(self._display, layers, banner, alert=self.flagged, max_side=max_side)
