@@ -123,6 +123,17 @@ def test_fracture_flag_names_the_nearest_vertebral_level(spine):
     assert prediction.to_dict()["flags"][0]["where"] == "L2, L3"
 
 
+def test_heatmap_overlay_draws_labelled_points_and_the_flag(spine, tmp_path):
+    prediction = spine.predict(_vertebrae([(450.0, 330.0, FRACTURE_MARK)]))
+    overlay = cv2.cvtColor(cv2.imread(str(prediction.save_overlay(tmp_path / "points.png"))), cv2.COLOR_BGR2RGB)
+    plain = cv2.cvtColor(prediction._display.grey(SIDE, SIDE), cv2.COLOR_GRAY2RGB)
+    for point in prediction.heatmaps["levels"].points + prediction.heatmaps["fracture"].points:
+        x, y = int(point.x), int(point.y)
+        assert np.ptp(overlay[y, x].astype(int)) > 100, point  # a coloured dot on a grey image
+    assert np.ptp(plain[330, 450].astype(int)) == 0
+    assert prediction.banner() == [f"Possible compression fracture at L2 ({prediction.flags[0].score:.2f})"]
+
+
 # --- classification heads combined -----------------------------------------------------------
 
 
@@ -147,6 +158,7 @@ def test_combined_classification_heads_and_the_head_the_console_shows(bone_quali
     np.testing.assert_allclose(prediction.classifications["quality"].probabilities,
                                softmax(np.array([-b - l, b - l, l - b, b + l])), atol=1e-5)
     assert prediction.display_head == "quality" and prediction.verdict == verdict
+    assert prediction.banner()[-1].startswith(f"quality: {verdict} (")
     assert [flag.code for flag in prediction.flags] == (["MIXED_METASTASIS"] if verdict == "mixed" else [])
 
 
