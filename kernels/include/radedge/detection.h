@@ -48,9 +48,7 @@
 #include <cstring>
 #include <vector>
 
-// RADEDGE_HOST_DEVICE and the non-fusing detail::mul_rn / add_rn live with the first op
-// that needed them; sharing them keeps one definition of "the same bits on host and device".
-#include "radedge/preprocess.h"
+#include "radedge/host_device.h"
 
 // cudaStream_t is `CUstream_st*`; naming the struct keeps this header free of CUDA includes.
 struct CUstream_st;
@@ -285,22 +283,6 @@ RADEDGE_HOST_DEVICE inline float sqrt_rn(float value) {
   return __fsqrt_rn(value);
 #else
   return std::sqrt(value);
-#endif
-}
-
-RADEDGE_HOST_DEVICE inline float div_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-
-RADEDGE_HOST_DEVICE inline double div_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
 #endif
 }
 

@@ -18,7 +18,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "radedge/preprocess.h"  // RADEDGE_HOST_DEVICE and the non-fused detail::mul_rn / add_rn
+#include "radedge/host_device.h"
 
 namespace radedge {
 

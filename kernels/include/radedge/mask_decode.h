@@ -49,12 +49,13 @@
 // capacity means the stored runs are only the first `capacity` ones (never an overrun).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-#include "radedge/preprocess.h"  // RADEDGE_HOST_DEVICE, detail::mul_rn / add_rn
+#include "radedge/host_device.h"
 
 struct CUstream_st;
 

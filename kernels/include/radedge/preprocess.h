@@ -35,13 +35,8 @@
 #include <string>
 #include <vector>
 
+#include "radedge/host_device.h"
 #include "radedge/region.h"
-
-#if defined(__CUDACC__)
-#define RADEDGE_HOST_DEVICE __host__ __device__
-#else
-#define RADEDGE_HOST_DEVICE
-#endif
 
 // cudaStream_t is `CUstream_st*`; naming the struct keeps this header free of CUDA includes.
 struct CUstream_st;
@@ -237,37 +232,6 @@ RADEDGE_HOST_DEVICE inline float float_window_value(const FloatWindowConstants& 
   t = t > 0.0f ? t : 0.0f;
   t = t < 1.0f ? t : 1.0f;
   return window.invert ? 1.0f - t : t;
-}
-
-// IEEE round-to-nearest products and sums that a compiler may not fuse into an FMA, so the
-// host and device evaluate the same expression to the same bits.
-RADEDGE_HOST_DEVICE inline double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-RADEDGE_HOST_DEVICE inline double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-RADEDGE_HOST_DEVICE inline float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-RADEDGE_HOST_DEVICE inline float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
 }
 
 enum class AxisMode : int { kCopy, kArea, kLinear };
