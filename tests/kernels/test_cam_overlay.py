@@ -18,9 +18,9 @@ from radedge.ops.cam_overlay import colormap_table, overlay_cam
 from radedge.errors import NativeOpError
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import cpu_and_cuda
 from . import reference_cam_overlay as reference
 
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 GREY_RAMP = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
 
 
@@ -96,7 +96,7 @@ def _smooth_cam(rng, h, w, dtype=np.float32):
 # --- against the reference ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize(
     "rows, columns, input_h, input_w, cam_h, cam_w, display_h, display_w",

@@ -25,8 +25,6 @@ from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
 from . import reference_detection as reference
 
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
-
 
 @dataclass(frozen=True)
 class CroppedGeometry:

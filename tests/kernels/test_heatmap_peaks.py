@@ -16,9 +16,9 @@ from radedge.errors import NativeOpError
 from radedge.ops.heatmap_peaks import Peaks, find_argmax, find_peaks
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import cpu_and_cuda
 from . import reference_heatmap_peaks as reference
 
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 LOWEST = float(np.finfo(np.float32).min)
 
 
@@ -74,7 +74,7 @@ def _blobs(rng, n, c, h, w, count=6, dtype=np.float32):
 # --- against the reference ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize(
     "rows, columns, input_h, input_w, grid_h, grid_w",

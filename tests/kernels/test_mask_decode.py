@@ -16,9 +16,9 @@ from radedge.errors import NativeOpError
 from radedge.ops.mask_decode import decode_mask, decode_masks, decode_rle, geometry_arguments
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import cpu_and_cuda
 from . import reference_mask_decode as reference
 
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 
 GEOMETRY_KEYS = (
     "source_rows", "source_columns", "crop_x", "crop_y", "crop_width", "crop_height",
@@ -122,7 +122,7 @@ def _smooth_logits(rng, batch, channels, h, w, scale=6.0):
 # --- against the reference ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "logit_size, g, output_size",
     [
@@ -534,7 +534,7 @@ def test_bad_input_is_a_value_error_and_writes_nothing(arguments, message):
     np.testing.assert_array_equal(mask, before)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_logits_are_refused_before_writing(device, dtype, bad):

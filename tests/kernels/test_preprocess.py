@@ -23,9 +23,8 @@ from radedge.ops.preprocess import (
     resize_geometry,
 )
 
+from ..helpers import cpu_and_cuda
 from . import reference
-
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 
 
 def _pixels(rng: np.random.Generator, rows: int, columns: int, dtype: str) -> np.ndarray:
@@ -69,7 +68,7 @@ def _check_against_reference(pixels, lut, first, spec, threads=0, device="cpu"):
     return out
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "rows, columns, height, width, resize",
     [
@@ -99,7 +98,7 @@ def test_matches_reference(device, rows, columns, height, width, resize, dtype):
     _check_against_reference(pixels, lut, _first_value(dtype), spec, device=device)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("out_dtype", ["float32", "float16"])
 @pytest.mark.parametrize(
     "mean, std", [((0.0,), (1.0,)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), ((-3.0,), (7.5,))]
@@ -439,7 +438,7 @@ def _check_crop(pixels, lut, first, spec, crop, threads=0, device="cpu", window=
     return out, geometry
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "rows, columns, crop, height, width, resize",
     [
@@ -667,7 +666,7 @@ def test_center_crop_refuses_bad_arguments(arguments, message):
 # --- float32 pixels -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "window", [None, (0.5, 1.0, False), (1500.0, 2000.0, False), (1500.0, 2000.0, True), (-20.0, 0.125, False)]
 )

@@ -3,7 +3,7 @@
 Without a GPU: every binding (``decode_dense_cuda``, ``decode_boxes_cuda``, ``nms_cuda``,
 ``heatmap_peaks_cuda``, ``cam_overlay_cuda``) checks its arguments from their metadata alone and
 refuses what it cannot use with a ValueError before any CUDA call; accepted metadata reaches the
-first CUDA call. As in test_cuda_memory, the fake arrays (``_Interface``) point into the first
+first CUDA call. The fake arrays (tests/helpers.py's ``FakeCudaArray``) point into the first
 page of the address space, which Linux never maps: here each at an address of its own there, so
 that the check for outputs overlapping other arguments does not refuse them, and nothing reads
 them (the bindings judge the metadata; on a GPU, CUDA only reports the addresses as host memory).
@@ -18,7 +18,6 @@ mark refused values instead of raising, and replay inside a CUDA graph like eage
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 
 import numpy as np
 import pytest
@@ -42,27 +41,14 @@ from radedge.errors import NativeOpError
 from radedge.ops.heatmap_peaks import Peaks, find_argmax, find_peaks, heatmap_peaks_cuda_workspace_bytes
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import NOWHERE, READ_ONLY, FakeCudaArray, FakeDLPack, needs_torch_cuda, without_gpu
 from .test_cam_overlay import _smooth_cam
-from .test_cuda_memory import READ_ONLY, _FakeDLPack
 from .test_detection import _clustered_boxes, _fcos_head, _level, _random_boxes, _random_geometry
 from .test_heatmap_peaks import _blobs
 
-without_gpu = pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour where no CUDA device is usable")
-
-
-def _has_torch_cuda() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-needs_torch_cuda = pytest.mark.skipif(not _has_torch_cuda(), reason="needs PyTorch built with CUDA and a GPU")
-
-# test_cuda_memory's fake DLPack tensors live at 0x800; the fake arrays here keep clear of it.
+# The fake DLPack tensors live at NOWHERE; the fake arrays here keep clear of it.
 _FIRST_PAGE_END = 0x1000
-_DLPACK_FAKES = (0x800, 0x900)
+_DLPACK_FAKES = (NOWHERE, NOWHERE + 0x100)
 
 
 class _Page:
@@ -80,20 +66,6 @@ class _Page:
         return address
 
 
-class _Interface:
-    """Exports a __cuda_array_interface__ dict and nothing else."""
-
-    def __init__(self, address: int, shape, typestr: str, strides=None, readonly: bool = False):
-        self.address = address
-        self.fields = {"shape": tuple(shape), "typestr": typestr, "data": (address, readonly), "version": 3}
-        if strides is not None:
-            self.fields["strides"] = tuple(strides)
-
-    @property
-    def __cuda_array_interface__(self):
-        return self.fields
-
-
 def _fakes(page: _Page):
     """``make(shape, typestr="<f4", strides=None, readonly=False, alignment=16, offset=0)``: a fake
     CUDA array at an address of its own (``offset`` bytes past an aligned one)."""
@@ -104,7 +76,7 @@ def _fakes(page: _Page):
             nbytes = itemsize * int(np.prod(shape))
         else:
             nbytes = itemsize + sum(abs(s) * (n - 1) for s, n in zip(strides, shape))
-        return _Interface(page.take(nbytes + offset, alignment) + offset, shape, typestr, strides, readonly)
+        return FakeCudaArray(page.take(nbytes + offset, alignment) + offset, shape, typestr, strides, readonly)
 
     return make
 
@@ -118,7 +90,7 @@ def _call(op, base, overrides):
     keep = []
 
     def capsule(value):
-        if isinstance(value, _FakeDLPack):
+        if isinstance(value, FakeDLPack):
             keep.append(value)
             return value.capsule
         return value
@@ -185,7 +157,7 @@ def _at(name, shape, typestr="<f4", offset=0):
 
     def make_at(make, base):
         target = base[name][0] if isinstance(base[name], list) else base[name]
-        return _Interface(target.address + offset, shape, typestr)
+        return FakeCudaArray(target.address + offset, shape, typestr)
 
     return make_at
 
@@ -202,7 +174,7 @@ def _host_capsule(shape, dtype=np.float32):
 
 def _cpu_dlpack(shape):
     """An override: a DLPack capsule of a float32 tensor in CPU memory."""
-    return lambda make, base: _FakeDLPack(shape=shape, code=2, bits=32, device_type=1)
+    return lambda make, base: FakeDLPack(shape=shape, code=2, bits=32, device_type=1)
 
 
 def _levels(*overrides):
@@ -267,7 +239,7 @@ DENSE_REFUSALS = {
         r"^out_valid is read-only .* pass a writable array",
     ),
     "out_boxes from a read-only DLPack 1.x tensor": (
-        dict(out_boxes=lambda make, base: _FakeDLPack(shape=(1, 2, 4), code=2, bits=32, versioned=True,
+        dict(out_boxes=lambda make, base: FakeDLPack(shape=(1, 2, 4), code=2, bits=32, versioned=True,
                                                       flags=READ_ONLY)),
         r"^out_boxes is read-only",
     ),
@@ -461,8 +433,8 @@ ACCEPTED = {
         workspace=_new((64,), "|u1", alignment=256))),
     "decode_boxes": ("decode_boxes_cuda", _boxes_base, dict(mappings=_new((1, 8), "<f8"))),
     "nms": ("nms_cuda", _nms_base, dict()),
-    "nms of no boxes": ("nms_cuda", _nms_base, dict(boxes=lambda make, base: _Interface(0, (0, 4), "<f4"),
-                                                    scores=lambda make, base: _Interface(0, (0,), "<f4"),
+    "nms of no boxes": ("nms_cuda", _nms_base, dict(boxes=lambda make, base: FakeCudaArray(0, (0, 4), "<f4"),
+                                                    scores=lambda make, base: FakeCudaArray(0, (0,), "<f4"),
                                                     classes=None)),
     "heatmap_peaks": ("heatmap_peaks_cuda", _peaks_base, dict(placements=[PLACEMENT, dict(PLACEMENT, offset_x=3)])),
     "cam_overlay": ("cam_overlay_cuda", _cam_base, dict(normalise="fixed", low=-1.0, high=2.0)),
