@@ -1,5 +1,5 @@
-"""What the test modules share: the device parametrisation, marks for what a test needs, and
-fake CUDA arrays.
+"""What the test modules share: the device parametrisation, marks for what a test needs,
+geometries, and fake CUDA arrays.
 
 Fake CUDA arrays. ``FakeCudaArray`` and ``FakeDLPack`` describe arrays whose data pointer points
 at memory that does not exist (``NOWHERE``, in the first page, which Linux never maps: no host or
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import math
+from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 
@@ -37,6 +40,58 @@ def _has_torch_cuda() -> bool:
 
 
 needs_torch_cuda = pytest.mark.skipif(not _has_torch_cuda(), reason="needs PyTorch built with CUDA and a GPU")
+
+
+# --- geometries --------------------------------------------------------------------------------
+
+
+def letterbox_content(rows: int, columns: int, height: int, width: int) -> tuple[int, int]:
+    """(content_height, content_width) of a rows x columns image letterboxed into height x width:
+    ``s = min(height / rows, width / columns)``, ``max(1, round(n * s))`` with halves rounded up,
+    evaluated exactly in rationals."""
+    s = min(Fraction(height, rows), Fraction(width, columns))
+    return tuple(max(1, math.floor(n * s + Fraction(1, 2))) for n in (rows, columns))
+
+
+def geometry_of(rows: int, columns: int, height: int, width: int, resize: str = "stretch", crop=None) -> dict:
+    """Every field of a geometry (radedge.ops.ResizeGeometry's, with the model input size) for the
+    crop ``(x, y, width, height)`` (default: the whole image) of a rows x columns source placed in a
+    height x width model input, restated from the preprocess op's documented rules: ``"stretch"``
+    fills the input, ``"letterbox"`` keeps the aspect ratio (:func:`letterbox_content`) and centres
+    the content, offsets rounded down; scales are content / crop."""
+    crop_x, crop_y, crop_w, crop_h = crop if crop is not None else (0, 0, columns, rows)
+    if resize == "stretch":
+        content_h, content_w = height, width
+    else:
+        content_h, content_w = letterbox_content(crop_h, crop_w, height, width)
+    return {
+        "source_rows": rows,
+        "source_columns": columns,
+        "content_height": content_h,
+        "content_width": content_w,
+        "offset_y": (height - content_h) // 2,
+        "offset_x": (width - content_w) // 2,
+        "scale_y": content_h / crop_h,
+        "scale_x": content_w / crop_w,
+        "crop_x": crop_x,
+        "crop_y": crop_y,
+        "crop_width": crop_w,
+        "crop_height": crop_h,
+        "input_height": height,
+        "input_width": width,
+    }
+
+
+# The fields a decode op cannot do without: the model input size may be passed as input_size, the
+# scales are content / crop, and the crop defaults to the whole image.
+_LEAST_FIELDS = ("source_rows", "source_columns", "crop_x", "crop_y", "crop_width", "crop_height", "offset_x",
+                 "offset_y", "content_width", "content_height")
+
+
+def least_geometry(g: dict) -> SimpleNamespace:
+    """``g``'s source, crop and content fields as the attributes of a plain object, without scales
+    and the model input size: the least that a decode op accepts (given ``input_size``)."""
+    return SimpleNamespace(**{key: g[key] for key in _LEAST_FIELDS})
 
 
 # --- fake CUDA arrays (see the module docstring) ------------------------------------------------

@@ -23,7 +23,7 @@ from radedge.ops.preprocess import (
     resize_geometry,
 )
 
-from ..helpers import cpu_and_cuda
+from ..helpers import cpu_and_cuda, geometry_of
 from . import reference
 
 
@@ -64,7 +64,7 @@ def _check_against_reference(pixels, lut, first, spec, threads=0, device="cpu"):
     assert out.dtype == np.dtype(spec.dtype) and out.shape == (1, spec.channels, spec.height, spec.width)
     np.testing.assert_allclose(out[0].astype(np.float64), expected, **_tolerance(spec))
     rows, columns = pixels.shape
-    assert geometry.as_dict() == reference.geometry(rows, columns, spec.height, spec.width, spec.resize)
+    assert geometry.as_dict() == geometry_of(rows, columns, spec.height, spec.width, spec.resize)
     return out
 
 
@@ -253,7 +253,7 @@ def test_geometry_is_the_documented_formula():
                 for resize in ("stretch", "letterbox"):
                     spec = PreprocessSpec(height, width, resize)
                     got = resize_geometry(rows, columns, spec).as_dict()
-                    assert got == reference.geometry(rows, columns, height, width, resize), (rows, columns, spec)
+                    assert got == geometry_of(rows, columns, height, width, resize), (rows, columns, spec)
 
 
 def test_geometry_maps_content_edges_to_source_edges():
@@ -434,7 +434,7 @@ def _check_crop(pixels, lut, first, spec, crop, threads=0, device="cpu", window=
     )
     np.testing.assert_allclose(out[0].astype(np.float64), expected, **_tolerance(spec))
     rows, columns = pixels.shape
-    assert geometry.as_dict() == reference.geometry(rows, columns, spec.height, spec.width, spec.resize, crop)
+    assert geometry.as_dict() == geometry_of(rows, columns, spec.height, spec.width, spec.resize, crop)
     return out, geometry
 
 

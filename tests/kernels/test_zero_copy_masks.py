@@ -15,7 +15,6 @@ import dataclasses
 import gc
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,10 +40,18 @@ from radedge.ops.preprocess import (
     preprocess_into,
 )
 
-from ..helpers import NOWHERE, READ_ONLY, FakeCudaArray, FakeDLPack, needs_torch_cuda, without_gpu
-from . import reference_mask_decode as mask_reference
+from ..helpers import (
+    NOWHERE,
+    READ_ONLY,
+    FakeCudaArray,
+    FakeDLPack,
+    geometry_of,
+    least_geometry,
+    needs_torch_cuda,
+    without_gpu,
+)
 from .test_cuda_memory import REPOSITORY, _preprocess_arguments, _tolerance
-from .test_mask_decode import GEOMETRY_KEYS, _smooth_logits
+from .test_mask_decode import _smooth_logits
 
 
 def _refused_without_device(call, op: str):
@@ -61,11 +68,7 @@ def _refused_without_device(call, op: str):
 # --- mask decode: metadata --------------------------------------------------------------------
 
 # A 60 x 80 source letterboxed into a 32 x 32 input whose 16 x 16 logits decode into a 60 x 80 mask.
-MASK_GEOMETRY = mask_reference.letterbox_geometry(60, 80, 32, 32)
-
-
-def _mask_geometry_object(g: dict = MASK_GEOMETRY) -> SimpleNamespace:
-    return SimpleNamespace(**{key: g[key] for key in GEOMETRY_KEYS})
+MASK_GEOMETRY = geometry_of(60, 80, 32, 32, "letterbox")
 
 
 def _call_mask_decode_cuda(logits=None, mask=None, runs=None, tallies=None, counters=None, workspace=None,
@@ -84,7 +87,7 @@ def _call_mask_decode_cuda(logits=None, mask=None, runs=None, tallies=None, coun
     return kernels().mask_decode_cuda(
         arrays["logits"], image, arrays["mask"], activation=activation, thresholds=list(thresholds),
         runs=runs.capsule if isinstance(runs, FakeDLPack) else runs, tallies=arrays["tallies"],
-        counters=arrays["counters"], workspace=workspace, stream=stream, **g,
+        counters=arrays["counters"], workspace=workspace, stream=stream, geometry=g,
     )
 
 
@@ -202,7 +205,7 @@ def test_mask_decode_workspace_size_is_host_arithmetic():
 
 def _device_decode(logits, **options):
     g = MASK_GEOMETRY
-    return decode_mask(logits, _mask_geometry_object(g), input_size=(g["input_height"], g["input_width"]),
+    return decode_mask(logits, least_geometry(g), input_size=(g["input_height"], g["input_width"]),
                        activation="sigmoid", **options)
 
 
@@ -241,12 +244,12 @@ def test_decode_mask_on_device_arrays_refuses_clearly_without_a_device():
 # (logit size, geometry, output size, activation, channels, thresholds): a radiograph-sized lesion
 # mask, several labels with a crop, and a display-size mask.
 MASK_CASES = {
-    "sigmoid 1 label 3000 x 2400": ((128, 128), mask_reference.letterbox_geometry(3000, 2400, 512, 512), (3000, 2400),
+    "sigmoid 1 label 3000 x 2400": ((128, 128), geometry_of(3000, 2400, 512, 512, "letterbox"), (3000, 2400),
                                     "sigmoid", 1, 0.5),
     "sigmoid 3 labels cropped": ((64, 64),
-                                 mask_reference.letterbox_geometry(900, 700, 256, 256, crop=(50, 80, 600, 700)),
+                                 geometry_of(900, 700, 256, 256, "letterbox", crop=(50, 80, 600, 700)),
                                  (900, 700), "sigmoid", 3, (0.5, 0.3, 0.7)),
-    "softmax 4 classes display size": ((48, 80), mask_reference.stretch_geometry(333, 517, 96, 160), (250, 400),
+    "softmax 4 classes display size": ((48, 80), geometry_of(333, 517, 96, 160), (250, 400),
                                        "softmax", 4, None),
 }
 
@@ -254,7 +257,7 @@ MASK_CASES = {
 def _decode_case(logits, case, **options):
     _, g, output_size, activation, _, thresholds = case
     return decode_mask(
-        logits, _mask_geometry_object(g), input_size=(g["input_height"], g["input_width"]), activation=activation,
+        logits, least_geometry(g), input_size=(g["input_height"], g["input_width"]), activation=activation,
         thresholds=thresholds, output_size=output_size, spacing_mm=(0.14, 0.15), **options,
     )
 
