@@ -1,6 +1,6 @@
 """Mask decode benchmark: radedge's op against the numpy + OpenCV chains it replaces.
 
-    .venv/bin/python examples/bench_mask_decode.py [--threads N] [--seconds S]
+    .venv/bin/python examples/bench_mask_decode.py [--threads N] [--seconds S] [--baseline PATH]
 
 One float32 [1, 1, 512, 512] segmentation logit map (a 512 x 512 model input holding a
 3000 x 3000 radiograph) becomes a uint8 3000 x 3000 lesion mask, several ways, timed in
@@ -20,6 +20,11 @@ this process:
                 mask, which leaves only the op's pass over the logits (NaN check and the
                 label of each logit), a cost that does not depend on the output size.
 
+With --baseline PATH (another build of radedge/_kernels*.so, e.g. of an earlier commit), that
+build's op and this build's are called directly (``mask_decode_cpu``, without decode_mask's
+Python around them) in the same rounds, into preallocated masks with statistics as in 5., so a
+change to the op can be checked for speed and for a bit-identical mask under the same machine load.
+
 The chains give only the mask: statistics would cost them another full pass. The script
 checks that the op's mask matches the chain's (pixels may differ only where the
 interpolated logit is within rounding of the threshold), prints the hardware, medians and
@@ -30,14 +35,15 @@ from __future__ import annotations
 
 import argparse
 import os
-from types import SimpleNamespace
+from types import ModuleType
 
 import cv2
 import numpy as np
 
-from benchlib import cpu_model, measure, resolved_threads
+from benchlib import cpu_model, load_build, measure, resolved_threads
 from radedge._native import kernels
 from radedge.ops.mask_decode import decode_mask
+from radedge.ops.preprocess import PreprocessSpec, ResizeGeometry, resize_geometry
 
 SOURCE = 3000
 INPUT = LOGITS = 512
@@ -58,11 +64,9 @@ def lesion_logits(seed: int = 20261122) -> np.ndarray:
     return cv2.GaussianBlur(plane, (0, 0), 1.5)[None, None]
 
 
-def geometry() -> SimpleNamespace:
+def geometry() -> ResizeGeometry:
     """A square 3000 x 3000 source letterboxed into the 512 x 512 input: content = input."""
-    return SimpleNamespace(
-        source_rows=SOURCE, source_columns=SOURCE, content_height=INPUT, content_width=INPUT, offset_y=0, offset_x=0
-    )
+    return resize_geometry(SOURCE, SOURCE, PreprocessSpec(INPUT, INPUT, "letterbox"))
 
 
 def chain(logits: np.ndarray) -> np.ndarray:
@@ -90,16 +94,22 @@ def warp_threshold(logits: np.ndarray) -> np.ndarray:
     return (upsampled >= LOGIT_THRESHOLD).astype(np.uint8)
 
 
-
-
-
-
+def native_arguments(build: ModuleType, g: ResizeGeometry, threads: int) -> dict:
+    """The keyword arguments of ``build.mask_decode_cpu`` for ``g``, as that build takes the geometry:
+    one ``geometry`` argument, or (builds before the one geometry type) its fields without the
+    scales and with the model input size as keywords of their own."""
+    common = dict(activation="sigmoid", thresholds=[THRESHOLD], row_spacing_mm=SPACING_MM[0],
+                  column_spacing_mm=SPACING_MM[1], threads=threads)
+    if "geometry:" in build.mask_decode_cpu.__doc__.split("\n")[0]:
+        return common | {"geometry": g}
+    return common | {k: v for k, v in g.as_dict().items() if k not in ("scale_y", "scale_x")}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the op (0: default)")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds spent measuring each variant")
+    parser.add_argument("--baseline", help="path of another build of radedge/_kernels*.so to time beside this one")
     args = parser.parse_args()
 
     threads = resolved_threads(args.threads)
@@ -115,10 +125,17 @@ def main() -> None:
 
     floor_target = np.empty((SOURCE, SOURCE), np.uint8)
     out = np.empty((SOURCE, SOURCE), np.uint8)
-    options = dict(input_size=(INPUT, INPUT), activation="sigmoid", thresholds=THRESHOLD, spacing_mm=SPACING_MM,
-                   threads=threads)
+    options = dict(activation="sigmoid", thresholds=THRESHOLD, spacing_mm=SPACING_MM, threads=threads)
+    variants = {}
+    if args.baseline:
+        baseline = load_build(args.baseline)
+        baseline_out, native_out = np.empty_like(out), np.empty_like(out)
+        baseline_arguments = native_arguments(baseline, g, threads)
+        arguments = native_arguments(kernels(), g, threads)
+        variants["baseline"] = lambda: baseline.mask_decode_cpu(logits, 0, baseline_out, **baseline_arguments)
+        variants["native"] = lambda: kernels().mask_decode_cpu(logits, 0, native_out, **arguments)
     results = measure(
-        {
+        variants | {
             "memset": lambda: floor_target.fill(0),
             "chain": lambda: chain(logits),
             "resize+thr": lambda: resize_threshold(logits),
@@ -135,10 +152,17 @@ def main() -> None:
 
     result = decode_mask(logits, g, rle=True, **options)
     expected = chain(logits)
+    if args.baseline:
+        ours = kernels().mask_decode_cpu(logits, 0, native_out, **arguments)
+        theirs = baseline.mask_decode_cpu(logits, 0, baseline_out, **baseline_arguments)
+        same_bits = ours == theirs and np.array_equal(baseline_out, native_out)
+        same_bits = same_bits and np.array_equal(native_out, result.mask)
     differing = int((result.mask != expected).sum())
     lesion = result.labels[0]
 
     labels = {
+        **({"baseline": f"mask_decode_cpu of the baseline build ({args.baseline}), called directly",
+            "native": f"mask_decode_cpu of this build, called directly ({threads} threads)"} if args.baseline else {}),
         "memset": "memset of the 9 MB mask (floor)",
         "chain": "cv2.resize INTER_LINEAR + sigmoid + threshold (numpy)",
         "resize+thr": "cv2.resize INTER_LINEAR + logit threshold",
@@ -158,6 +182,9 @@ def main() -> None:
     print(f"warpAffine / radedge     {median['warpAffine'] / median['radedge']:6.1f}x")
     print(f"chain / radedge (alloc)  {median['chain'] / median['radedge alloc']:6.1f}x")
     print(f"radedge / memset         {median['radedge'] / median['memset']:6.1f}x")
+    if args.baseline:
+        print(f"native / baseline        {median['native'] / median['baseline']:6.2f}x   "
+              f"mask and statistics bit for bit identical: {'yes' if same_bits else 'NO'}")
     print(f"mask: {lesion.pixel_count} lesion pixels, bbox {lesion.bbox}, {result.run_count} runs "
           f"({result.runs.nbytes} bytes of RLE for a {result.mask.nbytes}-byte mask)")
     print(f"pixels that differ from the chain's mask: {differing} of {expected.size}")

@@ -26,8 +26,9 @@ and the extensions of the fused op, on the same image:
              nearest-rank percentiles of the modality values and the table.
 
 With --baseline PATH (another build of radedge/_kernels*.so, e.g. of an earlier commit),
-that build's fused op is timed in the same rounds, so a change to the op can be checked
-for speed and for bit-identical output under the same machine load.
+that build's fused op is timed in the same rounds, and so is this build's called the same
+way (``preprocess_cpu`` directly, without preprocess_into's Python), so a change to the op
+can be checked for speed and for bit-identical output under the same machine load.
 
 Building a fixed-window LUT is timed separately: it happens once per series (per window),
 not per image; a percentile LUT is per image. The script checks that the fused output
@@ -38,17 +39,14 @@ ratios against the goals, and a Markdown table for docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 import os
-from types import ModuleType
 
 import cv2
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from benchlib import cpu_model, measure, resolved_threads
+from benchlib import cpu_model, load_build, measure, resolved_threads
 from radedge._native import kernels
 from radedge.ops.histogram import histogram
 from radedge.intensity import Percentile
@@ -138,25 +136,10 @@ def numpy_lut(pixels: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return (resized - MEAN) / STD
 
 
-def load_build(path: str) -> ModuleType:
-    """Another build of radedge._kernels, loaded beside the installed one."""
-    loader = importlib.machinery.ExtensionFileLoader("_kernels", path)
-    spec = importlib.util.spec_from_loader("_kernels", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
 def native_arguments(threads: int) -> dict:
     """The keyword arguments of _kernels.preprocess_cpu for SPEC, as every build takes them."""
     return dict(height=SPEC.height, width=SPEC.width, channels=SPEC.channels, dtype=SPEC.dtype, resize=SPEC.resize,
                 pad_value=SPEC.pad_value, mean=list(SPEC.mean), std=list(SPEC.std), threads=threads)
-
-
-
-
-
-
 
 
 def main() -> None:
@@ -187,8 +170,10 @@ def main() -> None:
     variants = {}
     if args.baseline:
         baseline = load_build(args.baseline)
-        baseline_out = np.empty_like(out)
-        variants["baseline"] = lambda: baseline.preprocess_cpu(pixels, lut, 0, baseline_out, 0, **native_arguments(threads))
+        baseline_out, native_out = np.empty_like(out), np.empty_like(out)
+        arguments = native_arguments(threads)
+        variants["baseline"] = lambda: baseline.preprocess_cpu(pixels, lut, 0, baseline_out, 0, **arguments)
+        variants["native"] = lambda: kernels().preprocess_cpu(pixels, lut, 0, native_out, 0, **arguments)
 
     results = measure(
         variants | {
@@ -216,11 +201,14 @@ def main() -> None:
     preprocess_into(pixels, lut, 0, out, 0, SPEC, threads=threads)
     difference = float(np.abs(out[0, 0] - reference).max())
     if args.baseline:
-        baseline.preprocess_cpu(pixels, lut, 0, baseline_out, 0, **native_arguments(threads))
+        baseline.preprocess_cpu(pixels, lut, 0, baseline_out, 0, **arguments)
+        kernels().preprocess_cpu(pixels, lut, 0, native_out, 0, **arguments)
         same_bits = np.array_equal(baseline_out.view(np.uint32), out.view(np.uint32))
+        same_bits = same_bits and np.array_equal(native_out.view(np.uint32), out.view(np.uint32))
 
     labels = {
-        **({"baseline": f"fused op of the baseline build ({args.baseline})"} if args.baseline else {}),
+        **({"baseline": f"fused op of the baseline build ({args.baseline}), called directly",
+            "native": "fused op of this build, called directly"} if args.baseline else {}),
         "copy": "copy the input once (np.copyto)",
         "chain": "numpy + OpenCV chain (pydicom LUTs, inversion, scaling, INTER_AREA, normalise)",
         "numpy LUT": "numpy LUT (lut[pixels], INTER_AREA, normalise)",
@@ -245,6 +233,8 @@ def main() -> None:
           f"{'met' if copy_ratio <= GOAL_COPY_RATIO else 'NOT met'}")
     print(f"max |fused - chain| = {difference:.2e} (normalised units)   within 1e-3: {'yes' if difference <= 1e-3 else 'NO'}")
     if args.baseline:
+        print(f"native / baseline  {median['native'] / median['baseline']:6.2f}x   (this build's op against the "
+              "baseline's, both called directly)")
         print(f"fused / baseline   {median['fused'] / median['baseline']:6.2f}x   "
               f"outputs bit for bit identical: {'yes' if same_bits else 'NO'}")
 
@@ -252,7 +242,7 @@ def main() -> None:
     print("| variant | median (ms) | p95 (ms) | chain / this |")
     print("| --- | ---: | ---: | ---: |")
     for name, label in labels.items():
-        timed_like_fused = ("chain", "numpy LUT", "fused", "crop", "batch", "singles", "baseline")
+        timed_like_fused = ("chain", "numpy LUT", "fused", "crop", "batch", "singles", "baseline", "native")
         ratio = f"{median['chain'] / median[name]:.0f}x" if name in timed_like_fused else ""
         print(f"| {label} | {median[name]:.2f} | {p95[name]:.2f} | {ratio} |")
 

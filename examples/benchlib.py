@@ -1,13 +1,17 @@
-"""What the benchmark scripts share: interleaved timing, the CPU's name, radedge's thread count.
+"""What the benchmark scripts share: interleaved timing, the CPU's name, radedge's thread count, and
+loading another build of the native module to time beside this one (``--baseline``).
 
 Imported by the scripts in this folder (`python examples/bench_*.py` puts the folder on the path).
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import platform
 import time
+from types import ModuleType
 
 import numpy as np
 
@@ -54,3 +58,17 @@ def resolved_threads(threads: int) -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return int(kernels().build_info()["hardware_threads"]) or 1
+
+
+def load_build(path: str) -> ModuleType:
+    """Another build of radedge._kernels (e.g. of an earlier commit), loaded beside the installed one.
+
+    Both register the same pybind11 classes (radedge.cuda's), which one process refuses unless the
+    other build has a pybind11 registry of its own: build it with
+    ``-DCMAKE_CXX_FLAGS='-DPYBIND11_STDLIB=\\"_radedge_baseline\\"'`` (docs/performance.md).
+    """
+    loader = importlib.machinery.ExtensionFileLoader("_kernels", path)
+    spec = importlib.util.spec_from_loader("_kernels", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module

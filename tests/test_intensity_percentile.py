@@ -19,10 +19,9 @@ from radedge.errors import InvalidWindowError
 from radedge.intensity import Percentile, build_lut, percentile_window, stored_value_histogram
 from radedge.io import Image, Intensity, PixelPadding, Rescale, Source, Window, read_dicom, read_image
 
+from tests.helpers import cpu_and_cuda
 from tests.io.dicom_factory import lut_item, make_dataset, round_trip
 from tests.reference_chain import pydicom_display
-
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 
 
 def reference_table(image: Image, percentile: Percentile, region=None) -> np.ndarray:
@@ -66,7 +65,7 @@ def radiograph(rows: int = 400, columns: int = 300, seed: int = 0) -> np.ndarray
     return pixels
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
 @pytest.mark.parametrize("percentile", [Percentile(), Percentile(0, 100), Percentile(2, 98), Percentile(49.9, 50.1)])
 def test_percentile_window_matches_numpy_on_a_padded_dicom(device, photometric, percentile):

@@ -110,7 +110,7 @@ void check_cam_overlay_args(const CamView& cam, const DisplayView& display, cons
   if (display_first < out_first + 3 * display_bytes && out_first < display_first + display_bytes) {
     fail("out overlaps the display image; write the overlay into a separate array");
   }
-  check_input_placement(params.placement, kOp);
+  check_geometry(params.geometry, kOp);
   if (params.normalise != CamNormalise::kMinMax && params.normalise != CamNormalise::kFixed) {
     fail("normalise must be min-max or fixed; got ", static_cast<int>(params.normalise));
   }
@@ -145,7 +145,7 @@ namespace detail {
 
 CamConstants make_cam_constants(const CamView& cam, const DisplayView& display, const CamOverlayParams& params) {
   CamConstants k{};
-  const InputPlacement& p = params.placement;
+  const InputGeometry& p = params.geometry;
   k.content_per_display_x = static_cast<double>(p.content_width) / static_cast<double>(display.columns);
   k.content_per_display_y = static_cast<double>(p.content_height) / static_cast<double>(display.rows);
   k.offset_x = static_cast<double>(p.offset_x);

@@ -185,27 +185,6 @@ void check_nms_args(const NmsBoxesView& input, float iou_threshold, int64_t max_
   if (input.count > 0 && (!input.boxes || !input.scores)) fail("nms: boxes or scores has no data pointer");
 }
 
-void check_source_mappings(const SourceMapping* mappings, int64_t count) {
-  if (!mappings) return;
-  for (int64_t n = 0; n < count; ++n) {
-    const SourceMapping& m = mappings[n];
-    if (!std::isfinite(m.offset_x) || !std::isfinite(m.offset_y) || !std::isfinite(m.crop_x) ||
-        !std::isfinite(m.crop_y)) {
-      fail("the source mapping of image ", n, " has a non-finite offset or crop (offset_x=", m.offset_x,
-           ", offset_y=", m.offset_y, ", crop_x=", m.crop_x, ", crop_y=", m.crop_y, ")");
-    }
-    if (!(m.scale_x > 0.0) || !(m.scale_y > 0.0) || !std::isfinite(m.scale_x) || !std::isfinite(m.scale_y)) {
-      fail("the source mapping of image ", n, " needs finite scales > 0 (content / source pixels); got scale_x=",
-           m.scale_x, ", scale_y=", m.scale_y);
-    }
-    if (!(m.source_columns >= 1.0) || !(m.source_rows >= 1.0) || !std::isfinite(m.source_columns) ||
-        !std::isfinite(m.source_rows)) {
-      fail("the source mapping of image ", n, " needs a source image of at least 1 x 1 pixels; got ",
-           m.source_columns, " columns x ", m.source_rows, " rows");
-    }
-  }
-}
-
 namespace detail {
 
 SkipBounds skip_bounds(float score_threshold, ScoreKind scores, bool has_centerness, CenternessMode mode) {
@@ -442,7 +421,7 @@ std::vector<std::vector<Candidate>> select_and_suppress(std::vector<std::vector<
   return kept;
 }
 
-void write_detections(const std::vector<std::vector<Candidate>>& kept, const SourceMapping* mappings,
+void write_detections(const std::vector<std::vector<Candidate>>& kept, const InputGeometry* geometries,
                       const DetectionsView& out) {
   const int64_t slots = out.max_detections;
   std::fill(out.boxes, out.boxes + out.batch * slots * 4, 0.0f);
@@ -451,7 +430,7 @@ void write_detections(const std::vector<std::vector<Candidate>>& kept, const Sou
   for (int64_t n = 0; n < out.batch; ++n) {
     const std::vector<Candidate>& k = kept[static_cast<size_t>(n)];
     for (size_t s = 0; s < k.size(); ++s) {
-      const detail::Box box = mappings ? detail::map_to_source(k[s].box, mappings[n]) : k[s].box;
+      const detail::Box box = geometries ? detail::map_to_source(k[s].box, geometries[n]) : k[s].box;
       float* dst = out.boxes + (n * slots + static_cast<int64_t>(s)) * 4;
       dst[0] = box.x1;
       dst[1] = box.y1;
@@ -471,9 +450,9 @@ void check_threads(const char* op, int threads) {
 }  // namespace
 
 void decode_dense_cpu(const DenseHeadView& head, const DenseDecodeParams& decode, const NmsParams& params,
-                      const SourceMapping* mappings, const DetectionsView& out, int threads) {
+                      const InputGeometry* geometries, const DetectionsView& out, int threads) {
   check_decode_dense_args(head, decode, params, out);
-  check_source_mappings(mappings, head.batch);
+  check_geometries(geometries, head.batch, "decode_dense");
   check_threads("decode_dense", threads);
 
   const int64_t levels = static_cast<int64_t>(head.levels.size());
@@ -578,13 +557,13 @@ void decode_dense_cpu(const DenseHeadView& head, const DenseDecodeParams& decode
       scan_all(head.batch, head.batch * per_image, threads, scan);
   const auto kept = select_and_suppress(per_image_candidates, params.pre_nms_top_k, params.iou_threshold,
                                         params.max_detections, params.class_agnostic, threads);
-  write_detections(kept, mappings, out);
+  write_detections(kept, geometries, out);
 }
 
 void decode_boxes_cpu(const BoxesView& input, const BoxesDecodeParams& decode, const NmsParams& params,
-                      const SourceMapping* mappings, const DetectionsView& out, int threads) {
+                      const InputGeometry* geometries, const DetectionsView& out, int threads) {
   check_decode_boxes_args(input, decode, params, out);
-  check_source_mappings(mappings, input.batch);
+  check_geometries(geometries, input.batch, "decode_boxes");
   check_threads("decode_boxes", threads);
 
   const bool logits = decode.scores == ScoreKind::kLogits;
@@ -630,7 +609,7 @@ void decode_boxes_cpu(const BoxesView& input, const BoxesDecodeParams& decode, c
       scan_all(input.batch, input.batch * per_image, threads, scan);
   const auto kept = select_and_suppress(per_image_candidates, params.pre_nms_top_k, params.iou_threshold,
                                         params.max_detections, params.class_agnostic, threads);
-  write_detections(kept, mappings, out);
+  write_detections(kept, geometries, out);
 }
 
 int64_t nms_cpu(const NmsBoxesView& input, float iou_threshold, int64_t max_detections, int32_t* keep, int threads) {

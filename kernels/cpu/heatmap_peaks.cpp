@@ -91,7 +91,7 @@ void check_heatmap_peaks_args(const HeatmapsView& heatmaps, const PeaksView& pea
       }
     }
   }
-  check_input_placement(params.placement, kOp);
+  check_geometry(params.geometry, kOp);
 
   if (peaks.batch != heatmaps.batch || peaks.channels != heatmaps.channels || peaks.max_peaks != params.max_peaks) {
     fail("the outputs must be [", heatmaps.batch, ", ", heatmaps.channels, ", ", params.max_peaks,
@@ -160,16 +160,12 @@ PeakConstants make_peak_constants(const HeatmapsView& heatmaps, const HeatmapPea
       k.raw_threshold[c] = float_at_or_above(raw);
     }
   }
-  const InputPlacement& p = params.placement;
-  k.input_per_cell_x = static_cast<double>(p.input_width) / static_cast<double>(heatmaps.width);
-  k.input_per_cell_y = static_cast<double>(p.input_height) / static_cast<double>(heatmaps.height);
-  k.offset_x = static_cast<double>(p.offset_x);
-  k.offset_y = static_cast<double>(p.offset_y);
-  k.scale_x = p.scale_x;
-  k.scale_y = p.scale_y;
-  k.crop_x = static_cast<double>(p.crop_x);
-  k.crop_y = static_cast<double>(p.crop_y);
-  k.cells = content_cells(p, heatmaps.height, heatmaps.width);
+  const InputGeometry& g = params.geometry;
+  k.input_per_cell_x = static_cast<double>(g.input_width) / static_cast<double>(heatmaps.width);
+  k.input_per_cell_y = static_cast<double>(g.input_height) / static_cast<double>(heatmaps.height);
+  k.x = x_axis(g);
+  k.y = y_axis(g);
+  k.cells = content_cells(g, heatmaps.height, heatmaps.width);
   return k;
 }
 
@@ -267,10 +263,8 @@ void decode_map(const float* values, int64_t width, int64_t channel, const Heatm
         dy = detail::quadratic_offset(fit_value(y - 1, x), centre, fit_value(y + 1, x));
       }
     }
-    x_out[i] = static_cast<float>(
-        detail::cell_to_source(x, dx, k.input_per_cell_x, k.offset_x, k.scale_x, k.crop_x));
-    y_out[i] = static_cast<float>(
-        detail::cell_to_source(y, dy, k.input_per_cell_y, k.offset_y, k.scale_y, k.crop_y));
+    x_out[i] = static_cast<float>(detail::cell_to_source(x, dx, k.input_per_cell_x, k.x));
+    y_out[i] = static_cast<float>(detail::cell_to_source(y, dy, k.input_per_cell_y, k.y));
     score_out[i] = static_cast<float>(centre);
   }
   const float nan = std::numeric_limits<float>::quiet_NaN();

@@ -33,35 +33,11 @@ const char* logit_type_name(LogitType type) {
 
 namespace {
 
-// Source images and model inputs: the same bound as the preprocess op.
-constexpr int64_t kMaxSize = int64_t{1} << 24;
-
 template <typename... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
   std::ostringstream message;
   (message << ... << parts);
   throw std::invalid_argument(message.str());
-}
-
-void check_axis(const char* axis, int64_t source, int64_t crop_start, int64_t crop_size, const char* crop_start_name,
-                const char* crop_size_name, int64_t offset, int64_t content, int64_t input, const char* offset_name,
-                const char* content_name) {
-  if (source < 1 || source > kMaxSize) {
-    fail("mask_decode: the source image must have 1 to ", kMaxSize, " ", axis, "; got ", source);
-  }
-  if (crop_start < 0 || crop_start >= source || crop_size < 1 || crop_size > source - crop_start) {
-    fail("mask_decode: the crop must lie inside the source image: ", crop_start_name, "=", crop_start, ", ",
-         crop_size_name, "=", crop_size, " for ", source, " ", axis,
-         " (0 <= start < size, 1 <= crop, start + crop <= size); without a crop pass 0 and ", source);
-  }
-  if (input < 1 || input > kMaxSize) {
-    fail("mask_decode: the model input must have 1 to ", kMaxSize, " ", axis, "; got ", input);
-  }
-  if (content < 1 || offset < 0 || content > input || offset > input - content) {
-    fail("mask_decode: the content rectangle must lie inside the model input: ", offset_name, "=", offset, ", ",
-         content_name, "=", content, " for an input of ", input, " ", axis,
-         " (take them from the preprocess op's resize geometry)");
-  }
 }
 
 }  // namespace
@@ -117,11 +93,7 @@ void check_mask_decode_args(const LogitsView& logits, int64_t image, const MaskD
     fail("mask_decode: activation must be sigmoid or softmax; got activation ", static_cast<int>(params.activation));
   }
 
-  const MaskGeometry& g = params.geometry;
-  check_axis("columns", g.source_columns, g.crop_x, g.crop_width, "crop_x", "crop_width", g.offset_x, g.content_width,
-             g.input_width, "offset_x", "content_width");
-  check_axis("rows", g.source_rows, g.crop_y, g.crop_height, "crop_y", "crop_height", g.offset_y, g.content_height,
-             g.input_height, "offset_y", "content_height");
+  check_geometry(params.geometry, "mask_decode");
 
   const bool no_spacing = params.row_spacing_mm == 0.0 && params.column_spacing_mm == 0.0;
   const auto usable = [](double mm) { return std::isfinite(mm) && mm > 0.0; };
@@ -145,15 +117,14 @@ void check_mask_decode_args(const LogitsView& logits, int64_t image, const MaskD
 
 namespace detail {
 
-MaskAxis make_mask_axis(int64_t source_size, int64_t crop_start, int64_t crop_size, int64_t content_offset,
-                        int64_t content_size, int64_t input_size, int64_t logits_size, int64_t output_size) {
+MaskAxis make_mask_axis(const GeometryAxis& geometry, int64_t logits_size, int64_t output_size) {
   MaskAxis axis;
-  axis.source_per_output = static_cast<double>(source_size) / static_cast<double>(output_size);
-  axis.crop_start = static_cast<double>(crop_start);
-  axis.crop_end = static_cast<double>(crop_start + crop_size);
-  axis.content_per_crop = static_cast<double>(content_size) / static_cast<double>(crop_size);
-  axis.content_offset = static_cast<double>(content_offset);
-  axis.logits_per_input = static_cast<double>(logits_size) / static_cast<double>(input_size);
+  axis.source_per_output = static_cast<double>(geometry.source_size) / static_cast<double>(output_size);
+  axis.crop_start = static_cast<double>(geometry.crop_start);
+  axis.crop_end = static_cast<double>(geometry.crop_start + geometry.crop_size);
+  axis.content_per_crop = static_cast<double>(geometry.content_size) / static_cast<double>(geometry.crop_size);
+  axis.content_offset = static_cast<double>(geometry.content_offset);
+  axis.logits_per_input = static_cast<double>(logits_size) / static_cast<double>(geometry.input_size);
   axis.logits_size = logits_size;
   return axis;
 }
@@ -176,7 +147,7 @@ MaskRule make_mask_rule(const MaskDecodeParams& params, int64_t channels) {
 
 std::vector<LabelStats> mask_label_stats(const LabelTally* tallies, int64_t label_count,
                                          const MaskDecodeParams& params, const MaskView& mask) {
-  const MaskGeometry& g = params.geometry;
+  const InputGeometry& g = params.geometry;
   const bool has_spacing = params.row_spacing_mm > 0.0 && params.column_spacing_mm > 0.0;
   // An output pixel covers source_rows / height source rows and source_columns / width
   // source columns.
@@ -370,15 +341,8 @@ MaskDecodeResult mask_decode_cpu(const LogitsView& logits, int64_t image, const 
 
   const int64_t h = logits.height, w = logits.width, plane = h * w;
   const int64_t height = mask.height, width = mask.width;
-  const MaskGeometry& g = params.geometry;
-  const AxisTable columns = make_table(
-      detail::make_mask_axis(g.source_columns, g.crop_x, g.crop_width, g.offset_x, g.content_width, g.input_width, w,
-                             width),
-      width);
-  const AxisTable rows = make_table(
-      detail::make_mask_axis(g.source_rows, g.crop_y, g.crop_height, g.offset_y, g.content_height, g.input_height, h,
-                             height),
-      height);
+  const AxisTable columns = make_table(detail::make_mask_axis(x_axis(params.geometry), w, width), width);
+  const AxisTable rows = make_table(detail::make_mask_axis(y_axis(params.geometry), h, height), height);
 
   // The cells output columns fall in, [first_cell, last_cell), and for each cell c the first
   // output column in cell c or later, so cells [a, b) cover columns

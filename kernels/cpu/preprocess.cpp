@@ -52,14 +52,14 @@ template <typename... Parts>
 
 }  // namespace
 
-ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, int64_t height, int64_t width,
-                               ResizeMode mode) {
+InputGeometry resize_geometry(int64_t source_rows, int64_t source_columns, int64_t height, int64_t width,
+                              ResizeMode mode) {
   return resize_geometry(source_rows, source_columns, PixelRegion{0, 0, source_columns, source_rows}, height, width,
                          mode);
 }
 
-ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, const PixelRegion& crop, int64_t height,
-                               int64_t width, ResizeMode mode) {
+InputGeometry resize_geometry(int64_t source_rows, int64_t source_columns, const PixelRegion& crop, int64_t height,
+                              int64_t width, ResizeMode mode) {
   if (source_rows < 1 || source_columns < 1 || source_rows > kMaxSize || source_columns > kMaxSize) {
     fail("resize_geometry: the source image must be 1 to ", kMaxSize, " pixels on each side; got ", source_rows,
          " rows x ", source_columns, " columns");
@@ -71,7 +71,7 @@ ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, cons
   // Re-resolved so that a hand-made region is held to the same rule as a params crop.
   const PixelRegion region =
       resolve_region("resize_geometry", "crop", source_rows, source_columns, crop.x, crop.y, crop.width, crop.height);
-  ResizeGeometry g;
+  InputGeometry g;
   g.source_rows = source_rows;
   g.source_columns = source_columns;
   g.crop_x = region.x;
@@ -101,6 +101,8 @@ ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, cons
   g.offset_x = (width - g.content_width) / 2;
   g.scale_y = static_cast<double>(g.content_height) / static_cast<double>(source_rows);
   g.scale_x = static_cast<double>(g.content_width) / static_cast<double>(source_columns);
+  g.input_height = height;
+  g.input_width = width;
   return g;
 }
 
@@ -363,10 +365,10 @@ class ImageJob {
   int64_t content_rows() const { return geometry_.content_height; }
   // Roughly the operations one content row costs, to size the chunks given to threads.
   int64_t work_per_row() const { return work_per_row_; }
-  const ResizeGeometry& geometry() const { return geometry_; }
+  const InputGeometry& geometry() const { return geometry_; }
 
  protected:
-  ResizeGeometry geometry_;
+  InputGeometry geometry_;
   int64_t work_per_row_ = 1;
 };
 
@@ -378,7 +380,7 @@ class TypedImageJob final : public ImageJob {
       : norm_(detail::make_normalisation(params)) {
     geometry_ = resize_geometry(pixels.rows, pixels.columns, resolve_crop(pixels.rows, pixels.columns, params),
                                 params.height, params.width, params.resize);
-    const ResizeGeometry& g = geometry_;
+    const InputGeometry& g = geometry_;
     const PixelsView crop = crop_view(pixels, PixelRegion{g.crop_x, g.crop_y, g.crop_width, g.crop_height});
     source_ = static_cast<const Pixel*>(crop.data);
     row_stride_ = crop.row_stride;
@@ -398,7 +400,7 @@ class TypedImageJob final : public ImageJob {
   }
 
   void rows(int64_t first_row, int64_t last_row) const override {
-    const ResizeGeometry& g = geometry_;
+    const InputGeometry& g = geometry_;
     const auto output_row = [&](int64_t c, int64_t y) { return slot_base_ + (c * height_ + y) * width_; };
     // Letterbox rows above and below the content go with the content rows, pro rata.
     const int64_t pad_rows = height_ - g.content_height;
@@ -483,8 +485,8 @@ void check_threads(int threads) {
 
 }  // namespace
 
-ResizeGeometry preprocess_cpu(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
-                              const PreprocessParams& params, int threads) {
+InputGeometry preprocess_cpu(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                             const PreprocessParams& params, int threads) {
   check_preprocess_args(pixels, lut, out, slot, params);
   check_threads(threads);
   const std::unique_ptr<ImageJob> job = make_job(pixels, lut, out, slot, params);
@@ -509,8 +511,8 @@ void check_preprocess_batch_args(const std::vector<PreprocessItem>& items, const
   }
 }
 
-std::vector<ResizeGeometry> preprocess_batch_cpu(const std::vector<PreprocessItem>& items, const OutputView& out,
-                                                 int threads) {
+std::vector<InputGeometry> preprocess_batch_cpu(const std::vector<PreprocessItem>& items, const OutputView& out,
+                                                int threads) {
   check_preprocess_batch_args(items, out);
   check_threads(threads);
   std::vector<std::unique_ptr<ImageJob>> jobs;
@@ -534,7 +536,7 @@ std::vector<ResizeGeometry> preprocess_batch_cpu(const std::vector<PreprocessIte
       ++image;
     }
   });
-  std::vector<ResizeGeometry> geometries;
+  std::vector<InputGeometry> geometries;
   geometries.reserve(jobs.size());
   for (const auto& job : jobs) geometries.push_back(job->geometry());
   return geometries;

@@ -405,21 +405,14 @@ __global__ void nms_sweep_kernel(const uint64_t* mask, const int32_t* counts, in
   if (threadIdx.x == 0) keep_counts[n] = static_cast<int32_t>(kept);
 }
 
-__device__ inline bool mapping_is_valid(const SourceMapping& m) {
-  const auto finite = [](double v) { return v - v == 0.0; };
-  return finite(m.offset_x) && finite(m.offset_y) && finite(m.crop_x) && finite(m.crop_y) && finite(m.scale_x) &&
-         finite(m.scale_y) && m.scale_x > 0.0 && m.scale_y > 0.0 && finite(m.source_columns) &&
-         finite(m.source_rows) && m.source_columns >= 1.0 && m.source_rows >= 1.0;
-}
-
 __global__ void write_detections_kernel(const float4* boxes, const float* scores, const int32_t* labels,
                                         const int32_t* keep, const int32_t* keep_counts, const int32_t* refused,
-                                        const SourceMapping* mappings, int64_t top_k, DetectionsView out) {
+                                        const InputGeometry* geometries, int64_t top_k, DetectionsView out) {
   const int64_t slots = out.max_detections;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < out.batch * slots;
        g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t n = g / slots, s = g % slots;
-    const bool bad = refused[n] != 0 || (mappings != nullptr && !mapping_is_valid(mappings[n]));
+    const bool bad = refused[n] != 0 || (geometries != nullptr && !geometry_is_valid(geometries[n]));
     const int64_t count = bad ? 0 : keep_counts[n];
     if (s == 0) out.valid[n] = bad ? -1 : static_cast<int32_t>(count);
     float4 box = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -428,7 +421,7 @@ __global__ void write_detections_kernel(const float4* boxes, const float* scores
     if (s < count) {
       const int64_t c = n * top_k + keep[g];
       const detail::Box kept{boxes[c].x, boxes[c].y, boxes[c].z, boxes[c].w};
-      const detail::Box mapped = mappings != nullptr ? detail::map_to_source(kept, mappings[n]) : kept;
+      const detail::Box mapped = geometries != nullptr ? detail::map_to_source(kept, geometries[n]) : kept;
       box = make_float4(mapped.x1, mapped.y1, mapped.x2, mapped.y2);
       score = scores[c];
       label = labels[c];
@@ -489,14 +482,14 @@ void enqueue_nms(const Source& source, const Shape& s, const KeyLayout& keys, fl
 
 template <typename Source>
 void enqueue_detections(const Source& source, const Shape& s, const NmsParams& params, const detail::SkipBounds& bounds,
-                        const SourceMapping* mappings, const DetectionsView& out, void* workspace,
+                        const InputGeometry* geometries, const DetectionsView& out, void* workspace,
                         size_t workspace_bytes, cudaStream_t stream, const char* op) {
   const KeyLayout keys = key_layout(s.batch, s.per_image);
   const Workspace w = carve(workspace, workspace_bytes, workspace_layout(s, keys, op), op);
   enqueue_nms(source, s, keys, params.score_threshold, bounds, params.iou_threshold, params.class_agnostic, w,
               stream, op);
   write_detections_kernel<<<blocks_for(s.batch * s.max_detections), kThreads, 0, stream>>>(
-      w.boxes, w.scores, w.labels, w.keep, w.keep_counts, w.refused, mappings, s.top_k, out);
+      w.boxes, w.scores, w.labels, w.keep, w.keep_counts, w.refused, geometries, s.top_k, out);
   cuda::check(cudaGetLastError(), op, "launching the output kernel");
 }
 
@@ -658,11 +651,11 @@ class DeviceDetections {
   std::vector<int32_t> host_classes_, host_valid_;
 };
 
-std::unique_ptr<Upload> upload_mappings(const SourceMapping* mappings, int64_t batch, cudaStream_t stream,
-                                        const char* op) {
-  if (!mappings) return nullptr;
-  return std::make_unique<Upload>(mappings, sizeof(SourceMapping) * static_cast<size_t>(batch), stream, op,
-                                  "copying the source mappings to the device");
+std::unique_ptr<Upload> upload_geometries(const InputGeometry* geometries, int64_t batch, cudaStream_t stream,
+                                          const char* op) {
+  if (!geometries) return nullptr;
+  return std::make_unique<Upload>(geometries, sizeof(InputGeometry) * static_cast<size_t>(batch), stream, op,
+                                  "copying the geometries to the device");
 }
 
 }  // namespace
@@ -675,11 +668,11 @@ size_t decode_dense_cuda_workspace_bytes(const DenseHeadView& head, const NmsPar
 }
 
 void decode_dense_cuda(const DenseHeadView& head, const DenseDecodeParams& decode, const NmsParams& params,
-                       const SourceMapping* mappings, const DetectionsView& out, void* workspace,
+                       const InputGeometry* geometries, const DetectionsView& out, void* workspace,
                        size_t workspace_bytes, CUstream_st* stream) {
   check_decode_dense_args(head, decode, params, out);
   enqueue_detections(dense_source(head, decode), dense_shape(head, params), params,
-                     dense_skip_bounds(head, decode, params), mappings, out, workspace, workspace_bytes, stream,
+                     dense_skip_bounds(head, decode, params), geometries, out, workspace, workspace_bytes, stream,
                      "decode_dense");
 }
 
@@ -691,11 +684,11 @@ size_t decode_boxes_cuda_workspace_bytes(const BoxesView& input, const NmsParams
 }
 
 void decode_boxes_cuda(const BoxesView& input, const BoxesDecodeParams& decode, const NmsParams& params,
-                       const SourceMapping* mappings, const DetectionsView& out, void* workspace,
+                       const InputGeometry* geometries, const DetectionsView& out, void* workspace,
                        size_t workspace_bytes, CUstream_st* stream) {
   check_decode_boxes_args(input, decode, params, out);
   enqueue_detections(boxes_source(input, decode), boxes_shape(input, params), params, boxes_skip_bounds(decode, params),
-                     mappings, out, workspace, workspace_bytes, stream, "decode_boxes");
+                     geometries, out, workspace, workspace_bytes, stream, "decode_boxes");
 }
 
 size_t nms_cuda_workspace_bytes(int64_t count, int64_t max_detections) {
@@ -731,10 +724,10 @@ void nms_cuda(const NmsBoxesView& input, float iou_threshold, int64_t max_detect
 }
 
 void decode_dense_cuda_host(const DenseHeadView& head, const DenseDecodeParams& decode, const NmsParams& params,
-                            const SourceMapping* mappings, const DetectionsView& out) {
+                            const InputGeometry* geometries, const DetectionsView& out) {
   constexpr const char* op = "decode_dense";
   check_decode_dense_args(head, decode, params, out);
-  check_source_mappings(mappings, head.batch);
+  check_geometries(geometries, head.batch, op);
   cuda::require_device(op);
   cuda::Stream stream(op);
 
@@ -756,22 +749,22 @@ void decode_dense_cuda_host(const DenseHeadView& head, const DenseDecodeParams& 
       device_head.levels[l].centerness = uploads.back()->get();
     }
   }
-  const std::unique_ptr<Upload> device_mappings = upload_mappings(mappings, head.batch, stream.get(), op);
+  const std::unique_ptr<Upload> device_geometries = upload_geometries(geometries, head.batch, stream.get(), op);
   DeviceDetections detections(head.batch, params.max_detections, op);
   const size_t workspace_bytes = decode_dense_cuda_workspace_bytes(head, params);
   cuda::DeviceBuffer workspace(workspace_bytes, op);
   decode_dense_cuda(device_head, decode, params,
-                    device_mappings ? static_cast<const SourceMapping*>(device_mappings->get()) : nullptr,
+                    device_geometries ? static_cast<const InputGeometry*>(device_geometries->get()) : nullptr,
                     detections.view(), workspace.get(), workspace_bytes, stream.get());
   detections.download(stream.get(), op);
   detections.deliver(out, op);
 }
 
 void decode_boxes_cuda_host(const BoxesView& input, const BoxesDecodeParams& decode, const NmsParams& params,
-                            const SourceMapping* mappings, const DetectionsView& out) {
+                            const InputGeometry* geometries, const DetectionsView& out) {
   constexpr const char* op = "decode_boxes";
   check_decode_boxes_args(input, decode, params, out);
-  check_source_mappings(mappings, input.batch);
+  check_geometries(geometries, input.batch, op);
   cuda::require_device(op);
   cuda::Stream stream(op);
 
@@ -783,12 +776,12 @@ void decode_boxes_cuda_host(const BoxesView& input, const BoxesDecodeParams& dec
   BoxesView device_input = input;
   device_input.boxes = boxes.get();
   device_input.scores = scores.get();
-  const std::unique_ptr<Upload> device_mappings = upload_mappings(mappings, input.batch, stream.get(), op);
+  const std::unique_ptr<Upload> device_geometries = upload_geometries(geometries, input.batch, stream.get(), op);
   DeviceDetections detections(input.batch, params.max_detections, op);
   const size_t workspace_bytes = decode_boxes_cuda_workspace_bytes(input, params);
   cuda::DeviceBuffer workspace(workspace_bytes, op);
   decode_boxes_cuda(device_input, decode, params,
-                    device_mappings ? static_cast<const SourceMapping*>(device_mappings->get()) : nullptr,
+                    device_geometries ? static_cast<const InputGeometry*>(device_geometries->get()) : nullptr,
                     detections.view(), workspace.get(), workspace_bytes, stream.get());
   detections.download(stream.get(), op);
   detections.deliver(out, op);

@@ -177,10 +177,8 @@ __global__ void __launch_bounds__(kSelectThreads)
         dy = detail::quadratic_offset(fit_value(y - 1, x), centre, fit_value(y + 1, x));
       }
     }
-    x_out[out] = static_cast<float>(
-        detail::cell_to_source(x, dx, k.input_per_cell_x, k.offset_x, k.scale_x, k.crop_x));
-    y_out[out] = static_cast<float>(
-        detail::cell_to_source(y, dy, k.input_per_cell_y, k.offset_y, k.scale_y, k.crop_y));
+    x_out[out] = static_cast<float>(detail::cell_to_source(x, dx, k.input_per_cell_x, k.x));
+    y_out[out] = static_cast<float>(detail::cell_to_source(y, dy, k.input_per_cell_y, k.y));
     score_out[out] = static_cast<float>(centre);
   }
   if (threadIdx.x == 0) valid_out[map] = static_cast<int32_t>(found);
@@ -217,8 +215,8 @@ size_t heatmap_peaks_cuda_workspace_bytes(const HeatmapsView& heatmaps, const He
   if (heatmaps.batch < 1 || heatmaps.channels < 1 || heatmaps.height < 1 || heatmaps.width < 1) {
     throw std::invalid_argument("heatmap_peaks: heatmaps must be [N, C, h, w] with every size >= 1");
   }
-  check_input_placement(params.placement, kOp);
-  return workspace_layout(heatmaps, content_cells(params.placement, heatmaps.height, heatmaps.width)).total;
+  check_geometry(params.geometry, kOp);
+  return workspace_layout(heatmaps, content_cells(params.geometry, heatmaps.height, heatmaps.width)).total;
 }
 
 void heatmap_peaks_cuda(const HeatmapsView& heatmaps, const PeaksView& peaks, const HeatmapPeaksParams& params,

@@ -306,12 +306,8 @@ void mask_decode_cuda(const LogitsView& logits, int64_t image, const MaskDecodeP
 
   init_kernel<<<1, 256, 0, stream>>>(tallies, label_count, counters);
 
-  const MaskGeometry& g = params.geometry;
-  const detail::MaskAxis column_axis = detail::make_mask_axis(g.source_columns, g.crop_x, g.crop_width, g.offset_x,
-                                                              g.content_width, g.input_width, logits.width, mask.width);
-  const detail::MaskAxis row_axis = detail::make_mask_axis(g.source_rows, g.crop_y, g.crop_height, g.offset_y,
-                                                           g.content_height, g.input_height, logits.height,
-                                                           mask.height);
+  const detail::MaskAxis column_axis = detail::make_mask_axis(x_axis(params.geometry), logits.width, mask.width);
+  const detail::MaskAxis row_axis = detail::make_mask_axis(y_axis(params.geometry), logits.height, mask.height);
   constexpr unsigned kAxisThreads = 128;
   axis_kernel<<<blocks_for(mask.width, kAxisThreads, 65535), kAxisThreads, 0, stream>>>(
       column_axis, mask.width, column_cell, column_fraction);

@@ -90,7 +90,7 @@ template <typename Pixel, typename Out>
 __global__ void preprocess_kernel(const Pixel* __restrict__ pixels, int64_t row_stride, const float* __restrict__ lut,
                                   int64_t lut_size, int64_t lut_first_value, detail::FloatWindowConstants window,
                                   Out* __restrict__ out, int64_t channels, int64_t height, int64_t width,
-                                  ResizeGeometry g, TapsView row_taps, TapsView column_taps,
+                                  InputGeometry g, TapsView row_taps, TapsView column_taps,
                                   detail::Normalisation norm) {
   const int64_t x = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (x >= width) return;
@@ -131,7 +131,7 @@ __global__ void preprocess_kernel(const Pixel* __restrict__ pixels, int64_t row_
 // `crop` is the view of the crop rectangle (crop_view), whose size g's content resizes.
 template <typename Pixel, typename Out>
 void launch(const PixelsView& crop, const LutView& lut, const detail::FloatWindowConstants& window,
-            const OutputView& out, int64_t slot, const ResizeGeometry& g, const TapsView& row_taps,
+            const OutputView& out, int64_t slot, const InputGeometry& g, const TapsView& row_taps,
             const TapsView& column_taps, const detail::Normalisation& norm, cudaStream_t stream) {
   const dim3 block(32, 8);
   const int64_t blocks_y = (out.height + block.y - 1) / block.y;
@@ -145,7 +145,7 @@ void launch(const PixelsView& crop, const LutView& lut, const detail::FloatWindo
 
 template <typename Pixel>
 void launch_for_output(const PixelsView& crop, const LutView& lut, const detail::FloatWindowConstants& window,
-                       const OutputView& out, int64_t slot, const ResizeGeometry& g, const TapsView& row_taps,
+                       const OutputView& out, int64_t slot, const InputGeometry& g, const TapsView& row_taps,
                        const TapsView& column_taps, const detail::Normalisation& norm, cudaStream_t stream) {
   if (out.type == OutputType::kFloat32) {
     launch<Pixel, float>(crop, lut, window, out, slot, g, row_taps, column_taps, norm, stream);
@@ -156,12 +156,12 @@ void launch_for_output(const PixelsView& crop, const LutView& lut, const detail:
 
 size_t output_bytes(OutputType type) { return type == OutputType::kFloat32 ? 4 : 2; }
 
-ResizeGeometry geometry_of(int64_t source_rows, int64_t source_columns, const PreprocessParams& params) {
+InputGeometry geometry_of(int64_t source_rows, int64_t source_columns, const PreprocessParams& params) {
   return resize_geometry(source_rows, source_columns, resolve_crop(source_rows, source_columns, params),
                          params.height, params.width, params.resize);
 }
 
-WorkspaceLayout workspace_layout(const ResizeGeometry& g) {
+WorkspaceLayout workspace_layout(const InputGeometry& g) {
   return workspace_layout(detail::make_axis(g.crop_height, g.content_height),
                           detail::make_axis(g.crop_width, g.content_width));
 }
@@ -172,11 +172,11 @@ size_t preprocess_cuda_workspace_bytes(int64_t source_rows, int64_t source_colum
   return workspace_layout(geometry_of(source_rows, source_columns, params)).total;
 }
 
-ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
-                               const PreprocessParams& params, void* workspace, size_t workspace_bytes,
-                               CUstream_st* stream) {
+InputGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                              const PreprocessParams& params, void* workspace, size_t workspace_bytes,
+                              CUstream_st* stream) {
   check_preprocess_args(pixels, lut, out, slot, params);
-  const ResizeGeometry g = geometry_of(pixels.rows, pixels.columns, params);
+  const InputGeometry g = geometry_of(pixels.rows, pixels.columns, params);
   const detail::Axis row_axis = detail::make_axis(g.crop_height, g.content_height);
   const detail::Axis column_axis = detail::make_axis(g.crop_width, g.content_width);
   const WorkspaceLayout layout = workspace_layout(row_axis, column_axis);
@@ -256,7 +256,7 @@ class DeviceItems {
 
 // Runs `items` into a device copy of out[0 .. items.size() - 1], waits, and only then
 // writes those slots of the host `out`.
-std::vector<ResizeGeometry> run_on_device(const std::vector<PreprocessItem>& items, const OutputView& out) {
+std::vector<InputGeometry> run_on_device(const std::vector<PreprocessItem>& items, const OutputView& out) {
   cuda::require_device(kOp);
   const size_t slot_bytes = static_cast<size_t>(out.channels * out.height * out.width) * output_bytes(out.type);
   const size_t out_bytes = slot_bytes * items.size();
@@ -270,7 +270,7 @@ std::vector<ResizeGeometry> run_on_device(const std::vector<PreprocessItem>& ite
   device_out_view.data = device_out.get();
   device_out_view.batch = static_cast<int64_t>(items.size());
 
-  const std::vector<ResizeGeometry> geometries =
+  const std::vector<InputGeometry> geometries =
       preprocess_batch_cuda(device_items.views(), device_out_view, workspace.get(), workspace_bytes, stream.get());
 
   // Staged on the host so that `out` is written only once everything has succeeded.
@@ -284,8 +284,8 @@ std::vector<ResizeGeometry> run_on_device(const std::vector<PreprocessItem>& ite
 
 }  // namespace
 
-ResizeGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
-                                    const PreprocessParams& params) {
+InputGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                                   const PreprocessParams& params) {
   check_preprocess_args(pixels, lut, out, slot, params);
   const size_t slot_bytes = static_cast<size_t>(out.channels * out.height * out.width) * output_bytes(out.type);
   OutputView slot_view = out;
@@ -302,12 +302,12 @@ size_t preprocess_batch_cuda_workspace_bytes(const std::vector<PreprocessItem>& 
   return total;
 }
 
-std::vector<ResizeGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>& items, const OutputView& out,
-                                                  void* workspace, size_t workspace_bytes, CUstream_st* stream) {
+std::vector<InputGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>& items, const OutputView& out,
+                                                 void* workspace, size_t workspace_bytes, CUstream_st* stream) {
   check_preprocess_batch_args(items, out);
   const size_t needed = preprocess_batch_cuda_workspace_bytes(items);
   cuda::check_workspace("preprocess_batch", workspace, workspace_bytes, needed);
-  std::vector<ResizeGeometry> geometries;
+  std::vector<InputGeometry> geometries;
   geometries.reserve(items.size());
   // Each image's part of the workspace is a whole number of 256-byte blocks, so every
   // part stays aligned; the parts do not overlap, so the enqueued ops never share taps.
@@ -322,8 +322,8 @@ std::vector<ResizeGeometry> preprocess_batch_cuda(const std::vector<PreprocessIt
   return geometries;
 }
 
-std::vector<ResizeGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>& items,
-                                                       const OutputView& out) {
+std::vector<InputGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>& items,
+                                                      const OutputView& out) {
   check_preprocess_batch_args(items, out);
   return run_on_device(items, out);
 }

@@ -14,6 +14,7 @@
 
 #include "device_array.h"
 #include "device_checks.h"
+#include "geometry_args.h"
 #include "head_grid_binding.h"
 #include "radedge/cam_overlay.h"
 #include "radedge/errors.h"
@@ -105,10 +106,10 @@ Colormap colormap_from(const py::object& colormap) {
   return map;
 }
 
-CamOverlayParams params_from(const py::dict& placement, const py::object& colormap, double alpha, double floor,
+CamOverlayParams params_from(const py::object& geometry, const py::object& colormap, double alpha, double floor,
                              const std::string& normalise, double low, double high) {
   CamOverlayParams params;
-  params.placement = binding::placement_from(placement);
+  params.geometry = binding::geometry_from(geometry);
   params.colormap = colormap_from(colormap);
   if (normalise == "minmax") {
     params.normalise = CamNormalise::kMinMax;
@@ -154,13 +155,13 @@ void bind_cam_overlay(py::module_& m) {
 
   m.def(
       "cam_overlay_cpu",
-      [](const py::array& cam, const py::array& display, py::array out, const py::dict& placement,
+      [](const py::array& cam, const py::array& display, py::array out, const py::object& geometry,
          const py::object& colormap, double alpha, double floor, const std::string& normalise, double low,
          double high, int threads) {
         const CamView cam_in = cam_view(cam);
         const DisplayView display_in = display_view(display);
         const OverlayView out_view = overlay_view(out);
-        const CamOverlayParams params = params_from(placement, colormap, alpha, floor, normalise, low, high);
+        const CamOverlayParams params = params_from(geometry, colormap, alpha, floor, normalise, low, high);
         CamRange range;
         {
           py::gil_scoped_release release;
@@ -168,22 +169,24 @@ void bind_cam_overlay(py::module_& m) {
         }
         return py::make_tuple(range.low, range.high);
       },
-      py::arg("cam"), py::arg("display"), py::arg("out"), py::kw_only(), py::arg("placement"), py::arg("colormap"),
+      py::arg("cam"), py::arg("display"), py::arg("out"), py::kw_only(), py::arg("geometry"), py::arg("colormap"),
       py::arg("alpha"), py::arg("floor"), py::arg("normalise"), py::arg("low") = 0.0, py::arg("high") = 1.0,
       py::arg("threads") = 0,
-      "Overlay of cam (float32/float16 [h, w] over the model input) on display (uint8 [H, W], the content region) "
-      "into out (uint8 [H, W, 3], RGB), on CPU threads (0: the default count). normalise 'minmax' or 'fixed' "
-      "(low, high). Returns the (low, high) range used.");
+      (std::string("Overlay of cam (float32/float16 [h, w] over the model input) on display (uint8 [H, W], the "
+                   "content region) into out (uint8 [H, W, 3], RGB), on CPU threads (0: the default count). "
+                   "normalise 'minmax' or 'fixed' (low, high). Returns the (low, high) range used. ") +
+       binding::kGeometryDoc)
+          .c_str());
 
   m.def(
       "cam_overlay_cuda_host",
-      [](const py::array& cam, const py::array& display, py::array out, const py::dict& placement,
+      [](const py::array& cam, const py::array& display, py::array out, const py::object& geometry,
          const py::object& colormap, double alpha, double floor, const std::string& normalise, double low,
          double high) {
         const CamView cam_in = cam_view(cam);
         const DisplayView display_in = display_view(display);
         const OverlayView out_view = overlay_view(out);
-        const CamOverlayParams params = params_from(placement, colormap, alpha, floor, normalise, low, high);
+        const CamOverlayParams params = params_from(geometry, colormap, alpha, floor, normalise, low, high);
         CamRange range;
         {
           py::gil_scoped_release release;
@@ -191,7 +194,7 @@ void bind_cam_overlay(py::module_& m) {
         }
         return py::make_tuple(range.low, range.high);
       },
-      py::arg("cam"), py::arg("display"), py::arg("out"), py::kw_only(), py::arg("placement"), py::arg("colormap"),
+      py::arg("cam"), py::arg("display"), py::arg("out"), py::kw_only(), py::arg("geometry"), py::arg("colormap"),
       py::arg("alpha"), py::arg("floor"), py::arg("normalise"), py::arg("low") = 0.0, py::arg("high") = 1.0,
       "cam_overlay_cpu's op run by the CUDA kernels on host arrays: copies cam and display to the current CUDA "
       "device, runs, waits and copies the overlay back. Raises RuntimeError naming the CUDA error, or saying that "
@@ -199,7 +202,7 @@ void bind_cam_overlay(py::module_& m) {
 
   m.def(
       "cam_overlay_cuda",
-      [](py::handle cam, py::handle display, py::handle out, const py::dict& placement, const py::object& colormap,
+      [](py::handle cam, py::handle display, py::handle out, const py::object& geometry, const py::object& colormap,
          double alpha, double floor, const std::string& normalise, double low, double high, py::handle workspace,
          py::handle stream) {
         constexpr const char* op = "cam_overlay";
@@ -226,7 +229,7 @@ void bind_cam_overlay(py::module_& m) {
         out_view.data = static_cast<uint8_t*>(out_in.data);
         out_view.rows = out_in.shape[0];
         out_view.columns = out_in.shape[1];
-        const CamOverlayParams params = params_from(placement, colormap, alpha, floor, normalise, low, high);
+        const CamOverlayParams params = params_from(geometry, colormap, alpha, floor, normalise, low, high);
         check_cam_overlay_args(cam_view, display_view, out_view, params);
         for (const DeviceView* argument : args.all()) binding::require_aligned(*argument);
         if (workspace_in) binding::require_aligned(*workspace_in, kWorkspaceAlignment);
@@ -250,7 +253,7 @@ void bind_cam_overlay(py::module_& m) {
           }
         }
       },
-      py::arg("cam"), py::arg("display"), py::arg("out"), py::kw_only(), py::arg("placement"), py::arg("colormap"),
+      py::arg("cam"), py::arg("display"), py::arg("out"), py::kw_only(), py::arg("geometry"), py::arg("colormap"),
       py::arg("alpha"), py::arg("floor"), py::arg("normalise"), py::arg("low") = 0.0, py::arg("high") = 1.0,
       py::arg("workspace") = py::none(), py::arg("stream") = py::none(),
       "cam_overlay_cpu's op on CUDA arrays, zero-copy: cam (float32/float16 [h, w]) and display (uint8 [H, W]) in, "

@@ -3,7 +3,6 @@
 
 #include <pybind11/stl.h>
 
-#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -80,53 +79,6 @@ NmsParams nms_params(double score_threshold, double iou_threshold, int64_t pre_n
   return params;
 }
 
-// Unknown keys are refused so that a misspelt crop is not silently zero.
-std::vector<SourceMapping> source_mappings(const std::optional<std::vector<py::dict>>& mappings, int64_t batch) {
-  std::vector<SourceMapping> result;
-  if (!mappings) return result;
-  if (static_cast<int64_t>(mappings->size()) != batch) {
-    throw std::invalid_argument("mappings must hold one source mapping per image (" + std::to_string(batch) +
-                                "); got " + std::to_string(mappings->size()));
-  }
-  static const std::set<std::string> required = {"offset_x", "offset_y", "scale_x", "scale_y", "source_columns",
-                                                 "source_rows"};
-  static const std::set<std::string> optional = {"crop_x", "crop_y"};
-  for (size_t n = 0; n < mappings->size(); ++n) {
-    const py::dict& d = (*mappings)[n];
-    for (const auto& item : d) {
-      const std::string key = py::str(item.first);
-      if (!required.count(key) && !optional.count(key)) {
-        throw std::invalid_argument("mappings[" + std::to_string(n) + "] has an unknown key '" + key +
-                                    "'; expected offset_x, offset_y, scale_x, scale_y, source_columns, source_rows "
-                                    "and optionally crop_x, crop_y");
-      }
-    }
-    const auto get = [&](const char* key, bool needed) {
-      if (!d.contains(key)) {
-        if (needed) {
-          throw std::invalid_argument("mappings[" + std::to_string(n) + "] lacks '" + key +
-                                      "'; expected offset_x, offset_y, scale_x, scale_y, source_columns, source_rows "
-                                      "and optionally crop_x, crop_y");
-        }
-        return 0.0;
-      }
-      return py::cast<double>(d[key]);
-    };
-    SourceMapping m;
-    m.offset_x = get("offset_x", true);
-    m.offset_y = get("offset_y", true);
-    m.scale_x = get("scale_x", true);
-    m.scale_y = get("scale_y", true);
-    m.source_columns = get("source_columns", true);
-    m.source_rows = get("source_rows", true);
-    m.crop_x = get("crop_x", false);
-    m.crop_y = get("crop_y", false);
-    result.push_back(m);
-  }
-  check_source_mappings(result.data(), batch);
-  return result;
-}
-
 DenseInput dense_input(const std::vector<TensorArg>& scores, const std::vector<TensorArg>& distances,
                        const std::optional<std::vector<TensorArg>>& centerness, const std::vector<double>& strides,
                        const std::string& scores_are, const std::string& mode, const std::string& units,
@@ -197,12 +149,12 @@ const char* const kDenseDoc =
     "cell_offset) * stride), in strides or pixels), optional centerness[l] [N, 1, h_l, w_l] combined as "
     "'sqrt' (sqrt(cls * ctr)) or 'product'. Then score > score_threshold, the pre_nms_top_k best per image, "
     "greedy NMS (IoU > iou_threshold suppresses; per class unless class_agnostic), at most max_detections, "
-    "mapped to source pixels through mappings (one per image, or None: model-input pixels, unclipped).";
+    "mapped to source pixels through geometries (one per image, or None: model-input pixels, unclipped).";
 
 const char* const kBoxesDoc =
     "Post-processing of decoded boxes: boxes float32/float16 [N, M, 4] ('xyxy' or 'cxcywh', model-input "
     "pixels) and scores [N, M, K] (probabilities, or logits with scores_are='logits'); candidates are (box, "
-    "class) pairs. Then the same threshold, top-k, NMS and mapping as decode_dense.";
+    "class) pairs. Then the same threshold, top-k, NMS and map to source pixels as decode_dense.";
 
 const char* const kNmsDoc =
     "Greedy NMS of one image: boxes float32 [M, 4] (x1 y1 x2 y2), scores float32 [M], classes int32 [M] or None "

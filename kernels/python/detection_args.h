@@ -1,6 +1,6 @@
 // The detection ops' Python-facing arguments, shared by the host-array bindings
 // (detection_binding.cpp) and the zero-copy CUDA-array bindings (detection_cuda_binding.cpp):
-// the option strings, the NMS parameters, the source mappings, and the checks that the
+// the option strings, the NMS parameters, and the checks that the
 // tensors of one call agree with each other (dtype, shapes across levels), which the ops'
 // own check_* functions cannot see because their views carry one batch and class count.
 #pragma once
@@ -37,11 +37,6 @@ BoxFormat box_format(const std::string& format);
 // check_nms_params after the conversion, which keeps NaN a NaN.
 NmsParams nms_params(double score_threshold, double iou_threshold, int64_t pre_nms_top_k, int64_t max_detections,
                      bool class_agnostic);
-
-// One SourceMapping per image from dicts with offset_x, offset_y, scale_x, scale_y,
-// source_columns, source_rows and optionally crop_x, crop_y; checked with
-// check_source_mappings. Empty when `mappings` is None.
-std::vector<SourceMapping> source_mappings(const std::optional<std::vector<py::dict>>& mappings, int64_t batch);
 
 // The per-level arguments of decode_dense checked against each other: one entry per level
 // in every list, one dtype, every level with the batch and classes of scores[0], distances

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "detection_args.h"
+#include "geometry_args.h"
 #include "radedge/detection.h"
 #include "radedge/errors.h"
 
@@ -33,20 +34,20 @@ namespace {
 }  // namespace
 
 size_t decode_dense_cuda_workspace_bytes(const DenseHeadView&, const NmsParams&) { no_cuda("decode_dense"); }
-void decode_dense_cuda(const DenseHeadView&, const DenseDecodeParams&, const NmsParams&, const SourceMapping*,
+void decode_dense_cuda(const DenseHeadView&, const DenseDecodeParams&, const NmsParams&, const InputGeometry*,
                        const DetectionsView&, void*, size_t, CUstream_st*) {
   no_cuda("decode_dense");
 }
-void decode_dense_cuda_host(const DenseHeadView&, const DenseDecodeParams&, const NmsParams&, const SourceMapping*,
+void decode_dense_cuda_host(const DenseHeadView&, const DenseDecodeParams&, const NmsParams&, const InputGeometry*,
                             const DetectionsView&) {
   no_cuda("decode_dense");
 }
 size_t decode_boxes_cuda_workspace_bytes(const BoxesView&, const NmsParams&) { no_cuda("decode_boxes"); }
-void decode_boxes_cuda(const BoxesView&, const BoxesDecodeParams&, const NmsParams&, const SourceMapping*,
+void decode_boxes_cuda(const BoxesView&, const BoxesDecodeParams&, const NmsParams&, const InputGeometry*,
                        const DetectionsView&, void*, size_t, CUstream_st*) {
   no_cuda("decode_boxes");
 }
-void decode_boxes_cuda_host(const BoxesView&, const BoxesDecodeParams&, const NmsParams&, const SourceMapping*,
+void decode_boxes_cuda_host(const BoxesView&, const BoxesDecodeParams&, const NmsParams&, const InputGeometry*,
                             const DetectionsView&) {
   no_cuda("decode_boxes");
 }
@@ -168,8 +169,13 @@ NmsBoxesView nms_input(const py::array& boxes, const py::array& scores, const st
   return view;
 }
 
-const SourceMapping* mapping_pointer(const std::vector<SourceMapping>& mappings) {
-  return mappings.empty() ? nullptr : mappings.data();
+const InputGeometry* geometry_pointer(const std::vector<InputGeometry>& geometries) {
+  return geometries.empty() ? nullptr : geometries.data();
+}
+
+// One geometry per image, or none (an empty list) when `geometries` is None.
+std::vector<InputGeometry> image_geometries(const std::optional<std::vector<py::object>>& geometries, int64_t batch) {
+  return geometries ? binding::geometries_from(*geometries, batch, false) : std::vector<InputGeometry>{};
 }
 
 enum class Backend { kCpu, kCuda };
@@ -179,19 +185,19 @@ py::tuple run_dense(Backend backend, const std::vector<py::array>& scores, const
                     double score_threshold, double iou_threshold, int64_t pre_nms_top_k, int64_t max_detections,
                     bool class_agnostic, const std::string& scores_are, const std::string& mode,
                     const std::string& units, double cell_offset,
-                    const std::optional<std::vector<py::dict>>& mappings, int threads) {
+                    const std::optional<std::vector<py::object>>& geometries, int threads) {
   const binding::DenseInput input =
       dense_input(scores, distances, centerness, strides, scores_are, mode, units, cell_offset);
   const NmsParams params =
       binding::nms_params(score_threshold, iou_threshold, pre_nms_top_k, max_detections, class_agnostic);
-  const std::vector<SourceMapping> source = binding::source_mappings(mappings, input.head.batch);
+  const std::vector<InputGeometry> source = image_geometries(geometries, input.head.batch);
   Outputs out(input.head.batch, params.max_detections);
   {
     py::gil_scoped_release release;
     if (backend == Backend::kCuda) {
-      decode_dense_cuda_host(input.head, input.decode, params, mapping_pointer(source), out.view);
+      decode_dense_cuda_host(input.head, input.decode, params, geometry_pointer(source), out.view);
     } else {
-      decode_dense_cpu(input.head, input.decode, params, mapping_pointer(source), out.view, threads);
+      decode_dense_cpu(input.head, input.decode, params, geometry_pointer(source), out.view, threads);
     }
   }
   return out.result();
@@ -200,21 +206,21 @@ py::tuple run_dense(Backend backend, const std::vector<py::array>& scores, const
 py::tuple run_boxes(Backend backend, const py::array& boxes, const py::array& scores, double score_threshold,
                     double iou_threshold, int64_t pre_nms_top_k, int64_t max_detections, bool class_agnostic,
                     const std::string& scores_are, const std::string& format,
-                    const std::optional<std::vector<py::dict>>& mappings, int threads) {
+                    const std::optional<std::vector<py::object>>& geometries, int threads) {
   const BoxesView input = boxes_input(boxes, scores);
   BoxesDecodeParams decode;
   decode.scores = binding::score_kind(scores_are);
   decode.format = binding::box_format(format);
   const NmsParams params =
       binding::nms_params(score_threshold, iou_threshold, pre_nms_top_k, max_detections, class_agnostic);
-  const std::vector<SourceMapping> source = binding::source_mappings(mappings, input.batch);
+  const std::vector<InputGeometry> source = image_geometries(geometries, input.batch);
   Outputs out(input.batch, params.max_detections);
   {
     py::gil_scoped_release release;
     if (backend == Backend::kCuda) {
-      decode_boxes_cuda_host(input, decode, params, mapping_pointer(source), out.view);
+      decode_boxes_cuda_host(input, decode, params, geometry_pointer(source), out.view);
     } else {
-      decode_boxes_cpu(input, decode, params, mapping_pointer(source), out.view, threads);
+      decode_boxes_cpu(input, decode, params, geometry_pointer(source), out.view, threads);
     }
   }
   return out.result();
@@ -255,36 +261,21 @@ void bind_detection(py::module_& m) {
   m.attr("MAX_NMS_CANDIDATES") = kMaxNmsCandidates;
 
   m.def(
-      "source_mapping_table",
-      [](const std::vector<py::dict>& mappings) {
-        const std::vector<SourceMapping> rows =
-            binding::source_mappings(mappings, static_cast<int64_t>(mappings.size()));
-        static_assert(sizeof(SourceMapping) == 8 * sizeof(double), "a mapping is a row of eight doubles");
-        py::array_t<double> table({static_cast<py::ssize_t>(rows.size()), py::ssize_t{8}});
-        if (!rows.empty()) std::memcpy(table.mutable_data(), rows.data(), sizeof(SourceMapping) * rows.size());
-        return table;
-      },
-      py::arg("mappings"),
-      "The source mappings (dicts of offset_x, offset_y, scale_x, scale_y, source_columns, source_rows and "
-      "optionally crop_x, crop_y), checked, as a float64 [N, 8] table whose rows are the device ops' SourceMapping: "
-      "offset_x, offset_y, scale_x, scale_y, crop_x, crop_y, source_columns, source_rows.");
-
-  m.def(
       "decode_dense_cpu",
       [](const std::vector<py::array>& scores, const std::vector<py::array>& distances,
          const std::optional<std::vector<py::array>>& centerness, const std::vector<double>& strides,
          double score_threshold, double iou_threshold, int64_t pre_nms_top_k, int64_t max_detections,
          bool class_agnostic, const std::string& scores_are, const std::string& centerness_mode,
-         const std::string& distance_units, double cell_offset, const std::optional<std::vector<py::dict>>& mappings,
-         int threads) {
+         const std::string& distance_units, double cell_offset,
+         const std::optional<std::vector<py::object>>& geometries, int threads) {
         return run_dense(Backend::kCpu, scores, distances, centerness, strides, score_threshold, iou_threshold,
                          pre_nms_top_k, max_detections, class_agnostic, scores_are, centerness_mode, distance_units,
-                         cell_offset, mappings, threads);
+                         cell_offset, geometries, threads);
       },
       py::arg("scores"), py::arg("distances"), py::arg("centerness"), py::arg("strides"), py::kw_only(),
       py::arg("score_threshold"), py::arg("iou_threshold"), py::arg("pre_nms_top_k"), py::arg("max_detections"),
       py::arg("class_agnostic") = false, py::arg("scores_are") = "logits", py::arg("centerness_mode") = "sqrt",
-      py::arg("distance_units") = "stride", py::arg("cell_offset") = 0.5, py::arg("mappings") = py::none(),
+      py::arg("distance_units") = "stride", py::arg("cell_offset") = 0.5, py::arg("geometries") = py::none(),
       py::arg("threads") = 0,
       (std::string(binding::kDenseDoc) + kDetectionsReturned + " Runs on CPU threads (0: the default count).").c_str());
 
@@ -295,28 +286,28 @@ void bind_detection(py::module_& m) {
          double score_threshold, double iou_threshold, int64_t pre_nms_top_k, int64_t max_detections,
          bool class_agnostic, const std::string& scores_are, const std::string& centerness_mode,
          const std::string& distance_units, double cell_offset,
-         const std::optional<std::vector<py::dict>>& mappings) {
+         const std::optional<std::vector<py::object>>& geometries) {
         return run_dense(Backend::kCuda, scores, distances, centerness, strides, score_threshold, iou_threshold,
                          pre_nms_top_k, max_detections, class_agnostic, scores_are, centerness_mode, distance_units,
-                         cell_offset, mappings, 0);
+                         cell_offset, geometries, 0);
       },
       py::arg("scores"), py::arg("distances"), py::arg("centerness"), py::arg("strides"), py::kw_only(),
       py::arg("score_threshold"), py::arg("iou_threshold"), py::arg("pre_nms_top_k"), py::arg("max_detections"),
       py::arg("class_agnostic") = false, py::arg("scores_are") = "logits", py::arg("centerness_mode") = "sqrt",
-      py::arg("distance_units") = "stride", py::arg("cell_offset") = 0.5, py::arg("mappings") = py::none(),
+      py::arg("distance_units") = "stride", py::arg("cell_offset") = 0.5, py::arg("geometries") = py::none(),
       (std::string(binding::kDenseDoc) + kDetectionsReturned + kCudaHostDoc).c_str());
 
   m.def(
       "decode_boxes_cpu",
       [](const py::array& boxes, const py::array& scores, double score_threshold, double iou_threshold,
          int64_t pre_nms_top_k, int64_t max_detections, bool class_agnostic, const std::string& scores_are,
-         const std::string& box_format, const std::optional<std::vector<py::dict>>& mappings, int threads) {
+         const std::string& box_format, const std::optional<std::vector<py::object>>& geometries, int threads) {
         return run_boxes(Backend::kCpu, boxes, scores, score_threshold, iou_threshold, pre_nms_top_k, max_detections,
-                         class_agnostic, scores_are, box_format, mappings, threads);
+                         class_agnostic, scores_are, box_format, geometries, threads);
       },
       py::arg("boxes"), py::arg("scores"), py::kw_only(), py::arg("score_threshold"), py::arg("iou_threshold"),
       py::arg("pre_nms_top_k"), py::arg("max_detections"), py::arg("class_agnostic") = false,
-      py::arg("scores_are") = "probabilities", py::arg("box_format") = "xyxy", py::arg("mappings") = py::none(),
+      py::arg("scores_are") = "probabilities", py::arg("box_format") = "xyxy", py::arg("geometries") = py::none(),
       py::arg("threads") = 0,
       (std::string(binding::kBoxesDoc) + kDetectionsReturned + " Runs on CPU threads (0: the default count).").c_str());
 
@@ -324,13 +315,13 @@ void bind_detection(py::module_& m) {
       "decode_boxes_cuda_host",
       [](const py::array& boxes, const py::array& scores, double score_threshold, double iou_threshold,
          int64_t pre_nms_top_k, int64_t max_detections, bool class_agnostic, const std::string& scores_are,
-         const std::string& box_format, const std::optional<std::vector<py::dict>>& mappings) {
+         const std::string& box_format, const std::optional<std::vector<py::object>>& geometries) {
         return run_boxes(Backend::kCuda, boxes, scores, score_threshold, iou_threshold, pre_nms_top_k,
-                         max_detections, class_agnostic, scores_are, box_format, mappings, 0);
+                         max_detections, class_agnostic, scores_are, box_format, geometries, 0);
       },
       py::arg("boxes"), py::arg("scores"), py::kw_only(), py::arg("score_threshold"), py::arg("iou_threshold"),
       py::arg("pre_nms_top_k"), py::arg("max_detections"), py::arg("class_agnostic") = false,
-      py::arg("scores_are") = "probabilities", py::arg("box_format") = "xyxy", py::arg("mappings") = py::none(),
+      py::arg("scores_are") = "probabilities", py::arg("box_format") = "xyxy", py::arg("geometries") = py::none(),
       (std::string(binding::kBoxesDoc) + kDetectionsReturned + kCudaHostDoc).c_str());
 
   m.def(

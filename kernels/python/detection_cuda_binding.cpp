@@ -7,17 +7,15 @@
 //
 // Refused values cannot stop a queued stream: the CUDA ops mark them in the outputs instead,
 // valid[n] = -1 for an image whose scores hold a NaN (or whose candidate boxes are not finite, or
-// whose source mapping is invalid) and keep_count = -1 for nms, with every slot of that image
+// whose geometry is invalid) and keep_count = -1 for nms, with every slot of that image
 // zeroed (keep: -1). The caller reads that after the stream has run the op.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstddef>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -35,17 +33,6 @@ namespace {
 // What the ops require of their workspace: cudaMalloc's alignment.
 using cuda::kWorkspaceAlignment;
 
-// A float64 [N, 8] array is an array of SourceMapping in device memory.
-constexpr DLDataType kFloat64{dlpack::kDLFloat, 64, 1};
-constexpr int64_t kMappingFields = 8;
-static_assert(std::is_standard_layout_v<SourceMapping> && sizeof(SourceMapping) == kMappingFields * sizeof(double),
-              "SourceMapping must be eight packed doubles to be read from a float64 [N, 8] array");
-static_assert(offsetof(SourceMapping, offset_x) == 0 && offsetof(SourceMapping, offset_y) == 8 &&
-                  offsetof(SourceMapping, scale_x) == 16 && offsetof(SourceMapping, scale_y) == 24 &&
-                  offsetof(SourceMapping, crop_x) == 32 && offsetof(SourceMapping, crop_y) == 40 &&
-                  offsetof(SourceMapping, source_columns) == 48 && offsetof(SourceMapping, source_rows) == 56,
-              "the columns of a mapping table follow SourceMapping's fields");
-
 const DeviceViewRequirements kDenseScores{false, {kFloat32, kFloat16}, 4, Layout::kCContiguous,
                                           "C-contiguous float32 or float16 [N, K, h, w] class scores"};
 const DeviceViewRequirements kDenseDistances{false, {kFloat32, kFloat16}, 4, Layout::kCContiguous,
@@ -56,9 +43,11 @@ const DeviceViewRequirements kDecodedBoxes{false, {kFloat32, kFloat16}, 3, Layou
                                            "C-contiguous float32 or float16 [N, M, 4] boxes"};
 const DeviceViewRequirements kDecodedScores{false, {kFloat32, kFloat16}, 3, Layout::kCContiguous,
                                             "C-contiguous float32 or float16 [N, M, K] scores"};
-const DeviceViewRequirements kMappings{false, {kFloat64}, 2, Layout::kCContiguous,
-                                       "a C-contiguous float64 [N, 8] source mapping table "
-                                       "(radedge.ops.detection.source_mapping_table)"};
+// A uint8 [N, sizeof(InputGeometry)] array is an array of InputGeometry in device memory (its
+// layout: radedge/geometry.h).
+const DeviceViewRequirements kGeometries{false, {kUint8}, 2, Layout::kCContiguous,
+                                         "a C-contiguous uint8 [N, " + std::to_string(sizeof(InputGeometry)) +
+                                             "] geometry table (radedge.ops.detection.geometry_table)"};
 const DeviceViewRequirements kOutBoxes{true, {kFloat32}, 3, Layout::kCContiguous,
                                        "a C-contiguous float32 [N, max_detections, 4] array"};
 const DeviceViewRequirements kOutScores{true, {kFloat32}, 2, Layout::kCContiguous,
@@ -121,13 +110,12 @@ DetectionsView detections_view(const DetectionsArgs& out, int64_t batch, int64_t
   return view;
 }
 
-const SourceMapping* mappings_pointer(const DeviceView* mappings, int64_t batch) {
-  if (mappings == nullptr) return nullptr;
-  binding::require_shape(*mappings, {batch, kMappingFields},
-                         "one row per image: offset_x, offset_y, scale_x, scale_y, crop_x, crop_y, source_columns, "
-                         "source_rows");
-  binding::require_aligned(*mappings);
-  return static_cast<const SourceMapping*>(mappings->data);
+const InputGeometry* geometries_pointer(const DeviceView* table, int64_t batch) {
+  if (table == nullptr) return nullptr;
+  binding::require_shape(*table, {batch, static_cast<int64_t>(sizeof(InputGeometry))},
+                         "one InputGeometry per image, as geometry_table makes them");
+  binding::require_aligned(*table, alignof(InputGeometry));
+  return static_cast<const InputGeometry*>(table->data);
 }
 
 // Every output against every argument; inputs may share memory with each other.
@@ -169,12 +157,13 @@ const char* kOutputsDoc =
     "[N, max_detections]), out_classes (int32 [N, max_detections]) and out_valid (int32 [N]): image n's "
     "detections are its first out_valid[n] slots, best first, the other slots zero; out_valid[n] = -1 marks an "
     "image the op refused (a NaN score or centerness, a non-finite probability or candidate box, an invalid "
-    "mapping row), all of whose slots are zero. mappings: None (model-input pixels, unclipped) or a float64 [N, 8] "
-    "CUDA array (radedge.ops.detection.source_mapping_table). Every array is any exporter's __cuda_array_interface__ / "
-    "DLPack CUDA array on the stream's device. Enqueued on `stream` (a radedge Stream; None: the legacy default "
-    "stream) and not waited for: keep the arrays alive and read the outputs after the stream has run it. "
-    "`workspace`: a uint8 device buffer of *_cuda_workspace_bytes(...) bytes, 256-byte aligned, keeps the call "
-    "allocation-free (for CUDA graphs); None takes one from CUDA's stream-ordered pool. Returns None.";
+    "geometry row), all of whose slots are zero. geometries: None (model-input pixels, unclipped) or a uint8 [N, "
+    "112] CUDA array of one InputGeometry per image (radedge.ops.detection.geometry_table). Every array is any "
+    "exporter's __cuda_array_interface__ / DLPack CUDA array on the stream's device. Enqueued on `stream` (a "
+    "radedge Stream; None: the legacy default stream) and not waited for: keep the arrays alive and read the "
+    "outputs after the stream has run it. `workspace`: a uint8 device buffer of *_cuda_workspace_bytes(...) "
+    "bytes, 256-byte aligned, keeps the call allocation-free (for CUDA graphs); None takes one from CUDA's "
+    "stream-ordered pool. Returns None.";
 
 }  // namespace
 
@@ -186,7 +175,7 @@ void bind_detection_cuda(py::module_& m) {
          py::handle out_boxes, py::handle out_scores, py::handle out_classes, py::handle out_valid,
          double score_threshold, double iou_threshold, int64_t pre_nms_top_k, int64_t max_detections,
          bool class_agnostic, const std::string& scores_are, const std::string& centerness_mode,
-         const std::string& distance_units, double cell_offset, py::handle mappings, py::handle workspace,
+         const std::string& distance_units, double cell_offset, py::handle geometries, py::handle workspace,
          py::handle stream) {
         constexpr const char* op = "decode_dense";
         const std::shared_ptr<cuda::Stream> on = stream_argument(stream, op);
@@ -198,7 +187,8 @@ void bind_detection_cuda(py::module_& m) {
         std::optional<std::vector<binding::TensorArg>> centerness_args;
         if (centerness) centerness_args = add_levels(args, *centerness, "centerness", kDenseCenterness);
         const DetectionsArgs out = add_detections(args, out_boxes, out_scores, out_classes, out_valid);
-        const DeviceView* mapping_table = mappings.is_none() ? nullptr : &args.add(mappings, "mappings", kMappings);
+        const DeviceView* geometry_table =
+            geometries.is_none() ? nullptr : &args.add(geometries, "geometries", kGeometries);
         const DeviceView* workspace_in =
             workspace.is_none() ? nullptr : &args.add(workspace, "workspace", workspace_requirements(op));
 
@@ -209,7 +199,7 @@ void bind_detection_cuda(py::module_& m) {
                                                                cell_offset);
         for (const DeviceView* view : args.all()) binding::require_aligned(*view);
         const DetectionsView detections = detections_view(out, input.head.batch, params.max_detections);
-        const SourceMapping* source = mappings_pointer(mapping_table, input.head.batch);
+        const InputGeometry* source = geometries_pointer(geometry_table, input.head.batch);
         check_decode_dense_args(input.head, input.decode, params, detections);
         if (workspace_in) binding::require_aligned(*workspace_in, kWorkspaceAlignment);
         refuse_output_overlaps(args, {out.boxes, out.scores, out.classes, out.valid});
@@ -224,7 +214,7 @@ void bind_detection_cuda(py::module_& m) {
       py::arg("out_boxes"), py::arg("out_scores"), py::arg("out_classes"), py::arg("out_valid"),
       py::arg("score_threshold"), py::arg("iou_threshold"), py::arg("pre_nms_top_k"), py::arg("max_detections"),
       py::arg("class_agnostic") = false, py::arg("scores_are") = "logits", py::arg("centerness_mode") = "sqrt",
-      py::arg("distance_units") = "stride", py::arg("cell_offset") = 0.5, py::arg("mappings") = py::none(),
+      py::arg("distance_units") = "stride", py::arg("cell_offset") = 0.5, py::arg("geometries") = py::none(),
       py::arg("workspace") = py::none(), py::arg("stream") = py::none(),
       (std::string(binding::kDenseDoc) + " On CUDA arrays, zero-copy." + kOutputsDoc).c_str());
 
@@ -233,14 +223,15 @@ void bind_detection_cuda(py::module_& m) {
       [](py::handle boxes, py::handle scores, py::handle out_boxes, py::handle out_scores, py::handle out_classes,
          py::handle out_valid, double score_threshold, double iou_threshold, int64_t pre_nms_top_k,
          int64_t max_detections, bool class_agnostic, const std::string& scores_are, const std::string& box_format,
-         py::handle mappings, py::handle workspace, py::handle stream) {
+         py::handle geometries, py::handle workspace, py::handle stream) {
         constexpr const char* op = "decode_boxes";
         const std::shared_ptr<cuda::Stream> on = stream_argument(stream, op);
         binding::DeviceArgs args(*on);
         const binding::TensorArg boxes_arg = tensor_arg(args.add(boxes, "boxes", kDecodedBoxes));
         const binding::TensorArg scores_arg = tensor_arg(args.add(scores, "scores", kDecodedScores));
         const DetectionsArgs out = add_detections(args, out_boxes, out_scores, out_classes, out_valid);
-        const DeviceView* mapping_table = mappings.is_none() ? nullptr : &args.add(mappings, "mappings", kMappings);
+        const DeviceView* geometry_table =
+            geometries.is_none() ? nullptr : &args.add(geometries, "geometries", kGeometries);
         const DeviceView* workspace_in =
             workspace.is_none() ? nullptr : &args.add(workspace, "workspace", workspace_requirements(op));
 
@@ -252,7 +243,7 @@ void bind_detection_cuda(py::module_& m) {
         const BoxesView input = binding::boxes_input(boxes_arg, scores_arg);
         for (const DeviceView* view : args.all()) binding::require_aligned(*view);
         const DetectionsView detections = detections_view(out, input.batch, params.max_detections);
-        const SourceMapping* source = mappings_pointer(mapping_table, input.batch);
+        const InputGeometry* source = geometries_pointer(geometry_table, input.batch);
         check_decode_boxes_args(input, decode, params, detections);
         if (workspace_in) binding::require_aligned(*workspace_in, kWorkspaceAlignment);
         refuse_output_overlaps(args, {out.boxes, out.scores, out.classes, out.valid});
@@ -266,7 +257,7 @@ void bind_detection_cuda(py::module_& m) {
       py::arg("boxes"), py::arg("scores"), py::kw_only(), py::arg("out_boxes"), py::arg("out_scores"),
       py::arg("out_classes"), py::arg("out_valid"), py::arg("score_threshold"), py::arg("iou_threshold"),
       py::arg("pre_nms_top_k"), py::arg("max_detections"), py::arg("class_agnostic") = false,
-      py::arg("scores_are") = "probabilities", py::arg("box_format") = "xyxy", py::arg("mappings") = py::none(),
+      py::arg("scores_are") = "probabilities", py::arg("box_format") = "xyxy", py::arg("geometries") = py::none(),
       py::arg("workspace") = py::none(), py::arg("stream") = py::none(),
       (std::string(binding::kBoxesDoc) + " On CUDA arrays, zero-copy." + kOutputsDoc).c_str());
 

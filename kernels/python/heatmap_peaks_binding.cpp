@@ -16,6 +16,7 @@
 
 #include "device_array.h"
 #include "device_checks.h"
+#include "geometry_args.h"
 #include "head_grid_binding.h"
 #include "radedge/errors.h"
 #include "radedge/heatmap_peaks.h"
@@ -60,7 +61,7 @@ HeatmapsView heatmaps_view(const py::array& heatmaps) {
   return view;
 }
 
-// Everything but the placement.
+// Everything but the geometry.
 HeatmapPeaksParams options_from(const std::string& mode, int64_t k, const std::vector<double>& threshold,
                                 int64_t radius, const std::string& activation, bool refine) {
   HeatmapPeaksParams params;
@@ -85,23 +86,12 @@ HeatmapPeaksParams options_from(const std::string& mode, int64_t k, const std::v
   return params;
 }
 
-HeatmapPeaksParams params_from(const py::dict& placement, const std::string& mode, int64_t k,
+HeatmapPeaksParams params_from(const py::object& geometry, const std::string& mode, int64_t k,
                                const std::vector<double>& threshold, int64_t radius, const std::string& activation,
                                bool refine) {
   HeatmapPeaksParams params = options_from(mode, k, threshold, radius, activation, refine);
-  params.placement = binding::placement_from(placement);
+  params.geometry = binding::geometry_from(geometry);
   return params;
-}
-
-// The placements of a CUDA-array call: one for the whole batch, or one per image.
-std::vector<InputPlacement> placements_from(const std::vector<py::dict>& placements, int64_t batch) {
-  if (placements.size() != 1 && static_cast<int64_t>(placements.size()) != batch) {
-    throw std::invalid_argument("placements must hold one placement for the whole batch or one per image (" +
-                                std::to_string(batch) + "); got " + std::to_string(placements.size()));
-  }
-  std::vector<InputPlacement> result;
-  for (const py::dict& placement : placements) result.push_back(binding::placement_from(placement));
-  return result;
 }
 
 // The outputs, allocated here so that the op writes straight into numpy memory.
@@ -127,22 +117,22 @@ Outputs make_outputs(const HeatmapsView& heatmaps, int64_t k) {
   return out;
 }
 
-// One enqueue of the CUDA op: the whole batch for one placement, or one image of it for one
-// placement per image (the op takes one placement per call).
+// One enqueue of the CUDA op: the whole batch for one geometry, or one image of it for one
+// geometry per image (the op takes one geometry per call).
 struct PeaksCall {
   HeatmapsView heatmaps;
   PeaksView peaks;
   HeatmapPeaksParams params;
 };
 
-// Checks the batch as one call (shapes, k, thresholds), then splits it by placement and checks
-// each part. `options` holds everything but the placement.
+// Checks the batch as one call (shapes, k, thresholds), then splits it by geometry and checks
+// each part. `options` holds everything but the geometry.
 std::vector<PeaksCall> peaks_calls(const HeatmapsView& heatmaps, const PeaksView& peaks,
-                                   const HeatmapPeaksParams& options, const std::vector<InputPlacement>& placements) {
+                                   const HeatmapPeaksParams& options, const std::vector<InputGeometry>& geometries) {
   std::vector<PeaksCall> calls;
-  for (const InputPlacement& placement : placements) {
+  for (const InputGeometry& geometry : geometries) {
     calls.push_back(PeaksCall{heatmaps, peaks, options});
-    calls.back().params.placement = placement;
+    calls.back().params.geometry = geometry;
   }
   check_heatmap_peaks_args(heatmaps, peaks, calls.front().params);
   if (calls.size() == 1) return calls;
@@ -166,13 +156,13 @@ std::vector<PeaksCall> peaks_calls(const HeatmapsView& heatmaps, const PeaksView
 
 // The largest workspace one call of a batch needs (the calls run one after another on one
 // stream); only the shapes of `heatmaps` are used.
-size_t peaks_workspace_bytes(const HeatmapsView& heatmaps, const std::vector<InputPlacement>& placements) {
+size_t peaks_workspace_bytes(const HeatmapsView& heatmaps, const std::vector<InputGeometry>& geometries) {
   HeatmapsView part = heatmaps;
-  if (placements.size() > 1) part.batch = 1;
+  if (geometries.size() > 1) part.batch = 1;
   size_t bytes = 0;
-  for (const InputPlacement& placement : placements) {
+  for (const InputGeometry& geometry : geometries) {
     HeatmapPeaksParams params;
-    params.placement = placement;
+    params.geometry = geometry;
     bytes = std::max(bytes, heatmap_peaks_cuda_workspace_bytes(part, params));
   }
   return bytes;
@@ -197,11 +187,11 @@ void bind_heatmap_peaks(py::module_& m) {
 
   m.def(
       "heatmap_peaks_cpu",
-      [](const py::array& heatmaps, const py::dict& placement, const std::string& mode, int64_t k,
+      [](const py::array& heatmaps, const py::object& geometry, const std::string& mode, int64_t k,
          const std::vector<double>& threshold, int64_t radius, const std::string& activation, bool refine,
          int threads) {
         const HeatmapsView view = heatmaps_view(heatmaps);
-        const HeatmapPeaksParams params = params_from(placement, mode, k, threshold, radius, activation, refine);
+        const HeatmapPeaksParams params = params_from(geometry, mode, k, threshold, radius, activation, refine);
         Outputs out = make_outputs(view, k);
         {
           py::gil_scoped_release release;
@@ -209,20 +199,22 @@ void bind_heatmap_peaks(py::module_& m) {
         }
         return py::make_tuple(out.x, out.y, out.score, out.valid);
       },
-      py::arg("heatmaps"), py::kw_only(), py::arg("placement"), py::arg("mode"), py::arg("k"), py::arg("threshold"),
+      py::arg("heatmaps"), py::kw_only(), py::arg("geometry"), py::arg("mode"), py::arg("k"), py::arg("threshold"),
       py::arg("radius"), py::arg("activation"), py::arg("refine"), py::arg("threads") = 0,
-      "Peaks of heatmaps (float32/float16 [N, C, h, w], C-contiguous) in source pixels: returns (x, y, score) "
-      "float32 [N, C, k] and valid int32 [N, C]; entries past valid are NaN. mode 'peaks' (local maxima >= "
-      "threshold, one value or one per channel, in score units) or 'argmax' (k = 1, no threshold). placement: "
-      "dict of input_height, input_width, content_height, content_width, offset_y, offset_x, scale_y, scale_x, "
-      "crop_y, crop_x. threads: CPU threads (0: the default count).");
+      (std::string("Peaks of heatmaps (float32/float16 [N, C, h, w], C-contiguous) in source pixels: returns (x, y, "
+                   "score) float32 [N, C, k] and valid int32 [N, C]; entries past valid are NaN. mode 'peaks' (local "
+                   "maxima >= threshold, one value or one per channel, in score units) or 'argmax' (k = 1, no "
+                   "threshold). geometry: where every image of the batch lies in the model input. threads: CPU "
+                   "threads (0: the default count). ") +
+       binding::kGeometryDoc)
+          .c_str());
 
   m.def(
       "heatmap_peaks_cuda_host",
-      [](const py::array& heatmaps, const py::dict& placement, const std::string& mode, int64_t k,
+      [](const py::array& heatmaps, const py::object& geometry, const std::string& mode, int64_t k,
          const std::vector<double>& threshold, int64_t radius, const std::string& activation, bool refine) {
         const HeatmapsView view = heatmaps_view(heatmaps);
-        const HeatmapPeaksParams params = params_from(placement, mode, k, threshold, radius, activation, refine);
+        const HeatmapPeaksParams params = params_from(geometry, mode, k, threshold, radius, activation, refine);
         Outputs out = make_outputs(view, k);
         {
           py::gil_scoped_release release;
@@ -230,7 +222,7 @@ void bind_heatmap_peaks(py::module_& m) {
         }
         return py::make_tuple(out.x, out.y, out.score, out.valid);
       },
-      py::arg("heatmaps"), py::kw_only(), py::arg("placement"), py::arg("mode"), py::arg("k"), py::arg("threshold"),
+      py::arg("heatmaps"), py::kw_only(), py::arg("geometry"), py::arg("mode"), py::arg("k"), py::arg("threshold"),
       py::arg("radius"), py::arg("activation"), py::arg("refine"),
       "heatmap_peaks_cpu's op run by the CUDA kernels on host arrays: copies the heatmaps to the current CUDA "
       "device, runs, waits and copies the peaks back. Raises RuntimeError naming the CUDA error, or saying that "
@@ -239,7 +231,7 @@ void bind_heatmap_peaks(py::module_& m) {
   m.def(
       "heatmap_peaks_cuda",
       [](py::handle heatmaps, py::handle out_x, py::handle out_y, py::handle out_score, py::handle out_valid,
-         const std::vector<py::dict>& placements, const std::string& mode, int64_t k,
+         const std::vector<py::object>& geometries, const std::string& mode, int64_t k,
          const std::vector<double>& threshold, int64_t radius, const std::string& activation, bool refine,
          py::handle workspace, py::handle stream) {
         constexpr const char* op = "heatmap_peaks";
@@ -270,9 +262,9 @@ void bind_heatmap_peaks(py::module_& m) {
         peaks.channels = view.channels;
         peaks.max_peaks = k;
         // The parameters first (k among them), then the outputs' shapes, which follow from k.
-        const std::vector<InputPlacement> placement_list = placements_from(placements, view.batch);
+        const std::vector<InputGeometry> geometry_list = binding::geometries_from(geometries, view.batch, true);
         const std::vector<PeaksCall> calls =
-            peaks_calls(view, peaks, options_from(mode, k, threshold, radius, activation, refine), placement_list);
+            peaks_calls(view, peaks, options_from(mode, k, threshold, radius, activation, refine), geometry_list);
         const std::vector<int64_t> per_peak{view.batch, view.channels, k};
         for (const DeviceView* output : {&x, &y, &score}) {
           binding::require_shape(*output, per_peak, "N x C x k: one entry per peak of every image and channel");
@@ -297,7 +289,7 @@ void bind_heatmap_peaks(py::module_& m) {
           if (workspace_in) {
             enqueue(workspace_in->data, static_cast<size_t>(workspace_in->shape[0]));
           } else {
-            const size_t bytes = peaks_workspace_bytes(view, placement_list);
+            const size_t bytes = peaks_workspace_bytes(view, geometry_list);
             // Given back on the stream after the op, so nothing waits for it here.
             const cuda::ScratchBuffer scratch(bytes, kWorkspaceAlignment, *on, op);
             enqueue(scratch.get(), bytes);
@@ -305,12 +297,12 @@ void bind_heatmap_peaks(py::module_& m) {
         }
       },
       py::arg("heatmaps"), py::kw_only(), py::arg("out_x"), py::arg("out_y"), py::arg("out_score"),
-      py::arg("out_valid"), py::arg("placements"), py::arg("mode"), py::arg("k"), py::arg("threshold"),
+      py::arg("out_valid"), py::arg("geometries"), py::arg("mode"), py::arg("k"), py::arg("threshold"),
       py::arg("radius"), py::arg("activation"), py::arg("refine"), py::arg("workspace") = py::none(),
       py::arg("stream") = py::none(),
       "heatmap_peaks_cpu's op on CUDA arrays, zero-copy: heatmaps (float32/float16 [N, C, h, w], C-contiguous) in, "
-      "the caller's out_x, out_y, out_score (float32 [N, C, k]) and out_valid (int32 [N, C]) written. placements: "
-      "one placement dict for the whole batch, or one per image. The heatmap values are not checked on the device: "
+      "the caller's out_x, out_y, out_score (float32 [N, C, k]) and out_valid (int32 [N, C]) written. geometries: "
+      "one geometry for the whole batch, or one per image. The heatmap values are not checked on the device: "
       "a NaN cell is never a peak nor suppresses a neighbour, and infinities take part in the comparisons as the "
       "numbers they are (the host-array entries refuse both). Every array is any exporter's "
       "__cuda_array_interface__ / DLPack CUDA array on the stream's device. Enqueued on `stream` (a radedge Stream; "
@@ -320,18 +312,18 @@ void bind_heatmap_peaks(py::module_& m) {
 
   m.def(
       "heatmap_peaks_cuda_workspace_bytes",
-      [](int64_t batch, int64_t channels, int64_t height, int64_t width, const std::vector<py::dict>& placements) {
+      [](int64_t batch, int64_t channels, int64_t height, int64_t width, const std::vector<py::object>& geometries) {
         HeatmapsView view;
         view.batch = batch;
         view.channels = channels;
         view.height = height;
         view.width = width;
-        return peaks_workspace_bytes(view, placements_from(placements, batch));
+        return peaks_workspace_bytes(view, binding::geometries_from(geometries, batch, true));
       },
       py::arg("batch"), py::arg("channels"), py::arg("height"), py::arg("width"), py::kw_only(),
-      py::arg("placements"),
+      py::arg("geometries"),
       "Bytes of device workspace heatmap_peaks_cuda needs for heatmaps [batch, channels, height, width] and these "
-      "placements (one for the batch, or one per image); the same for every k, threshold and mode.");
+      "geometries (one for the batch, or one per image); the same for every k, threshold and mode.");
 }
 
 }  // namespace radedge

@@ -122,31 +122,16 @@ py::dict result_dict(const MaskDecodeResult& result) {
 }  // namespace
 
 void bind_mask_decode(py::module_& m) {
-  const auto geometry_from = [](int64_t source_rows, int64_t source_columns, int64_t crop_x, int64_t crop_y,
-                                int64_t crop_width, int64_t crop_height, int64_t offset_x, int64_t offset_y,
-                                int64_t content_width, int64_t content_height, int64_t input_height,
-                                int64_t input_width) {
-    return binding::geometry_from(binding::GeometryArguments{source_rows, source_columns, crop_x, crop_y, crop_width,
-                                                             crop_height, offset_x, offset_y, content_width,
-                                                             content_height, input_height, input_width});
-  };
-
   m.def(
       "mask_decode_cpu",
-      [geometry_from](const py::array& logits, int64_t image, py::array mask, const std::string& activation,
-                      const std::vector<double>& thresholds, int64_t source_rows, int64_t source_columns,
-                      int64_t crop_x, int64_t crop_y, int64_t crop_width, int64_t crop_height, int64_t offset_x,
-                      int64_t offset_y, int64_t content_width, int64_t content_height, int64_t input_height,
-                      int64_t input_width, double row_spacing_mm, double column_spacing_mm, const py::object& runs,
-                      int threads) {
+      [](const py::array& logits, int64_t image, py::array mask, const std::string& activation,
+         const std::vector<double>& thresholds, const py::object& geometry, double row_spacing_mm,
+         double column_spacing_mm, const py::object& runs, int threads) {
         const LogitsView logits_in = logits_view(logits);
         const MaskView mask_out = mask_view(mask);
         const RunsView runs_out = runs_view(runs);
-        const MaskDecodeParams params = binding::mask_params_from(
-            activation, thresholds,
-            geometry_from(source_rows, source_columns, crop_x, crop_y, crop_width, crop_height, offset_x, offset_y,
-                          content_width, content_height, input_height, input_width),
-            row_spacing_mm, column_spacing_mm);
+        const MaskDecodeParams params =
+            binding::mask_params_from(activation, thresholds, geometry, row_spacing_mm, column_spacing_mm);
         MaskDecodeResult result;
         {
           py::gil_scoped_release release;
@@ -155,34 +140,26 @@ void bind_mask_decode(py::module_& m) {
         return result_dict(result);
       },
       py::arg("logits"), py::arg("image"), py::arg("mask"), py::kw_only(), py::arg("activation"),
-      py::arg("thresholds"), py::arg("source_rows"), py::arg("source_columns"), py::arg("crop_x"), py::arg("crop_y"),
-      py::arg("crop_width"), py::arg("crop_height"), py::arg("offset_x"), py::arg("offset_y"),
-      py::arg("content_width"), py::arg("content_height"), py::arg("input_height"), py::arg("input_width"),
-      py::arg("row_spacing_mm") = 0.0, py::arg("column_spacing_mm") = 0.0, py::arg("runs") = py::none(),
-      py::arg("threads") = 0,
+      py::arg("thresholds"), py::arg("geometry"), py::arg("row_spacing_mm") = 0.0,
+      py::arg("column_spacing_mm") = 0.0, py::arg("runs") = py::none(), py::arg("threads") = 0,
       (std::string("Decodes logits[image] (float32/float16 [N, C, h, w]) into mask (uint8 [height, width]) on CPU "
                    "threads (0: the default count). activation 'sigmoid' (thresholds: probabilities, 1 or C) or "
                    "'softmax' (thresholds: []). runs: None, or uint32 [capacity, 2] to receive the run-length "
                    "encoding. row_spacing_mm / column_spacing_mm: the source's pixel spacing, 0 when unknown. ") +
-       binding::kMaskGeometryDoc +
+       binding::kGeometryDoc + " The mask's shape is the output size, spread over the source image." +
        " Returns {'labels': [{'pixel_count', 'bbox', 'centroid', 'area_mm2'}, ...], 'run_count'}.")
           .c_str());
 
   m.def(
       "mask_decode_cuda_host",
-      [geometry_from](const py::array& logits, int64_t image, py::array mask, const std::string& activation,
-                      const std::vector<double>& thresholds, int64_t source_rows, int64_t source_columns,
-                      int64_t crop_x, int64_t crop_y, int64_t crop_width, int64_t crop_height, int64_t offset_x,
-                      int64_t offset_y, int64_t content_width, int64_t content_height, int64_t input_height,
-                      int64_t input_width, double row_spacing_mm, double column_spacing_mm, const py::object& runs) {
+      [](const py::array& logits, int64_t image, py::array mask, const std::string& activation,
+         const std::vector<double>& thresholds, const py::object& geometry, double row_spacing_mm,
+         double column_spacing_mm, const py::object& runs) {
         const LogitsView logits_in = logits_view(logits);
         const MaskView mask_out = mask_view(mask);
         const RunsView runs_out = runs_view(runs);
-        const MaskDecodeParams params = binding::mask_params_from(
-            activation, thresholds,
-            geometry_from(source_rows, source_columns, crop_x, crop_y, crop_width, crop_height, offset_x, offset_y,
-                          content_width, content_height, input_height, input_width),
-            row_spacing_mm, column_spacing_mm);
+        const MaskDecodeParams params =
+            binding::mask_params_from(activation, thresholds, geometry, row_spacing_mm, column_spacing_mm);
         MaskDecodeResult result;
         {
           py::gil_scoped_release release;
@@ -191,10 +168,8 @@ void bind_mask_decode(py::module_& m) {
         return result_dict(result);
       },
       py::arg("logits"), py::arg("image"), py::arg("mask"), py::kw_only(), py::arg("activation"),
-      py::arg("thresholds"), py::arg("source_rows"), py::arg("source_columns"), py::arg("crop_x"), py::arg("crop_y"),
-      py::arg("crop_width"), py::arg("crop_height"), py::arg("offset_x"), py::arg("offset_y"),
-      py::arg("content_width"), py::arg("content_height"), py::arg("input_height"), py::arg("input_width"),
-      py::arg("row_spacing_mm") = 0.0, py::arg("column_spacing_mm") = 0.0, py::arg("runs") = py::none(),
+      py::arg("thresholds"), py::arg("geometry"), py::arg("row_spacing_mm") = 0.0,
+      py::arg("column_spacing_mm") = 0.0, py::arg("runs") = py::none(),
       "mask_decode_cpu's op run by the CUDA kernels on host arrays: copies logits[image] to the current CUDA "
       "device, runs, waits and copies the mask, runs and statistics back. Raises RuntimeError naming the CUDA "
       "error, or saying that the module was built without CUDA.");

@@ -67,17 +67,10 @@ void bind_mask_decode_cuda(py::module_& m) {
   m.def(
       "mask_decode_cuda",
       [](py::handle logits, int64_t image, py::handle mask, const std::string& activation,
-         const std::vector<double>& thresholds, int64_t source_rows, int64_t source_columns, int64_t crop_x,
-         int64_t crop_y, int64_t crop_width, int64_t crop_height, int64_t offset_x, int64_t offset_y,
-         int64_t content_width, int64_t content_height, int64_t input_height, int64_t input_width,
-         double row_spacing_mm, double column_spacing_mm, py::handle runs, py::handle tallies, py::handle counters,
-         py::handle workspace, py::handle stream) {
-        const MaskDecodeParams params = binding::mask_params_from(
-            activation, thresholds,
-            binding::geometry_from(binding::GeometryArguments{source_rows, source_columns, crop_x, crop_y, crop_width,
-                                                              crop_height, offset_x, offset_y, content_width,
-                                                              content_height, input_height, input_width}),
-            row_spacing_mm, column_spacing_mm);
+         const std::vector<double>& thresholds, py::handle geometry, double row_spacing_mm, double column_spacing_mm,
+         py::handle runs, py::handle tallies, py::handle counters, py::handle workspace, py::handle stream) {
+        const MaskDecodeParams params =
+            binding::mask_params_from(activation, thresholds, geometry, row_spacing_mm, column_spacing_mm);
         const std::shared_ptr<cuda::Stream> on = stream_argument(stream, kOp);
         // Every argument is checked from its metadata before CUDA is touched.
         DeviceView logits_in = as_device_view(logits, "logits", kLogits, *on);
@@ -141,10 +134,8 @@ void bind_mask_decode_cuda(py::module_& m) {
         }
       },
       py::arg("logits"), py::arg("image"), py::arg("mask"), py::kw_only(), py::arg("activation"),
-      py::arg("thresholds"), py::arg("source_rows"), py::arg("source_columns"), py::arg("crop_x"), py::arg("crop_y"),
-      py::arg("crop_width"), py::arg("crop_height"), py::arg("offset_x"), py::arg("offset_y"),
-      py::arg("content_width"), py::arg("content_height"), py::arg("input_height"), py::arg("input_width"),
-      py::arg("row_spacing_mm") = 0.0, py::arg("column_spacing_mm") = 0.0, py::arg("runs") = py::none(),
+      py::arg("thresholds"), py::arg("geometry"), py::arg("row_spacing_mm") = 0.0,
+      py::arg("column_spacing_mm") = 0.0, py::arg("runs") = py::none(),
       py::arg("tallies"), py::arg("counters"), py::arg("workspace") = py::none(), py::arg("stream") = py::none(),
       (std::string("mask_decode_cpu's op on CUDA arrays, zero-copy: decodes logits[image] (float32/float16 [N, C, h, "
                    "w], C-contiguous) into mask (uint8 [height, width]) and, when runs (uint32 [capacity, 2]) is "
@@ -157,7 +148,7 @@ void bind_mask_decode_cuda(py::module_& m) {
                    "(non-finite logits) is 0. `workspace`: a uint8 device buffer of "
                    "mask_decode_cuda_workspace_bytes(...) bytes, 256-byte aligned, keeps the call allocation-free "
                    "(for CUDA graphs); None takes one from CUDA's stream-ordered pool. ") +
-       binding::kMaskGeometryDoc)
+       binding::kGeometryDoc + " The mask's shape is the output size, spread over the source image.")
           .c_str());
 
   m.def(

@@ -24,6 +24,7 @@ CudaDeviceProperties cuda_device_properties(int) {
 }
 #endif
 
+void bind_geometry(py::module_& m);  // geometry_args.cpp
 void bind_preprocess(py::module_& m);  // preprocess_binding.cpp
 void bind_cuda(py::module_& m);  // cuda_binding.cpp
 void bind_preprocess_cuda(py::module_& m);  // preprocess_cuda_binding.cpp
@@ -92,6 +93,7 @@ PYBIND11_MODULE(_kernels, m) {
       "multiprocessors, total_memory_bytes, memory_clock_khz (peak; 0 where unreported), memory_bus_width_bits, "
       "driver_version and runtime_version (CUDA's 1000 * major + 10 * minor).");
 
+  radedge::bind_geometry(m);
   radedge::bind_preprocess(m);
   radedge::bind_cuda(m);
   radedge::bind_preprocess_cuda(m);

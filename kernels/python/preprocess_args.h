@@ -1,6 +1,6 @@
 // The preprocess op's Python-facing arguments, shared by the host-array bindings
 // (preprocess_binding.cpp) and the zero-copy CUDA-array binding (preprocess_cuda_binding.cpp):
-// the model-input spec, the crop and float window, and the geometry handed back.
+// the model-input spec, the crop and float window. The geometry handed back is geometry_args.h's.
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -55,23 +55,6 @@ inline PreprocessParams params_from(const Spec& spec, const Crop& crop, const Wi
   if (crop) std::tie(params.crop_x, params.crop_y, params.crop_width, params.crop_height) = *crop;
   if (window) std::tie(params.float_window.center, params.float_window.width, params.float_window.invert) = *window;
   return params;
-}
-
-inline py::dict geometry_dict(const ResizeGeometry& g) {
-  py::dict d;
-  d["source_rows"] = g.source_rows;
-  d["source_columns"] = g.source_columns;
-  d["content_height"] = g.content_height;
-  d["content_width"] = g.content_width;
-  d["offset_y"] = g.offset_y;
-  d["offset_x"] = g.offset_x;
-  d["scale_y"] = g.scale_y;
-  d["scale_x"] = g.scale_x;
-  d["crop_x"] = g.crop_x;
-  d["crop_y"] = g.crop_y;
-  d["crop_width"] = g.crop_width;
-  d["crop_height"] = g.crop_height;
-  return d;
 }
 
 }  // namespace radedge::binding

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "array_views.h"
+#include "geometry_args.h"
 #include "preprocess_args.h"
 #include "radedge/device.h"
 #include "radedge/errors.h"
@@ -33,20 +34,20 @@ namespace {
 }  // namespace
 
 size_t preprocess_cuda_workspace_bytes(int64_t, int64_t, const PreprocessParams&) { no_cuda(); }
-ResizeGeometry preprocess_cuda(const PixelsView&, const LutView&, const OutputView&, int64_t,
-                               const PreprocessParams&, void*, size_t, CUstream_st*) {
+InputGeometry preprocess_cuda(const PixelsView&, const LutView&, const OutputView&, int64_t,
+                              const PreprocessParams&, void*, size_t, CUstream_st*) {
   no_cuda();
 }
-ResizeGeometry preprocess_cuda_host(const PixelsView&, const LutView&, const OutputView&, int64_t,
-                                    const PreprocessParams&) {
+InputGeometry preprocess_cuda_host(const PixelsView&, const LutView&, const OutputView&, int64_t,
+                                   const PreprocessParams&) {
   no_cuda();
 }
 size_t preprocess_batch_cuda_workspace_bytes(const std::vector<PreprocessItem>&) { no_cuda(); }
-std::vector<ResizeGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>&, const OutputView&, void*, size_t,
-                                                  CUstream_st*) {
+std::vector<InputGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>&, const OutputView&, void*, size_t,
+                                                 CUstream_st*) {
   no_cuda();
 }
-std::vector<ResizeGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>&, const OutputView&) {
+std::vector<InputGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>&, const OutputView&) {
   no_cuda();
 }
 #endif
@@ -96,9 +97,9 @@ std::vector<PreprocessItem> items_from(const py::sequence& images, const Spec& s
   return items;
 }
 
-py::list geometry_list(const std::vector<ResizeGeometry>& geometries) {
+py::list geometry_list(const std::vector<InputGeometry>& geometries) {
   py::list list;
-  for (const ResizeGeometry& g : geometries) list.append(geometry_dict(g));
+  for (const InputGeometry& g : geometries) list.append(geometry_dict(g));
   return list;
 }
 
@@ -116,9 +117,9 @@ void bind_preprocess(py::module_& m) {
       py::arg("source_rows"), py::arg("source_columns"), py::arg("height"), py::arg("width"),
       py::arg("resize") = "letterbox", py::arg("crop") = py::none(),
       "Where the crop (x, y, width, height; None: the whole image) of a source_rows x source_columns image lands "
-      "in a height x width output: a dict with source_rows, source_columns, content_height, content_width, "
-      "offset_y, offset_x, crop_x, crop_y, crop_width, crop_height (ints, pixels) and scale_y, scale_x "
-      "(content / crop).");
+      "in a height x width model input: a dict with source_rows, source_columns, crop_x, crop_y, crop_width, "
+      "crop_height, content_height, content_width, offset_y, offset_x, input_height, input_width (ints, pixels) and "
+      "scale_y, scale_x (content / crop), the geometry every decode op takes.");
 
   const auto spec_of = [](int64_t height, int64_t width, int64_t channels, const std::string& dtype,
                           const std::string& resize, double pad_value, const std::vector<double>& mean,
@@ -135,7 +136,7 @@ void bind_preprocess(py::module_& m) {
         const Spec spec = spec_of(height, width, channels, dtype, resize, pad_value, mean, stddev);
         const PreprocessItem item = item_from(pixels, lut, lut_first_value, spec, crop, float_window);
         const OutputView out_view = output_view(out);
-        ResizeGeometry g;
+        InputGeometry g;
         {
           py::gil_scoped_release release;
           g = preprocess_cpu(item.pixels, item.lut, out_view, slot, item.params, threads);
@@ -160,7 +161,7 @@ void bind_preprocess(py::module_& m) {
         const Spec spec = spec_of(height, width, channels, dtype, resize, pad_value, mean, stddev);
         const PreprocessItem item = item_from(pixels, lut, lut_first_value, spec, crop, float_window);
         const OutputView out_view = output_view(out);
-        ResizeGeometry g;
+        InputGeometry g;
         {
           py::gil_scoped_release release;
           g = preprocess_cuda_host(item.pixels, item.lut, out_view, slot, item.params);
@@ -183,7 +184,7 @@ void bind_preprocess(py::module_& m) {
         const Spec spec = spec_of(height, width, channels, dtype, resize, pad_value, mean, stddev);
         const std::vector<PreprocessItem> items = items_from(images, spec);
         const OutputView out_view = output_view(out);
-        std::vector<ResizeGeometry> geometries;
+        std::vector<InputGeometry> geometries;
         {
           py::gil_scoped_release release;
           geometries = preprocess_batch_cpu(items, out_view, threads);
@@ -204,7 +205,7 @@ void bind_preprocess(py::module_& m) {
         const Spec spec = spec_of(height, width, channels, dtype, resize, pad_value, mean, stddev);
         const std::vector<PreprocessItem> items = items_from(images, spec);
         const OutputView out_view = output_view(out);
-        std::vector<ResizeGeometry> geometries;
+        std::vector<InputGeometry> geometries;
         {
           py::gil_scoped_release release;
           geometries = preprocess_batch_cuda_host(items, out_view);

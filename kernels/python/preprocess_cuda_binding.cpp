@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "device_array.h"
+#include "geometry_args.h"
 #include "preprocess_args.h"
 #include "radedge/cuda_memory.h"
 #include "radedge/preprocess.h"
@@ -151,7 +152,7 @@ void bind_preprocess_cuda(py::module_& m) {
         if (has_lut) views.push_back(&lut_in);
         if (!own_workspace) views.push_back(&workspace_in);
         const int device = prepare_device_views(views, *on, kOp);
-        ResizeGeometry geometry;
+        InputGeometry geometry;
         {
           py::gil_scoped_release release;
           cuda::DeviceGuard guard(device, kOp);
@@ -233,7 +234,7 @@ void bind_preprocess_cuda(py::module_& m) {
         }
         if (!own_workspace) views.push_back(&workspace_in);
         const int device = prepare_device_views(views, *on, kBatchOp);
-        std::vector<ResizeGeometry> geometries;
+        std::vector<InputGeometry> geometries;
         {
           py::gil_scoped_release release;
           cuda::DeviceGuard guard(device, kBatchOp);
@@ -248,7 +249,7 @@ void bind_preprocess_cuda(py::module_& m) {
           }
         }
         py::list result;
-        for (const ResizeGeometry& g : geometries) result.append(binding::geometry_dict(g));
+        for (const InputGeometry& g : geometries) result.append(binding::geometry_dict(g));
         return result;
       },
       py::arg("images"), py::arg("out"), py::kw_only(), py::arg("height"), py::arg("width"), py::arg("channels"),

@@ -6,7 +6,8 @@ Written from the documented rules only; it shares no code with the C++ op:
   as the image from there on;
 - letterbox geometry: ``s = min(H / rows, W / columns)`` of the crop, content size
   ``max(1, round(n * s))`` rounded half up (evaluated exactly, in rationals), offsets
-  ``(H - content_h) // 2`` and ``(W - content_w) // 2``; stretch: the content is the whole output;
+  ``(H - content_h) // 2`` and ``(W - content_w) // 2``; stretch: the content is the whole output
+  (tests/helpers.py's ``geometry_of``, which the decode op tests build their geometries with);
 - float32 pixels: the LINEAR_EXACT window ``clip((v - low) / width, 0, 1)`` (then ``1 - x``
   when inverted), evaluated in float32 with ``low = float32(center - width / 2)`` as the op
   documents, since that rounding is part of its contract;
@@ -23,44 +24,10 @@ yardstick for the float32 kernels, not a copy of their arithmetic.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 
-
-def round_half_up(value: Fraction) -> int:
-    return math.floor(value + Fraction(1, 2))
-
-
-def letterbox_content(rows: int, columns: int, height: int, width: int) -> tuple[int, int]:
-    """(content_height, content_width) of a rows x columns image letterboxed into height x width."""
-    s = min(Fraction(height, rows), Fraction(width, columns))
-    return max(1, round_half_up(rows * s)), max(1, round_half_up(columns * s))
-
-
-def geometry(rows: int, columns: int, height: int, width: int, resize: str, crop=None) -> dict:
-    """The placement of the resized crop (default: the whole image) in the output, as a dict of ints and floats."""
-    crop_x, crop_y, crop_w, crop_h = crop if crop is not None else (0, 0, columns, rows)
-    if resize == "stretch":
-        content_h, content_w = height, width
-    else:
-        content_h, content_w = letterbox_content(crop_h, crop_w, height, width)
-    return {
-        "source_rows": rows,
-        "source_columns": columns,
-        "content_height": content_h,
-        "content_width": content_w,
-        "offset_y": (height - content_h) // 2,
-        "offset_x": (width - content_w) // 2,
-        "scale_y": content_h / crop_h,
-        "scale_x": content_w / crop_w,
-        "crop_x": crop_x,
-        "crop_y": crop_y,
-        "crop_width": crop_w,
-        "crop_height": crop_h,
-        "input_height": height,
-        "input_width": width,
-    }
+from ..helpers import geometry_of
 
 
 def area_weights(source: int, target: int) -> np.ndarray:
@@ -151,7 +118,7 @@ def preprocess(
     pixels, whose ``lut`` is None.
     """
     rows, columns = pixels.shape
-    g = geometry(rows, columns, height, width, resize, crop)
+    g = geometry_of(rows, columns, height, width, resize, crop)
     if pixels.dtype == np.float32:
         center, window_width, invert = window if window is not None else (0.5, 1.0, False)
         display = float_window(pixels, center, window_width, invert)

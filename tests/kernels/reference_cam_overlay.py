@@ -65,9 +65,9 @@ def axis_taps(display: int, offset: int, content: int, input_size: int, cam: int
     return np.array(left), np.array(right), np.array(fraction)
 
 
-def samples(cam: np.ndarray, placement: dict, rows: int, columns: int) -> np.ndarray:
+def samples(cam: np.ndarray, geometry: dict, rows: int, columns: int) -> np.ndarray:
     """float64 [rows, columns]: the CAM sampled at every display pixel."""
-    p = placement
+    p = geometry
     h, w = cam.shape
     top, bottom, fy = axis_taps(rows, p["offset_y"], p["content_height"], p["input_height"], h)
     left, right, fx = axis_taps(columns, p["offset_x"], p["content_width"], p["input_width"], w)
@@ -84,11 +84,11 @@ def blend(grey: np.ndarray, colour: np.ndarray, alpha: float) -> np.ndarray:
     return np.floor(numerator / 255 + 0.5).astype(np.uint8)
 
 
-def overlay(cam, display, placement, colormap="turbo", alpha=0.4, floor=0.0, normalise="minmax", low=0.0, high=1.0):
+def overlay(cam, display, geometry, colormap="turbo", alpha=0.4, floor=0.0, normalise="minmax", low=0.0, high=1.0):
     """The op's result and its unrounded intermediates: a dict with ``image`` (uint8 [H, W, 3]),
     ``t`` (float64 [H, W], normalised), ``range`` (low, high) and ``colours`` (the table)."""
     rows, columns = display.shape
-    values = samples(cam, placement, rows, columns)
+    values = samples(cam, geometry, rows, columns)
     if normalise == "minmax":
         low, high = float(values.min()), float(values.max())
     t = np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(values)

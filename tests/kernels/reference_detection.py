@@ -144,21 +144,21 @@ def greedy_nms(candidates: list[Candidate], iou_threshold: float, max_detections
     return kept
 
 
-def map_box(box, mapping: dict | None) -> tuple:
-    """Model-input box -> source pixels, float64 then one rounding to float32, clipped to the region."""
-    if mapping is None:
+def map_box(box, geometry: dict | None) -> tuple:
+    """Model-input box -> source pixels through a geometry (a dict of its fields), float64 then one
+    rounding to float32, clipped to the crop, the region the model saw."""
+    if geometry is None:
         return tuple(F32(v) for v in box)
-    m = mapping
-    crop_x, crop_y = m.get("crop_x", 0.0), m.get("crop_y", 0.0)
-    xs = [(float(box[i]) - m["offset_x"]) / m["scale_x"] + crop_x for i in (0, 2)]
-    ys = [(float(box[i]) - m["offset_y"]) / m["scale_y"] + crop_y for i in (1, 3)]
-    xs = [min(max(v, crop_x), crop_x + m["source_columns"]) for v in xs]
-    ys = [min(max(v, crop_y), crop_y + m["source_rows"]) for v in ys]
+    g = geometry
+    xs = [(float(box[i]) - g["offset_x"]) / g["scale_x"] + g["crop_x"] for i in (0, 2)]
+    ys = [(float(box[i]) - g["offset_y"]) / g["scale_y"] + g["crop_y"] for i in (1, 3)]
+    xs = [min(max(v, g["crop_x"]), g["crop_x"] + g["crop_width"]) for v in xs]
+    ys = [min(max(v, g["crop_y"]), g["crop_y"] + g["crop_height"]) for v in ys]
     return (F32(xs[0]), F32(ys[0]), F32(xs[1]), F32(ys[1]))
 
 
 def finish(per_image: list[list[Candidate]], *, score_threshold, iou_threshold, pre_nms_top_k, max_detections,
-           class_agnostic, mappings, precision) -> Result:
+           class_agnostic, geometries, precision) -> Result:
     batch = len(per_image)
     result = Result(
         np.zeros((batch, max_detections, 4), np.float32),
@@ -171,7 +171,7 @@ def finish(per_image: list[list[Candidate]], *, score_threshold, iou_threshold, 
         top = sorted(passing, key=lambda c: (-float(c.score), c.flat))[:pre_nms_top_k]
         kept = greedy_nms(top, iou_threshold, max_detections, class_agnostic, precision, result.disagreements)
         for s, c in enumerate(kept):
-            result.boxes[n, s] = map_box(c.box, None if mappings is None else mappings[n])
+            result.boxes[n, s] = map_box(c.box, None if geometries is None else geometries[n])
             result.scores[n, s] = c.score
             result.classes[n, s] = c.label
         result.valid[n] = len(kept)
@@ -180,7 +180,7 @@ def finish(per_image: list[list[Candidate]], *, score_threshold, iou_threshold, 
 
 def decode_dense(scores, distances, centerness, strides, *, score_threshold, iou_threshold, pre_nms_top_k,
                  max_detections, class_agnostic=False, scores_are="logits", centerness_mode="sqrt",
-                 distance_units="stride", cell_offset=0.5, mappings=None, precision="float32") -> Result:
+                 distance_units="stride", cell_offset=0.5, geometries=None, precision="float32") -> Result:
     """The op's result for lists of per-level arrays (centerness None or a list)."""
     batch = scores[0].shape[0]
     per_image = []
@@ -206,11 +206,11 @@ def decode_dense(scores, distances, centerness, strides, *, score_threshold, iou
         per_image.append(candidates)
     return finish(per_image, score_threshold=score_threshold, iou_threshold=iou_threshold,
                   pre_nms_top_k=pre_nms_top_k, max_detections=max_detections, class_agnostic=class_agnostic,
-                  mappings=mappings, precision=precision)
+                  geometries=geometries, precision=precision)
 
 
 def decode_boxes(boxes, scores, *, score_threshold, iou_threshold, pre_nms_top_k, max_detections,
-                 class_agnostic=False, scores_are="probabilities", box_format="xyxy", mappings=None,
+                 class_agnostic=False, scores_are="probabilities", box_format="xyxy", geometries=None,
                  precision="float32") -> Result:
     batch, count, classes = scores.shape
     per_image = []
@@ -225,7 +225,7 @@ def decode_boxes(boxes, scores, *, score_threshold, iou_threshold, pre_nms_top_k
         per_image.append(candidates)
     return finish(per_image, score_threshold=score_threshold, iou_threshold=iou_threshold,
                   pre_nms_top_k=pre_nms_top_k, max_detections=max_detections, class_agnostic=class_agnostic,
-                  mappings=mappings, precision=precision)
+                  geometries=geometries, precision=precision)
 
 
 @dataclass

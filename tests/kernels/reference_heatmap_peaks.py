@@ -69,11 +69,11 @@ def to_source(cell: int, offset: float, input_size: int, grid: int, content_offs
     return (x_input - content_offset) / scale + crop
 
 
-def peaks_of_map(values: np.ndarray, placement: dict, mode: str, k: int, threshold: float, radius: int,
+def peaks_of_map(values: np.ndarray, geometry: dict, mode: str, k: int, threshold: float, radius: int,
                  activation: str, refine: bool) -> list[tuple[float, float, float]]:
     """(x, y, score) of the peaks of one [h, w] map (float64 values), best first."""
     h, w = values.shape
-    p = placement
+    p = geometry
     rows = content_range(p["offset_y"], p["content_height"], p["input_height"], h)
     columns = content_range(p["offset_x"], p["content_width"], p["input_width"], w)
     cells = [(y, x) for y in rows for x in columns]
@@ -105,7 +105,7 @@ def peaks_of_map(values: np.ndarray, placement: dict, mode: str, k: int, thresho
     return result
 
 
-def heatmap_peaks(heatmaps: np.ndarray, placement: dict, mode: str, k: int, threshold, radius: int = 1,
+def heatmap_peaks(heatmaps: np.ndarray, geometry: dict, mode: str, k: int, threshold, radius: int = 1,
                   activation: str = "none", refine: bool = True):
     """The op's outputs (x, y, score float64 [N, C, k] with NaN past valid; valid int [N, C])."""
     n_images, channels = heatmaps.shape[:2]
@@ -117,7 +117,7 @@ def heatmap_peaks(heatmaps: np.ndarray, placement: dict, mode: str, k: int, thre
     for n in range(n_images):
         for c in range(channels):
             values = heatmaps[n, c].astype(np.float64)
-            found = peaks_of_map(values, placement, mode, k, float(thresholds[c]), radius, activation, refine)
+            found = peaks_of_map(values, geometry, mode, k, float(thresholds[c]), radius, activation, refine)
             valid[n, c] = len(found)
             for i, (px, py, ps) in enumerate(found):
                 x[n, c, i], y[n, c, i], score[n, c, i] = px, py, ps

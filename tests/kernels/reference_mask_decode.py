@@ -151,39 +151,3 @@ def rle_encode(mask: np.ndarray) -> np.ndarray:
     starts = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
     lengths = np.diff(np.concatenate((starts, [flat.size])))
     return np.stack([flat[starts], lengths], axis=1).astype(np.uint32)
-
-
-def letterbox_geometry(rows: int, columns: int, height: int, width: int, crop=None) -> dict:
-    """The op's geometry keywords for a (cropped) source letterboxed into height x width,
-    with the preprocess op's rule: content = max(1, round_half_up(n * s)), centred."""
-    crop_x, crop_y, crop_w, crop_h = crop if crop is not None else (0, 0, columns, rows)
-    if height * crop_w <= width * crop_h:
-        content_h, content_w = height, max(1, (2 * crop_w * height + crop_h) // (2 * crop_h))
-    else:
-        content_w, content_h = width, max(1, (2 * crop_h * width + crop_w) // (2 * crop_w))
-    return stretch_geometry(rows, columns, height, width, crop) | dict(
-        offset_x=(width - content_w) // 2,
-        offset_y=(height - content_h) // 2,
-        content_width=content_w,
-        content_height=content_h,
-    )
-
-
-def stretch_geometry(rows: int, columns: int, height: int, width: int, crop=None) -> dict:
-    """The op's geometry keywords for a (cropped) source stretched over height x width."""
-    crop_x, crop_y, crop_w, crop_h = crop if crop is not None else (0, 0, columns, rows)
-    return dict(
-        source_rows=rows,
-        source_columns=columns,
-        crop_x=crop_x,
-        crop_y=crop_y,
-        crop_width=crop_w,
-        crop_height=crop_h,
-        offset_x=0,
-        offset_y=0,
-        content_width=width,
-        content_height=height,
-        input_height=height,
-        input_width=width,
-    )
-

@@ -12,20 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radedge.ops._geometry import placement
+from radedge.ops._geometry import input_geometry
 from radedge._native import kernels
 from radedge.ops.cam_overlay import colormap_table, overlay_cam
 from radedge.errors import NativeOpError
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import cpu_and_cuda, geometry_of, least_geometry
 from . import reference_cam_overlay as reference
 
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 GREY_RAMP = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-
-
-def _stretch(height: int, width: int) -> dict:
-    return dict(content_height=height, content_width=width, offset_y=0, offset_x=0, scale_y=1.0, scale_x=1.0)
 
 
 def _unexplained(got: np.ndarray, expected: dict, cam: np.ndarray, display: np.ndarray, alpha: float, floor: float):
@@ -63,13 +59,13 @@ def _check(cam, display, geometry, input_size, *, colormap="turbo", alpha=0.4, f
     got = overlay_cam(cam, display, geometry, input_size=input_size, colormap=colormap, alpha=alpha,
                       normalise=normalise, floor=floor, threads=threads, device=device)
     low, high = (0.0, 1.0) if normalise == "minmax" else normalise
-    expected = reference.overlay(cam, display, placement(geometry, input_size), colormap, alpha, floor,
+    expected = reference.overlay(cam, display, input_geometry(geometry, input_size), colormap, alpha, floor,
                                  "minmax" if normalise == "minmax" else "fixed", low, high)
     assert got.dtype == np.uint8 and got.shape == display.shape + (3,)
     if device == "cpu" and normalise == "minmax":
         # The range the op used: the float32 samples' extremes, to float32 rounding.
         low, high = kernels().cam_overlay_cpu(
-            cam, display, np.empty_like(got), placement=placement(geometry, input_size), colormap=colormap,
+            cam, display, np.empty_like(got), geometry=input_geometry(geometry, input_size), colormap=colormap,
             alpha=alpha, floor=floor, normalise="minmax")
         magnitude = float(np.abs(cam.astype(np.float64)).max())
         np.testing.assert_allclose([low, high], expected["range"], rtol=0, atol=4 * 2.0**-24 * magnitude)
@@ -96,7 +92,7 @@ def _smooth_cam(rng, h, w, dtype=np.float32):
 # --- against the reference ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize(
     "rows, columns, input_h, input_w, cam_h, cam_w, display_h, display_w",
@@ -144,9 +140,9 @@ def test_matches_reference_property(cam_h, cam_w, display_h, display_w, input_h,
     content_h = data.draw(st.integers(1, input_h))
     content_w = data.draw(st.integers(1, input_w))
     geometry = dict(
-        content_height=content_h, content_width=content_w,
-        offset_y=data.draw(st.integers(0, input_h - content_h)), offset_x=data.draw(st.integers(0, input_w - content_w)),
-        scale_y=0.1, scale_x=0.1,
+        geometry_of(10 * content_h, 10 * content_w, input_h, input_w), content_height=content_h,
+        content_width=content_w, offset_y=data.draw(st.integers(0, input_h - content_h)),
+        offset_x=data.draw(st.integers(0, input_w - content_w)), scale_y=0.1, scale_x=0.1,
     )
     cam = np.full((cam_h, cam_w), 0.25) if flat else rng.normal(0, 2.0, (cam_h, cam_w))
     cam = cam.astype(dtype)
@@ -193,7 +189,7 @@ def test_stretch_samples_are_opencv_inter_linear(cam_shape, display_shape):
     cam = _smooth_cam(rng, *cam_shape)
     display = np.zeros(display_shape, np.uint8)
     low, high = float(cam.min()), float(cam.max())
-    got = overlay_cam(cam, display, _stretch(64, 64), input_size=(64, 64), colormap=GREY_RAMP, alpha=1.0,
+    got = overlay_cam(cam, display, geometry_of(64, 64, 64, 64), input_size=(64, 64), colormap=GREY_RAMP, alpha=1.0,
                       normalise=(low, high))
     resized = cv2.resize(cam, display_shape[::-1], interpolation=cv2.INTER_LINEAR).astype(np.float64)
     z = np.clip((resized - low) / (high - low), 0, 1) * 255
@@ -210,7 +206,7 @@ def test_alpha_zero_shows_the_grey_image_and_alpha_one_the_colours():
     rng = np.random.default_rng(1)
     cam = _smooth_cam(rng, 8, 8)
     display = rng.integers(0, 256, (50, 60), dtype=np.uint8)
-    geometry = _stretch(32, 32)
+    geometry = geometry_of(32, 32, 32, 32)
     grey = overlay_cam(cam, display, geometry, input_size=(32, 32), alpha=0.0)
     np.testing.assert_array_equal(grey, np.repeat(display[..., None], 3, axis=2))
     colours = overlay_cam(cam, display, geometry, input_size=(32, 32), alpha=1.0, colormap="jet")
@@ -220,7 +216,7 @@ def test_alpha_zero_shows_the_grey_image_and_alpha_one_the_colours():
 def test_minmax_reaches_both_ends_of_the_colour_map():
     rng = np.random.default_rng(2)
     cam = _smooth_cam(rng, 16, 16)
-    got = overlay_cam(cam, np.zeros((128, 128), np.uint8), _stretch(32, 32), input_size=(32, 32),
+    got = overlay_cam(cam, np.zeros((128, 128), np.uint8), geometry_of(32, 32, 32, 32), input_size=(32, 32),
                       colormap=GREY_RAMP, alpha=1.0)
     assert got.min() == 0 and got.max() == 255
 
@@ -228,30 +224,30 @@ def test_minmax_reaches_both_ends_of_the_colour_map():
 def test_floor_leaves_low_values_grey():
     cam = np.linspace(0, 1, 16, dtype=np.float32).reshape(1, 16).repeat(4, axis=0)
     display = np.full((4, 16), 77, np.uint8)
-    got = overlay_cam(cam, display, _stretch(4, 16), input_size=(4, 16), floor=0.5, alpha=1.0, colormap=GREY_RAMP,
+    got = overlay_cam(cam, display, geometry_of(4, 16, 4, 16), floor=0.5, alpha=1.0, colormap=GREY_RAMP,
                       normalise=(0.0, 1.0))
     t = np.linspace(0, 1, 16)
     np.testing.assert_array_equal(got[0, t < 0.5, 0], 77)
     np.testing.assert_array_equal(got[0, t >= 0.5, 0], np.floor(t[t >= 0.5] * 255 + 0.5))
-    only_top = overlay_cam(cam, display, _stretch(4, 16), input_size=(4, 16), floor=1.0, alpha=1.0,
+    only_top = overlay_cam(cam, display, geometry_of(4, 16, 4, 16), input_size=(4, 16), floor=1.0, alpha=1.0,
                            colormap=GREY_RAMP)
     np.testing.assert_array_equal(only_top[0, :, 0], [77] * 15 + [255])
 
 
 def test_flat_cam_is_the_first_colour_everywhere():
-    got = overlay_cam(np.full((5, 5), 3.0, np.float32), np.full((10, 10), 100, np.uint8), _stretch(20, 20),
+    got = overlay_cam(np.full((5, 5), 3.0, np.float32), np.full((10, 10), 100, np.uint8), geometry_of(20, 20, 20, 20),
                       input_size=(20, 20), colormap="jet", alpha=1.0)
     np.testing.assert_array_equal(got.reshape(-1, 3), np.repeat(colormap_table("jet")[:1], 100, axis=0))
     low, high = kernels().cam_overlay_cpu(
         np.full((5, 5), 3.0, np.float32), np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.uint8),
-        placement=dict(_stretch(20, 20), input_height=20, input_width=20, crop_x=0, crop_y=0), colormap="jet",
+        geometry=geometry_of(20, 20, 20, 20), colormap="jet",
         alpha=1.0, floor=0.0, normalise="minmax")
     assert low == high == 3.0
 
 
 def test_fixed_range_clamps():
     cam = np.array([[-5.0, 0.0, 0.5, 1.0, 9.0]], np.float32)
-    got = overlay_cam(cam, np.zeros((1, 5), np.uint8), _stretch(1, 5), input_size=(1, 5), colormap=GREY_RAMP,
+    got = overlay_cam(cam, np.zeros((1, 5), np.uint8), geometry_of(1, 5, 1, 5), input_size=(1, 5), colormap=GREY_RAMP,
                       alpha=1.0, normalise=(0.0, 1.0))
     np.testing.assert_array_equal(got[0, :, 0], [0, 0, 128, 255, 255])
 
@@ -287,7 +283,7 @@ def test_float16_reads_the_same_values_as_float32():
     rng = np.random.default_rng(4)
     cam = _smooth_cam(rng, 16, 16, np.float16)
     display = rng.integers(0, 256, (120, 90), dtype=np.uint8)
-    geometry = _stretch(64, 64)
+    geometry = geometry_of(64, 64, 64, 64)
     np.testing.assert_array_equal(overlay_cam(cam, display, geometry, input_size=(64, 64)),
                                   overlay_cam(cam.astype(np.float32), display, geometry, input_size=(64, 64)))
 
@@ -297,22 +293,22 @@ def test_writes_into_out_and_returns_it():
     cam = _smooth_cam(rng, 8, 8)
     display = rng.integers(0, 256, (30, 40), dtype=np.uint8)
     out = np.zeros((30, 40, 3), np.uint8)
-    result = overlay_cam(cam, display, _stretch(16, 16), input_size=(16, 16), out=out)
+    result = overlay_cam(cam, display, geometry_of(16, 16, 16, 16), input_size=(16, 16), out=out)
     assert result is out
-    np.testing.assert_array_equal(out, overlay_cam(cam, display, _stretch(16, 16), input_size=(16, 16)))
+    np.testing.assert_array_equal(out, overlay_cam(cam, display, geometry_of(16, 16, 16, 16), input_size=(16, 16)))
 
 
 # --- inputs the op refuses ------------------------------------------------------------------
 
 CAM = np.zeros((8, 8), np.float32)
 DISPLAY = np.zeros((20, 30), np.uint8)
-GEOMETRY = _stretch(32, 32)
+GEOMETRY = geometry_of(32, 32, 32, 32)
 
 
 def _call(cam=CAM, display=DISPLAY, geometry=GEOMETRY, **overrides):
     arguments = dict(input_size=(32, 32))
     arguments.update(overrides)
-    return overlay_cam(cam, display, geometry, **arguments)
+    return overlay_cam(cam, display, arguments.pop("geometry", geometry), **arguments)
 
 
 def _with(value, index, dtype=np.float32):
@@ -365,7 +361,9 @@ def test_bad_arrays_are_a_value_error(cam, display, message):
         (dict(out=np.zeros((20, 30, 4), np.uint8)), r"out must be uint8 \[H, W, 3\] \(RGB\)"),
         (dict(out=np.zeros((20, 30, 3), np.float32)), r"out must be uint8 \[H, W, 3\]"),
         (dict(out=np.zeros((20, 60, 3), np.uint8)[:, ::2]), r"out must be C-contiguous"),
-        (dict(input_size=(16, 32)), r"content rectangle .* inside the 32 x 16 model input"),
+        (dict(input_size=(16, 32)), r"input_size \(16, 32\) disagrees with the model input the geometry records"),
+        (dict(input_size=(16, 32), geometry=least_geometry(GEOMETRY)),
+         r"content rectangle .* inside the 32 x 16 model input"),
         (dict(threads=-2), "threads must be >= 0"),
     ],
 )
@@ -437,7 +435,7 @@ def test_cuda_matches_cpu_bit_for_bit(cam_shape, display_shape, normalise, floor
     gpu = overlay_cam(cam, display, geometry, device="cuda", **arguments)
     # The same float32 operations in the same order, none fused, and an integer blend.
     np.testing.assert_array_equal(gpu, cpu)
-    call = dict(placement=placement(geometry, (256, 256)), colormap="turbo", alpha=0.55, floor=floor,
+    call = dict(geometry=geometry, colormap="turbo", alpha=0.55, floor=floor,
                 normalise="minmax" if normalise == "minmax" else "fixed",
                 **({} if normalise == "minmax" else dict(low=normalise[0], high=normalise[1])))
     cpu_range = kernels().cam_overlay_cpu(cam, display, np.empty_like(cpu), **call)

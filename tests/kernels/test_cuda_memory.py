@@ -3,17 +3,13 @@
 What needs no GPU runs everywhere: without a usable device every CUDA entry point refuses with
 a clear error and the CPU ops keep working, and the import of __cuda_array_interface__ and DLPack
 objects is checked from their metadata. Those checks use objects whose metadata points at memory
-that does not exist (``_Interface``, ``_FakeDLPack``). That is legitimate only because the
-importer decides from the metadata alone, before any CUDA call, and never dereferences a data
-pointer: accepted metadata reaches the first CUDA call, which fails on a machine without a GPU
-(asserted below), and on a GPU only asks CUDA what kind of memory the address is, which reads
-nothing at that address. Everything that moves data is marked needs_cuda and checks the result
-against numpy or the CPU op.
+that does not exist (tests/helpers.py's ``FakeCudaArray`` and ``FakeDLPack``, which says why that
+is legitimate); without a GPU the first CUDA call they reach fails (asserted below). Everything
+that moves data is marked needs_cuda and checks the result against numpy or the CPU op.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import gc
 import importlib.util
@@ -31,136 +27,20 @@ from radedge._native import kernels
 from radedge.errors import NativeOpError
 from radedge.ops.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into
 
+from ..helpers import (
+    IS_COPIED,
+    NOWHERE,
+    READ_ONLY,
+    USED_NAME,
+    FakeCudaArray,
+    FakeDLPack,
+    capsule_name,
+    needs_torch_cuda,
+    without_gpu,
+)
 from . import reference
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-without_gpu = pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour where no CUDA device is usable")
-
-# An address in the first page, which Linux keeps unmapped (vm.mmap_min_addr is a page or more):
-# no host or device memory lives there, yet it is not null, so only the metadata can be judged.
-NOWHERE = 0x800
-
-
-def _has_torch_cuda() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-needs_torch_cuda = pytest.mark.skipif(not _has_torch_cuda(), reason="needs PyTorch built with CUDA and a GPU")
-
-
-class _Interface:
-    """Exports a __cuda_array_interface__ dict and nothing else (see the module docstring)."""
-
-    def __init__(self, **fields):
-        self.fields = {"shape": (4, 5), "typestr": "<u2", "data": (NOWHERE, False), "version": 3, **fields}
-
-    @property
-    def __cuda_array_interface__(self):
-        return self.fields
-
-
-# --- DLPack structs for ctypes, from the DLPack specification (as radedge/dlpack_abi.h) -------
-
-
-class _DLDevice(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
-
-
-class _DLDataType(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
-
-
-class _DLTensor(ctypes.Structure):
-    _fields_ = [
-        ("data", ctypes.c_void_p),
-        ("device", _DLDevice),
-        ("ndim", ctypes.c_int32),
-        ("dtype", _DLDataType),
-        ("shape", ctypes.POINTER(ctypes.c_int64)),
-        ("strides", ctypes.POINTER(ctypes.c_int64)),
-        ("byte_offset", ctypes.c_uint64),
-    ]
-
-
-class _DLManagedTensor(ctypes.Structure):
-    pass
-
-
-_DELETER = ctypes.CFUNCTYPE(None, ctypes.POINTER(_DLManagedTensor))
-_DLManagedTensor._fields_ = [("dl_tensor", _DLTensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _DELETER)]
-
-
-class _DLPackVersion(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint32), ("minor", ctypes.c_uint32)]
-
-
-class _DLManagedTensorVersioned(ctypes.Structure):
-    pass
-
-
-_VERSIONED_DELETER = ctypes.CFUNCTYPE(None, ctypes.POINTER(_DLManagedTensorVersioned))
-_DLManagedTensorVersioned._fields_ = [
-    ("version", _DLPackVersion),
-    ("manager_ctx", ctypes.c_void_p),
-    ("deleter", _VERSIONED_DELETER),
-    ("flags", ctypes.c_uint64),
-    ("dl_tensor", _DLTensor),
-]
-
-assert ctypes.sizeof(_DLManagedTensor) == 64 and ctypes.sizeof(_DLManagedTensorVersioned) == 80
-
-_capsule_new = ctypes.pythonapi.PyCapsule_New
-_capsule_new.restype = ctypes.py_object
-_capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-_capsule_name = ctypes.pythonapi.PyCapsule_GetName
-_capsule_name.restype = ctypes.c_char_p
-_capsule_name.argtypes = [ctypes.py_object]
-
-# A capsule keeps a pointer to its name: module constants outlive every capsule made here.
-_UNVERSIONED_NAME = b"dltensor"
-_VERSIONED_NAME = b"dltensor_versioned"
-_USED_NAME = b"used_dltensor"
-
-READ_ONLY, IS_COPIED = 1, 2
-
-
-class _FakeDLPack:
-    """A DLPack capsule describing a tensor on CUDA device 0 at an address where nothing is
-    allocated, whose deleter only counts its calls (see the module docstring)."""
-
-    def __init__(self, shape=(4, 5), code=1, bits=16, versioned=False, flags=0, major=1, device_type=2, name=None):
-        self.deleted = 0
-        self._shape = (ctypes.c_int64 * len(shape))(*shape)
-
-        def deleter(_):
-            self.deleted += 1
-
-        if versioned:
-            self._deleter = _VERSIONED_DELETER(deleter)
-            self.managed = _DLManagedTensorVersioned(
-                version=_DLPackVersion(major, 1), deleter=self._deleter, flags=flags
-            )
-        else:
-            self._deleter = _DELETER(deleter)
-            self.managed = _DLManagedTensor(deleter=self._deleter)
-        tensor = self.managed.dl_tensor
-        tensor.data = NOWHERE
-        tensor.device = _DLDevice(device_type, 0)
-        tensor.ndim = len(shape)
-        tensor.dtype = _DLDataType(code, bits, 1)
-        tensor.shape = self._shape
-        if name is None:
-            name = _VERSIONED_NAME if versioned else _UNVERSIONED_NAME
-        self.capsule = _capsule_new(ctypes.addressof(self.managed), name, None)
-
-    @property
-    def name(self) -> str:
-        return _capsule_name(self.capsule).decode()
 
 
 def _pixels(rng, rows, columns, dtype="uint16"):
@@ -215,12 +95,12 @@ ENTRY_POINTS = {
     "DeviceArray.from_numpy": lambda: cuda.DeviceArray.from_numpy(np.arange(6, dtype=np.uint16)),
     "PinnedArray(...)": lambda: cuda.PinnedArray(16, "uint8"),
     "PinnedArray.empty": lambda: cuda.PinnedArray.empty(16, "uint8"),
-    "as_device_array": lambda: cuda.as_device_array(_Interface()),
+    "as_device_array": lambda: cuda.as_device_array(FakeCudaArray()),
     "preprocess_into(device arrays)": lambda: preprocess_into(
-        _Interface(),
-        _Interface(shape=(10,), typestr="<f4"),
+        FakeCudaArray(),
+        FakeCudaArray(shape=(10,), typestr="<f4"),
         0,
-        _Interface(shape=(1, 1, 8, 8), typestr="<f4"),
+        FakeCudaArray(shape=(1, 1, 8, 8), typestr="<f4"),
         0,
         PreprocessSpec(8, 8),
         device="cuda",
@@ -246,7 +126,7 @@ NATIVE_ENTRY_POINTS = {
     "Graph": lambda k: k.Graph(),
     "DeviceArray.empty": lambda k: k.DeviceArray.empty([3], "<f4"),
     "PinnedArray.empty": lambda k: k.PinnedArray.empty([3], "|u1"),
-    "as_device_array": lambda k: k.as_device_array(_Interface()),
+    "as_device_array": lambda k: k.as_device_array(FakeCudaArray()),
 }
 
 
@@ -286,7 +166,7 @@ def test_host_arrays_are_refused_with_the_way_to_upload(make):
     assert "array must be" in str(refused.value)
     if type(obj).__name__ == "PyCapsule":
         # Refused, not consumed: the capsule keeps its name, so its own destructor frees numpy's tensor.
-        assert _capsule_name(obj).decode().startswith("dltensor")
+        assert capsule_name(obj).decode().startswith("dltensor")
 
 
 @pytest.mark.needs_torch
@@ -306,8 +186,8 @@ def test_objects_without_either_protocol_are_refused():
 
 
 def test_is_device_array_reads_metadata_only():
-    assert cuda.is_device_array(_Interface())
-    assert cuda.is_device_array(_FakeDLPack().capsule)
+    assert cuda.is_device_array(FakeCudaArray())
+    assert cuda.is_device_array(FakeDLPack().capsule)
     assert not cuda.is_device_array(np.zeros(3))
     assert not cuda.is_device_array([1.0])
 
@@ -324,7 +204,7 @@ CAI_REFUSALS = {
     "shape of floats": (dict(shape=(4.0, 5)), "shape holds float"),
     "too large": (dict(shape=(2**40, 2**40)), "too large"),
     "strides per axis": (dict(strides=(2,)), "1 strides for 2 dimensions"),
-    "masked": (dict(mask=_Interface(typestr="|b1")), "masked array"),
+    "masked": (dict(mask=FakeCudaArray(typestr="|b1")), "masked array"),
     "stream 0": (dict(stream=0), "stream 0"),
     "null pointer": (dict(data=(0, False)), "null data pointer for 20 elements"),
     "pointer not int": (dict(data=("0x10", False)), "data pointer that is not an int"),
@@ -334,11 +214,11 @@ CAI_REFUSALS = {
 @pytest.mark.parametrize("fields, message", CAI_REFUSALS.values(), ids=CAI_REFUSALS.keys())
 def test_cuda_array_interface_metadata_is_validated_before_any_cuda_call(fields, message):
     with pytest.raises(ValueError, match=message):
-        cuda.as_device_array(_Interface(**fields))
+        cuda.as_device_array(FakeCudaArray(**fields))
 
 
 def test_a_missing_interface_key_is_named():
-    obj = _Interface()
+    obj = FakeCudaArray()
     del obj.fields["typestr"]
     with pytest.raises(ValueError, match="without 'typestr'"):
         cuda.as_device_array(obj)
@@ -361,7 +241,7 @@ CAI_ACCEPTED = {
 def test_valid_cuda_array_interface_metadata_is_accepted(fields):
     """Accepted metadata reaches the device look-up: without a GPU that is where it stops; with one,
     CUDA reports the fake address as unregistered (host) memory, which is refused."""
-    obj = _Interface(**fields)
+    obj = FakeCudaArray(**fields)
     if cuda.is_available():
         if obj.fields["data"][0] == 0:
             view = cuda.as_device_array(obj)
@@ -376,13 +256,13 @@ def test_valid_cuda_array_interface_metadata_is_accepted(fields):
 
 def _call_preprocess_cuda(pixels=None, lut=None, out=None, workspace=None, stream=None, spec=None):
     spec = spec or PreprocessSpec(8, 8)
-    # A _FakeDLPack stays referenced by the caller while its capsule is read.
-    out = out.capsule if isinstance(out, _FakeDLPack) else out
+    # A FakeDLPack stays referenced by the caller while its capsule is read.
+    out = out.capsule if isinstance(out, FakeDLPack) else out
     return kernels().preprocess_cuda(
-        pixels if pixels is not None else _Interface(shape=(30, 40), typestr="<u2"),
-        lut if lut is not None else _Interface(shape=(4096,), typestr="<f4"),
+        pixels if pixels is not None else FakeCudaArray(shape=(30, 40), typestr="<u2"),
+        lut if lut is not None else FakeCudaArray(shape=(4096,), typestr="<f4"),
         0,
-        out if out is not None else _Interface(shape=(1, 1, 8, 8), typestr="<f4"),
+        out if out is not None else FakeCudaArray(shape=(1, 1, 8, 8), typestr="<f4"),
         0,
         workspace=workspace,
         stream=stream,
@@ -392,41 +272,45 @@ def _call_preprocess_cuda(pixels=None, lut=None, out=None, workspace=None, strea
 
 PREPROCESS_REFUSALS = {
     "pixels float64": (
-        dict(pixels=_Interface(shape=(30, 40), typestr="<f8")),
+        dict(pixels=FakeCudaArray(shape=(30, 40), typestr="<f8")),
         r"^pixels must be uint8, uint16 or int16",
     ),
     "float32 pixels with a table": (
-        dict(pixels=_Interface(shape=(30, 40), typestr="<f4")),
+        dict(pixels=FakeCudaArray(shape=(30, 40), typestr="<f4")),
         r"float32 pixels are mapped by the float window",
     ),
-    "pixels 3-d": (dict(pixels=_Interface(shape=(3, 30, 40))), r"^pixels must be uint8"),
+    "pixels 3-d": (dict(pixels=FakeCudaArray(shape=(3, 30, 40))), r"^pixels must be uint8"),
     "pixels columns strided": (
-        dict(pixels=_Interface(shape=(30, 40), strides=(160, 4))),
+        dict(pixels=FakeCudaArray(shape=(30, 40), strides=(160, 4))),
         r"^pixels must be in row-major order with a contiguous last axis",
     ),
-    "pixels rows overlap": (dict(pixels=_Interface(shape=(30, 40), strides=(60, 2))), r"^pixels must be in row-major"),
+    "pixels rows overlap": (
+        dict(pixels=FakeCudaArray(shape=(30, 40), strides=(60, 2))), r"^pixels must be in row-major"
+    ),
     "pixels host": (dict(pixels=np.zeros((30, 40), np.uint16)), r"^pixels must be a CUDA device array.*host"),
-    "lut 2-d": (dict(lut=_Interface(shape=(64, 64), typestr="<f4")), r"^lut must be a contiguous float32 \[entries\]"),
-    "lut float64": (dict(lut=_Interface(shape=(4096,), typestr="<f8")), r"^lut must be"),
-    "lut strided": (dict(lut=_Interface(shape=(4096,), typestr="<f4", strides=(8,))), r"^lut must be C-contiguous"),
+    "lut 2-d": (
+        dict(lut=FakeCudaArray(shape=(64, 64), typestr="<f4")), r"^lut must be a contiguous float32 \[entries\]"
+    ),
+    "lut float64": (dict(lut=FakeCudaArray(shape=(4096,), typestr="<f8")), r"^lut must be"),
+    "lut strided": (dict(lut=FakeCudaArray(shape=(4096,), typestr="<f4", strides=(8,))), r"^lut must be C-contiguous"),
     "out read-only": (
-        dict(out=_Interface(shape=(1, 1, 8, 8), typestr="<f4", data=(NOWHERE, True))),
+        dict(out=FakeCudaArray(shape=(1, 1, 8, 8), typestr="<f4", data=(NOWHERE, True))),
         r"^out is read-only",
     ),
-    "out float64": (dict(out=_Interface(shape=(1, 1, 8, 8), typestr="<f8")), r"^out must be a C-contiguous float32"),
+    "out float64": (dict(out=FakeCudaArray(shape=(1, 1, 8, 8), typestr="<f8")), r"^out must be a C-contiguous float32"),
     "out strided": (
-        dict(out=_Interface(shape=(1, 1, 8, 8), typestr="<f4", strides=(1024, 512, 64, 8))),
+        dict(out=FakeCudaArray(shape=(1, 1, 8, 8), typestr="<f4", strides=(1024, 512, 64, 8))),
         r"^out must be C-contiguous",
     ),
-    "out of another size": (dict(out=_Interface(shape=(1, 1, 9, 8), typestr="<f4")), r"out must be \[N, 1, 8, 8\]"),
-    "workspace float32": (dict(workspace=_Interface(shape=(4096,), typestr="<f4")), r"^workspace must be a uint8"),
+    "out of another size": (dict(out=FakeCudaArray(shape=(1, 1, 9, 8), typestr="<f4")), r"out must be \[N, 1, 8, 8\]"),
+    "workspace float32": (dict(workspace=FakeCudaArray(shape=(4096,), typestr="<f4")), r"^workspace must be a uint8"),
     "stream of another kind": (dict(stream="default"), r"stream must be None .* or a radedge.cuda.Stream"),
     "out from a read-only DLPack 1.x tensor": (
-        dict(out=_FakeDLPack(shape=(1, 1, 8, 8), code=2, bits=32, versioned=True, flags=READ_ONLY)),
+        dict(out=FakeDLPack(shape=(1, 1, 8, 8), code=2, bits=32, versioned=True, flags=READ_ONLY)),
         r"^out is read-only",
     ),
     "out from a DLPack copy": (
-        dict(out=_FakeDLPack(shape=(1, 1, 8, 8), code=2, bits=32, versioned=True, flags=IS_COPIED)),
+        dict(out=FakeDLPack(shape=(1, 1, 8, 8), code=2, bits=32, versioned=True, flags=IS_COPIED)),
         r"^out was exported as a copy",
     ),
 }
@@ -439,7 +323,7 @@ def test_preprocess_cuda_binding_checks_every_argument_before_cuda(arguments, me
 
 
 def test_preprocess_cuda_binding_accepts_padded_rows_then_needs_the_device():
-    padded = _Interface(shape=(30, 40), strides=(128, 2))  # pitched rows of 64 uint16
+    padded = FakeCudaArray(shape=(30, 40), strides=(128, 2))  # pitched rows of 64 uint16
     if cuda.is_available():
         with pytest.raises(ValueError, match="points to host memory"):
             _call_preprocess_cuda(pixels=padded)
@@ -452,10 +336,10 @@ def test_preprocess_into_refuses_mixing_host_and_device_arrays():
     rng = np.random.default_rng(2)
     spec = PreprocessSpec(8, 8)
     with pytest.raises(ValueError, match=r"^out is a CUDA array but pixels and lut are not: .*from_numpy"):
-        preprocess_into(_pixels(rng, 30, 40), _lut(rng), 0, _Interface(shape=(1, 1, 8, 8), typestr="<f4"), 0, spec,
+        preprocess_into(_pixels(rng, 30, 40), _lut(rng), 0, FakeCudaArray(shape=(1, 1, 8, 8), typestr="<f4"), 0, spec,
                         device="cuda")
-    device_arrays = (_Interface(shape=(30, 40)), _Interface(shape=(4096,), typestr="<f4"),
-                     _Interface(shape=(1, 1, 8, 8), typestr="<f4"))
+    device_arrays = (FakeCudaArray(shape=(30, 40)), FakeCudaArray(shape=(4096,), typestr="<f4"),
+                     FakeCudaArray(shape=(1, 1, 8, 8), typestr="<f4"))
     with pytest.raises(ValueError, match=r"pass device='cuda' \(got device='cpu'\)"):
         preprocess_into(*device_arrays[:2], 0, device_arrays[2], 0, spec)
     with pytest.raises(ValueError, match="workspace must be a CUDA array"):
@@ -479,7 +363,7 @@ DLPACK_REFUSALS = {
 
 @pytest.mark.parametrize("fields, message", DLPACK_REFUSALS.values(), ids=DLPACK_REFUSALS.keys())
 def test_refused_dlpack_capsules_are_left_to_their_exporter(fields, message):
-    fake = _FakeDLPack(**fields)
+    fake = FakeDLPack(**fields)
     name = fake.name
     with pytest.raises(ValueError, match=message):
         cuda.as_device_array(fake.capsule)
@@ -488,7 +372,7 @@ def test_refused_dlpack_capsules_are_left_to_their_exporter(fields, message):
 
 
 def test_a_consumed_dlpack_capsule_is_refused_the_second_time():
-    fake = _FakeDLPack(name=_USED_NAME)
+    fake = FakeDLPack(name=USED_NAME)
     with pytest.raises(ValueError, match="already consumed"):
         cuda.as_device_array(fake.capsule)
     assert fake.deleted == 0
@@ -496,7 +380,7 @@ def test_a_consumed_dlpack_capsule_is_refused_the_second_time():
 
 @pytest.mark.parametrize("versioned", [False, True], ids=["DLPack 0.x", "DLPack 1.x"])
 def test_an_accepted_dlpack_capsule_is_consumed_and_its_deleter_called_once(versioned):
-    fake = _FakeDLPack(versioned=versioned)
+    fake = FakeDLPack(versioned=versioned)
     if cuda.is_available():
         view = cuda.as_device_array(fake.capsule)
         assert (view.ptr, view.shape, view.dtype, view.owns_memory) == (NOWHERE, (4, 5), np.uint16, False)
@@ -620,18 +504,18 @@ def test_dlpack_export_is_consumed_zero_copy_and_keeps_the_memory_alive():
     array = cuda.DeviceArray.from_numpy(host)
     assert array.__dlpack_device__() == (2, array.device)
     capsule = array.__dlpack__(max_version=(1, 0))
-    assert _capsule_name(capsule) == b"dltensor_versioned"
+    assert capsule_name(capsule) == b"dltensor_versioned"
     pointer = array.ptr
     del array
     gc.collect()
     view = cuda.as_device_array(capsule)  # the capsule alone keeps the memory
     assert view.ptr == pointer and view.shape == (4, 6) and not view.owns_memory
-    assert _capsule_name(capsule) == b"used_dltensor_versioned"
+    assert capsule_name(capsule) == b"used_dltensor_versioned"
     del capsule
     gc.collect()
     np.testing.assert_array_equal(view.to_numpy(), host)
     legacy = cuda.DeviceArray.from_numpy(host).__dlpack__()
-    assert _capsule_name(legacy) == b"dltensor"
+    assert capsule_name(legacy) == b"dltensor"
     del legacy  # dies unconsumed: its destructor releases the tensor
     gc.collect()
 
@@ -645,10 +529,10 @@ def test_dlpack_export_refuses_what_it_cannot_honour():
         array.__dlpack__(dl_device=(1, 0))
     with pytest.raises(ValueError, match="stream 0"):
         array.__dlpack__(stream=0)
-    read_only = cuda.as_device_array(_Interface(shape=(4,), typestr="<f4", data=(array.ptr, True)))
+    read_only = cuda.as_device_array(FakeCudaArray(shape=(4,), typestr="<f4", data=(array.ptr, True)))
     with pytest.raises(BufferError, match="read-only"):
         read_only.__dlpack__()
-    assert _capsule_name(read_only.__dlpack__(max_version=(1, 0))) == b"dltensor_versioned"
+    assert capsule_name(read_only.__dlpack__(max_version=(1, 0))) == b"dltensor_versioned"
 
 
 @pytest.mark.needs_cuda
@@ -666,7 +550,7 @@ def test_a_view_keeps_its_exporter_alive():
 def test_host_pointers_behind_a_cuda_array_interface_are_refused():
     host = np.zeros((4, 5), np.uint16)
     with pytest.raises(ValueError, match="points to host memory"):
-        cuda.as_device_array(_Interface(data=(host.ctypes.data, False)))
+        cuda.as_device_array(FakeCudaArray(data=(host.ctypes.data, False)))
 
 
 @pytest.mark.needs_cuda
@@ -716,7 +600,7 @@ def test_preprocess_reads_padded_rows_zero_copy():
     spec = PreprocessSpec(64, 64, "stretch")
     device_wide = cuda.DeviceArray.from_numpy(wide)
     crop = cuda.as_device_array(
-        _Interface(shape=(300, 400), typestr="<i2", strides=(1024, 2), data=(device_wide.ptr + 2 * 50, False))
+        FakeCudaArray(shape=(300, 400), typestr="<i2", strides=(1024, 2), data=(device_wide.ptr + 2 * 50, False))
     )
     out = cuda.DeviceArray.empty((1, *spec.shape), "float32")
     preprocess_into(crop, cuda.DeviceArray.from_numpy(lut), -1024, out, 0, spec, device="cuda")

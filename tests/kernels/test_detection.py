@@ -10,8 +10,6 @@ disagreement: every difference must have that cause.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import pytest
@@ -19,31 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from radedge._native import kernels
-from radedge.ops.detection import Detections, decode_boxes, decode_dense, nms, source_mapping
+from radedge.ops._geometry import input_geometry
+from radedge.ops.detection import Detections, decode_boxes, decode_dense, nms
 from radedge.errors import NativeOpError
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import geometry_of
 from . import reference_detection as reference
-
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
-
-
-@dataclass(frozen=True)
-class CroppedGeometry:
-    """A preprocessing geometry with a source crop: the fields the ops read, with the meanings
-    of ResizeGeometry (source_rows x source_columns is the whole image; the crop, by default
-    everything right of and below crop_x, crop_y, is the region that was resized)."""
-
-    source_rows: int
-    source_columns: int
-    offset_y: int
-    offset_x: int
-    scale_y: float
-    scale_x: float
-    crop_x: int = 0
-    crop_y: int = 0
-    crop_width: int | None = None
-    crop_height: int | None = None
 
 
 def _assert_same(got: Detections, expected: reference.Result) -> None:
@@ -67,21 +47,20 @@ def _assert_float64_differs_only_at_the_threshold(expected32: reference.Result, 
             assert abs(iou64 - threshold) <= 1e-5 * max(1.0, threshold), (iou64, threshold)
 
 
-def _random_geometry(rng: np.random.Generator) -> CroppedGeometry:
+def _random_geometry(rng: np.random.Generator) -> dict:
+    """A geometry of a source crop placed anywhere in its model input, with a scale of its own per axis."""
     crop_x, crop_y = int(rng.integers(0, 50)), int(rng.integers(0, 50))
     crop_width, crop_height = int(rng.integers(1, 400)), int(rng.integers(1, 400))
-    return CroppedGeometry(
-        source_rows=crop_y + crop_height + int(rng.integers(0, 30)),
-        source_columns=crop_x + crop_width + int(rng.integers(0, 30)),
-        offset_y=int(rng.integers(0, 20)),
-        offset_x=int(rng.integers(0, 20)),
-        scale_y=float(rng.uniform(0.1, 3.0)),
-        scale_x=float(rng.uniform(0.1, 3.0)),
-        crop_x=crop_x,
-        crop_y=crop_y,
-        crop_width=crop_width,
-        crop_height=crop_height,
+    content_width = max(1, round(crop_width * rng.uniform(0.1, 3.0)))
+    content_height = max(1, round(crop_height * rng.uniform(0.1, 3.0)))
+    offset_x, offset_y = int(rng.integers(0, 20)), int(rng.integers(0, 20))
+    placed = geometry_of(
+        crop_y + crop_height + int(rng.integers(0, 30)), crop_x + crop_width + int(rng.integers(0, 30)),
+        offset_y + content_height + int(rng.integers(0, 20)), offset_x + content_width + int(rng.integers(0, 20)),
+        crop=(crop_x, crop_y, crop_width, crop_height),
     )
+    return dict(placed, content_height=content_height, content_width=content_width, offset_y=offset_y,
+                offset_x=offset_x, scale_y=content_height / crop_height, scale_x=content_width / crop_width)
 
 
 def _dense_head(rng, batch, classes, sizes, dtype, centerness, scores_are, units, quantised):
@@ -155,10 +134,9 @@ def _run_dense_case(case, device="cpu"):
     )
     levels = [(s, d) if centerness is None else (s, d, c) for s, d, c in zip(scores, distances, centerness or scores)]
     got = decode_dense(levels, case["strides"], geometry, threads=case["threads"], device=device, **params)
-    mappings = None if geometry is None else [source_mapping(g) for g in geometry]
 
     def expected(precision):
-        return reference.decode_dense(scores, distances, centerness, case["strides"], mappings=mappings,
+        return reference.decode_dense(scores, distances, centerness, case["strides"], geometries=geometry,
                                       precision=precision, **params)
 
     return got, expected
@@ -228,11 +206,10 @@ def test_decode_boxes_matches_reference(case):
     params = {k: case[k] for k in ("score_threshold", "iou_threshold", "pre_nms_top_k", "max_detections",
                                    "class_agnostic", "scores_are", "box_format")}
     got = decode_boxes(boxes, scores, geometry, **params)
-    mappings = None if geometry is None else [source_mapping(g) for g in geometry]
-    expected32 = reference.decode_boxes(boxes, scores, mappings=mappings, precision="float32", **params)
+    expected32 = reference.decode_boxes(boxes, scores, geometries=geometry, precision="float32", **params)
     _assert_same(got, expected32)
     _assert_float64_differs_only_at_the_threshold(
-        expected32, lambda: reference.decode_boxes(boxes, scores, mappings=mappings, precision="float64", **params)
+        expected32, lambda: reference.decode_boxes(boxes, scores, geometries=geometry, precision="float64", **params)
     )
 
 
@@ -464,16 +441,16 @@ def test_boxes_map_through_a_source_crop():
     assert got.boxes[0, 0].tolist() == [305.0, 50.0, 315.0, 60.0]
     # Clipped to the crop region [300, 500] x [40, 140], the part of the source the model saw.
     assert got.boxes[0, 1].tolist() == [300.0, 115.0, 500.0, 140.0]
-    assert source_mapping(g)["crop_x"] == 300.0
+    assert [input_geometry(g)[k] for k in ("crop_x", "crop_y", "crop_width", "crop_height")] == [300, 40, 200, 100]
     plain = resize_geometry(100, 200, PreprocessSpec(64, 64, "stretch"))
-    assert source_mapping(plain)["crop_x"] == 0.0 and source_mapping(plain)["crop_y"] == 0.0
+    assert [input_geometry(plain)[k] for k in ("crop_x", "crop_y", "crop_width", "crop_height")] == [0, 0, 200, 100]
 
 
 def test_one_geometry_per_image():
     boxes = np.array([[[0.0, 0.0, 10.0, 10.0]], [[0.0, 0.0, 10.0, 10.0]]], np.float32)
     scores = np.full((2, 1, 1), 0.9, np.float32)
-    g1 = CroppedGeometry(50, 50, 0, 0, 1.0, 1.0)
-    g2 = CroppedGeometry(50, 50, 0, 0, 2.0, 2.0, crop_x=5)
+    g1 = geometry_of(50, 50, 50, 50)
+    g2 = geometry_of(50, 50, 100, 90, crop=(5, 0, 45, 50))  # scale 2, crop_x 5
     got = decode_boxes(boxes, scores, [g1, g2])
     assert got.boxes[:, 0].tolist() == [[0, 0, 10, 10], [5, 0, 10, 5]]
 
@@ -728,15 +705,17 @@ def test_bad_dense_input_is_a_value_error(call, message):
 
 
 def test_bad_geometry_is_a_value_error():
-    good = CroppedGeometry(10, 10, 0, 0, 1.0, 1.0)
-    with pytest.raises(ValueError, match="needs finite scales > 0"):
-        _bad(geometry=CroppedGeometry(10, 10, 0, 0, 0.0, 1.0))
-    with pytest.raises(ValueError, match="non-finite offset or crop"):
-        _bad(geometry=CroppedGeometry(10, 10, 0, 0, 1.0, 1.0, crop_x=float("inf")))
-    with pytest.raises(ValueError, match="at least 1 x 1 pixels"):
-        _bad(geometry=CroppedGeometry(0, 10, 0, 0, 1.0, 1.0))
-    with pytest.raises(ValueError, match="one per image"):
+    good = geometry_of(10, 10, 10, 10)
+    with pytest.raises(ValueError, match=r"^decode_dense: the geometry of image 0: scale_x and scale_y must be finite"):
+        _bad(geometry=dict(good, scale_x=0.0))
+    with pytest.raises(ValueError, match=r"geometries\[0\]\['crop_x'\] must be an integer \(pixels\); got inf"):
+        _bad(geometry=dict(good, crop_x=float("inf")))
+    with pytest.raises(ValueError, match="the geometry of image 0: source_rows must be 1 to"):
+        _bad(geometry=dict(good, source_rows=0))
+    with pytest.raises(ValueError, match=r"one geometry for the whole batch or a sequence of one per image \(1\)"):
         _bad(geometry=[good, good])
+    with pytest.raises(ValueError, match=r"input_size \(12, 12\) disagrees with the model input the geometry records"):
+        _bad(geometry=good, input_size=(12, 12))
 
 
 @pytest.mark.parametrize("where", ["scores", "centerness"])
@@ -825,18 +804,19 @@ def test_nms_of_no_boxes_keeps_nothing():
 
 
 def test_the_binding_checks_what_the_wrapper_would_smooth_over():
-    """The binding is callable without radedge.ops.detection: mixed dtypes and bad mapping
+    """The binding is callable without radedge.ops.detection: mixed dtypes and bad geometry
     dicts are its own ValueErrors."""
     scores, distances = _level()
     common = dict(score_threshold=0.05, iou_threshold=0.5, pre_nms_top_k=100, max_detections=10)
     with pytest.raises(ValueError, match="same dtype"):
         kernels().decode_dense_cpu([scores], [distances.astype(np.float16)], None, [8.0], **common)
-    mapping = dict(offset_x=0, offset_y=0, scale_x=1, scale_y=1, source_columns=10, source_rows=10)
-    with pytest.raises(ValueError, match="unknown key 'crop_X'"):
-        kernels().decode_dense_cpu([scores], [distances], None, [8.0], mappings=[{**mapping, "crop_X": 3}], **common)
-    with pytest.raises(ValueError, match="lacks 'scale_y'"):
+    geometry = geometry_of(10, 10, 10, 10)
+    with pytest.raises(ValueError, match=r"geometries\[0\] has an unknown key 'crop_X'"):
+        kernels().decode_dense_cpu([scores], [distances], None, [8.0], geometries=[{**geometry, "crop_X": 3}],
+                                   **common)
+    with pytest.raises(ValueError, match=r"geometries\[0\] lacks 'scale_y'"):
         kernels().decode_dense_cpu([scores], [distances], None, [8.0],
-                                   mappings=[{k: v for k, v in mapping.items() if k != "scale_y"}], **common)
+                                   geometries=[{k: v for k, v in geometry.items() if k != "scale_y"}], **common)
     boxes, box_scores = np.zeros((1, 2, 4), np.float16), np.zeros((1, 2, 1), np.float32)
     with pytest.raises(ValueError, match="same dtype"):
         kernels().decode_boxes_cpu(boxes, box_scores, **common)

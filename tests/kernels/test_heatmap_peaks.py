@@ -16,17 +16,10 @@ from radedge.errors import NativeOpError
 from radedge.ops.heatmap_peaks import Peaks, find_argmax, find_peaks
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import cpu_and_cuda, geometry_of, least_geometry
 from . import reference_heatmap_peaks as reference
 
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 LOWEST = float(np.finfo(np.float32).min)
-
-
-def _stretch(size: int = 64, grid: int | None = None, source: int | None = None) -> dict:
-    """A placement where the content is the whole size x size input; source pixels = input pixels."""
-    source = source or size
-    return dict(content_height=size, content_width=size, offset_y=0, offset_x=0, scale_y=size / source,
-                scale_x=size / source)
 
 
 def _check(heatmaps, geometry, input_size, *, mode="peaks", k=4, threshold=0.5, radius=1, activation="none",
@@ -39,8 +32,8 @@ def _check(heatmaps, geometry, input_size, *, mode="peaks", k=4, threshold=0.5, 
         got = find_argmax(heatmaps, geometry, input_size=input_size, activation=activation, refine=refine,
                           threads=threads, device=device)
         k = 1
-    placement = dict(geometry, input_height=input_size[0], input_width=input_size[1])
-    x, y, score, valid = reference.heatmap_peaks(heatmaps, placement, mode, k, threshold, radius, activation, refine)
+    placed = dict(geometry, input_height=input_size[0], input_width=input_size[1])
+    x, y, score, valid = reference.heatmap_peaks(heatmaps, placed, mode, k, threshold, radius, activation, refine)
     assert got.x.dtype == got.y.dtype == got.score.dtype == np.float32 and got.valid.dtype == np.int32
     assert got.x.shape == got.y.shape == got.score.shape == heatmaps.shape[:2] + (k,)
     np.testing.assert_array_equal(got.valid, valid)
@@ -74,7 +67,7 @@ def _blobs(rng, n, c, h, w, count=6, dtype=np.float32):
 # --- against the reference ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize(
     "rows, columns, input_h, input_w, grid_h, grid_w",
@@ -122,11 +115,13 @@ def test_matches_reference_property(n, c, h, w, input_h, input_w, data, levels, 
     rng = np.random.default_rng(seed)
     content_h = data.draw(st.integers(1, input_h))
     content_w = data.draw(st.integers(1, input_w))
+    crop_h, crop_w = data.draw(st.integers(1, 5000)), data.draw(st.integers(1, 5000))
+    crop_y, crop_x = data.draw(st.integers(0, 300)), data.draw(st.integers(0, 300))
     geometry = dict(
+        geometry_of(crop_y + crop_h, crop_x + crop_w, input_h, input_w, crop=(crop_x, crop_y, crop_w, crop_h)),
         content_height=content_h, content_width=content_w,
         offset_y=data.draw(st.integers(0, input_h - content_h)), offset_x=data.draw(st.integers(0, input_w - content_w)),
-        scale_y=content_h / data.draw(st.integers(1, 5000)), scale_x=content_w / data.draw(st.integers(1, 5000)),
-        crop_y=data.draw(st.integers(0, 300)), crop_x=data.draw(st.integers(0, 300)),
+        scale_y=content_h / crop_h, scale_x=content_w / crop_w,
     )
     # Few levels make plateaus and ties everywhere; 0 means continuous values.
     if levels:
@@ -174,7 +169,7 @@ def test_gaussian_centres_within_the_documented_bias(dtype, sigma):
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
     centres = rng.uniform(12, 36, (40, 2))
     maps = np.stack([np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2)) for cx, cy in centres])
-    geometry = _stretch(48)
+    geometry = geometry_of(48, 48, 48, 48)
     refined = find_peaks(maps[None].astype(dtype), geometry, input_size=(48, 48), threshold=0.5, k=1)
     unrefined = find_peaks(maps[None].astype(dtype), geometry, input_size=(48, 48), threshold=0.5, k=1, refine=False)
     error = np.hypot(refined.x[0, :, 0] - centres[:, 0], refined.y[0, :, 0] - centres[:, 1])
@@ -201,14 +196,14 @@ def test_flat_top_gives_one_peak_at_its_first_cell():
     maps[0, 0, 4:6, 5:7] = 1.0  # 2 x 2 top, radius 1
     maps[0, 1, 3:8, 2:9] = 1.0  # 5 x 7 rectangle, larger than the window
     maps[0, 2, 5, 5] = maps[0, 2, 6, 4] = 1.0  # diagonal pair
-    peaks = find_peaks(maps, _stretch(12), input_size=(12, 12), threshold=0.5, k=4, refine=False)
+    peaks = find_peaks(maps, geometry_of(12, 12, 12, 12), input_size=(12, 12), threshold=0.5, k=4, refine=False)
     np.testing.assert_array_equal(peaks.valid, [[1, 1, 1]])
     np.testing.assert_allclose(peaks.points(0, 0)[0, :2], [5.5, 4.5])  # centre of cell (y=4, x=5)
     np.testing.assert_allclose(peaks.points(0, 1)[0, :2], [2.5, 3.5])
     np.testing.assert_allclose(peaks.points(0, 2)[0, :2], [5.5, 5.5])
     # Refined, the first cell of the 2 x 2 top moves half a cell towards its equal
     # neighbours on each axis: to the centre of the top.
-    refined = find_peaks(maps, _stretch(12), input_size=(12, 12), threshold=0.5, k=4)
+    refined = find_peaks(maps, geometry_of(12, 12, 12, 12), input_size=(12, 12), threshold=0.5, k=4)
     np.testing.assert_allclose(refined.points(0, 0)[0, :2], [6.0, 5.0])
 
 
@@ -217,7 +212,7 @@ def test_a_ridge_bent_upwards_gives_one_peak_per_arm():
     equal cell before them in their window."""
     maps = np.zeros((1, 1, 8, 8), np.float32)
     maps[0, 0, 2:5, 2] = maps[0, 0, 4, 2:5] = maps[0, 0, 2:5, 4] = 1.0
-    peaks = find_peaks(maps, _stretch(8), input_size=(8, 8), threshold=0.5, k=4, refine=False)
+    peaks = find_peaks(maps, geometry_of(8, 8, 8, 8), input_size=(8, 8), threshold=0.5, k=4, refine=False)
     assert peaks.valid[0, 0] == 2
     np.testing.assert_allclose(peaks.points()[:, :2], [[2.5, 2.5], [4.5, 2.5]])
 
@@ -226,7 +221,7 @@ def test_equal_peaks_are_ranked_by_raster_index():
     maps = np.zeros((1, 1, 10, 10), np.float32)
     for y, x in ((7, 1), (1, 8), (1, 2), (4, 4)):
         maps[0, 0, y, x] = 0.9
-    peaks = find_peaks(maps, _stretch(10), input_size=(10, 10), threshold=0.5, k=3, refine=False)
+    peaks = find_peaks(maps, geometry_of(10, 10, 10, 10), input_size=(10, 10), threshold=0.5, k=3, refine=False)
     assert peaks.valid[0, 0] == 3
     np.testing.assert_allclose(peaks.points()[:, :2], [[2.5, 1.5], [8.5, 1.5], [4.5, 4.5]])
 
@@ -236,7 +231,7 @@ def test_peak_on_the_edge_is_found_and_not_refined_across_it():
     maps[0, 0, 0, 4] = 1.0
     maps[0, 0, 1, 4] = 0.9  # would pull y downwards if the edge were refined
     maps[0, 0, 0, 5] = 0.5  # pulls x right: refined, both neighbours exist
-    peaks = find_peaks(maps, _stretch(9), input_size=(9, 9), threshold=0.5, k=2)
+    peaks = find_peaks(maps, geometry_of(9, 9, 9, 9), input_size=(9, 9), threshold=0.5, k=2)
     assert peaks.valid[0, 0] == 1
     x, y, _ = peaks.points()[0]
     assert y == 0.5
@@ -245,7 +240,7 @@ def test_peak_on_the_edge_is_found_and_not_refined_across_it():
 
 def test_letterbox_padding_is_neither_peak_nor_neighbour():
     # 64 x 64 input, content x in [16, 48): cells (4 px) 4..11 of 16.
-    geometry = dict(content_height=64, content_width=32, offset_y=0, offset_x=16, scale_y=1.0, scale_x=1.0)
+    geometry = geometry_of(64, 32, 64, 64, "letterbox")
     maps = np.zeros((1, 1, 16, 16), np.float32)
     maps[0, 0, :, :4] = 5.0  # padding full of high values
     maps[0, 0, 8, 4] = 1.0  # content cell next to the padding
@@ -260,7 +255,7 @@ def test_letterbox_padding_is_neither_peak_nor_neighbour():
 
 
 def test_last_content_cell_is_not_refined_towards_the_padding():
-    geometry = dict(content_height=40, content_width=40, offset_y=0, offset_x=0, scale_y=0.5, scale_x=0.5)
+    geometry = geometry_of(80, 80, 40, 40)
     maps = np.zeros((1, 1, 8, 8), np.float32)
     maps[0, 0, 4, 6] = 1.0
     maps[0, 0, 4, 7] = 0.999  # pulls the fit almost half a cell right
@@ -274,7 +269,7 @@ def test_last_content_cell_is_not_refined_towards_the_padding():
 
 
 def test_content_narrower_than_a_cell_can_hold_no_cell():
-    geometry = dict(content_height=64, content_width=2, offset_y=0, offset_x=33, scale_y=1.0, scale_x=1.0)
+    geometry = dict(geometry_of(64, 2, 64, 64, "letterbox"), offset_x=33)
     maps = np.ones((1, 2, 8, 8), np.float32)  # cell centres at 4, 12, ..., none in [33, 35)
     for peaks in (find_argmax(maps, geometry, input_size=(64, 64)),
                   find_peaks(maps, geometry, input_size=(64, 64), threshold=0.0, k=3)):
@@ -289,7 +284,7 @@ def test_more_peaks_than_k_keeps_the_best_and_fewer_leaves_nan():
     heights = rng.permutation(np.linspace(0.5, 1.0, 40)).astype(np.float32)
     maps[0, 0, (cells // 16) * 2, (cells % 16) * 2] = heights  # 40 isolated peaks
     maps[0, 1, 5, 5] = maps[0, 1, 20, 9] = 0.8
-    peaks = find_peaks(maps, _stretch(32), input_size=(32, 32), threshold=0.1, k=10, refine=False)
+    peaks = find_peaks(maps, geometry_of(32, 32, 32, 32), input_size=(32, 32), threshold=0.1, k=10, refine=False)
     np.testing.assert_array_equal(peaks.valid, [[10, 2]])
     np.testing.assert_array_equal(peaks.score[0, 0], np.sort(heights)[::-1][:10])
     assert np.isnan(peaks.score[0, 1, 2:]).all() and np.isnan(peaks.x[0, 1, 2:]).all()
@@ -302,7 +297,7 @@ def test_sigmoid_threshold_is_decided_on_the_logit():
     maps = np.full((1, 2, 5, 5), -1.0, np.float32)
     maps[0, 0, 2, 2] = 0.0  # sigmoid 0.5 exactly: kept at threshold 0.5
     maps[0, 1, 2, 2] = np.nextafter(np.float32(0), np.float32(-1))  # scores 0.5 in float32, but is below it
-    peaks = find_peaks(maps, _stretch(5), input_size=(5, 5), threshold=0.5, k=1, activation="sigmoid")
+    peaks = find_peaks(maps, geometry_of(5, 5, 5, 5), input_size=(5, 5), threshold=0.5, k=1, activation="sigmoid")
     np.testing.assert_array_equal(peaks.valid, [[1, 0]])
     assert peaks.score[0, 0, 0] == np.float32(0.5)
 
@@ -311,7 +306,7 @@ def test_saturated_logits_keep_their_order():
     maps = np.full((1, 1, 9, 9), -5.0, np.float32)
     maps[0, 0, 1, 1] = 20.0
     maps[0, 0, 6, 6] = 40.0  # both score 1.0 in float32
-    peaks = find_peaks(maps, _stretch(9), input_size=(9, 9), threshold=0.5, k=2, activation="sigmoid", refine=False)
+    peaks = find_peaks(maps, geometry_of(9, 9, 9, 9), threshold=0.5, k=2, activation="sigmoid", refine=False)
     np.testing.assert_array_equal(peaks.score[0, 0], [1.0, 1.0])
     np.testing.assert_allclose(peaks.points()[:, :2], [[6.5, 6.5], [1.5, 1.5]])
 
@@ -319,7 +314,7 @@ def test_saturated_logits_keep_their_order():
 def test_per_channel_thresholds():
     maps = np.zeros((1, 3, 6, 6), np.float32)
     maps[0, :, 3, 3] = 0.6
-    peaks = find_peaks(maps, _stretch(6), input_size=(6, 6), threshold=[0.5, 0.7, 0.6], k=1)
+    peaks = find_peaks(maps, geometry_of(6, 6, 6, 6), input_size=(6, 6), threshold=[0.5, 0.7, 0.6], k=1)
     np.testing.assert_array_equal(peaks.valid, [[1, 0, 1]])
 
 
@@ -344,7 +339,9 @@ def test_crop_origin_shifts_the_source_coordinates():
     maps = _blobs(rng, 1, 2, 32, 32)
     geometry = resize_geometry(600, 400, PreprocessSpec(128, 128, "letterbox")).as_dict()
     plain = find_peaks(maps, geometry, input_size=(128, 128), threshold=0.3, k=3)
-    cropped = find_peaks(maps, dict(geometry, crop_x=250, crop_y=17), input_size=(128, 128), threshold=0.3, k=3)
+    # The same 600 x 400 region, cut from a larger source.
+    cropped_geometry = dict(geometry, crop_x=250, crop_y=17, source_columns=650, source_rows=617)
+    cropped = find_peaks(maps, cropped_geometry, input_size=(128, 128), threshold=0.3, k=3)
     np.testing.assert_array_equal(cropped.valid, plain.valid)
     np.testing.assert_allclose(cropped.x, plain.x + 250, rtol=1e-6)
     np.testing.assert_allclose(cropped.y, plain.y + 17, rtol=1e-6)
@@ -376,7 +373,7 @@ def test_thread_count_does_not_change_a_bit():
 def test_float16_reads_the_same_values_as_float32():
     rng = np.random.default_rng(10)
     maps = _blobs(rng, 2, 3, 40, 40, dtype=np.float16)
-    geometry = _stretch(160, source=500)
+    geometry = geometry_of(500, 500, 160, 160)
     half = find_peaks(maps, geometry, input_size=(160, 160), threshold=0.2, k=6)
     single = find_peaks(maps.astype(np.float32), geometry, input_size=(160, 160), threshold=0.2, k=6)
     for field in ("x", "y", "score", "valid"):
@@ -389,7 +386,7 @@ def test_every_finite_float16_value_is_read_exactly():
     halves = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16)
     halves = halves[np.isfinite(halves)]
     maps = np.ascontiguousarray(halves.reshape(1, -1, 1, 1))
-    geometry = dict(content_height=1, content_width=1, offset_y=0, offset_x=0, scale_y=1.0, scale_x=1.0)
+    geometry = geometry_of(1, 1, 1, 1)
     peaks = find_argmax(maps, geometry, input_size=(1, 1), refine=False)
     np.testing.assert_array_equal(peaks.score[0, :, 0].view(np.uint32), halves.astype(np.float32).view(np.uint32))
 
@@ -397,13 +394,13 @@ def test_every_finite_float16_value_is_read_exactly():
 # --- inputs the op refuses ------------------------------------------------------------------
 
 GOOD = np.zeros((1, 2, 8, 8), np.float32)
-GEOMETRY = _stretch(32)
+GEOMETRY = geometry_of(32, 32, 32, 32)
 
 
 def _call(maps=GOOD, geometry=GEOMETRY, **overrides):
     arguments = dict(input_size=(32, 32), threshold=0.5, k=2)
     arguments.update(overrides)
-    return find_peaks(maps, geometry, **arguments)
+    return find_peaks(maps, arguments.pop("geometry", geometry), **arguments)
 
 
 def _with(value, index):
@@ -447,7 +444,12 @@ def test_bad_heatmaps_are_a_value_error(maps, message):
         (dict(threads=-1), "threads must be >= 0"),
         (dict(input_size=(32,)), r"input_size must be the model input's \(height, width\)"),
         (dict(input_size=(32.5, 32)), r"input_size must be the model input's \(height, width\) in integers"),
-        (dict(input_size=(16, 32)), r"content rectangle .* must be non-empty and inside the 32 x 16 model input"),
+        (dict(input_size=(16, 32)), r"input_size \(16, 32\) disagrees with the model input the geometry records "
+                                    r"\(32, 32\)"),
+        (dict(input_size=(16, 32), geometry=least_geometry(GEOMETRY)),
+         r"content rectangle .* must be non-empty and inside the 32 x 16 model input"),
+        (dict(input_size=None, geometry=least_geometry(GEOMETRY)), r"does not record the model input size: pass "
+                                                                   r"input_size=\(height, width\)"),
     ],
 )
 def test_bad_parameters_are_a_value_error(overrides, message):
@@ -463,10 +465,11 @@ def test_bad_parameters_are_a_value_error(overrides, message):
         (dict(GEOMETRY, offset_y=-1), "content rectangle"),
         (dict(GEOMETRY, scale_x=0.0), "scale_x and scale_y must be finite and > 0"),
         (dict(GEOMETRY, scale_y=float("inf")), "scale_x and scale_y must be finite and > 0"),
-        (dict(GEOMETRY, crop_x=-3), "crop_x and crop_y must be 0 to"),
-        (dict(GEOMETRY, offset_x=1.5), r"placement\['offset_x'\] must be an integer; got 1.5"),
-        ({k: v for k, v in GEOMETRY.items() if k != "scale_y"}, "lacks scale_y"),
-        (object(), "object lacks content_height, content_width"),
+        (dict(GEOMETRY, crop_x=-3), "the crop must lie inside the source image: crop_x=-3"),
+        (dict(GEOMETRY, source_rows=0), "source_rows must be 1 to"),
+        (dict(GEOMETRY, offset_x=1.5), r"geometry\['offset_x'\] must be an integer \(pixels\); got 1.5"),
+        ({k: v for k, v in GEOMETRY.items() if k != "content_height"}, "dict lacks content_height"),
+        (object(), "object lacks source_rows, source_columns, content_height, content_width"),
     ],
 )
 def test_bad_geometry_is_a_value_error(geometry, message):
@@ -475,22 +478,22 @@ def test_bad_geometry_is_a_value_error(geometry, message):
 
 
 def test_geometry_list_must_match_the_batch():
-    with pytest.raises(ValueError, match="sequence of 2; it must hold one geometry per image of the batch \\(1\\)"):
+    with pytest.raises(ValueError, match=r"one geometry for the whole batch or a sequence of one per image \(1\); "
+                                         r"got a sequence of 2"):
         _call(geometry=[GEOMETRY, GEOMETRY])
 
 
 def test_native_op_checks_its_own_arguments():
     """The binding is callable without the wrappers, so it must refuse bad values itself."""
-    placement = dict(GEOMETRY, input_height=32, input_width=32, crop_x=0, crop_y=0)
-    call = dict(placement=placement, mode="peaks", k=2, threshold=[0.5], radius=1, activation="none", refine=True)
+    call = dict(geometry=GEOMETRY, mode="peaks", k=2, threshold=[0.5], radius=1, activation="none", refine=True)
     with pytest.raises(ValueError, match="argmax mode finds one peak per channel, so k must be 1; got 2"):
         kernels().heatmap_peaks_cpu(GOOD, **dict(call, mode="argmax"))
     with pytest.raises(ValueError, match="mode must be 'peaks' or 'argmax'"):
         kernels().heatmap_peaks_cpu(GOOD, **dict(call, mode="nms"))
-    with pytest.raises(ValueError, match="placement has an unknown key 'offsetx'"):
-        kernels().heatmap_peaks_cpu(GOOD, **dict(call, placement=dict(placement, offsetx=0)))
-    with pytest.raises(ValueError, match="placement is missing 'crop_x'"):
-        kernels().heatmap_peaks_cpu(GOOD, **dict(call, placement={k: v for k, v in placement.items() if k != "crop_x"}))
+    with pytest.raises(ValueError, match="geometry has an unknown key 'offsetx'"):
+        kernels().heatmap_peaks_cpu(GOOD, **dict(call, geometry=dict(GEOMETRY, offsetx=0)))
+    with pytest.raises(ValueError, match="geometry lacks 'crop_x'"):
+        kernels().heatmap_peaks_cpu(GOOD, **dict(call, geometry={k: v for k, v in GEOMETRY.items() if k != "crop_x"}))
     with pytest.raises(ValueError, match="at most 256 per-channel thresholds"):
         kernels().heatmap_peaks_cpu(np.zeros((1, 300, 2, 2), np.float32), **dict(call, threshold=[0.5] * 300))
 

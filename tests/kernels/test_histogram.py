@@ -13,9 +13,8 @@ from radedge.errors import NativeOpError
 from radedge.ops.histogram import histogram
 from radedge.io import PixelPadding
 
+from ..helpers import cpu_and_cuda
 from . import reference
-
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 
 
 def _fast_reference(pixels, first_value, bins, region=None, padding=None):
@@ -36,7 +35,7 @@ def test_fast_reference_is_the_slow_one():
         np.testing.assert_array_equal(_fast_reference(pixels, *args), reference.histogram(pixels, *args))
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "dtype, low, high, first_value, bins",
     [

@@ -3,7 +3,6 @@ dtypes and devices, and on the inputs it must refuse."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,22 +12,11 @@ from hypothesis import strategies as st
 
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.ops.mask_decode import decode_mask, decode_masks, decode_rle, geometry_arguments
+from radedge.ops.mask_decode import decode_mask, decode_masks, decode_rle
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import cpu_and_cuda, geometry_of, least_geometry
 from . import reference_mask_decode as reference
-
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
-
-GEOMETRY_KEYS = (
-    "source_rows", "source_columns", "crop_x", "crop_y", "crop_width", "crop_height",
-    "offset_x", "offset_y", "content_width", "content_height",
-)
-
-
-def _geometry_object(g: dict) -> SimpleNamespace:
-    """A resize geometry with crop fields, as the preprocess op describes a cropped source."""
-    return SimpleNamespace(**{key: g[key] for key in GEOMETRY_KEYS})
 
 
 def _input_size(g: dict) -> tuple[int, int]:
@@ -41,7 +29,7 @@ def _label_count(activation: str, channels: int) -> int:
 
 def _decode(logits, g, output_size, activation, thresholds, **options):
     return decode_mask(
-        logits, _geometry_object(g), input_size=_input_size(g), activation=activation,
+        logits, least_geometry(g), input_size=_input_size(g), activation=activation,
         thresholds=thresholds if activation == "sigmoid" else None, output_size=output_size, **options,
     )
 
@@ -122,22 +110,22 @@ def _smooth_logits(rng, batch, channels, h, w, scale=6.0):
 # --- against the reference ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "logit_size, g, output_size",
     [
-        ((1, 1), reference.stretch_geometry(7, 5, 4, 4), (7, 5)),  # one logit: a constant mask
-        ((1, 9), reference.letterbox_geometry(30, 80, 16, 16), (30, 80)),  # one logit row
-        ((9, 1), reference.stretch_geometry(31, 3, 8, 8), (31, 3)),
-        ((64, 64), reference.letterbox_geometry(300, 500, 64, 64), (300, 500)),  # padding above and below
-        ((32, 32), reference.letterbox_geometry(501, 299, 64, 64), (501, 299)),  # logits at half resolution
-        ((48, 80), reference.stretch_geometry(97, 131, 48, 80), (97, 131)),
-        ((33, 17), reference.letterbox_geometry(40, 30, 64, 64), (40, 30)),  # source smaller than the input
-        ((64, 64), reference.letterbox_geometry(700, 450, 64, 64, crop=(100, 50, 300, 500)), (700, 450)),
-        ((40, 40), reference.stretch_geometry(333, 517, 40, 40, crop=(17, 0, 400, 333)), (333, 517)),
-        ((64, 64), reference.letterbox_geometry(3000, 2000, 64, 64), (375, 250)),  # display size, smaller
-        ((16, 16), reference.letterbox_geometry(20, 30, 16, 16), (257, 129)),  # display size, larger
-        ((1, 1), reference.stretch_geometry(1, 1, 1, 1), (1, 1)),
+        ((1, 1), geometry_of(7, 5, 4, 4), (7, 5)),  # one logit: a constant mask
+        ((1, 9), geometry_of(30, 80, 16, 16, "letterbox"), (30, 80)),  # one logit row
+        ((9, 1), geometry_of(31, 3, 8, 8), (31, 3)),
+        ((64, 64), geometry_of(300, 500, 64, 64, "letterbox"), (300, 500)),  # padding above and below
+        ((32, 32), geometry_of(501, 299, 64, 64, "letterbox"), (501, 299)),  # logits at half resolution
+        ((48, 80), geometry_of(97, 131, 48, 80), (97, 131)),
+        ((33, 17), geometry_of(40, 30, 64, 64, "letterbox"), (40, 30)),  # source smaller than the input
+        ((64, 64), geometry_of(700, 450, 64, 64, "letterbox", crop=(100, 50, 300, 500)), (700, 450)),
+        ((40, 40), geometry_of(333, 517, 40, 40, crop=(17, 0, 400, 333)), (333, 517)),
+        ((64, 64), geometry_of(3000, 2000, 64, 64, "letterbox"), (375, 250)),  # display size, smaller
+        ((16, 16), geometry_of(20, 30, 16, 16, "letterbox"), (257, 129)),  # display size, larger
+        ((1, 1), geometry_of(1, 1, 1, 1), (1, 1)),
     ],
 )
 @pytest.mark.parametrize(
@@ -192,8 +180,7 @@ def test_matches_reference_property(
         fx, fy, fw, fh = crop_fractions
         crop_x, crop_y = int(fx * (columns - 1)), int(fy * (rows - 1))
         crop = (crop_x, crop_y, 1 + int(fw * (columns - crop_x - 1)), 1 + int(fh * (rows - crop_y - 1)))
-    make = reference.letterbox_geometry if letterbox else reference.stretch_geometry
-    g = make(rows, columns, input_height, input_width, crop)
+    g = geometry_of(rows, columns, input_height, input_width, "letterbox" if letterbox else "stretch", crop)
     thresholds = {
         "one": float(rng.uniform(0.05, 0.95)),
         "each": tuple(rng.uniform(0.05, 0.95, channels)),
@@ -209,7 +196,7 @@ def test_matches_reference_property(
 
 def test_smooth_logits_at_radiograph_size_match_reference_almost_everywhere():
     rng = np.random.default_rng(7)
-    g = reference.letterbox_geometry(1200, 900, 128, 128)
+    g = geometry_of(1200, 900, 128, 128, "letterbox")
     logits = _smooth_logits(rng, 1, 2, 64, 64)
     result, differing = _check(logits, g, (1200, 900), "sigmoid", (0.5, 0.7), spacing_mm=(0.1, 0.1), rle_capacity=10**5)
     assert differing <= 5
@@ -223,7 +210,7 @@ def test_overlapping_labels_go_to_the_higher_logit_whatever_the_thresholds():
     logits = np.zeros((1, 2, 1, 3), np.float32)
     logits[0, 0] = [2.0, 2.0, 2.0]  # qualifies everywhere (threshold 0.5 -> logit 0)
     logits[0, 1] = [1.0, 3.0, 5.0]  # qualifies from 1 on (threshold 0.7 -> logit 0.85)
-    g = reference.stretch_geometry(1, 3, 1, 3)
+    g = geometry_of(1, 3, 1, 3)
     result = _decode(logits, g, (1, 3), "sigmoid", (0.5, 0.7))
     np.testing.assert_array_equal(result.mask, [[1, 2, 2]])
     # A higher threshold on label 2 removes it only where it does not qualify.
@@ -233,7 +220,7 @@ def test_overlapping_labels_go_to_the_higher_logit_whatever_the_thresholds():
 
 def test_equal_logits_go_to_the_lower_label():
     logits = np.full((1, 3, 2, 2), 1.5, np.float32)
-    g = reference.stretch_geometry(4, 4, 2, 2)
+    g = geometry_of(4, 4, 2, 2)
     np.testing.assert_array_equal(_decode(logits, g, (4, 4), "sigmoid", 0.5).mask, np.ones((4, 4)))
     np.testing.assert_array_equal(_decode(logits, g, (4, 4), "softmax", None).mask, np.zeros((4, 4)))
 
@@ -245,7 +232,7 @@ def test_ties_in_interpolated_cells_go_to_the_lower_label(activation):
     rng = np.random.default_rng(13)
     logits = rng.normal(0, 2, (1, 3, 9, 9)).astype(np.float32)
     logits[0, 2] = logits[0, 1]
-    g = reference.stretch_geometry(40, 40, 9, 9)
+    g = geometry_of(40, 40, 9, 9)
     mask = _decode(logits, g, (40, 40), activation, 0.5).mask
     channel_1, channel_2 = (2, 3) if activation == "sigmoid" else (1, 2)
     assert 100 < (mask == channel_1).sum() < 1500 and not (mask == channel_2).any()
@@ -253,14 +240,14 @@ def test_ties_in_interpolated_cells_go_to_the_lower_label(activation):
 
 def test_sigmoid_threshold_defaults_to_one_half():
     logits = np.array([[[[-0.01, 0.0, 0.01]]]], np.float32)
-    g = reference.stretch_geometry(1, 3, 1, 3)
-    result = decode_mask(logits, _geometry_object(g), input_size=(1, 3), activation="sigmoid")
+    g = geometry_of(1, 3, 1, 3)
+    result = decode_mask(logits, least_geometry(g), input_size=(1, 3), activation="sigmoid")
     np.testing.assert_array_equal(result.mask, [[0, 1, 1]])
 
 
 def test_thresholds_zero_and_one_mean_always_and_never():
     logits = np.random.default_rng(1).normal(0, 30, (1, 2, 5, 5)).astype(np.float32)
-    g = reference.stretch_geometry(11, 13, 5, 5)
+    g = geometry_of(11, 13, 5, 5)
     np.testing.assert_array_equal(_decode(logits, g, (11, 13), "sigmoid", (1.0, 1.0)).mask, 0)
     always = _decode(logits, g, (11, 13), "sigmoid", (0.0, 1.0)).mask
     np.testing.assert_array_equal(always, 1)
@@ -271,13 +258,13 @@ def test_softmax_takes_the_argmax_with_background_first():
     logits[0, :, 0, 0] = [5, 1, 2]
     logits[0, :, 0, 1] = [0, 4, 3]
     logits[0, :, 0, 2] = [-1, -2, 0]
-    result = _decode(logits, reference.stretch_geometry(1, 3, 1, 3), (1, 3), "softmax", None, labels=("a", "b"))
+    result = _decode(logits, geometry_of(1, 3, 1, 3), (1, 3), "softmax", None, labels=("a", "b"))
     np.testing.assert_array_equal(result.mask, [[0, 1, 2]])
     assert [s.label for s in result.labels] == ["a", "b"] and [s.value for s in result.labels] == [1, 2]
 
 
 def test_crop_decides_where_labels_can_be():
-    g = reference.letterbox_geometry(50, 80, 32, 32, crop=(20, 10, 40, 30))
+    g = geometry_of(50, 80, 32, 32, "letterbox", crop=(20, 10, 40, 30))
     logits = np.full((1, 1, 8, 8), 10.0, np.float32)
     result = _decode(logits, g, (50, 80), "sigmoid", 0.5, spacing_mm=(0.5, 0.25))
     expected = np.zeros((50, 80), np.uint8)
@@ -291,7 +278,7 @@ def test_crop_decides_where_labels_can_be():
 
 def test_area_is_the_same_at_any_output_size():
     """Statistics are in output pixels, but the area in mm^2 measures the same region."""
-    g = reference.letterbox_geometry(600, 400, 64, 64)
+    g = geometry_of(600, 400, 64, 64, "letterbox")
     logits = _smooth_logits(np.random.default_rng(3), 1, 1, 64, 64)
     at_source = _decode(logits, g, (600, 400), "sigmoid", 0.5, spacing_mm=(0.2, 0.1)).labels[0]
     for size in ((300, 200), (1200, 800), (150, 400)):
@@ -307,7 +294,7 @@ def test_float16_logits_decode_like_the_same_values_in_float32():
     values = rng.normal(0, 3, (2, 3, 17, 23)).astype(np.float16)
     # Subnormal and huge halves too: the conversion must be exact.
     values[0, 0, 0, :4] = np.array([6e-8, -6e-8, 3e-5, 65504], np.float16)
-    g = reference.letterbox_geometry(101, 77, 32, 32)
+    g = geometry_of(101, 77, 32, 32, "letterbox")
     for activation, thresholds in (("sigmoid", (0.4, 0.5, 0.6)), ("softmax", None)):
         half = _decode(values, g, (101, 77), activation, thresholds, image=0, rle=True)
         single = _decode(values.astype(np.float32), g, (101, 77), activation, thresholds, image=0, rle=True)
@@ -318,7 +305,7 @@ def test_float16_logits_decode_like_the_same_values_in_float32():
 
 def test_thread_count_does_not_change_anything():
     rng = np.random.default_rng(11)
-    g = reference.letterbox_geometry(1500, 1100, 96, 96, crop=(30, 40, 1000, 1400))
+    g = geometry_of(1500, 1100, 96, 96, "letterbox", crop=(30, 40, 1000, 1400))
     logits = _smooth_logits(rng, 1, 3, 96, 96)
     results = [
         _decode(logits, g, (1500, 1100), "sigmoid", (0.5, 0.6, 0.4), spacing_mm=(0.1, 0.1), rle=True, threads=t)
@@ -342,9 +329,9 @@ def test_thread_count_does_not_change_anything():
 def test_decodes_the_requested_image_of_a_batch():
     rng = np.random.default_rng(5)
     logits = _smooth_logits(rng, 3, 1, 16, 16)
-    geometries = [reference.letterbox_geometry(*size, 32, 32) for size in ((40, 60), (50, 50), (70, 20))]
+    geometries = [geometry_of(*size, 32, 32, "letterbox") for size in ((40, 60), (50, 50), (70, 20))]
     masks = decode_masks(
-        logits, [_geometry_object(g) for g in geometries], input_size=(32, 32), activation="sigmoid", thresholds=0.5
+        logits, [least_geometry(g) for g in geometries], input_size=(32, 32), activation="sigmoid", thresholds=0.5
     )
     for n, (g, result) in enumerate(zip(geometries, masks)):
         assert result.mask.shape == (g["source_rows"], g["source_columns"])
@@ -353,11 +340,11 @@ def test_decodes_the_requested_image_of_a_batch():
         expected, _, _ = reference.decode(logits[n], g, result.mask.shape, "sigmoid", 0.5)
         assert (result.mask == expected).mean() > 0.999
     with pytest.raises(ValueError, match="3 images in the batch but 2 geometries"):
-        decode_masks(logits, [_geometry_object(g) for g in geometries[:2]], input_size=(32, 32), activation="sigmoid")
+        decode_masks(logits, [least_geometry(g) for g in geometries[:2]], input_size=(32, 32), activation="sigmoid")
 
 
 def test_writes_into_out_and_nothing_else():
-    g = reference.stretch_geometry(20, 30, 8, 8)
+    g = geometry_of(20, 30, 8, 8)
     logits = _smooth_logits(np.random.default_rng(6), 1, 1, 8, 8)
     out = np.full((22, 30), 77, np.uint8)
     result = _decode(logits, g, None, "sigmoid", 0.5, out=out[1:21])
@@ -369,41 +356,25 @@ def test_writes_into_out_and_nothing_else():
 
 
 def test_the_preprocess_geometry_is_accepted_as_it_is():
-    """A ResizeGeometry with no crop fields decodes as the whole source image."""
+    """The ResizeGeometry the preprocess op returns records the model input size: no input_size
+    is needed, and an older geometry without crop fields decodes the whole source image."""
     spec = PreprocessSpec(64, 64, resize="letterbox")
-    geometry = resize_geometry(300, 500, spec)
-    arguments = geometry_arguments(geometry, (64, 64))
-    assert (arguments["crop_x"], arguments["crop_y"], arguments["crop_width"], arguments["crop_height"]) == (
-        0, 0, 500, 300,
-    )
-
-    @dataclass(frozen=True)
-    class CroppedGeometry:
-        source_rows: int
-        source_columns: int
-        content_height: int
-        content_width: int
-        offset_y: int
-        offset_x: int
-        crop_x: int
-        crop_y: int
-        crop_width: int
-        crop_height: int
-
-    cropped = CroppedGeometry(300, 500, 38, 64, 13, 0, 10, 20, 480, 280)
-    assert geometry_arguments(cropped, (64, 64))["crop_width"] == 480
+    resized = resize_geometry(300, 500, spec)
     logits = _smooth_logits(np.random.default_rng(8), 1, 1, 64, 64)
-    plain = decode_mask(logits, geometry, input_size=(64, 64), activation="sigmoid", thresholds=0.5)
-    g = reference.letterbox_geometry(300, 500, 64, 64)
-    expected, _, _ = reference.decode(logits[0], g, (300, 500), "sigmoid", 0.5)
+    plain = decode_mask(logits, resized, activation="sigmoid", thresholds=0.5)
+    expected, _, _ = reference.decode(logits[0], geometry_of(300, 500, 64, 64, "letterbox"), (300, 500), "sigmoid",
+                                      0.5)
     assert (plain.mask == expected).mean() > 0.999
+    uncropped = SimpleNamespace(**{k: v for k, v in resized.as_dict().items() if not k.startswith("crop_")})
+    again = decode_mask(logits, uncropped, input_size=spec, activation="sigmoid", thresholds=0.5)
+    np.testing.assert_array_equal(again.mask, plain.mask)
 
 
 # --- run-length encoding ----------------------------------------------------------------------
 
 
 def test_rle_round_trip_and_size():
-    g = reference.letterbox_geometry(3000, 3000, 256, 256)
+    g = geometry_of(3000, 3000, 256, 256, "letterbox")
     logits = _smooth_logits(np.random.default_rng(9), 1, 2, 256, 256)
     result = _decode(logits, g, (3000, 3000), "sigmoid", 0.5, rle=True)
     assert result.rle_complete and result.runs.dtype == np.uint32 and len(np.unique(result.runs[:, 0])) == 3
@@ -420,22 +391,21 @@ def test_rle_round_trip_and_size():
 
 
 def test_rle_of_uniform_masks_is_one_run():
-    g = reference.stretch_geometry(7, 9, 4, 4)
+    g = geometry_of(7, 9, 4, 4)
     for value, thresholds in ((0, 1.0), (1, 0.0)):
         result = _decode(np.zeros((1, 1, 4, 4), np.float32), g, (7, 9), "sigmoid", thresholds, rle=True)
         np.testing.assert_array_equal(result.runs, [[value, 63]])
 
 
 def test_rle_overflow_is_reported_and_never_overruns():
-    g = reference.stretch_geometry(40, 40, 20, 20)
+    g = geometry_of(40, 40, 20, 20)
     logits = np.where(np.indices((20, 20)).sum(axis=0) % 2 == 0, 5.0, -5.0).astype(np.float32)[None, None]
     full = _decode(logits, g, (40, 40), "sigmoid", 0.5, rle=True)
     assert full.rle_complete and full.run_count > 100
     # The op gets a view of the first 10 rows of a larger buffer: the rest must stay as it was.
     buffer = np.full((50, 2), 0xDEADBEEF, np.uint32)
     native = kernels().mask_decode_cpu(
-        logits, 0, np.empty((40, 40), np.uint8), activation="sigmoid", thresholds=[0.5], runs=buffer[:10],
-        **{**g},
+        logits, 0, np.empty((40, 40), np.uint8), activation="sigmoid", thresholds=[0.5], runs=buffer[:10], geometry=g,
     )
     assert native["run_count"] == full.run_count
     np.testing.assert_array_equal(buffer[:10], full.runs[:10])
@@ -462,12 +432,14 @@ def test_decode_rle_refuses_what_is_not_a_mask(runs, shape, message):
 
 # --- inputs the op refuses --------------------------------------------------------------------
 
-GEOMETRY = reference.letterbox_geometry(20, 30, 16, 16)
+GEOMETRY = geometry_of(20, 30, 16, 16, "letterbox")
 LOGITS = np.zeros((2, 2, 8, 8), np.float32)
 
 
 def _native(logits=LOGITS, image=0, mask=None, **overrides):
-    call = dict(activation="sigmoid", thresholds=[0.5], **GEOMETRY)
+    """The native op on GEOMETRY; overrides of its fields go into the geometry, the rest are keywords."""
+    geometry = {key: overrides.pop(key, value) for key, value in GEOMETRY.items()}
+    call = dict(activation="sigmoid", thresholds=[0.5], geometry=geometry)
     call.update(overrides)
     mask = np.full((20, 30), 9, np.uint8) if mask is None else mask
     return kernels().mask_decode_cpu(logits, image, mask, **call)
@@ -509,10 +481,12 @@ def _native(logits=LOGITS, image=0, mask=None, **overrides):
         (dict(crop_x=5, crop_width=26), "crop must lie inside"),
         (dict(crop_y=-1), "crop_y=-1"),
         (dict(crop_height=0), "crop_height=0"),
-        (dict(source_rows=0), "source image must have 1 to"),
-        (dict(content_width=17), "content rectangle must lie inside the model input"),
+        (dict(source_rows=0), "source_rows must be 1 to 16777216 .the whole source image"),
+        (dict(content_width=17), r"content rectangle \(.*content_width=17.*\) must be non-empty and inside the 16 x"),
         (dict(offset_y=12), "offset_y=12"),
-        (dict(input_height=0), "model input must have 1 to"),
+        (dict(input_height=0), "input_height must be 1 to 16777216 .the model input"),
+        (dict(scale_x=float("nan")), "scale_x and scale_y must be finite and > 0"),
+        (dict(offset_x=1.5), r"geometry\['offset_x'\] must be an integer \(pixels\); got 1.5"),
         (dict(row_spacing_mm=0.1), "pixel spacing must be two finite values > 0"),
         (dict(row_spacing_mm=-0.1, column_spacing_mm=0.1), "pixel spacing"),
         (dict(row_spacing_mm=float("inf"), column_spacing_mm=0.1), "pixel spacing"),
@@ -534,7 +508,7 @@ def test_bad_input_is_a_value_error_and_writes_nothing(arguments, message):
     np.testing.assert_array_equal(mask, before)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_logits_are_refused_before_writing(device, dtype, bad):
@@ -574,12 +548,12 @@ def test_read_only_mask_is_refused():
 def test_bad_options_of_the_wrapper(options, error, message):
     options = {"input_size": (16, 16), **options}
     with pytest.raises(error, match=message):
-        decode_mask(LOGITS, _geometry_object(GEOMETRY), **options)
+        decode_mask(LOGITS, least_geometry(GEOMETRY), **options)
 
 
 def test_non_array_is_a_type_error():
     with pytest.raises(TypeError, match="logits must be a numpy array"):
-        decode_mask([[1.0]], _geometry_object(GEOMETRY), input_size=(16, 16), activation="sigmoid")
+        decode_mask([[1.0]], least_geometry(GEOMETRY), input_size=(16, 16), activation="sigmoid")
 
 
 def test_cuda_without_a_device_says_what_is_available():
@@ -587,7 +561,7 @@ def test_cuda_without_a_device_says_what_is_available():
     if count > 0:
         pytest.skip("a CUDA device is visible here; this checks the refusal where there is none")
     with pytest.raises(NativeOpError, match=r"cannot run on 'cuda'.*Available devices: cpu"):
-        decode_mask(LOGITS, _geometry_object(GEOMETRY), input_size=(16, 16), activation="sigmoid", device="cuda")
+        decode_mask(LOGITS, least_geometry(GEOMETRY), input_size=(16, 16), activation="sigmoid", device="cuda")
 
 
 # --- CUDA against the CPU ---------------------------------------------------------------------
@@ -598,13 +572,13 @@ def test_cuda_without_a_device_says_what_is_available():
 @pytest.mark.parametrize(
     "logit_size, g, output_size, activation, channels, thresholds",
     [
-        ((512, 512), reference.letterbox_geometry(3000, 3000, 512, 512), (3000, 3000), "sigmoid", 1, 0.5),
-        ((256, 256), reference.letterbox_geometry(2400, 2000, 256, 256), (2400, 2000), "sigmoid", 3, (0.5, 0.3, 0.7)),
-        ((128, 128), reference.letterbox_geometry(2500, 2048, 512, 512, crop=(100, 200, 1800, 2000)), (2500, 2048),
+        ((512, 512), geometry_of(3000, 3000, 512, 512, "letterbox"), (3000, 3000), "sigmoid", 1, 0.5),
+        ((256, 256), geometry_of(2400, 2000, 256, 256, "letterbox"), (2400, 2000), "sigmoid", 3, (0.5, 0.3, 0.7)),
+        ((128, 128), geometry_of(2500, 2048, 512, 512, "letterbox", crop=(100, 200, 1800, 2000)), (2500, 2048),
          "softmax", 5, None),
-        ((64, 64), reference.stretch_geometry(333, 517, 64, 64), (800, 600), "softmax", 2, None),
-        ((1, 1), reference.stretch_geometry(3, 5, 1, 1), (3, 5), "sigmoid", 1, 0.5),
-        ((7, 1), reference.stretch_geometry(70000 // 2, 1, 7, 1), (35000, 1), "sigmoid", 1, 0.5),  # tall, 1 wide
+        ((64, 64), geometry_of(333, 517, 64, 64), (800, 600), "softmax", 2, None),
+        ((1, 1), geometry_of(3, 5, 1, 1), (3, 5), "sigmoid", 1, 0.5),
+        ((7, 1), geometry_of(70000 // 2, 1, 7, 1), (35000, 1), "sigmoid", 1, 0.5),  # tall, 1 wide
     ],
 )
 def test_cuda_matches_cpu(dtype, logit_size, g, output_size, activation, channels, thresholds):
@@ -636,7 +610,7 @@ def test_cuda_matches_cpu(dtype, logit_size, g, output_size, activation, channel
 @pytest.mark.needs_cuda
 @pytest.mark.parametrize("capacity", [1, 2, 17, 1000])
 def test_cuda_rle_overflow_keeps_the_first_runs(capacity):
-    g = reference.stretch_geometry(40, 40, 20, 20)
+    g = geometry_of(40, 40, 20, 20)
     logits = np.where(np.indices((20, 20)).sum(axis=0) % 2 == 0, 5.0, -5.0).astype(np.float32)[None, None]
     full = _decode(logits, g, (40, 40), "sigmoid", 0.5, rle=True, device="cpu")
     gpu = _decode(logits, g, (40, 40), "sigmoid", 0.5, rle=True, rle_capacity=capacity, device="cuda")
@@ -648,7 +622,7 @@ def test_cuda_rle_overflow_keeps_the_first_runs(capacity):
 def test_cuda_without_rle_and_with_many_labels():
     rng = np.random.default_rng(12)
     logits = rng.normal(0, 2, (1, 254, 6, 6)).astype(np.float32)
-    g = reference.stretch_geometry(61, 47, 6, 6)
+    g = geometry_of(61, 47, 6, 6)
     gpu = _decode(logits, g, (61, 47), "sigmoid", 0.6, device="cuda")
     cpu = _decode(logits, g, (61, 47), "sigmoid", 0.6, device="cpu")
     assert gpu.runs is None and gpu.run_count == 0

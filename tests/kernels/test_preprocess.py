@@ -23,9 +23,8 @@ from radedge.ops.preprocess import (
     resize_geometry,
 )
 
+from ..helpers import cpu_and_cuda, geometry_of
 from . import reference
-
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.needs_cuda)]
 
 
 def _pixels(rng: np.random.Generator, rows: int, columns: int, dtype: str) -> np.ndarray:
@@ -65,11 +64,11 @@ def _check_against_reference(pixels, lut, first, spec, threads=0, device="cpu"):
     assert out.dtype == np.dtype(spec.dtype) and out.shape == (1, spec.channels, spec.height, spec.width)
     np.testing.assert_allclose(out[0].astype(np.float64), expected, **_tolerance(spec))
     rows, columns = pixels.shape
-    assert geometry.as_dict() == reference.geometry(rows, columns, spec.height, spec.width, spec.resize)
+    assert geometry.as_dict() == geometry_of(rows, columns, spec.height, spec.width, spec.resize)
     return out
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "rows, columns, height, width, resize",
     [
@@ -99,7 +98,7 @@ def test_matches_reference(device, rows, columns, height, width, resize, dtype):
     _check_against_reference(pixels, lut, _first_value(dtype), spec, device=device)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize("out_dtype", ["float32", "float16"])
 @pytest.mark.parametrize(
     "mean, std", [((0.0,), (1.0,)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), ((-3.0,), (7.5,))]
@@ -254,7 +253,7 @@ def test_geometry_is_the_documented_formula():
                 for resize in ("stretch", "letterbox"):
                     spec = PreprocessSpec(height, width, resize)
                     got = resize_geometry(rows, columns, spec).as_dict()
-                    assert got == reference.geometry(rows, columns, height, width, resize), (rows, columns, spec)
+                    assert got == geometry_of(rows, columns, height, width, resize), (rows, columns, spec)
 
 
 def test_geometry_maps_content_edges_to_source_edges():
@@ -435,11 +434,11 @@ def _check_crop(pixels, lut, first, spec, crop, threads=0, device="cpu", window=
     )
     np.testing.assert_allclose(out[0].astype(np.float64), expected, **_tolerance(spec))
     rows, columns = pixels.shape
-    assert geometry.as_dict() == reference.geometry(rows, columns, spec.height, spec.width, spec.resize, crop)
+    assert geometry.as_dict() == geometry_of(rows, columns, spec.height, spec.width, spec.resize, crop)
     return out, geometry
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "rows, columns, crop, height, width, resize",
     [
@@ -667,7 +666,7 @@ def test_center_crop_refuses_bad_arguments(arguments, message):
 # --- float32 pixels -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", cpu_and_cuda())
 @pytest.mark.parametrize(
     "window", [None, (0.5, 1.0, False), (1500.0, 2000.0, False), (1500.0, 2000.0, True), (-20.0, 0.125, False)]
 )

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import importlib.util
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -42,30 +40,18 @@ from radedge.ops.preprocess import (
     preprocess_into,
 )
 
-from . import reference_mask_decode as mask_reference
-from .test_cuda_memory import (
+from ..helpers import (
     NOWHERE,
     READ_ONLY,
-    REPOSITORY,
-    _FakeDLPack,
-    _Interface,
-    _preprocess_arguments,
-    _tolerance,
+    FakeCudaArray,
+    FakeDLPack,
+    geometry_of,
+    least_geometry,
+    needs_torch_cuda,
+    without_gpu,
 )
-from .test_mask_decode import GEOMETRY_KEYS, _smooth_logits
-
-without_gpu = pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour where no CUDA device is usable")
-
-
-def _has_torch_cuda() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-needs_torch_cuda = pytest.mark.skipif(not _has_torch_cuda(), reason="needs PyTorch built with CUDA and a GPU")
+from .test_cuda_memory import REPOSITORY, _preprocess_arguments, _tolerance
+from .test_mask_decode import _smooth_logits
 
 
 def _refused_without_device(call, op: str):
@@ -82,11 +68,7 @@ def _refused_without_device(call, op: str):
 # --- mask decode: metadata --------------------------------------------------------------------
 
 # A 60 x 80 source letterboxed into a 32 x 32 input whose 16 x 16 logits decode into a 60 x 80 mask.
-MASK_GEOMETRY = mask_reference.letterbox_geometry(60, 80, 32, 32)
-
-
-def _mask_geometry_object(g: dict = MASK_GEOMETRY) -> SimpleNamespace:
-    return SimpleNamespace(**{key: g[key] for key in GEOMETRY_KEYS})
+MASK_GEOMETRY = geometry_of(60, 80, 32, 32, "letterbox")
 
 
 def _call_mask_decode_cuda(logits=None, mask=None, runs=None, tallies=None, counters=None, workspace=None,
@@ -94,47 +76,47 @@ def _call_mask_decode_cuda(logits=None, mask=None, runs=None, tallies=None, coun
     """Calls the binding with valid fake arrays for every argument not given: sigmoid, 2 channels."""
     g = dict(MASK_GEOMETRY, **(geometry or {}))
     arrays = dict(
-        logits=logits if logits is not None else _Interface(shape=(1, 2, 16, 16), typestr="<f2"),
-        mask=mask if mask is not None else _Interface(shape=(60, 80), typestr="|u1", data=(NOWHERE + 0x10000, False)),
-        tallies=tallies if tallies is not None else _Interface(shape=(2, 7), typestr="<u8",
+        logits=logits if logits is not None else FakeCudaArray(shape=(1, 2, 16, 16), typestr="<f2"),
+        mask=mask if mask is not None else _at(0x10000, shape=(60, 80), typestr="|u1"),
+        tallies=tallies if tallies is not None else FakeCudaArray(shape=(2, 7), typestr="<u8",
                                                                data=(NOWHERE + 0x20000, False)),
-        counters=counters if counters is not None else _Interface(shape=(2,), typestr="<u8",
+        counters=counters if counters is not None else FakeCudaArray(shape=(2,), typestr="<u8",
                                                                   data=(NOWHERE + 0x30000, False)),
     )
-    arrays = {name: value.capsule if isinstance(value, _FakeDLPack) else value for name, value in arrays.items()}
+    arrays = {name: value.capsule if isinstance(value, FakeDLPack) else value for name, value in arrays.items()}
     return kernels().mask_decode_cuda(
         arrays["logits"], image, arrays["mask"], activation=activation, thresholds=list(thresholds),
-        runs=runs.capsule if isinstance(runs, _FakeDLPack) else runs, tallies=arrays["tallies"],
-        counters=arrays["counters"], workspace=workspace, stream=stream, **g,
+        runs=runs.capsule if isinstance(runs, FakeDLPack) else runs, tallies=arrays["tallies"],
+        counters=arrays["counters"], workspace=workspace, stream=stream, geometry=g,
     )
 
 
-def _at(offset: int, **fields) -> _Interface:
+def _at(offset: int, **fields) -> FakeCudaArray:
     """A fake writable array at NOWHERE + offset, so that fakes do not overlap unless a test wants them to."""
-    return _Interface(**fields, data=(NOWHERE + offset, False))
+    return FakeCudaArray(**fields, data=(NOWHERE + offset, False))
 
 
 MASK_DECODE_REFUSALS = {
-    "logits float64": (dict(logits=_Interface(shape=(1, 2, 16, 16), typestr="<f8")),
+    "logits float64": (dict(logits=FakeCudaArray(shape=(1, 2, 16, 16), typestr="<f8")),
                        r"^logits must be float32 or float16 \[N, C, h, w\]; got float64"),
-    "logits 3-d": (dict(logits=_Interface(shape=(2, 16, 16), typestr="<f4")), r"^logits must be float32 or float16"),
+    "logits 3-d": (dict(logits=FakeCudaArray(shape=(2, 16, 16), typestr="<f4")), r"^logits must be float32 or float16"),
     "logits strided": (
-        dict(logits=_Interface(shape=(1, 2, 16, 16), typestr="<f4", strides=(2048, 1024, 128, 8))),
+        dict(logits=FakeCudaArray(shape=(1, 2, 16, 16), typestr="<f4", strides=(2048, 1024, 128, 8))),
         r"^logits must be C-contiguous",
     ),
     "logits numpy": (dict(logits=np.zeros((1, 2, 16, 16), np.float32)),
                      r"^logits must be a CUDA device array.*host"),
-    "logits CPU DLPack capsule": (dict(logits=_FakeDLPack(shape=(1, 2, 16, 16), code=2, bits=32, device_type=1)),
+    "logits CPU DLPack capsule": (dict(logits=FakeDLPack(shape=(1, 2, 16, 16), code=2, bits=32, device_type=1)),
                                   r"^logits must be a CUDA device array; got a DLPack tensor in host \(CPU\) memory"),
     "mask uint16": (dict(mask=_at(0x10000, shape=(60, 80), typestr="<u2")),
                     r"^mask must be a uint8 \[height, width\] array; got uint16"),
     "mask 3-d": (dict(mask=_at(0x10000, shape=(1, 60, 80), typestr="|u1")), r"^mask must be a uint8"),
-    "mask read-only": (dict(mask=_Interface(shape=(60, 80), typestr="|u1", data=(NOWHERE + 0x10000, True))),
+    "mask read-only": (dict(mask=FakeCudaArray(shape=(60, 80), typestr="|u1", data=(NOWHERE + 0x10000, True))),
                        r"^mask is read-only"),
     "mask strided": (dict(mask=_at(0x10000, shape=(60, 80), typestr="|u1", strides=(160, 1))),
                      r"^mask must be C-contiguous"),
     "mask from a read-only DLPack 1.x tensor": (
-        dict(mask=_FakeDLPack(shape=(60, 80), code=1, bits=8, versioned=True, flags=READ_ONLY)),
+        dict(mask=FakeDLPack(shape=(60, 80), code=1, bits=8, versioned=True, flags=READ_ONLY)),
         r"^mask is read-only",
     ),
     "mask host": (dict(mask=np.zeros((60, 80), np.uint8)), r"^mask must be a CUDA device array.*host"),
@@ -143,14 +125,14 @@ MASK_DECODE_REFUSALS = {
     "runs of 3 columns": (dict(runs=_at(0x40000, shape=(100, 3), typestr="<u4")),
                           r"^runs must be uint32 \[capacity, 2\] with capacity >= 1"),
     "runs without rows": (dict(runs=_at(0x40000, shape=(0, 2), typestr="<u4")), r"capacity >= 1"),
-    "runs read-only": (dict(runs=_Interface(shape=(100, 2), typestr="<u4", data=(NOWHERE + 0x40000, True))),
+    "runs read-only": (dict(runs=FakeCudaArray(shape=(100, 2), typestr="<u4", data=(NOWHERE + 0x40000, True))),
                        r"^runs is read-only"),
     "tallies of another label count": (dict(tallies=_at(0x20000, shape=(3, 7), typestr="<u8")),
                                        r"^tallies must be uint64 \[2, 7\] for a sigmoid head of 2 channels"),
     "tallies uint32": (dict(tallies=_at(0x20000, shape=(2, 7), typestr="<u4")),
                        r"^tallies must be uint64 \[labels, 7\]"),
     "tallies misaligned": (dict(tallies=_at(0x20004, shape=(2, 7), typestr="<u8")), r"^tallies must be 8-byte aligned"),
-    "tallies read-only": (dict(tallies=_Interface(shape=(2, 7), typestr="<u8", data=(NOWHERE + 0x20000, True))),
+    "tallies read-only": (dict(tallies=FakeCudaArray(shape=(2, 7), typestr="<u8", data=(NOWHERE + 0x20000, True))),
                           r"^tallies is read-only"),
     "counters of 3": (dict(counters=_at(0x30000, shape=(3,), typestr="<u8")), r"^counters must be uint64 \[2\]"),
     "counters int64": (dict(counters=_at(0x30000, shape=(2,), typestr="<i8")), r"^counters must be uint64 \[2\]"),
@@ -223,26 +205,27 @@ def test_mask_decode_workspace_size_is_host_arithmetic():
 
 def _device_decode(logits, **options):
     g = MASK_GEOMETRY
-    return decode_mask(logits, _mask_geometry_object(g), input_size=(g["input_height"], g["input_width"]),
+    return decode_mask(logits, least_geometry(g), input_size=(g["input_height"], g["input_width"]),
                        activation="sigmoid", **options)
 
 
 def test_decode_mask_refuses_mixing_host_and_device_arrays():
-    device_logits = _Interface(shape=(1, 2, 16, 16), typestr="<f2")
+    device_logits = FakeCudaArray(shape=(1, 2, 16, 16), typestr="<f2")
     host_logits = np.zeros((1, 2, 16, 16), np.float16)
     with pytest.raises(ValueError, match=r"^out is a CUDA array but logits is not: .*from_numpy"):
-        _device_decode(host_logits, out=_Interface(shape=(60, 80), typestr="|u1"), device="cuda")
+        _device_decode(host_logits, out=FakeCudaArray(shape=(60, 80), typestr="|u1"), device="cuda")
     with pytest.raises(ValueError, match=r"^logits is a CUDA array but out is not"):
         _device_decode(device_logits, out=np.zeros((60, 80), np.uint8), device="cuda")
     with pytest.raises(ValueError, match=r"^logits and tallies are CUDA arrays but counters is not"):
-        _device_decode(device_logits, tallies=_Interface(shape=(2, 7), typestr="<u8"), counters=np.zeros(2, np.uint64),
+        _device_decode(device_logits, tallies=FakeCudaArray(shape=(2, 7), typestr="<u8"),
+                       counters=np.zeros(2, np.uint64),
                        device="cuda")
     with pytest.raises(ValueError, match=r"pass device='cuda' \(got device='cpu'\)"):
         _device_decode(device_logits)
     with pytest.raises(ValueError, match=r"^stream, tallies apply to CUDA arrays"):
         _device_decode(host_logits, stream=7, tallies=object())
     with pytest.raises(ValueError, match=r"output_size \(60, 81\) does not match out's shape \(60, 80\)"):
-        _device_decode(device_logits, out=_Interface(shape=(60, 80), typestr="|u1"), output_size=(60, 81),
+        _device_decode(device_logits, out=FakeCudaArray(shape=(60, 80), typestr="|u1"), output_size=(60, 81),
                        device="cuda")
     with pytest.raises(ValueError, match=r"a sigmoid head with 2 channels has 2 labels; got 1 names"):
         _device_decode(device_logits, labels=["lesion"], device="cuda")
@@ -252,7 +235,7 @@ def test_decode_mask_refuses_mixing_host_and_device_arrays():
 def test_decode_mask_on_device_arrays_refuses_clearly_without_a_device():
     _, why = kernels().cuda_device_count()
     with pytest.raises(NativeOpError, match="mask_decode cannot run on 'cuda'") as refused:
-        _device_decode(_Interface(shape=(1, 2, 16, 16), typestr="<f2"), device="cuda")
+        _device_decode(FakeCudaArray(shape=(1, 2, 16, 16), typestr="<f2"), device="cuda")
     assert why in str(refused.value)
 
 
@@ -261,12 +244,12 @@ def test_decode_mask_on_device_arrays_refuses_clearly_without_a_device():
 # (logit size, geometry, output size, activation, channels, thresholds): a radiograph-sized lesion
 # mask, several labels with a crop, and a display-size mask.
 MASK_CASES = {
-    "sigmoid 1 label 3000 x 2400": ((128, 128), mask_reference.letterbox_geometry(3000, 2400, 512, 512), (3000, 2400),
+    "sigmoid 1 label 3000 x 2400": ((128, 128), geometry_of(3000, 2400, 512, 512, "letterbox"), (3000, 2400),
                                     "sigmoid", 1, 0.5),
     "sigmoid 3 labels cropped": ((64, 64),
-                                 mask_reference.letterbox_geometry(900, 700, 256, 256, crop=(50, 80, 600, 700)),
+                                 geometry_of(900, 700, 256, 256, "letterbox", crop=(50, 80, 600, 700)),
                                  (900, 700), "sigmoid", 3, (0.5, 0.3, 0.7)),
-    "softmax 4 classes display size": ((48, 80), mask_reference.stretch_geometry(333, 517, 96, 160), (250, 400),
+    "softmax 4 classes display size": ((48, 80), geometry_of(333, 517, 96, 160), (250, 400),
                                        "softmax", 4, None),
 }
 
@@ -274,7 +257,7 @@ MASK_CASES = {
 def _decode_case(logits, case, **options):
     _, g, output_size, activation, _, thresholds = case
     return decode_mask(
-        logits, _mask_geometry_object(g), input_size=(g["input_height"], g["input_width"]), activation=activation,
+        logits, least_geometry(g), input_size=(g["input_height"], g["input_width"]), activation=activation,
         thresholds=thresholds, output_size=output_size, spacing_mm=(0.14, 0.15), **options,
     )
 
@@ -445,29 +428,29 @@ def test_decode_mask_on_torch_tensors_and_stream():
 
 
 def _call_histogram_cuda(pixels=None, counts=None, first_value=0, region=None, padding=None, stream=None):
-    pixels = pixels if pixels is not None else _Interface(shape=(30, 40), typestr="<u2")
+    pixels = pixels if pixels is not None else FakeCudaArray(shape=(30, 40), typestr="<u2")
     counts = counts if counts is not None else _at(0x10000, shape=(4096,), typestr="<i8")
     return kernels().histogram_cuda(
-        pixels.capsule if isinstance(pixels, _FakeDLPack) else pixels,
-        counts.capsule if isinstance(counts, _FakeDLPack) else counts,
+        pixels.capsule if isinstance(pixels, FakeDLPack) else pixels,
+        counts.capsule if isinstance(counts, FakeDLPack) else counts,
         first_value, region=region, padding=padding, stream=stream,
     )
 
 
 HISTOGRAM_REFUSALS = {
-    "pixels float32": (dict(pixels=_Interface(shape=(30, 40), typestr="<f4")),
+    "pixels float32": (dict(pixels=FakeCudaArray(shape=(30, 40), typestr="<f4")),
                        r"^pixels must be uint8, uint16 or int16 \[rows, columns\] stored values"),
-    "pixels 1-d": (dict(pixels=_Interface(shape=(1200,), typestr="<u2")), r"^pixels must be uint8, uint16 or int16"),
-    "pixels columns strided": (dict(pixels=_Interface(shape=(30, 40), strides=(160, 4))),
+    "pixels 1-d": (dict(pixels=FakeCudaArray(shape=(1200,), typestr="<u2")), r"^pixels must be uint8, uint16 or int16"),
+    "pixels columns strided": (dict(pixels=FakeCudaArray(shape=(30, 40), strides=(160, 4))),
                                r"^pixels must be in row-major order with a contiguous last axis"),
     "pixels numpy": (dict(pixels=np.zeros((30, 40), np.uint16)), r"^pixels must be a CUDA device array.*host"),
-    "pixels CPU DLPack capsule": (dict(pixels=_FakeDLPack(shape=(30, 40), device_type=1)),
+    "pixels CPU DLPack capsule": (dict(pixels=FakeDLPack(shape=(30, 40), device_type=1)),
                                   r"^pixels must be a CUDA device array; got a DLPack tensor in host \(CPU\) memory"),
     "counts int32": (dict(counts=_at(0x10000, shape=(4096,), typestr="<i4")), r"^counts must be int64 \[bins\]"),
     "counts 2-d": (dict(counts=_at(0x10000, shape=(64, 64), typestr="<i8")), r"^counts must be int64 \[bins\]"),
     "counts strided": (dict(counts=_at(0x10000, shape=(4096,), typestr="<i8", strides=(16,))),
                        r"^counts must be C-contiguous"),
-    "counts read-only": (dict(counts=_Interface(shape=(4096,), typestr="<i8", data=(NOWHERE + 0x10000, True))),
+    "counts read-only": (dict(counts=FakeCudaArray(shape=(4096,), typestr="<i8", data=(NOWHERE + 0x10000, True))),
                          r"^counts is read-only"),
     "counts host": (dict(counts=np.zeros(4096, np.int64)), r"^counts must be a CUDA device array.*host"),
     "counts misaligned": (dict(counts=_at(0x10004, shape=(4096,), typestr="<i8")), r"^counts must be 8-byte aligned"),
@@ -488,7 +471,7 @@ def test_histogram_cuda_binding_checks_every_argument_before_cuda(arguments, mes
 
 
 def test_histogram_cuda_binding_accepts_padded_rows_then_needs_the_device():
-    padded = _Interface(shape=(30, 40), typestr="<i2", strides=(128, 2))
+    padded = FakeCudaArray(shape=(30, 40), typestr="<i2", strides=(128, 2))
     _refused_without_device(lambda: _call_histogram_cuda(pixels=padded, region=(2, 3, 10, 20), padding=(0, 9)),
                             "histogram")
 
@@ -497,11 +480,11 @@ def test_histogram_refuses_mixing_host_and_device_arrays():
     with pytest.raises(ValueError, match=r"^out is a CUDA array but pixels is not"):
         histogram(np.zeros((30, 40), np.uint16), 0, 4096, out=_at(0x10000, shape=(4096,), typestr="<i8"))
     with pytest.raises(ValueError, match=r"^pixels is a CUDA array but out is a ndarray"):
-        histogram(_Interface(shape=(30, 40)), 0, 4096, out=np.zeros(4096, np.int64), device="cuda")
+        histogram(FakeCudaArray(shape=(30, 40)), 0, 4096, out=np.zeros(4096, np.int64), device="cuda")
     with pytest.raises(ValueError, match=r"pass device='cuda' \(got device='cpu'\)"):
-        histogram(_Interface(shape=(30, 40)), 0, 4096)
+        histogram(FakeCudaArray(shape=(30, 40)), 0, 4096)
     with pytest.raises(ValueError, match=r"out must hold the 4096 bins, int64 \[4096\]; got shape \(256,\)"):
-        histogram(_Interface(shape=(30, 40)), 0, 4096, out=_at(0x10000, shape=(256,), typestr="<i8"), device="cuda")
+        histogram(FakeCudaArray(shape=(30, 40)), 0, 4096, out=_at(0x10000, shape=(256,), typestr="<i8"), device="cuda")
     with pytest.raises(ValueError, match="stream and out apply to CUDA pixels"):
         histogram(np.zeros((30, 40), np.uint16), 0, 4096, stream=7)
 
@@ -509,7 +492,7 @@ def test_histogram_refuses_mixing_host_and_device_arrays():
 @without_gpu
 def test_histogram_of_device_pixels_refuses_clearly_without_a_device():
     with pytest.raises(NativeOpError, match="histogram cannot run on 'cuda'"):
-        histogram(_Interface(shape=(30, 40)), 0, 4096, device="cuda")
+        histogram(FakeCudaArray(shape=(30, 40)), 0, 4096, device="cuda")
 
 
 # --- histogram: on the GPU --------------------------------------------------------------------
@@ -548,7 +531,7 @@ def test_histogram_counts_padded_rows_into_the_given_counts():
     device_wide = cuda.DeviceArray.from_numpy(pixels)
     # Columns 100 .. 899 of every row: a pitched view, zero-copy.
     crop = cuda.as_device_array(
-        _Interface(shape=(700, 800), typestr="<u2", strides=(2048, 2), data=(device_wide.ptr + 2 * 100, False))
+        FakeCudaArray(shape=(700, 800), typestr="<u2", strides=(2048, 2), data=(device_wide.ptr + 2 * 100, False))
     )
     out = cuda.DeviceArray.from_numpy(np.full(4096, -1, np.int64))
     pointer = out.ptr
@@ -609,13 +592,13 @@ def _call_preprocess_batch_cuda(images=None, out=None, workspace=None, stream=No
     images = images if images is not None else [_fake_image(0x10000), _fake_image(0x20000, 50, 20, "<i2")]
     out = out if out is not None else _at(0x40000, shape=(2, 1, 8, 8), typestr="<f4")
     return kernels().preprocess_batch_cuda(
-        images, out.capsule if isinstance(out, _FakeDLPack) else out, workspace=workspace, stream=stream,
+        images, out.capsule if isinstance(out, FakeDLPack) else out, workspace=workspace, stream=stream,
         **_preprocess_arguments(spec),
     )
 
 
 # Referenced for the whole session: the capsule points into it.
-_HOST_TABLE = _FakeDLPack(shape=(4096,), code=2, bits=32, device_type=1)
+_HOST_TABLE = FakeDLPack(shape=(4096,), code=2, bits=32, device_type=1)
 
 BATCH_REFUSALS = {
     "no images": (dict(images=[]), r"preprocess_batch: no images"),
@@ -641,11 +624,11 @@ BATCH_REFUSALS = {
                                     r"image 0: .*float32 pixels are mapped by the float window"),
     "crop outside the second image": (dict(images=[_fake_image(0x10000), _fake_image(0x20000, crop=(30, 0, 30, 10))]),
                                       r"image 1: .*crop"),
-    "out read-only": (dict(out=_Interface(shape=(2, 1, 8, 8), typestr="<f4", data=(NOWHERE + 0x40000, True))),
+    "out read-only": (dict(out=FakeCudaArray(shape=(2, 1, 8, 8), typestr="<f4", data=(NOWHERE + 0x40000, True))),
                       r"^out is read-only"),
     "out float64": (dict(out=_at(0x40000, shape=(2, 1, 8, 8), typestr="<f8")), r"^out must be a C-contiguous float32"),
     "out of another size": (dict(out=_at(0x40000, shape=(2, 1, 9, 8), typestr="<f4")), r"out must be \[N, 1, 8, 8\]"),
-    "out from a DLPack copy": (dict(out=_FakeDLPack(shape=(2, 1, 8, 8), code=2, bits=32, versioned=True, flags=2)),
+    "out from a DLPack copy": (dict(out=FakeDLPack(shape=(2, 1, 8, 8), code=2, bits=32, versioned=True, flags=2)),
                                r"^out was exported as a copy"),
     "out overlaps a table": (dict(out=_at(0x18000, shape=(2, 1, 8, 8), typestr="<f4")),
                              r"^out overlaps images\[0\]\.lut in device memory; preprocess_batch writes out"),
@@ -665,7 +648,7 @@ def test_preprocess_batch_cuda_binding_accepts_valid_metadata_then_needs_the_dev
     images = [
         _fake_image(0x10000, crop=(5, 5, 20, 20)),
         (_at(0x20000, shape=(50, 20), typestr="<f4"), None, 0, None, (100.0, 50.0, True)),
-        (_Interface(shape=(30, 40), typestr="|u1", strides=(64, 1), data=(NOWHERE + 0x30000, False)),
+        (FakeCudaArray(shape=(30, 40), typestr="|u1", strides=(64, 1), data=(NOWHERE + 0x30000, False)),
          _at(0x38000, shape=(256,), typestr="<f4"), -5, None, None),
     ]
     out = _at(0x40000, shape=(4, 3, 8, 8), typestr="<f2")
@@ -847,7 +830,7 @@ def test_device_to_device_copy_on_a_stream():
         cuda.DeviceArray.empty(host.shape, "float64").copy_from(source)
     with pytest.raises(ValueError, match="source must be C-contiguous"):
         cuda.DeviceArray.empty((7, 1000, 3), "float32").copy_from(
-            _Interface(shape=(7, 1000, 3), typestr="<f4", strides=(4, 28, 28000), data=(source.ptr, False))
+            FakeCudaArray(shape=(7, 1000, 3), typestr="<f4", strides=(4, 28, 28000), data=(source.ptr, False))
         )
     with pytest.raises(ValueError, match=r"source must be a CUDA device array.*host"):
         target.copy_from(host)

@@ -3,7 +3,7 @@
 Without a GPU: every binding (``decode_dense_cuda``, ``decode_boxes_cuda``, ``nms_cuda``,
 ``heatmap_peaks_cuda``, ``cam_overlay_cuda``) checks its arguments from their metadata alone and
 refuses what it cannot use with a ValueError before any CUDA call; accepted metadata reaches the
-first CUDA call. As in test_cuda_memory, the fake arrays (``_Interface``) point into the first
+first CUDA call. The fake arrays (tests/helpers.py's ``FakeCudaArray``) point into the first
 page of the address space, which Linux never maps: here each at an address of its own there, so
 that the check for outputs overlapping other arguments does not refuse them, and nothing reads
 them (the bindings judge the metadata; on a GPU, CUDA only reports the addresses as host memory).
@@ -18,7 +18,6 @@ mark refused values instead of raising, and replay inside a CUDA graph like eage
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 
 import numpy as np
 import pytest
@@ -33,36 +32,30 @@ from radedge.ops.detection import (
     decode_boxes_cuda_workspace_bytes,
     decode_dense,
     decode_dense_cuda_workspace_bytes,
+    geometry_table,
     nms,
     nms_cuda_workspace_bytes,
-    source_mapping,
-    source_mapping_table,
 )
 from radedge.errors import NativeOpError
 from radedge.ops.heatmap_peaks import Peaks, find_argmax, find_peaks, heatmap_peaks_cuda_workspace_bytes
 from radedge.ops.preprocess import PreprocessSpec, resize_geometry
 
+from ..helpers import (
+    NOWHERE,
+    READ_ONLY,
+    FakeCudaArray,
+    FakeDLPack,
+    geometry_of,
+    needs_torch_cuda,
+    without_gpu,
+)
 from .test_cam_overlay import _smooth_cam
-from .test_cuda_memory import READ_ONLY, _FakeDLPack
 from .test_detection import _clustered_boxes, _fcos_head, _level, _random_boxes, _random_geometry
 from .test_heatmap_peaks import _blobs
 
-without_gpu = pytest.mark.skipif(cuda.is_available(), reason="checks the behaviour where no CUDA device is usable")
-
-
-def _has_torch_cuda() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
-
-
-needs_torch_cuda = pytest.mark.skipif(not _has_torch_cuda(), reason="needs PyTorch built with CUDA and a GPU")
-
-# test_cuda_memory's fake DLPack tensors live at 0x800; the fake arrays here keep clear of it.
+# The fake DLPack tensors live at NOWHERE; the fake arrays here keep clear of it.
 _FIRST_PAGE_END = 0x1000
-_DLPACK_FAKES = (0x800, 0x900)
+_DLPACK_FAKES = (NOWHERE, NOWHERE + 0x100)
 
 
 class _Page:
@@ -80,20 +73,6 @@ class _Page:
         return address
 
 
-class _Interface:
-    """Exports a __cuda_array_interface__ dict and nothing else."""
-
-    def __init__(self, address: int, shape, typestr: str, strides=None, readonly: bool = False):
-        self.address = address
-        self.fields = {"shape": tuple(shape), "typestr": typestr, "data": (address, readonly), "version": 3}
-        if strides is not None:
-            self.fields["strides"] = tuple(strides)
-
-    @property
-    def __cuda_array_interface__(self):
-        return self.fields
-
-
 def _fakes(page: _Page):
     """``make(shape, typestr="<f4", strides=None, readonly=False, alignment=16, offset=0)``: a fake
     CUDA array at an address of its own (``offset`` bytes past an aligned one)."""
@@ -104,7 +83,7 @@ def _fakes(page: _Page):
             nbytes = itemsize * int(np.prod(shape))
         else:
             nbytes = itemsize + sum(abs(s) * (n - 1) for s, n in zip(strides, shape))
-        return _Interface(page.take(nbytes + offset, alignment) + offset, shape, typestr, strides, readonly)
+        return FakeCudaArray(page.take(nbytes + offset, alignment) + offset, shape, typestr, strides, readonly)
 
     return make
 
@@ -118,7 +97,7 @@ def _call(op, base, overrides):
     keep = []
 
     def capsule(value):
-        if isinstance(value, _FakeDLPack):
+        if isinstance(value, FakeDLPack):
             keep.append(value)
             return value.capsule
         return value
@@ -155,21 +134,21 @@ def _nms_base(make):
     )
 
 
-PLACEMENT = dict(input_height=12, input_width=12, content_height=12, content_width=9, offset_y=0, offset_x=1,
-                 scale_y=1.0, scale_x=1.0, crop_y=0, crop_x=0)
+# A 12 x 9 source letterboxed into a 12 x 12 input: content 12 x 9 at offset_x 1, scale 1.
+GEOMETRY = geometry_of(12, 9, 12, 12, "letterbox")
 
 
 def _peaks_base(make):
     return dict(
         heatmaps=make((2, 2, 3, 3)), out_x=make((2, 2, 2)), out_y=make((2, 2, 2)), out_score=make((2, 2, 2)),
-        out_valid=make((2, 2), "<i4"), placements=[PLACEMENT], mode="peaks", k=2, threshold=[0.5], radius=1,
+        out_valid=make((2, 2), "<i4"), geometries=[GEOMETRY], mode="peaks", k=2, threshold=[0.5], radius=1,
         activation="none", refine=True,
     )
 
 
 def _cam_base(make):
     return dict(
-        cam=make((3, 3)), display=make((4, 5), "|u1"), out=make((4, 5, 3), "|u1"), placement=PLACEMENT,
+        cam=make((3, 3)), display=make((4, 5), "|u1"), out=make((4, 5, 3), "|u1"), geometry=GEOMETRY,
         colormap="turbo", alpha=0.4, floor=0.0, normalise="minmax",
     )
 
@@ -185,7 +164,7 @@ def _at(name, shape, typestr="<f4", offset=0):
 
     def make_at(make, base):
         target = base[name][0] if isinstance(base[name], list) else base[name]
-        return _Interface(target.address + offset, shape, typestr)
+        return FakeCudaArray(target.address + offset, shape, typestr)
 
     return make_at
 
@@ -202,7 +181,7 @@ def _host_capsule(shape, dtype=np.float32):
 
 def _cpu_dlpack(shape):
     """An override: a DLPack capsule of a float32 tensor in CPU memory."""
-    return lambda make, base: _FakeDLPack(shape=shape, code=2, bits=32, device_type=1)
+    return lambda make, base: FakeDLPack(shape=shape, code=2, bits=32, device_type=1)
 
 
 def _levels(*overrides):
@@ -267,7 +246,7 @@ DENSE_REFUSALS = {
         r"^out_valid is read-only .* pass a writable array",
     ),
     "out_boxes from a read-only DLPack 1.x tensor": (
-        dict(out_boxes=lambda make, base: _FakeDLPack(shape=(1, 2, 4), code=2, bits=32, versioned=True,
+        dict(out_boxes=lambda make, base: FakeDLPack(shape=(1, 2, 4), code=2, bits=32, versioned=True,
                                                       flags=READ_ONLY)),
         r"^out_boxes is read-only",
     ),
@@ -281,15 +260,21 @@ DENSE_REFUSALS = {
         dict(out_valid=_at("out_classes", (1,), "<i4", offset=4)),
         r"^out_classes overlaps out_valid in device memory",
     ),
-    "mappings float32": (
-        dict(mappings=_new((1, 8))),
-        r"^mappings must be a C-contiguous float64 \[N, 8\] source mapping table",
+    "geometries float64": (
+        dict(geometries=_new((1, 14), "<f8")),
+        r"^geometries must be a C-contiguous uint8 \[N, 112\] geometry table \(radedge.ops.detection.geometry_table\)",
     ),
-    "mappings for two images": (
-        dict(mappings=_new((2, 8), "<f8")),
-        r"^mappings must have shape \(1, 8\) \(one row per image",
+    "geometries for two images": (
+        dict(geometries=_new((2, 112), "|u1")),
+        r"^geometries must have shape \(1, 112\) \(one InputGeometry per image",
     ),
-    "mappings of 7 columns": (dict(mappings=_new((1, 7), "<f8")), r"^mappings must have shape \(1, 8\)"),
+    "geometries of a row too short": (
+        dict(geometries=_new((1, 104), "|u1")), r"^geometries must have shape \(1, 112\)"
+    ),
+    "geometries off an 8-byte boundary": (
+        dict(geometries=_new((1, 112), "|u1", offset=4)),
+        r"^geometries starts at address 0x[0-9a-f]+, which is not a multiple of the 8 bytes",
+    ),
     "workspace float32": (dict(workspace=_new((64,))), r"^workspace must be a uint8 \[bytes\]"),
     "workspace off a 256-byte boundary": (
         dict(workspace=_new((64,), "|u1", alignment=256, offset=16)),
@@ -387,15 +372,16 @@ PEAKS_REFUSALS = {
     "out_y over out_x": (dict(out_y=_at("out_x", (2, 2, 2), offset=16)), r"^out_x overlaps out_y"),
     "out_valid over the heatmaps": (dict(out_valid=_at("heatmaps", (2, 2), "<i4")), r"^out_valid overlaps heatmaps"),
     "heatmaps from numpy": (dict(heatmaps=_host((2, 2, 3, 3))), r"^heatmaps must be a CUDA device array"),
-    "three placements for two images": (
-        dict(placements=[PLACEMENT] * 3),
-        r"placements must hold one placement for the whole batch or one per image \(2\); got 3",
+    "three geometries for two images": (
+        dict(geometries=[GEOMETRY] * 3),
+        r"geometries must hold one geometry for the whole batch or one per image \(2\); got 3",
     ),
-    "a placement outside the input": (dict(placements=[dict(PLACEMENT, offset_x=5)]), r"content rectangle"),
-    "the second image's placement outside the input": (
-        dict(placements=[PLACEMENT, dict(PLACEMENT, offset_y=3)]),
+    "a geometry outside the input": (dict(geometries=[dict(GEOMETRY, offset_x=5)]), r"content rectangle"),
+    "the second image's geometry outside the input": (
+        dict(geometries=[GEOMETRY, dict(GEOMETRY, offset_y=3)]),
         r"content rectangle",
     ),
+    "a geometry that is not one": (dict(geometries=[dict(GEOMETRY, crop_X=0)]), r"geometries\[0\] has an unknown key"),
     "k 0": (dict(k=0), r"k \(peaks per channel\) must be 1 to 1024; got 0"),
     "argmax with k 2": (dict(mode="argmax"), r"argmax mode finds one peak per channel, so k must be 1"),
     "three thresholds for two channels": (dict(threshold=[0.1, 0.2, 0.3]), r"threshold needs 1 value"),
@@ -457,14 +443,14 @@ def test_torch_cpu_tensors_are_refused_as_host_arrays():
 
 ACCEPTED = {
     "decode_dense": ("decode_dense_cuda", _dense_base, dict(
-        centerness=_levels(_new((1, 1, 2, 3))), mappings=_new((1, 8), "<f8"),
+        centerness=_levels(_new((1, 1, 2, 3))), geometries=_new((1, 112), "|u1", alignment=8),
         workspace=_new((64,), "|u1", alignment=256))),
-    "decode_boxes": ("decode_boxes_cuda", _boxes_base, dict(mappings=_new((1, 8), "<f8"))),
+    "decode_boxes": ("decode_boxes_cuda", _boxes_base, dict(geometries=_new((1, 112), "|u1", alignment=8))),
     "nms": ("nms_cuda", _nms_base, dict()),
-    "nms of no boxes": ("nms_cuda", _nms_base, dict(boxes=lambda make, base: _Interface(0, (0, 4), "<f4"),
-                                                    scores=lambda make, base: _Interface(0, (0,), "<f4"),
+    "nms of no boxes": ("nms_cuda", _nms_base, dict(boxes=lambda make, base: FakeCudaArray(0, (0, 4), "<f4"),
+                                                    scores=lambda make, base: FakeCudaArray(0, (0,), "<f4"),
                                                     classes=None)),
-    "heatmap_peaks": ("heatmap_peaks_cuda", _peaks_base, dict(placements=[PLACEMENT, dict(PLACEMENT, offset_x=3)])),
+    "heatmap_peaks": ("heatmap_peaks_cuda", _peaks_base, dict(geometries=[GEOMETRY, dict(GEOMETRY, offset_x=3)])),
     "cam_overlay": ("cam_overlay_cuda", _cam_base, dict(normalise="fixed", low=-1.0, high=2.0)),
 }
 
@@ -502,7 +488,7 @@ def test_wrappers_refuse_host_arrays_mixed_with_cuda_arrays():
         nms(boxes, np.zeros(3, np.float32), classes, device="cuda")
     cam, display = _device_fakes(((3, 3),), ((4, 5), "|u1"))
     with pytest.raises(ValueError, match=r"^cam and display are CUDA arrays but out is not"):
-        overlay_cam(cam, display, PLACEMENT, input_size=(12, 12), out=np.zeros((4, 5, 3), np.uint8), device="cuda")
+        overlay_cam(cam, display, GEOMETRY, input_size=(12, 12), out=np.zeros((4, 5, 3), np.uint8), device="cuda")
 
 
 def test_wrappers_ask_for_device_cuda_with_cuda_arrays():
@@ -511,7 +497,7 @@ def test_wrappers_ask_for_device_cuda_with_cuda_arrays():
         decode_boxes(boxes, scores)
     (heatmaps,) = _device_fakes(((1, 2, 3, 3),))
     with pytest.raises(ValueError, match=r"pass device='cuda'"):
-        find_argmax(heatmaps, PLACEMENT, input_size=(12, 12))
+        find_argmax(heatmaps, GEOMETRY, input_size=(12, 12))
 
 
 def test_wrappers_refuse_device_arguments_with_numpy_arrays():
@@ -521,9 +507,9 @@ def test_wrappers_refuse_device_arguments_with_numpy_arrays():
     with pytest.raises(ValueError, match=r"^stream and workspace apply to CUDA arrays"):
         decode_boxes(boxes[None], scores[None, :, None], workspace=np.zeros(64, np.uint8), stream=7)
     with pytest.raises(ValueError, match=r"^stream applies to CUDA arrays"):
-        find_peaks(np.zeros((1, 1, 3, 3), np.float32), PLACEMENT, input_size=(12, 12), threshold=0.5, k=1, stream=7)
+        find_peaks(np.zeros((1, 1, 3, 3), np.float32), GEOMETRY, input_size=(12, 12), threshold=0.5, k=1, stream=7)
     with pytest.raises(ValueError, match=r"^workspace applies to CUDA arrays"):
-        overlay_cam(np.zeros((3, 3), np.float32), np.zeros((4, 5), np.uint8), PLACEMENT, input_size=(12, 12),
+        overlay_cam(np.zeros((3, 3), np.float32), np.zeros((4, 5), np.uint8), GEOMETRY, input_size=(12, 12),
                     workspace=np.zeros(64, np.uint8))
 
 
@@ -537,9 +523,9 @@ WRAPPER_ENTRY_POINTS = {
     "decode_dense": lambda f: decode_dense([(f((1, 2, 2, 3)), f((1, 4, 2, 3)))], [8], device="cuda"),
     "decode_boxes": lambda f: decode_boxes(f((1, 3, 4)), f((1, 3, 2)), device="cuda"),
     "nms": lambda f: nms(f((3, 4)), f((3,)), device="cuda"),
-    "find_peaks": lambda f: find_peaks(f((1, 1, 3, 3)), PLACEMENT, input_size=(12, 12), threshold=0.5, k=1,
+    "find_peaks": lambda f: find_peaks(f((1, 1, 3, 3)), GEOMETRY, input_size=(12, 12), threshold=0.5, k=1,
                                        device="cuda"),
-    "overlay_cam": lambda f: overlay_cam(f((3, 3)), f((4, 5), "|u1"), PLACEMENT, input_size=(12, 12), device="cuda"),
+    "overlay_cam": lambda f: overlay_cam(f((3, 3)), f((4, 5), "|u1"), GEOMETRY, input_size=(12, 12), device="cuda"),
 }
 
 
@@ -584,33 +570,41 @@ def test_kept_boxes_give_the_numpy_indices_or_refuse():
         refused.indices()
 
 
-def test_source_mapping_table_rows_are_the_device_layout():
+def _geometry_rows(table: np.ndarray) -> np.ndarray:
+    """A uint8 [N, 112] geometry table read as N records of its fields (radedge/geometry.h's layout)."""
+    fields = np.dtype([(name, np.dtype(dtype)) for name, dtype in kernels().GEOMETRY_FIELDS])
+    return table.view(fields).reshape(len(table))
+
+
+def test_geometry_table_rows_are_the_device_layout():
     rng = np.random.default_rng(12)
     geometries = [_random_geometry(rng) for _ in range(3)]
-    table = source_mapping_table(geometries, 3)
-    assert table.dtype == np.float64 and table.shape == (3, 8) and table.flags.c_contiguous
-    columns = ("offset_x", "offset_y", "scale_x", "scale_y", "crop_x", "crop_y", "source_columns", "source_rows")
-    for row, geometry in zip(table, geometries):
-        mapping = source_mapping(geometry)
-        assert row.tolist() == [mapping[c] for c in columns]
-    one = source_mapping_table(geometries[1], 2)
+    table = geometry_table(geometries, 3)
+    assert table.dtype == np.uint8 and table.shape == (3, 112) and table.flags.c_contiguous
+    assert [name for name, _ in kernels().GEOMETRY_FIELDS] == [
+        "source_rows", "source_columns", "crop_x", "crop_y", "crop_width", "crop_height", "content_height",
+        "content_width", "offset_y", "offset_x", "scale_y", "scale_x", "input_height", "input_width",
+    ]
+    for row, geometry in zip(_geometry_rows(table), geometries):
+        assert {name: row[name].item() for name in row.dtype.names} == geometry
+    one = geometry_table(geometries[1], 2)
     np.testing.assert_array_equal(one, np.stack([table[1], table[1]]))
 
 
-def test_source_mapping_table_checks_what_the_device_would_mark_refused():
+def test_geometry_table_checks_what_the_device_would_mark_refused():
     good = _random_geometry(np.random.default_rng(13))
-    with pytest.raises(ValueError, match="needs finite scales > 0"):
-        source_mapping_table(dataclasses.replace(good, scale_x=0.0), 1)
-    with pytest.raises(ValueError, match="one per image"):
-        source_mapping_table([good, good], 3)
+    with pytest.raises(ValueError, match="geometry_table: the geometry of image 0: scale_x and scale_y must be finite"):
+        geometry_table(dict(good, scale_x=0.0), 1)
+    with pytest.raises(ValueError, match=r"sequence of one per image \(3\); got a sequence of 2"):
+        geometry_table([good, good], 3)
     with pytest.raises(ValueError, match="geometry is None"):
-        source_mapping_table(None, 1)
+        geometry_table(None, 1)
 
 
 def test_heatmap_peaks_workspace_is_the_largest_that_one_call_needs():
     if not kernels().build_info()["cuda"]:
         with pytest.raises(NativeOpError, match="built without CUDA"):
-            heatmap_peaks_cuda_workspace_bytes((2, 3, 64, 64), PLACEMENT, input_size=(12, 12))
+            heatmap_peaks_cuda_workspace_bytes((2, 3, 64, 64), GEOMETRY)
         return
     spec = PreprocessSpec(256, 256)
     wide, tall = resize_geometry(100, 400, spec), resize_geometry(400, 300, spec)
@@ -619,7 +613,7 @@ def test_heatmap_peaks_workspace_is_the_largest_that_one_call_needs():
     assert single[0] < single[1], "the taller content covers more cells, each with a candidate slot"
     assert heatmap_peaks_cuda_workspace_bytes(shape, [wide, tall], input_size=(256, 256)) == max(single)
     assert heatmap_peaks_cuda_workspace_bytes(shape, tall, input_size=(256, 256)) > max(single)
-    with pytest.raises(ValueError, match=r"one geometry per image of the batch \(2\)"):
+    with pytest.raises(ValueError, match=r"sequence of one per image \(2\); got a sequence of 3"):
         heatmap_peaks_cuda_workspace_bytes(shape, [wide, tall, wide], input_size=(256, 256))
 
 
@@ -739,11 +733,11 @@ def test_refused_values_are_marked_in_the_outputs_not_raised():
     with pytest.raises(ValueError, match="image 1 of the batch was refused"):
         got.per_image(stream)
 
-    # An invalid mapping row, which only the device can meet (the host table is checked).
+    # An invalid geometry row, which only the device can meet (the host table is checked).
     boxes = np.array([[[10, 10, 50, 50]], [[20, 20, 60, 60]]], np.float32)
     probabilities = np.full((2, 1, 1), 0.9, np.float32)
-    table = source_mapping_table(_random_geometry(np.random.default_rng(3)), 2)
-    table[0, 2] = 0.0  # scale_x
+    table = geometry_table(_random_geometry(np.random.default_rng(3)), 2)
+    _geometry_rows(table)[0]["scale_x"] = 0.0
     mapped = decode_boxes(upload(boxes), upload(probabilities), upload(table), device="cuda", stream=stream)
     np.testing.assert_array_equal(mapped.refused, [True, False])
 
@@ -764,7 +758,7 @@ def test_limits_that_size_the_outputs_are_checked_before_allocating_them():
     with pytest.raises(ValueError, match=r"max_detections must be 1 to 32768 per image; got 1099511627776"):
         decode_boxes(boxes, scores, device="cuda", max_detections=2**40, stream=stream)
     with pytest.raises(ValueError, match=r"k \(peaks per channel\) must be 1 to 1024; got 1099511627776"):
-        find_peaks(upload(np.zeros((1, 1, 3, 3), np.float32)), PLACEMENT, input_size=(12, 12), threshold=0.5,
+        find_peaks(upload(np.zeros((1, 1, 3, 3), np.float32)), GEOMETRY, threshold=0.5,
                    k=2**40, device="cuda", stream=stream)
 
 
@@ -906,7 +900,7 @@ def test_post_processing_captured_in_a_graph_with_caller_workspaces_replays_like
     upload = _upload(stream)
     device_levels = [tuple(upload(a) for a in level) for level in levels]
     # Uploaded before the capture: a capture cannot copy from host memory.
-    mapping_table = upload(source_mapping_table(geometry, 2))
+    device_geometries = upload(geometry_table(geometry, 2))
     device_boxes, device_scores, device_labels = upload(boxes), upload(scores), upload(labels)
     device_maps, device_cam, device_display = upload(maps), upload(cam), upload(display)
     workspaces = dict(
@@ -919,7 +913,7 @@ def test_post_processing_captured_in_a_graph_with_caller_workspaces_replays_like
     cam_geometry = resize_geometry(600, 800, PreprocessSpec(256, 256))
 
     def chain(outputs):
-        decode_dense(device_levels, [8, 16, 32], mapping_table, max_detections=100, device="cuda", stream=stream,
+        decode_dense(device_levels, [8, 16, 32], device_geometries, max_detections=100, device="cuda", stream=stream,
                      workspace=workspaces["dense"], out=outputs["detections"])
         nms(device_boxes, device_scores, device_labels, 0.5, 200, device="cuda", stream=stream,
             workspace=workspaces["nms"], out=outputs["kept"])
@@ -963,7 +957,7 @@ def test_a_geometry_upload_inside_a_capture_is_refused_with_the_fix():
     device_levels = [tuple(upload(a) for a in level) for level in levels]
     workspace = cuda.DeviceArray.empty(decode_dense_cuda_workspace_bytes(levels), "uint8", stream=stream)
     graph = cuda.Graph()
-    with pytest.raises(ValueError, match=r"uploaded before a CUDA graph capture.*source_mapping_table"):
+    with pytest.raises(ValueError, match=r"uploaded before a CUDA graph capture.*geometry_table"):
         with graph.capture(stream):
             decode_dense(device_levels, [8, 16, 32], _random_geometry(rng), device="cuda", stream=stream,
                          workspace=workspace)

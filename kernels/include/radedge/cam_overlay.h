@@ -90,9 +90,9 @@ struct OverlayView {
 // float64, halves up). floor: normalised CAM values below it show the grey image only,
 // [0, 1] (0: colour everywhere); the float32 t is compared with it exactly. low / high: the
 // fixed range (finite, low < high, within kMaxCamMagnitude), unused for min-max. Only the input size and content rectangle of
-// `placement` are used; the rest is checked for consistency.
+// `geometry` are used; the rest is checked for consistency.
 struct CamOverlayParams {
-  InputPlacement placement;
+  InputGeometry geometry;
   CamNormalise normalise = CamNormalise::kMinMax;
   float low = 0.0f;
   float high = 1.0f;

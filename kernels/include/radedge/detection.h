@@ -48,9 +48,8 @@
 #include <cstring>
 #include <vector>
 
-// RADEDGE_HOST_DEVICE and the non-fusing detail::mul_rn / add_rn live with the first op
-// that needed them; sharing them keeps one definition of "the same bits on host and device".
-#include "radedge/preprocess.h"
+#include "radedge/geometry.h"
+#include "radedge/host_device.h"
 
 // cudaStream_t is `CUstream_st*`; naming the struct keeps this header free of CUDA includes.
 struct CUstream_st;
@@ -124,26 +123,8 @@ struct NmsParams {
   bool class_agnostic = false;
 };
 
-// Model-input pixels -> source-image pixels for one image, from the preprocessing's
-// ResizeGeometry plus an optional source crop (the preprocessing resized the
-// source_columns x source_rows region whose top-left corner is (crop_x, crop_y)):
-//   x_src = (x_in - offset_x) / scale_x + crop_x,  clipped to [crop_x, crop_x + source_columns]
-//   y_src = (y_in - offset_y) / scale_y + crop_y,  clipped to [crop_y, crop_y + source_rows]
-// evaluated in double and rounded once to float32. Without a crop the clip is the whole
-// source image. A plain struct, so an array of them can live in device memory.
-struct SourceMapping {
-  double offset_x = 0.0;
-  double offset_y = 0.0;
-  double scale_x = 1.0;  // > 0
-  double scale_y = 1.0;  // > 0
-  double crop_x = 0.0;
-  double crop_y = 0.0;
-  double source_columns = 0.0;  // >= 1
-  double source_rows = 0.0;     // >= 1
-};
-
 // The fixed-size result: C-contiguous boxes float32 [batch, max_detections, 4] (x1 y1 x2 y2
-// in source pixels, or model-input pixels when no mapping is given), scores float32
+// in source pixels, or model-input pixels when no geometry is given), scores float32
 // [batch, max_detections], classes int32 [batch, max_detections], valid int32 [batch].
 // Slots from valid[n] on are zero. valid[n] = -1 (all slots zero) is the CUDA ops' report
 // of an image whose inputs are refused (see "Refused values").
@@ -180,22 +161,20 @@ void check_decode_dense_args(const DenseHeadView& head, const DenseDecodeParams&
 void check_decode_boxes_args(const BoxesView& input, const BoxesDecodeParams& decode, const NmsParams& params,
                              const DetectionsView& out);
 void check_nms_args(const NmsBoxesView& input, float iou_threshold, int64_t max_detections);
-// Host memory only: finite offsets and crops, scales > 0, source sizes >= 1.
-void check_source_mappings(const SourceMapping* mappings, int64_t count);
-
-// CPU. `mappings` is null (results stay in model-input pixels, unclipped) or holds one
-// SourceMapping per image. Runs on the calling thread plus up to threads - 1 workers
+// CPU. `geometries` is null (results stay in model-input pixels, unclipped) or holds one
+// InputGeometry per image. Runs on the calling thread plus up to threads - 1 workers
 // (0: default_thread_count()); the result does not depend on the thread count.
 void decode_dense_cpu(const DenseHeadView& head, const DenseDecodeParams& decode, const NmsParams& params,
-                      const SourceMapping* mappings, const DetectionsView& out, int threads);
+                      const InputGeometry* geometries, const DetectionsView& out, int threads);
 void decode_boxes_cpu(const BoxesView& input, const BoxesDecodeParams& decode, const NmsParams& params,
-                      const SourceMapping* mappings, const DetectionsView& out, int threads);
+                      const InputGeometry* geometries, const DetectionsView& out, int threads);
 // Writes the kept indices, in NMS order, to keep[0 .. returned count); keep holds
 // max_detections entries and the rest of it is set to -1.
 int64_t nms_cpu(const NmsBoxesView& input, float iou_threshold, int64_t max_detections, int32_t* keep, int threads);
 
-// CUDA (kernels/cuda/detection.cu). Every pointer is device memory, `mappings` included
-// (null or one per image). Each op enqueues its kernels on `stream` and returns without
+// CUDA (kernels/cuda/detection.cu). Every pointer is device memory, `geometries` included
+// (null or one per image; an image whose geometry breaks geometry_is_valid is refused, valid
+// = -1, as a refused value is). Each op enqueues its kernels on `stream` and returns without
 // waiting; `workspace` must be at least *_workspace_bytes(...) bytes, 256-byte aligned,
 // and untouched until the op has run. Nothing is allocated and nothing waits on the host,
 // so the op can be captured in a CUDA graph. The workspace size depends on the shapes and
@@ -203,11 +182,11 @@ int64_t nms_cpu(const NmsBoxesView& input, float iou_threshold, int64_t max_dete
 // throw radedge::CudaError.
 size_t decode_dense_cuda_workspace_bytes(const DenseHeadView& head, const NmsParams& params);
 void decode_dense_cuda(const DenseHeadView& head, const DenseDecodeParams& decode, const NmsParams& params,
-                       const SourceMapping* mappings, const DetectionsView& out, void* workspace,
+                       const InputGeometry* geometries, const DetectionsView& out, void* workspace,
                        size_t workspace_bytes, CUstream_st* stream);
 size_t decode_boxes_cuda_workspace_bytes(const BoxesView& input, const NmsParams& params);
 void decode_boxes_cuda(const BoxesView& input, const BoxesDecodeParams& decode, const NmsParams& params,
-                       const SourceMapping* mappings, const DetectionsView& out, void* workspace,
+                       const InputGeometry* geometries, const DetectionsView& out, void* workspace,
                        size_t workspace_bytes, CUstream_st* stream);
 // keep: int32 [max_detections] (unused entries -1); keep_count: one int32.
 size_t nms_cuda_workspace_bytes(int64_t count, int64_t max_detections);
@@ -217,9 +196,9 @@ void nms_cuda(const NmsBoxesView& input, float iou_threshold, int64_t max_detect
 // The same ops on host arrays, for tests and one-off use: allocate device memory, copy in,
 // run, wait, copy back, free. Outputs are untouched if anything fails.
 void decode_dense_cuda_host(const DenseHeadView& head, const DenseDecodeParams& decode, const NmsParams& params,
-                            const SourceMapping* mappings, const DetectionsView& out);
+                            const InputGeometry* geometries, const DetectionsView& out);
 void decode_boxes_cuda_host(const BoxesView& input, const BoxesDecodeParams& decode, const NmsParams& params,
-                            const SourceMapping* mappings, const DetectionsView& out);
+                            const InputGeometry* geometries, const DetectionsView& out);
 int64_t nms_cuda_host(const NmsBoxesView& input, float iou_threshold, int64_t max_detections, int32_t* keep);
 
 namespace detail {
@@ -285,22 +264,6 @@ RADEDGE_HOST_DEVICE inline float sqrt_rn(float value) {
   return __fsqrt_rn(value);
 #else
   return std::sqrt(value);
-#endif
-}
-
-RADEDGE_HOST_DEVICE inline float div_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-
-RADEDGE_HOST_DEVICE inline double div_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
 #endif
 }
 
@@ -394,14 +357,20 @@ RADEDGE_HOST_DEVICE inline float clamp(double value, double low, double high) {
   return static_cast<float>(value < low ? low : (value > high ? high : value));
 }
 
-RADEDGE_HOST_DEVICE inline Box map_to_source(const Box& box, const SourceMapping& m) {
-  const double x1 = add_rn(div_rn(add_rn(static_cast<double>(box.x1), -m.offset_x), m.scale_x), m.crop_x);
-  const double y1 = add_rn(div_rn(add_rn(static_cast<double>(box.y1), -m.offset_y), m.scale_y), m.crop_y);
-  const double x2 = add_rn(div_rn(add_rn(static_cast<double>(box.x2), -m.offset_x), m.scale_x), m.crop_x);
-  const double y2 = add_rn(div_rn(add_rn(static_cast<double>(box.y2), -m.offset_y), m.scale_y), m.crop_y);
-  const double right = add_rn(m.crop_x, m.source_columns), bottom = add_rn(m.crop_y, m.source_rows);
-  return Box{clamp(x1, m.crop_x, right), clamp(y1, m.crop_y, bottom), clamp(x2, m.crop_x, right),
-             clamp(y2, m.crop_y, bottom)};
+// Model-input pixels -> source-image pixels through the image's InputGeometry (radedge/geometry.h):
+//   x_src = (x_in - offset_x) / scale_x + crop_x,  clipped to [crop_x, crop_x + crop_width]
+//   y_src = (y_in - offset_y) / scale_y + crop_y,  clipped to [crop_y, crop_y + crop_height]
+// evaluated in double and rounded once to float32: boxes are clipped to the region the model
+// saw (the whole source image when nothing was cropped). The crop's ends are exact in double.
+RADEDGE_HOST_DEVICE inline float source_coordinate(float input, const GeometryAxis& axis) {
+  return clamp(input_to_source(axis, static_cast<double>(input)), static_cast<double>(axis.crop_start),
+               static_cast<double>(axis.crop_start + axis.crop_size));
+}
+
+RADEDGE_HOST_DEVICE inline Box map_to_source(const Box& box, const InputGeometry& g) {
+  const GeometryAxis x = x_axis(g), y = y_axis(g);
+  return Box{source_coordinate(box.x1, x), source_coordinate(box.y1, y), source_coordinate(box.x2, x),
+             source_coordinate(box.y2, y)};
 }
 
 // A uint32 whose ascending order is the float's descending order (-0 and +0 equal);

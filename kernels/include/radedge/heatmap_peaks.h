@@ -84,7 +84,7 @@ struct PeaksView {
 
 // threshold: score units, one value (every channel) or one per channel; unused in argmax
 // mode. For sigmoid it must lie in [0, 1). max_peaks is K (1 in argmax mode). Every image
-// of the batch was placed in the model input by `placement`.
+// of the batch was placed in the model input as `geometry` says.
 struct HeatmapPeaksParams {
   PeakMode mode = PeakMode::kLocalMaxima;
   PeakActivation activation = PeakActivation::kNone;
@@ -92,7 +92,7 @@ struct HeatmapPeaksParams {
   int64_t max_peaks = 1;
   int64_t radius = 1;
   bool refine = true;
-  InputPlacement placement;
+  InputGeometry geometry;
 };
 
 // The one place where the op's arguments are checked, by every backend and the binding.
@@ -135,9 +135,7 @@ struct PeakConstants {
   int64_t threshold_count;                  // 1 (broadcast) or channels
   double input_per_cell_x;                  // input_width / w
   double input_per_cell_y;
-  double offset_x, offset_y;
-  double scale_x, scale_y;
-  double crop_x, crop_y;
+  GeometryAxis x, y;                        // of params.geometry
   ContentCells cells;
 };
 PeakConstants make_peak_constants(const HeatmapsView& heatmaps, const HeatmapPeaksParams& params);
@@ -180,9 +178,8 @@ RADEDGE_HOST_DEVICE inline double quadratic_offset(double before, double centre,
 
 // Source coordinate of a refined cell position along one axis (see the header comment).
 RADEDGE_HOST_DEVICE inline double cell_to_source(int64_t cell, double offset, double input_per_cell,
-                                                 double content_offset, double scale, double crop) {
-  const double input = mul_rn(add_rn(static_cast<double>(cell) + 0.5, offset), input_per_cell);
-  return add_rn(add_rn(input, -content_offset) / scale, crop);
+                                                 const GeometryAxis& axis) {
+  return input_to_source(axis, mul_rn(add_rn(static_cast<double>(cell) + 0.5, offset), input_per_cell));
 }
 
 }  // namespace detail

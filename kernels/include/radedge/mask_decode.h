@@ -2,13 +2,14 @@
 // geometry (or at a display size), per-label statistics and an optional run-length
 // encoding of the mask, in one pass over the output.
 //
-// Geometry. Continuous coordinates put pixel i over [i, i + 1) and its centre at i + 0.5,
-// in every grid. The source image (source_rows x source_columns) was cropped to
-// [crop_x, crop_x + crop_width) x [crop_y, crop_y + crop_height), and the crop resized into
-// the content rectangle (offset_x, offset_y, content_width, content_height) of the model
-// input (input_height x input_width). The logits cover the whole model input at their own
-// resolution h x w. The mask has output_height x output_width pixels spread evenly over the
-// source image (the source size itself by default). Per axis, output pixel i maps to
+// Geometry (an InputGeometry, radedge/geometry.h). Continuous coordinates put pixel i over
+// [i, i + 1) and its centre at i + 0.5, in every grid. The source image (source_rows x
+// source_columns) was cropped to [crop_x, crop_x + crop_width) x [crop_y, crop_y +
+// crop_height), and the crop resized into the content rectangle (offset_x, offset_y,
+// content_width, content_height) of the model input (input_height x input_width). The
+// logits cover the whole model input at their own resolution h x w. The mask has
+// output_height x output_width pixels spread evenly over the source image (the source size
+// itself by default). Per axis, output pixel i maps to
 //
 //   s = (i + 0.5) * (source_size / output_size)                       source coordinate
 //   p = ((s - crop_start) * (content_size / crop_size) + content_offset)
@@ -49,12 +50,14 @@
 // capacity means the stored runs are only the first `capacity` ones (never an overrun).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
-#include "radedge/preprocess.h"  // RADEDGE_HOST_DEVICE, detail::mul_rn / add_rn
+#include "radedge/geometry.h"
+#include "radedge/host_device.h"
 
 struct CUstream_st;
 
@@ -95,24 +98,8 @@ struct RunsView {
   int64_t capacity = 0;
 };
 
-// Where the logits' model input came from, in whole pixels (see the top of this file).
-struct MaskGeometry {
-  int64_t source_rows = 0;
-  int64_t source_columns = 0;
-  int64_t crop_x = 0;  // the part of the source that was resized; the whole image by default
-  int64_t crop_y = 0;
-  int64_t crop_width = 0;
-  int64_t crop_height = 0;
-  int64_t offset_x = 0;  // where the resized crop lies in the model input
-  int64_t offset_y = 0;
-  int64_t content_width = 0;
-  int64_t content_height = 0;
-  int64_t input_height = 0;  // the model input the logits cover
-  int64_t input_width = 0;
-};
-
 struct MaskDecodeParams {
-  MaskGeometry geometry;
+  InputGeometry geometry;  // its scales are not read: the op maps through content / crop sizes
   Activation activation = Activation::kSigmoid;
   // sigmoid: probabilities in [0, 1], one (for every channel) or one per channel;
   // softmax: empty.
@@ -218,8 +205,7 @@ struct MaskAxis {
   int64_t logits_size;
 };
 
-MaskAxis make_mask_axis(int64_t source_size, int64_t crop_start, int64_t crop_size, int64_t content_offset,
-                        int64_t content_size, int64_t input_size, int64_t logits_size, int64_t output_size);
+MaskAxis make_mask_axis(const GeometryAxis& axis, int64_t logits_size, int64_t output_size);
 
 // Output pixel `index` of `axis`: returns the first logit index of its cell (the cell spans
 // that index and the next, clamped to the plane) and sets *fraction, the weight of the

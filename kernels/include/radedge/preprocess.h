@@ -35,13 +35,9 @@
 #include <string>
 #include <vector>
 
+#include "radedge/geometry.h"
+#include "radedge/host_device.h"
 #include "radedge/region.h"
-
-#if defined(__CUDACC__)
-#define RADEDGE_HOST_DEVICE __host__ __device__
-#else
-#define RADEDGE_HOST_DEVICE
-#endif
 
 // cudaStream_t is `CUstream_st*`; naming the struct keeps this header free of CUDA includes.
 struct CUstream_st;
@@ -115,31 +111,15 @@ struct PreprocessParams {
   FloatWindow float_window;
 };
 
-// Where the resized crop lies in the output. Continuous coordinates put pixel centres at
-// i + 0.5, so x_source = (x_out - offset_x) / scale_x + crop_x.
-struct ResizeGeometry {
-  int64_t source_rows = 0;  // the whole source image
-  int64_t source_columns = 0;
-  int64_t content_height = 0;  // size of the resized crop inside the output
-  int64_t content_width = 0;
-  int64_t offset_y = 0;  // top-left of the content in the output (letterbox padding)
-  int64_t offset_x = 0;
-  double scale_y = 0.0;  // content_height / crop_height
-  double scale_x = 0.0;  // content_width / crop_width
-  int64_t crop_x = 0;  // the source rectangle that was resized (default: the whole image)
-  int64_t crop_y = 0;
-  int64_t crop_width = 0;
-  int64_t crop_height = 0;
-};
-
-// Letterbox: s = min(height / crop_height, width / crop_width), content = max(1, round(n * s))
-// with halves rounded up, evaluated exactly in integers; the content is centred (offsets
-// rounded down). Stretch: the content is the whole output. Throws std::invalid_argument
-// on a non-positive size or a crop that is not inside the image.
-ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, int64_t height, int64_t width,
-                               ResizeMode mode);
-ResizeGeometry resize_geometry(int64_t source_rows, int64_t source_columns, const PixelRegion& crop, int64_t height,
-                               int64_t width, ResizeMode mode);
+// Where the crop (default: the whole image) lands in a height x width model input. Letterbox:
+// s = min(height / crop_height, width / crop_width), content = max(1, round(n * s)) with halves
+// rounded up, evaluated exactly in integers; the content is centred (offsets rounded down).
+// Stretch: the content is the whole input. Throws std::invalid_argument on a non-positive size
+// or a crop that is not inside the image.
+InputGeometry resize_geometry(int64_t source_rows, int64_t source_columns, int64_t height, int64_t width,
+                              ResizeMode mode);
+InputGeometry resize_geometry(int64_t source_rows, int64_t source_columns, const PixelRegion& crop, int64_t height,
+                              int64_t width, ResizeMode mode);
 
 // params' crop resolved against a rows x columns image (std::invalid_argument if it is
 // empty or reaches outside).
@@ -164,8 +144,8 @@ void check_preprocess_args(const PixelsView& pixels, const LutView& lut, const O
 
 // Runs on the calling thread plus up to threads - 1 workers (0: default_thread_count());
 // the result does not depend on the thread count. Writes only out[slot].
-ResizeGeometry preprocess_cpu(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
-                              const PreprocessParams& params, int threads);
+InputGeometry preprocess_cpu(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                             const PreprocessParams& params, int threads);
 
 // One image of a batch: it is written to out[i], i its index in the list. Each item has
 // its own params (crop, float window); all must describe `out`.
@@ -181,8 +161,8 @@ void check_preprocess_batch_args(const std::vector<PreprocessItem>& items, const
 
 // Every item into its slot, with the images' rows split across the threads as one pool
 // of work; each slot is bitwise what preprocess_cpu writes for it.
-std::vector<ResizeGeometry> preprocess_batch_cpu(const std::vector<PreprocessItem>& items, const OutputView& out,
-                                                 int threads);
+std::vector<InputGeometry> preprocess_batch_cpu(const std::vector<PreprocessItem>& items, const OutputView& out,
+                                                int threads);
 
 // CUDA (kernels/cuda/preprocess.cu). Every pointer is device memory. Enqueues the op on
 // `stream` and returns without waiting; `workspace` holds the resampling weights and
@@ -190,23 +170,23 @@ std::vector<ResizeGeometry> preprocess_batch_cpu(const std::vector<PreprocessIte
 // untouched until the op has run. Allocates nothing, so it can be captured in a CUDA
 // graph. CUDA errors throw std::runtime_error naming the op and the CUDA error.
 size_t preprocess_cuda_workspace_bytes(int64_t source_rows, int64_t source_columns, const PreprocessParams& params);
-ResizeGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
-                               const PreprocessParams& params, void* workspace, size_t workspace_bytes,
-                               CUstream_st* stream);
+InputGeometry preprocess_cuda(const PixelsView& pixels, const LutView& lut, const OutputView& out, int64_t slot,
+                              const PreprocessParams& params, void* workspace, size_t workspace_bytes,
+                              CUstream_st* stream);
 
 // The same op on host arrays, for tests and one-off use: allocates device memory, copies
 // in, runs, waits, copies out[slot] back and frees. `out` is untouched if anything fails.
-ResizeGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out,
-                                    int64_t slot, const PreprocessParams& params);
+InputGeometry preprocess_cuda_host(const PixelsView& pixels, const LutView& lut, const OutputView& out,
+                                   int64_t slot, const PreprocessParams& params);
 
 // The batch on CUDA: one preprocess_cuda enqueue per item on `stream`, each with its own
 // part of `workspace` (preprocess_batch_cuda_workspace_bytes in all). Allocation-free and
 // enqueue-only like preprocess_cuda; the _host variant copies in and out as above.
 size_t preprocess_batch_cuda_workspace_bytes(const std::vector<PreprocessItem>& items);
-std::vector<ResizeGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>& items, const OutputView& out,
-                                                  void* workspace, size_t workspace_bytes, CUstream_st* stream);
-std::vector<ResizeGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>& items,
-                                                       const OutputView& out);
+std::vector<InputGeometry> preprocess_batch_cuda(const std::vector<PreprocessItem>& items, const OutputView& out,
+                                                 void* workspace, size_t workspace_bytes, CUstream_st* stream);
+std::vector<InputGeometry> preprocess_batch_cuda_host(const std::vector<PreprocessItem>& items,
+                                                      const OutputView& out);
 
 namespace detail {
 
@@ -237,37 +217,6 @@ RADEDGE_HOST_DEVICE inline float float_window_value(const FloatWindowConstants& 
   t = t > 0.0f ? t : 0.0f;
   t = t < 1.0f ? t : 1.0f;
   return window.invert ? 1.0f - t : t;
-}
-
-// IEEE round-to-nearest products and sums that a compiler may not fuse into an FMA, so the
-// host and device evaluate the same expression to the same bits.
-RADEDGE_HOST_DEVICE inline double mul_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-RADEDGE_HOST_DEVICE inline double add_rn(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-RADEDGE_HOST_DEVICE inline float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-RADEDGE_HOST_DEVICE inline float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
 }
 
 enum class AxisMode : int { kCopy, kArea, kLinear };

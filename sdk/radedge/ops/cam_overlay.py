@@ -6,7 +6,7 @@ op ``radedge._kernels.cam_overlay_cpu`` (or ``cam_overlay_cuda_host``) makes one
 the display image (uint8 [H, W] grey, the windowed source region at display resolution,
 for instance the preprocess op's output in stretch mode):
 
-- each display pixel centre is mapped through the preprocess placement into the CAM, which
+- each display pixel centre is mapped through the preprocess geometry into the CAM, which
   is sampled bilinearly (cell centres at i + 0.5, edges clamped, as cv2.resize
   INTER_LINEAR): the display shows the content region only, and a pixel within half a
   cell of its edge interpolates with the neighbouring cell, as any bilinear upsampling does;
@@ -40,7 +40,7 @@ from .. import cuda
 from .._native import kernels
 from . import _device
 from ._device import Device, run_on
-from ._geometry import placement
+from ._geometry import input_geometry
 
 
 def colormap_table(name: str) -> np.ndarray:
@@ -58,7 +58,7 @@ def overlay_cam(
     display: Any,
     geometry: Any,
     *,
-    input_size: Any,
+    input_size: Any = None,
     colormap: str | np.ndarray = "turbo",
     alpha: float = 0.4,
     normalise: str | Sequence[float] = "minmax",
@@ -75,7 +75,9 @@ def overlay_cam(
     model input. ``display``: uint8 [H, W], C-contiguous, the grey image of the source
     region that was resized into the model input (the whole image, or its crop), at any
     size. ``geometry``: the ResizeGeometry the preprocess op returned for the model input.
-    ``input_size``: the model input's (height, width), or its PreprocessSpec.
+    ``input_size``: the model input's (height, width), or its PreprocessSpec; None (the default)
+    takes it from the geometry, which records it when the preprocess op made it; given as well, it
+    must agree.
     ``colormap``: ``"turbo"``, ``"jet"`` or a uint8 [256, 3] RGB numpy table. ``alpha``:
     colour opacity in [0, 1]. ``normalise``: ``"minmax"`` or a fixed ``(low, high)`` range in
     CAM units. ``floor``: normalised values below it (in [0, 1]) are not coloured. ``out``: a
@@ -116,8 +118,9 @@ def overlay_cam(
             out = _device.as_device_input(out, stream)
         with _device.native_errors():
             kernels().cam_overlay_cuda(
-                cam, display, out, placement=placement(geometry, input_size), colormap=colormap, alpha=float(alpha),
-                floor=float(floor), normalise=normalise, low=low, high=high, workspace=workspace, stream=stream,
+                cam, display, out, geometry=input_geometry(geometry, input_size), colormap=colormap,
+                alpha=float(alpha), floor=float(floor), normalise=normalise, low=low, high=high, workspace=workspace,
+                stream=stream,
             )
         cuda.mark_written(out, stream)
         return out
@@ -129,7 +132,7 @@ def overlay_cam(
     elif not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array; got {type(out).__name__}")
     arguments = dict(
-        placement=placement(geometry, input_size), colormap=colormap, alpha=float(alpha), floor=float(floor),
+        geometry=input_geometry(geometry, input_size), colormap=colormap, alpha=float(alpha), floor=float(floor),
         normalise=normalise, low=low, high=high,
     )
     run_on(

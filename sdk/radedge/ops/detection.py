@@ -29,7 +29,7 @@ Rules shared by all three (radedge/detection.h states them for the native code):
   ``max_detections`` boxes are kept.
 - Kept boxes are mapped to the source image through the preprocessing geometry,
   ``x_src = (x_in - offset_x) / scale_x + crop_x``, and clipped to the region the model
-  saw, ``[crop_x, crop_x + source_columns] x [crop_y, crop_y + source_rows]`` (the whole
+  saw, ``[crop_x, crop_x + crop_width] x [crop_y, crop_y + crop_height]`` (the whole
   source image when there is no crop).
 - CPU and CUDA give the same bits.
 
@@ -61,6 +61,8 @@ from .. import cuda
 from .._native import kernels
 from . import _device
 from ._device import Device, run_on
+from ._geometry import geometry_table, input_geometries
+
 ScoresAre = Literal["logits", "probabilities"]
 CenternessMode = Literal["sqrt", "product"]
 DistanceUnits = Literal["stride", "pixels"]
@@ -102,7 +104,7 @@ class Detections:
     scores: Any
     classes: Any
     valid: Any
-    # What the device op reads while it runs (the uploaded mapping table): kept alive with the
+    # What the device op reads while it runs (the uploaded geometry table): kept alive with the
     # results, which the caller keeps until the stream has run the op.
     _inputs: tuple = field(default=(), repr=False, compare=False)
 
@@ -122,7 +124,7 @@ class Detections:
     @property
     def refused(self) -> np.ndarray:
         """bool [N]: the images the op refused, ``valid[n] == -1``: a NaN score or centerness, a
-        non-finite probability or candidate box, or (on CUDA) an invalid source-mapping row.
+        non-finite probability or candidate box, or (on CUDA) an invalid geometry row.
 
         Only the CUDA zero-copy path reports refusals this way; the numpy path raises ValueError
         instead, so there it is all False. For CUDA results this copies ``valid`` to the host,
@@ -150,7 +152,7 @@ class Detections:
             raise ValueError(
                 f"image{'s' if len(refused) > 1 else ''} {', '.join(map(str, refused))} of the batch "
                 f"{'were' if len(refused) > 1 else 'was'} refused on the GPU (valid = -1): a NaN score or "
-                "centerness, a non-finite probability or candidate box, or an invalid source mapping. The detector "
+                "centerness, a non-finite probability or candidate box, or an invalid geometry. The detector "
                 "output is broken: check the engine and its input"
             )
         return [
@@ -187,52 +189,6 @@ class KeptBoxes:
         return _device.to_host(self.keep, stream)[:count].astype(np.int64)
 
 
-def source_mapping(geometry) -> dict:
-    """The native ops' mapping dict for one image from a preprocessing ``ResizeGeometry``.
-
-    Reads ``offset_x``, ``offset_y``, ``scale_x``, ``scale_y`` and the source region that was
-    resized: ``crop_x``, ``crop_y``, ``crop_width``, ``crop_height`` when the geometry has them,
-    else the whole ``source_columns`` x ``source_rows`` image. Boxes are clipped to that region.
-    """
-    crop_x, crop_y = getattr(geometry, "crop_x", 0), getattr(geometry, "crop_y", 0)
-    return {
-        "offset_x": float(geometry.offset_x),
-        "offset_y": float(geometry.offset_y),
-        "scale_x": float(geometry.scale_x),
-        "scale_y": float(geometry.scale_y),
-        # The native mapping's "source" is the region the model saw, placed at crop_x, crop_y.
-        "source_columns": float(getattr(geometry, "crop_width", None) or geometry.source_columns - crop_x),
-        "source_rows": float(getattr(geometry, "crop_height", None) or geometry.source_rows - crop_y),
-        "crop_x": float(crop_x),
-        "crop_y": float(crop_y),
-    }
-
-
-def source_mapping_table(geometry, batch: int) -> np.ndarray:
-    """float64 [N, 8]: the source mappings of ``geometry`` (one ResizeGeometry for the batch, or
-    one per image) in the layout the CUDA ops read (offset_x, offset_y, scale_x, scale_y, crop_x,
-    crop_y, source_columns, source_rows), checked. Upload it once
-    (``radedge.cuda.DeviceArray.from_numpy(table)``) and pass the device copy as ``geometry`` of
-    the zero-copy ops: a CUDA graph capture cannot upload it itself."""
-    if geometry is None:
-        raise ValueError("geometry is None: there is nothing to map (pass None as the ops' geometry instead)")
-    return kernels().source_mapping_table(_mappings(geometry, int(batch)))
-
-
-def _mappings(geometry, batch: int) -> list[dict] | None:
-    """None, one geometry for every image, or a sequence of one geometry per image."""
-    if geometry is None:
-        return None
-    if isinstance(geometry, Sequence):
-        if len(geometry) != batch:
-            raise ValueError(
-                f"geometry must be one ResizeGeometry for the whole batch or one per image ({batch}); "
-                f"got a sequence of {len(geometry)}"
-            )
-        return [source_mapping(g) for g in geometry]
-    return [source_mapping(geometry)] * batch
-
-
 def _require_arrays(**arrays) -> None:
     for name, array in arrays.items():
         if not isinstance(array, np.ndarray):
@@ -255,18 +211,17 @@ def _check_max_detections(max_detections: int) -> None:
         raise ValueError(f"max_detections must be 1 to {limit} per image; got {max_detections}")
 
 
-def _device_mappings(geometry, batch: int, stream: cuda.Stream | None) -> tuple[Any, tuple]:
-    """(the mappings argument of a CUDA op, the arrays to keep alive while it runs)."""
+def _device_geometries(geometry, batch: int, input_size, stream: cuda.Stream | None) -> tuple[Any, tuple]:
+    """(the geometries argument of a CUDA op, the arrays to keep alive while it runs)."""
     if geometry is None:
         return None, ()
     if type(geometry).__name__ == "PyCapsule" or _device.is_on_device(geometry):
         return _device.as_device_input(geometry, stream), ()
-    table = source_mapping_table(geometry, batch)
+    table = geometry_table(geometry, batch, input_size=input_size)
     if stream is not None and stream.capturing:
         raise ValueError(
             "geometry must be uploaded before a CUDA graph capture (a capture cannot copy from host memory): pass "
-            "geometry=radedge.cuda.DeviceArray.from_numpy(source_mapping_table(geometry, batch)), made before the "
-            "capture"
+            "geometry=radedge.cuda.DeviceArray.from_numpy(geometry_table(geometry, batch)), made before the capture"
         )
     with _device.native_errors():
         uploaded = cuda.DeviceArray.from_numpy(table, stream=stream)
@@ -295,14 +250,15 @@ def _detection_outputs(out, batch: int, max_detections: int, stream: cuda.Stream
     return tuple(_device.output(g, name, shape, dtype, stream) for g, (name, shape, dtype) in zip(given, specs))
 
 
-def _detections_on_device(run, batch: int, geometry, max_detections: int, out, workspace, stream) -> Detections:
-    """Runs ``run(out_boxes=..., ..., mappings=..., workspace=..., stream=...)`` on CUDA arrays."""
+def _detections_on_device(run, batch: int, geometry, input_size, max_detections: int, out, workspace,
+                          stream) -> Detections:
+    """Runs ``run(out_boxes=..., ..., geometries=..., workspace=..., stream=...)`` on CUDA arrays."""
     _check_max_detections(max_detections)
-    mappings, uploaded = _device_mappings(geometry, batch, stream)
+    geometries, uploaded = _device_geometries(geometry, batch, input_size, stream)
     outputs = _detection_outputs(out, batch, max_detections, stream)
     names = ("out_boxes", "out_scores", "out_classes", "out_valid")
     with _device.native_errors():
-        run(**dict(zip(names, outputs)), mappings=mappings, workspace=workspace, stream=stream)
+        run(**dict(zip(names, outputs)), geometries=geometries, workspace=workspace, stream=stream)
     for array in outputs:
         cuda.mark_written(array, stream)
     return Detections(*outputs, _inputs=uploaded)
@@ -313,6 +269,7 @@ def decode_dense(
     strides: Sequence[float],
     geometry=None,
     *,
+    input_size: Any = None,
     score_threshold: float = 0.05,
     iou_threshold: float = 0.5,
     pre_nms_top_k: int = 1000,
@@ -338,7 +295,9 @@ def decode_dense(
     ``distance_units="pixels"``), ``centerness`` [N, 1, h, w]. ``strides``: model-input
     pixels per cell of each level. ``geometry``: the preprocessing ``ResizeGeometry`` (one
     for every image, or a sequence of one per image) to map boxes to source pixels, or None
-    to keep model-input pixels, unclipped.
+    to keep model-input pixels, unclipped. ``input_size``: the model input's (height, width),
+    or its PreprocessSpec, for geometries that do not record it (None: the geometry's; given as
+    well, it must agree); the boxes do not depend on it, but the geometry is checked against it.
 
     ``score_threshold`` in [0, 1); ``iou_threshold`` in [0, 1]; ``pre_nms_top_k`` and
     ``max_detections`` 1 to 32768 per image. ``threads``: CPU threads (0: RADEDGE_NUM_THREADS
@@ -350,9 +309,10 @@ def decode_dense(
     once, its work enqueued on ``stream`` (a radedge.cuda.Stream, a torch / CuPy / pycuda
     stream, or None: the legacy default stream). The result holds new radedge DeviceArrays, or
     ``out``'s arrays (a Detections, or (boxes, scores, classes, valid) CUDA arrays of the
-    documented dtypes and shapes), written in place. ``geometry`` may then also be a float64
-    [N, 8] CUDA array made from :func:`source_mapping_table`, which a CUDA graph capture needs
-    (it cannot upload the geometry itself). ``workspace``: a uint8 CUDA array of
+    documented dtypes and shapes), written in place. ``geometry`` may then also be a uint8
+    [N, 112] CUDA array uploaded from :func:`geometry_table`, which a CUDA graph capture needs
+    (it cannot upload the geometry itself); a row that is not a valid geometry marks its image
+    refused. ``workspace``: a uint8 CUDA array of
     ``*_cuda_workspace_bytes(...)`` bytes; None takes one from CUDA's stream-ordered pool. With
     ``out`` and a workspace the call allocates nothing and waits for nothing, so a CUDA graph
     can capture it. Refused values do not raise there: the image's
@@ -400,7 +360,7 @@ def decode_dense(
             lambda **device_arguments: kernels().decode_dense_cuda(
                 scores, distances, centerness, strides, **arguments, **device_arguments
             ),
-            shape[0] if shape else 1, geometry, int(max_detections), out, workspace, stream,
+            shape[0] if shape else 1, geometry, input_size, int(max_detections), out, workspace, stream,
         )
     for i, level in enumerate(levels):
         _require_arrays(**{f"levels[{i}][{j}]": a for j, a in enumerate(level) if a is not None})
@@ -409,7 +369,7 @@ def decode_dense(
     distances = arrays[1::per_level]
     centerness = arrays[2::per_level] if per_level == 3 else None
     batch = int(scores[0].shape[0]) if scores and scores[0].ndim == 4 else 1
-    arguments["mappings"] = _mappings(geometry, batch)
+    arguments["geometries"] = None if geometry is None else input_geometries(geometry, batch, input_size)
     result = run_on(
         "decode_dense",
         device,
@@ -424,6 +384,7 @@ def decode_boxes(
     scores: Any,
     geometry=None,
     *,
+    input_size: Any = None,
     score_threshold: float = 0.05,
     iou_threshold: float = 0.5,
     pre_nms_top_k: int = 1000,
@@ -462,12 +423,12 @@ def decode_boxes(
         shape = _device.shape_of(boxes, "boxes")
         return _detections_on_device(
             lambda **device_arguments: kernels().decode_boxes_cuda(boxes, scores, **arguments, **device_arguments),
-            shape[0] if shape else 1, geometry, int(max_detections), out, workspace, stream,
+            shape[0] if shape else 1, geometry, input_size, int(max_detections), out, workspace, stream,
         )
     _require_arrays(boxes=boxes, scores=scores)
     boxes, scores = _common_dtype([boxes, scores])
     batch = int(boxes.shape[0]) if boxes.ndim == 3 else 1
-    arguments["mappings"] = _mappings(geometry, batch)
+    arguments["geometries"] = None if geometry is None else input_geometries(geometry, batch, input_size)
     result = run_on(
         "decode_boxes",
         device,

@@ -17,7 +17,7 @@ is ignored):
 Each peak is refined to sub-cell precision by a quadratic fit per axis on its scores and
 its two neighbours (exact for a quadratic peak; offset clamped to half a cell; none at
 the content's edge or on a flat top), then mapped through the inverse of the preprocess
-placement into source pixels: continuous coordinates, where x = 10.5 is the centre of
+geometry into source pixels: continuous coordinates, where x = 10.5 is the centre of
 source column 10.
 
 Zero-copy on the GPU: given a CUDA heatmap array (radedge.cuda.DeviceArray, torch, CuPy,
@@ -43,7 +43,7 @@ from .. import cuda
 from .._native import kernels
 from . import _device
 from ._device import Device, run_on
-from ._geometry import placement
+from ._geometry import input_geometries
 
 Activation = Literal["none", "sigmoid"]
 
@@ -91,23 +91,6 @@ class Peaks:
         )
 
 
-def _per_image(geometry: Any) -> bool:
-    return isinstance(geometry, Sequence) and not isinstance(geometry, (str, bytes))
-
-
-def _geometries(heatmaps_shape: tuple[int, ...], geometry: Any) -> list[Any]:
-    """One geometry for the batch, or one per image (the op takes one per call)."""
-    if _per_image(geometry):
-        geometries = list(geometry)
-        if not heatmaps_shape or len(geometries) != heatmaps_shape[0]:
-            raise ValueError(
-                f"geometry is a sequence of {len(geometries)}; it must hold one geometry per image of the "
-                f"batch ({heatmaps_shape[0] if heatmaps_shape else 0}), or be one geometry for all"
-            )
-        return geometries
-    return [geometry]
-
-
 def _run(
     heatmaps: Any,
     geometry: Any,
@@ -134,14 +117,16 @@ def _run(
         return _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, stream)
     if not isinstance(heatmaps, np.ndarray):
         raise TypeError(f"heatmaps must be a numpy array; got {type(heatmaps).__name__}")
-    geometries = _geometries(heatmaps.shape, geometry)
-    if _per_image(geometry):
-        batches = [(heatmaps[n : n + 1], g) for n, g in enumerate(geometries)]
+    # The op takes one geometry per call: a batch of images with their own geometries is decoded image by image.
+    batch = heatmaps.shape[0] if heatmaps.ndim else 0
+    geometries = input_geometries(geometry, batch, input_size, one_for_all=True)
+    if len(geometries) == 1:
+        batches = [(heatmaps, geometries[0])]
     else:
-        batches = [(heatmaps, geometry)]
+        batches = [(heatmaps[n : n + 1], g) for n, g in enumerate(geometries)]
     parts = []
     for maps, g in batches:
-        call = dict(arguments, placement=placement(g, input_size))
+        call = dict(arguments, geometry=g)
         parts.append(run_on(
             "heatmap_peaks", device,
             lambda: kernels().heatmap_peaks_cpu(maps, threads=int(threads), **call),
@@ -161,7 +146,7 @@ def _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, st
     k = arguments["k"]
     if not 1 <= k <= kernels().MAX_PEAKS:
         raise ValueError(f"k (peaks per channel) must be 1 to {kernels().MAX_PEAKS}; got {k}")
-    placements = [placement(g, input_size) for g in _geometries(shape, geometry)]
+    geometries = input_geometries(geometry, shape[0], input_size, one_for_all=True)
     if out is None:
         given = (None,) * 4
     else:
@@ -180,7 +165,7 @@ def _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, st
     )
     with _device.native_errors():
         kernels().heatmap_peaks_cuda(
-            heatmaps, out_x=x, out_y=y, out_score=score, out_valid=valid, placements=placements, workspace=workspace,
+            heatmaps, out_x=x, out_y=y, out_score=score, out_valid=valid, geometries=geometries, workspace=workspace,
             stream=stream, **arguments,
         )
     for array in (x, y, score, valid):
@@ -188,23 +173,24 @@ def _run_on_device(heatmaps, geometry, input_size, arguments, out, workspace, st
     return Peaks(x, y, score, valid)
 
 
-def heatmap_peaks_cuda_workspace_bytes(heatmaps: Any, geometry: Any, *, input_size: Any) -> int:
+def heatmap_peaks_cuda_workspace_bytes(heatmaps: Any, geometry: Any, *, input_size: Any = None) -> int:
     """Bytes of device workspace :func:`find_peaks` and :func:`find_argmax` need on CUDA heatmaps of
     ``heatmaps``' [N, C, h, w] shape (the array, or its shape) placed by ``geometry`` (one for the
-    batch or one per image); pass a uint8 DeviceArray of that size as ``workspace``."""
+    batch or one per image; ``input_size`` as for :func:`find_peaks`); pass a uint8 DeviceArray of
+    that size as ``workspace``."""
     shape = tuple(int(n) for n in getattr(heatmaps, "shape", heatmaps))
     if len(shape) != 4:
         raise ValueError(f"heatmaps must be [N, C, h, w]; got shape {shape}")
-    placements = [placement(g, input_size) for g in _geometries(shape, geometry)]
+    geometries = input_geometries(geometry, shape[0], input_size, one_for_all=True)
     with _device.native_errors():
-        return kernels().heatmap_peaks_cuda_workspace_bytes(*shape, placements=placements)
+        return kernels().heatmap_peaks_cuda_workspace_bytes(*shape, geometries=geometries)
 
 
 def find_peaks(
     heatmaps: Any,
     geometry: Any,
     *,
-    input_size: Any,
+    input_size: Any = None,
     threshold: float | Sequence[float],
     k: int,
     radius: int = 1,
@@ -221,8 +207,9 @@ def find_peaks(
     ``heatmaps``: float32 or float16 [N, C, h, w], C-contiguous, finite, over the whole
     model input. ``geometry``: the ResizeGeometry the preprocess op returned (one for the
     batch, or a sequence of N). ``input_size``: the model input's (height, width), or its
-    PreprocessSpec. ``threshold``: minimum score, one value or one per channel; with
-    ``activation="sigmoid"`` a probability in [0, 1) compared exactly as
+    PreprocessSpec; None (the default) takes it from the geometry, which records it when the
+    preprocess op made it; given as well, it must agree. ``threshold``: minimum score, one value
+    or one per channel; with ``activation="sigmoid"`` a probability in [0, 1) compared exactly as
     ``logit >= log(t / (1 - t))``. ``k``: 1 to 1024 peaks kept per channel. ``radius``:
     the local-maximum window is 2 radius + 1 cells wide (1 to 32). ``refine``: sub-cell
     quadratic refinement. ``threads``: CPU threads (0: RADEDGE_NUM_THREADS or all cores);
@@ -254,7 +241,7 @@ def find_argmax(
     heatmaps: Any,
     geometry: Any,
     *,
-    input_size: Any,
+    input_size: Any = None,
     activation: Activation = "none",
     refine: bool = True,
     threads: int = 0,

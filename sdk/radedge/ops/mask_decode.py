@@ -41,6 +41,7 @@ from .. import cuda
 from .._native import kernels
 from ..errors import NativeOpError
 from ._device import Device, require_device, run_on
+from ._geometry import input_geometry
 
 Activation = Literal["sigmoid", "softmax"]
 
@@ -132,10 +133,10 @@ class DeviceMaskResult:
     The result keeps the logits and workspace referenced, so they stay allocated while it lives.
     """
 
-    __slots__ = ("mask", "runs", "tallies", "counters", "stream", "pixel_area_mm2", "_names", "_arguments",
+    __slots__ = ("mask", "runs", "tallies", "counters", "stream", "pixel_area_mm2", "_names", "_geometry",
                  "_spacing", "_encode", "_fetched", "_inputs")
 
-    def __init__(self, *, mask, runs, tallies, counters, stream, names, arguments, spacing, encode, pixel_area_mm2,
+    def __init__(self, *, mask, runs, tallies, counters, stream, names, geometry, spacing, encode, pixel_area_mm2,
                  inputs):
         self.mask = mask
         self.runs = runs
@@ -144,7 +145,7 @@ class DeviceMaskResult:
         self.stream = stream
         self.pixel_area_mm2 = pixel_area_mm2
         self._names = names
-        self._arguments = arguments
+        self._geometry = geometry
         self._spacing = spacing
         self._encode = encode
         self._fetched: tuple[tuple[LabelStats, ...], int] | None = None
@@ -164,7 +165,7 @@ class DeviceMaskResult:
         height, width = (int(n) for n in cuda._declared_shape(self.mask))
         row_mm, column_mm = self._spacing or (0.0, 0.0)
         entries = kernels().mask_decode_statistics(
-            tallies, source_rows=self._arguments["source_rows"], source_columns=self._arguments["source_columns"],
+            tallies, source_rows=self._geometry["source_rows"], source_columns=self._geometry["source_columns"],
             mask_height=height, mask_width=width, row_spacing_mm=row_mm, column_spacing_mm=column_mm,
         )
         self._fetched = (_label_stats(entries, self._names), run_count if self._encode else 0)
@@ -221,34 +222,6 @@ def mask_decode_cuda_workspace_bytes(
         )
 
 
-def _field(geometry, name: str, default: int) -> int:
-    # Geometries without a crop (older ResizeGeometry) mean the whole source image.
-    value = getattr(geometry, name, None)
-    return int(default if value is None else value)
-
-
-def geometry_arguments(geometry, input_size: tuple[int, int]) -> dict:
-    """The native op's geometry keywords from a ``radedge.ops.preprocess.ResizeGeometry`` (or
-    any object with its fields) and the model input's (height, width)."""
-    if len(input_size) != 2:
-        raise ValueError(f"input_size must be the model input's (height, width); got {input_size!r}")
-    rows, columns = int(geometry.source_rows), int(geometry.source_columns)
-    return dict(
-        source_rows=rows,
-        source_columns=columns,
-        crop_x=_field(geometry, "crop_x", 0),
-        crop_y=_field(geometry, "crop_y", 0),
-        crop_width=_field(geometry, "crop_width", columns),
-        crop_height=_field(geometry, "crop_height", rows),
-        offset_x=int(geometry.offset_x),
-        offset_y=int(geometry.offset_y),
-        content_width=int(geometry.content_width),
-        content_height=int(geometry.content_height),
-        input_height=int(input_size[0]),
-        input_width=int(input_size[1]),
-    )
-
-
 def _thresholds(activation: str, thresholds) -> list[float]:
     if activation == "softmax":
         if thresholds is not None:
@@ -268,8 +241,8 @@ def _spacing(spacing_mm) -> tuple[float, float]:
     return row_mm, column_mm
 
 
-def _output_shape(arguments: dict, output_size) -> tuple[int, int]:
-    size = (arguments["source_rows"], arguments["source_columns"]) if output_size is None else output_size
+def _output_shape(geometry: dict, output_size) -> tuple[int, int]:
+    size = (geometry["source_rows"], geometry["source_columns"]) if output_size is None else output_size
     if len(size) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in size):
         raise ValueError(f"output_size must be (height, width) in whole pixels; got {output_size!r}")
     if min(size) < 1:
@@ -296,12 +269,12 @@ def _rle_capacity(rle_capacity) -> int:
     return int(rle_capacity)
 
 
-def _pixel_area(spacing: tuple[float, float] | None, arguments: dict, mask_shape: tuple[int, int]) -> float | None:
+def _pixel_area(spacing: tuple[float, float] | None, geometry: dict, mask_shape: tuple[int, int]) -> float | None:
     if spacing is None:
         return None
     row_mm, column_mm = spacing
-    row_size = row_mm * arguments["source_rows"] / mask_shape[0]
-    column_size = column_mm * arguments["source_columns"] / mask_shape[1]
+    row_size = row_mm * geometry["source_rows"] / mask_shape[0]
+    column_size = column_mm * geometry["source_columns"] / mask_shape[1]
     return row_size * column_size
 
 
@@ -327,7 +300,7 @@ def decode_mask(
     logits: Any,
     geometry,
     *,
-    input_size: tuple[int, int],
+    input_size: Any = None,
     activation: Activation,
     thresholds: float | Sequence[float] | None = None,
     labels: Sequence[str] | None = None,
@@ -349,7 +322,9 @@ def decode_mask(
 
     ``logits``: float32 or float16 [N, C, h, w], C-contiguous, raw (before the activation).
     ``geometry``: the ``ResizeGeometry`` the preprocess op returned for this image.
-    ``input_size``: the model input's (height, width) in pixels. ``activation``:
+    ``input_size``: the model input's (height, width) in pixels, or its PreprocessSpec; None (the
+    default) takes it from the geometry, which records it when the preprocess op made it; given
+    as well, it must agree. ``activation``:
     ``"sigmoid"`` with ``thresholds`` (probabilities in [0, 1], one for every channel or one
     per channel; ``None``: 0.5) or ``"softmax"`` (argmax; ``thresholds`` must be ``None``).
     ``labels``: names of the labels (C for sigmoid, C - 1 for softmax; default "1", "2",
@@ -403,11 +378,11 @@ def decode_mask(
     require_device("mask_decode", device)
     if activation not in ("sigmoid", "softmax"):
         raise ValueError(f"activation must be 'sigmoid' or 'softmax'; got {activation!r}")
-    arguments = geometry_arguments(geometry, input_size)
+    native_geometry = input_geometry(geometry, input_size)
     threshold_list = _thresholds(activation, thresholds)
 
     if out is None:
-        out = np.empty(_output_shape(arguments, output_size), dtype=np.uint8)
+        out = np.empty(_output_shape(native_geometry, output_size), dtype=np.uint8)
     elif not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array; got {type(out).__name__}")
     elif output_size is not None and tuple(output_size) != out.shape:
@@ -419,10 +394,10 @@ def decode_mask(
     call = dict(
         activation=activation,
         thresholds=threshold_list,
+        geometry=native_geometry,
         row_spacing_mm=row_mm,
         column_spacing_mm=column_mm,
         runs=host_runs,
-        **arguments,
     )
     native = run_on(
         "mask_decode", device,
@@ -436,7 +411,7 @@ def decode_mask(
     spacing = None if spacing_mm is None else (row_mm, column_mm)
     return MaskResult(
         out, _label_stats(native["labels"], names), host_runs, run_count if rle else 0,
-        _pixel_area(spacing, arguments, out.shape),
+        _pixel_area(spacing, native_geometry, out.shape),
     )
 
 
@@ -457,7 +432,7 @@ def _decode_mask_device(
         raise ValueError(f"{' and '.join(on_device)} on the GPU: pass device='cuda' (got device={device!r})")
     if activation not in ("sigmoid", "softmax"):
         raise ValueError(f"activation must be 'sigmoid' or 'softmax'; got {activation!r}")
-    arguments = geometry_arguments(geometry, input_size)
+    native_geometry = input_geometry(geometry, input_size)
     threshold_list = _thresholds(activation, thresholds)
     row_mm, column_mm = _spacing(spacing_mm)
     shape = cuda._declared_shape(logits)
@@ -465,7 +440,7 @@ def _decode_mask_device(
 
     out = buffers["out"]
     if out is None:
-        mask_shape = _output_shape(arguments, output_size)
+        mask_shape = _output_shape(native_geometry, output_size)
     else:
         declared = cuda._declared_shape(out)
         if output_size is not None and declared is not None and tuple(output_size) != declared:
@@ -509,9 +484,9 @@ def _decode_mask_device(
         if counter_buffer is None:
             counter_buffer = cuda.DeviceArray.empty(2, "uint64", stream=stream)
         kernels().mask_decode_cuda(
-            logits, int(image), mask, activation=activation, thresholds=threshold_list, row_spacing_mm=row_mm,
-            column_spacing_mm=column_mm, runs=held["runs"], tallies=tally_buffer, counters=counter_buffer,
-            workspace=held["workspace"], stream=stream, **arguments,
+            logits, int(image), mask, activation=activation, thresholds=threshold_list, geometry=native_geometry,
+            row_spacing_mm=row_mm, column_spacing_mm=column_mm, runs=held["runs"], tallies=tally_buffer,
+            counters=counter_buffer, workspace=held["workspace"], stream=stream,
         )
     for written in (mask, held["runs"], tally_buffer, counter_buffer):
         if written is not None:
@@ -519,7 +494,8 @@ def _decode_mask_device(
     spacing = None if spacing_mm is None else (row_mm, column_mm)
     return DeviceMaskResult(
         mask=mask, runs=held["runs"], tallies=tally_buffer, counters=counter_buffer, stream=stream, names=names,
-        arguments=arguments, spacing=spacing, encode=encode, pixel_area_mm2=_pixel_area(spacing, arguments, mask_shape),
+        geometry=native_geometry, spacing=spacing, encode=encode,
+        pixel_area_mm2=_pixel_area(spacing, native_geometry, mask_shape),
         inputs=(logits, held["workspace"]),
     )
 

@@ -95,12 +95,7 @@ def resize_geometry(
     g = kernels().resize_geometry(
         int(source_rows), int(source_columns), spec.height, spec.width, spec.resize, crop=_crop_argument(crop)
     )
-    return _geometry(g, spec)
-
-
-def _geometry(native: dict, spec: PreprocessSpec) -> ResizeGeometry:
-    """The native op's placement dict, with the model input it is in."""
-    return ResizeGeometry(**native, input_height=spec.height, input_width=spec.width)
+    return ResizeGeometry(**g)
 
 
 def _crop_argument(crop, name: str = "crop") -> tuple[int, int, int, int] | None:
@@ -202,7 +197,7 @@ def preprocess_into(
         ),
         lambda: kernels().preprocess_cuda_host(pixels, table, int(lut_first_value), out, int(slot), **arguments),
     )
-    return _geometry(g, spec)
+    return ResizeGeometry(**g)
 
 
 def _preprocess_device_arrays(
@@ -234,7 +229,7 @@ def _preprocess_device_arrays(
     except kernels().CudaError as exc:
         raise NativeOpError(str(exc)) from exc
     cuda.mark_written(out, stream)
-    return _geometry(g, spec)
+    return ResizeGeometry(**g)
 
 
 def preprocess_cuda_workspace_bytes(
@@ -340,7 +335,7 @@ def preprocess_batch(
         except kernels().CudaError as exc:
             raise NativeOpError(str(exc)) from exc
         cuda.mark_written(out, stream)
-        return [_geometry(g, spec) for g in geometries]
+        return [ResizeGeometry(**g) for g in geometries]
 
     if stream is not None or workspace is not None:
         raise ValueError(
@@ -357,7 +352,7 @@ def preprocess_batch(
         lambda: kernels().preprocess_batch_cpu(items, out, threads=int(threads), **_spec_arguments(spec)),
         lambda: kernels().preprocess_batch_cuda_host(items, out, **_spec_arguments(spec)),
     )
-    return [_geometry(g, spec) for g in geometries]
+    return [ResizeGeometry(**g) for g in geometries]
 
 
 def preprocess_batch_cuda_workspace_bytes(
