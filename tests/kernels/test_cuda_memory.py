@@ -346,7 +346,7 @@ def test_preprocess_into_refuses_mixing_host_and_device_arrays():
         preprocess_into(
             *device_arrays[:2], 0, device_arrays[2], 0, spec, device="cuda", workspace=np.zeros(64, np.uint8)
         )
-    with pytest.raises(ValueError, match="stream and workspace apply to CUDA arrays"):
+    with pytest.raises(ValueError, match="stream applies to CUDA arrays; with numpy arrays preprocess runs on the host"):
         preprocess_into(_pixels(rng, 30, 40), _lut(rng), 0, np.empty((1, 1, 8, 8), np.float32), 0, spec, stream=7)
 
 

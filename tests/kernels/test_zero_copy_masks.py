@@ -661,16 +661,16 @@ def test_preprocess_batch_refuses_mixing_host_and_device_arrays():
     host = np.zeros((30, 40), np.uint16)
     table = np.zeros(4096, np.float32)
     device_out = _at(0x40000, shape=(2, 1, 8, 8), typestr="<f4")
-    with pytest.raises(ValueError, match=r"^out is a CUDA array but images\[0\]\.pixels, images\[0\]\.lut are not"):
+    with pytest.raises(ValueError, match=r"^out is a CUDA array but images\[0\]\.pixels and images\[0\]\.lut are not"):
         preprocess_batch([(host, table, 0)], device_out, spec, device="cuda")
-    with pytest.raises(ValueError, match=r"^out, images\[0\]\.pixels, images\[0\]\.lut are CUDA arrays but "
+    with pytest.raises(ValueError, match=r"^out, images\[0\]\.pixels and images\[0\]\.lut are CUDA arrays but "
                                          r"images\[1\]\.pixels is not"):
         preprocess_batch([_fake_image(0x10000)[:3], (host, None, 0)], device_out, spec, device="cuda")
     with pytest.raises(ValueError, match=r"pass device='cuda' \(got device='cpu'\)"):
         preprocess_batch([_fake_image(0x10000)[:3]], device_out, spec)
     with pytest.raises(ValueError, match="workspace must be a CUDA array"):
         preprocess_batch([_fake_image(0x10000)[:3]], device_out, spec, device="cuda", workspace=np.zeros(8, np.uint8))
-    with pytest.raises(ValueError, match="stream and workspace apply to CUDA arrays"):
+    with pytest.raises(ValueError, match="stream applies to CUDA arrays; with numpy arrays preprocess runs on"):
         preprocess_batch([(host, table, 0)], np.zeros((1, 1, 8, 8), np.float32), spec, stream=7)
 
 

@@ -502,7 +502,7 @@ def test_wrappers_ask_for_device_cuda_with_cuda_arrays():
 
 def test_wrappers_refuse_device_arguments_with_numpy_arrays():
     boxes, scores = np.zeros((3, 4), np.float32), np.zeros(3, np.float32)
-    with pytest.raises(ValueError, match=r"^out applies to CUDA arrays; with numpy arrays nms allocates"):
+    with pytest.raises(ValueError, match=r"^out applies to CUDA arrays; with numpy arrays nms runs on the host arrays"):
         nms(boxes, scores, out=(np.zeros(3, np.int32), np.zeros(1, np.int32)))
     with pytest.raises(ValueError, match=r"^stream and workspace apply to CUDA arrays"):
         decode_boxes(boxes[None], scores[None, :, None], workspace=np.zeros(64, np.uint8), stream=7)

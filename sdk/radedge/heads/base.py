@@ -42,13 +42,6 @@ class DecodeContext:
     decoded: Mapping[str, HeadResult] = field(default_factory=dict)
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        size = self.geometry.input_size
-        if size is None:
-            raise ValueError("the geometry does not record the model input size; make it with the preprocess op")
-        return size
-
-    @property
     def spacing_mm(self) -> tuple[float, float] | None:
         """(row, column) pixel spacing of the source in mm, or None."""
         return None if self.spacing is None else (self.spacing.row_mm, self.spacing.column_mm)

@@ -71,10 +71,7 @@ def decode_heatmap(spec: HeadSpec, outputs: Mapping[str, np.ndarray], context: D
     if maps.shape[1] != len(spec.labels):
         raise BackendError(f"head {spec.name!r} has {maps.shape[1]} channels for labels {spec.labels}")
     decode = spec.decode
-    options = dict(
-        input_size=context.input_size, activation=spec.activation, refine=decode.refine, threads=context.threads,
-        device=context.device,
-    )
+    options = dict(activation=spec.activation, refine=decode.refine, threads=context.threads, device=context.device)
     try:
         if decode.mode == "argmax":
             peaks = find_argmax(maps, context.geometry, **options)

@@ -107,7 +107,6 @@ def decode_segmentation(spec: HeadSpec, outputs: Mapping[str, np.ndarray], conte
         decoded = decode_mask(
             values,
             context.geometry,
-            input_size=context.input_size,
             activation=spec.activation,
             thresholds=thresholds,
             labels=spec.labels,

@@ -40,6 +40,11 @@ def run_on(op: str, device: str, cpu: Callable[[], T], cuda_host: Callable[[], T
         raise NativeOpError(str(exc)) from exc
 
 
+def _listed(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def runs_on_device(op: str, device: str, arrays: dict[str, Any], device_only: dict[str, Any]) -> bool:
     """True when the call runs zero-copy on CUDA arrays, False when on numpy arrays.
 
@@ -54,22 +59,21 @@ def runs_on_device(op: str, device: str, arrays: dict[str, Any], device_only: di
         extras = [name for name, value in device_only.items() if value is not None]
         if extras:
             raise ValueError(
-                f"{' and '.join(extras)} {'applies' if len(extras) == 1 else 'apply'} to CUDA arrays; with numpy "
-                f"arrays {op} allocates its outputs and, on "
-                "'cuda', copies to the GPU and back itself. Pass CUDA arrays (radedge.cuda.DeviceArray, torch or "
-                "CuPy) to run on your stream"
+                f"{_listed(extras)} {'applies' if len(extras) == 1 else 'apply'} to CUDA arrays; with numpy "
+                f"arrays {op} runs on the host arrays and, on 'cuda', copies them to the GPU and back itself. Pass "
+                "CUDA arrays (radedge.cuda.DeviceArray, torch or CuPy) to run on your stream"
             )
         return False
     on_host = [name for name in given if name not in on_device]
     if on_host:
         raise ValueError(
-            f"{' and '.join(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'} but "
-            f"{' and '.join(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass them all on the GPU (upload "
+            f"{_listed(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'} but "
+            f"{_listed(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass them all on the GPU (upload "
             "with radedge.cuda.DeviceArray.from_numpy(array, stream=stream)) or all as numpy arrays"
         )
     if device != "cuda":
         raise ValueError(
-            f"{' and '.join(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'}; pass "
+            f"{_listed(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'}; pass "
             f"device='cuda' (got device={device!r})"
         )
     workspace = device_only.get("workspace")

@@ -40,7 +40,7 @@ from .._native import kernels
 from ..errors import NativeOpError
 from ..spec.geometry import Crop, ResizeGeometry, center_crop
 from ..spec.preprocess import PreprocessSpec
-from ._device import Device, require_device, run_on
+from ._device import Device, native_errors, run_on, runs_on_device
 
 __all__ = [
     "Crop",
@@ -175,17 +175,16 @@ def preprocess_into(
     the CUDA op fails.
     """
     table, window = _intensity_arguments(lut)
-    arrays = (("pixels", pixels), ("lut", table), ("out", out))
-    on_device = [name for name, array in arrays if array is not None and cuda.is_device_array(array)]
-    if on_device:
-        return _preprocess_device_arrays(
-            pixels, table, window, lut_first_value, out, slot, spec, crop, device, stream, workspace, on_device
-        )
-    if stream is not None or workspace is not None:
-        raise ValueError(
-            "stream and workspace apply to CUDA arrays; with numpy arrays preprocess copies to the GPU and back "
-            "itself. Pass CUDA arrays (radedge.cuda.DeviceArray, torch or CuPy) to run on your stream"
-        )
+    arrays = {"pixels": pixels, "lut": table, "out": out}
+    if runs_on_device("preprocess", device, arrays, {"stream": stream, "workspace": workspace}):
+        stream = cuda.as_stream(stream)
+        with native_errors():
+            g = kernels().preprocess_cuda(
+                pixels, table, int(lut_first_value), out, int(slot), workspace=workspace, stream=stream,
+                crop=_crop_argument(crop), float_window=window, **_spec_arguments(spec),
+            )
+        cuda.mark_written(out, stream)
+        return ResizeGeometry(**g)
     for name, array in (("pixels", pixels), ("out", out)):
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{name} must be a numpy array; got {type(array).__name__}")
@@ -197,38 +196,6 @@ def preprocess_into(
         ),
         lambda: kernels().preprocess_cuda_host(pixels, table, int(lut_first_value), out, int(slot), **arguments),
     )
-    return ResizeGeometry(**g)
-
-
-def _preprocess_device_arrays(
-    pixels, table, window, lut_first_value, out, slot, spec, crop, device, stream, workspace, on_device
-):
-    """The zero-copy path of preprocess_into: every array already on the GPU."""
-    wanted = ("pixels", "out") if table is None else ("pixels", "lut", "out")
-    on_host = [name for name in wanted if name not in on_device]
-    if on_host:
-        raise ValueError(
-            f"{' and '.join(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'} but "
-            f"{' and '.join(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass them all on the GPU (upload "
-            "with radedge.cuda.DeviceArray.from_numpy(array, stream=stream)) or all as numpy arrays"
-        )
-    if device != "cuda":
-        raise ValueError(f"{' and '.join(on_device)} are CUDA arrays; pass device='cuda' (got device={device!r})")
-    if workspace is not None and not cuda.is_device_array(workspace):
-        raise ValueError(
-            f"workspace must be a CUDA array (uint8 [bytes]); got {type(workspace).__name__}. Allocate it with "
-            "radedge.cuda.DeviceArray.empty(preprocess_cuda_workspace_bytes(rows, columns, spec), 'uint8')"
-        )
-    require_device("preprocess", "cuda")
-    stream = cuda.as_stream(stream)
-    try:
-        g = kernels().preprocess_cuda(
-            pixels, table, int(lut_first_value), out, int(slot), workspace=workspace, stream=stream,
-            crop=_crop_argument(crop), float_window=window, **_spec_arguments(spec),
-        )
-    except kernels().CudaError as exc:
-        raise NativeOpError(str(exc)) from exc
-    cuda.mark_written(out, stream)
     return ResizeGeometry(**g)
 
 
@@ -303,45 +270,18 @@ def preprocess_batch(
         table, window = _intensity_arguments(lut)
         crop = _crop_argument(image[3] if len(image) == 4 else None)
         items.append((pixels, table, int(first), crop, window))
-    arrays = [("out", out)] + [
-        (f"images[{index}].{name}", array)
-        for index, (pixels, table, *_) in enumerate(items)
-        for name, array in (("pixels", pixels), ("lut", table))
-        if array is not None
-    ]
-    on_device = [name for name, array in arrays if cuda.is_device_array(array)]
-    if on_device:
-        on_host = [name for name, array in arrays if name not in on_device]
-        if on_host:
-            raise ValueError(
-                f"{', '.join(on_device)} {'is a CUDA array' if len(on_device) == 1 else 'are CUDA arrays'} but "
-                f"{', '.join(on_host)} {'is' if len(on_host) == 1 else 'are'} not: pass every pixels, lut and out on "
-                "the GPU (upload with radedge.cuda.DeviceArray.from_numpy(array, stream=stream)) or all as numpy "
-                "arrays"
-            )
-        if device != "cuda":
-            raise ValueError(f"the arrays are CUDA arrays; pass device='cuda' (got device={device!r})")
-        if workspace is not None and not cuda.is_device_array(workspace):
-            raise ValueError(
-                f"workspace must be a CUDA array (uint8 [bytes]); got {type(workspace).__name__}. Allocate it with "
-                "radedge.cuda.DeviceArray.empty(preprocess_batch_cuda_workspace_bytes(sources, spec), 'uint8')"
-            )
-        require_device("preprocess", "cuda")
+    arrays = {"out": out}
+    for index, (pixels, table, *_) in enumerate(items):
+        arrays[f"images[{index}].pixels"] = pixels
+        arrays[f"images[{index}].lut"] = table
+    if runs_on_device("preprocess", device, arrays, {"stream": stream, "workspace": workspace}):
         stream = cuda.as_stream(stream)
-        try:
+        with native_errors():
             geometries = kernels().preprocess_batch_cuda(
                 items, out, workspace=workspace, stream=stream, **_spec_arguments(spec)
             )
-        except kernels().CudaError as exc:
-            raise NativeOpError(str(exc)) from exc
         cuda.mark_written(out, stream)
         return [ResizeGeometry(**g) for g in geometries]
-
-    if stream is not None or workspace is not None:
-        raise ValueError(
-            "stream and workspace apply to CUDA arrays; with numpy arrays preprocess_batch copies to the GPU and "
-            "back itself. Pass CUDA arrays (radedge.cuda.DeviceArray, torch or CuPy) to run on your stream"
-        )
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array; got {type(out).__name__}")
     for index, (pixels, *_) in enumerate(items):

@@ -127,7 +127,7 @@ def _draw_colour_map(canvas: np.ndarray, display: DisplayImage, layer: ColourMap
         return
     region = display.grey(y1 - y0, x1 - x0, crop=(g.crop_x, g.crop_y, g.crop_width, g.crop_height))
     canvas[y0:y1, x0:x1] = overlay_cam(
-        layer.values, region, g, input_size=g.input_size, colormap=layer.colormap, alpha=layer.alpha, floor=layer.floor
+        layer.values, region, g, colormap=layer.colormap, alpha=layer.alpha, floor=layer.floor
     )
 
 

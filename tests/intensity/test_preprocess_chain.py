@@ -22,11 +22,11 @@ from radedge.intensity import build_lut
 from radedge.io import Percentile, read_image
 from radedge.ops.preprocess import PreprocessSpec, center_crop, preprocess
 
-from .io.dicom_factory import make_dataset, to_bytes
-from .io.reference_files import REFERENCE_FILES, reference_id
-from .reference_chain import pydicom_display, reference_tensor
+from ..io.dicom_factory import make_dataset, to_bytes
+from ..io.reference_files import REFERENCE_FILES, reference_id
+from ..reference_chain import pydicom_display, reference_tensor
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRANSFER_SYNTAXES = ROOT / "tests" / "data" / "transfer_syntaxes"
 EXAMPLES = ROOT / "examples" / "radiographs"
 TOLERANCE = 1e-3
