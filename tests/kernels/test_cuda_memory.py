@@ -25,7 +25,14 @@ import pytest
 from radedge import cuda
 from radedge._native import kernels
 from radedge.errors import NativeOpError
-from radedge.ops.preprocess import PreprocessSpec, preprocess, preprocess_cuda_workspace_bytes, preprocess_into
+# The native entry points take the spec as the wrapper passes it.
+from radedge.ops.preprocess import (
+    PreprocessSpec,
+    _spec_arguments,
+    preprocess,
+    preprocess_cuda_workspace_bytes,
+    preprocess_into,
+)
 
 from ..helpers import (
     IS_COPIED,
@@ -49,19 +56,6 @@ def _pixels(rng, rows, columns, dtype="uint16"):
 
 def _lut(rng, entries=4096):
     return rng.random(entries).astype(np.float32)
-
-
-def _preprocess_arguments(spec: PreprocessSpec) -> dict:
-    return dict(
-        height=spec.height,
-        width=spec.width,
-        channels=spec.channels,
-        dtype=spec.dtype,
-        resize=spec.resize,
-        pad_value=spec.pad_value,
-        mean=list(spec.mean),
-        std=list(spec.std),
-    )
 
 
 def _cpu_result(pixels, lut, first, spec):
@@ -266,7 +260,7 @@ def _call_preprocess_cuda(pixels=None, lut=None, out=None, workspace=None, strea
         0,
         workspace=workspace,
         stream=stream,
-        **_preprocess_arguments(spec),
+        **_spec_arguments(spec),
     )
 
 
