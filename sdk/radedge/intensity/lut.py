@@ -53,7 +53,8 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InvalidWindowError
-from ..io.image import Image, Intensity, LookupTable, Percentile, Window, check_window
+from ..io.image import Image, Intensity, LookupTable
+from ..spec.window import Percentile, Window, check_window
 from ..ops import Device
 from ..ops.histogram import histogram
 

@@ -8,18 +8,8 @@ one family. All refuse an image whose declared size exceeds ``MAX_SIDE`` per sid
 from __future__ import annotations
 
 from .dicom import read_dicom
-from .image import (
-    Image,
-    Intensity,
-    LookupTable,
-    Percentile,
-    PixelPadding,
-    PixelSpacing,
-    Rescale,
-    Source,
-    Window,
-    check_window,
-)
+from ..spec.window import Percentile, Window, check_window
+from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source
 from .limits import MAX_PIXELS, MAX_SIDE
 from .raster import read_raster
 from .reader import read_image

@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..spec.window import Percentile, VoiFunction, Window, check_window
+from ..spec.window import Window
 
 
 

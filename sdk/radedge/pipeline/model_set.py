@@ -16,12 +16,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..bundle import Bundle, bundled_bundle_paths
-from ..errors import BundleError, RadedgeError
+from ..errors import BundleError
 from ..heads import DetectionResult, SegmentationResult
-from ..intensity import IntensityLut, build_lut
+from ..intensity import IntensityLut
 from ..io import read_image
 from ..io.image import Image
-from ..results import DisplayImage, ImageAnalysis, Prediction
+from ..results import ImageAnalysis, Prediction
 from ..spec.geometry import Crop
 from ..spec.manifest import InputRegion, IntensitySpec
 from .model import Model, describe_image, describe_source, load_model
@@ -128,7 +128,8 @@ class ModelSet:
             not_applied=not_applied,
             image=describe_image(image, None, notes),
             timings_ms=timings,
-            _display=_display(image, predictions),
+            _display=next(iter(predictions.values()))._display if predictions else None,
+            _unanalysed=None if predictions else image,
         )
 
 
@@ -203,16 +204,3 @@ def _grow(box: tuple[float, ...], margin: float, rows: int, columns: int) -> Cro
     bottom = min(rows, math.ceil(y2 + margin * height))
     right, bottom = max(right, min(columns, left + 1)), max(bottom, min(rows, top + 1))
     return Crop(left, top, right - left, bottom - top)
-
-
-def _display(image: Image, predictions: dict[str, Prediction]) -> DisplayImage | None:
-    """What the combined overlay is drawn on: the first model's windowed image, or the
-    image's own window when no model analysed it."""
-    for prediction in predictions.values():
-        if prediction._display is not None:
-            return prediction._display
-    try:
-        lut = build_lut(image)
-    except RadedgeError:
-        return None
-    return DisplayImage(image.pixels, lut.table, lut.first_stored_value)

@@ -17,7 +17,10 @@ from typing import Any
 import numpy as np
 
 from .._files import write_atomically
+from ..errors import RadedgeError
 from ..heads import CamResult, ClassificationResult, DetectionResult, HeadResult, HeatmapResult, SegmentationResult
+from ..intensity import build_lut
+from ..io.image import Image
 from ..spec.geometry import ResizeGeometry
 from .flags import Flag
 from .overlay import DisplayImage, encode_png, render_overlay
@@ -154,6 +157,18 @@ class ImageAnalysis:
     image: dict[str, Any]
     timings_ms: dict[str, float]
     _display: DisplayImage | None = field(default=None, repr=False)
+    # The image no model analysed: its own window is built only if an overlay is asked for.
+    _unanalysed: Image | None = field(default=None, repr=False)
+
+    def _canvas(self) -> DisplayImage | None:
+        if self._display is None and self._unanalysed is not None:
+            image, self._unanalysed = self._unanalysed, None
+            try:
+                lut = build_lut(image)
+            except RadedgeError:
+                return None
+            self._display = DisplayImage(image.pixels, lut.table, lut.first_stored_value)
+        return self._display
 
     @property
     def analysed(self) -> bool:
@@ -171,7 +186,7 @@ class ImageAnalysis:
     def drawable(self) -> bool:
         """Whether ``overlay`` can draw: False only when no model analysed the image and its
         own window cannot be applied."""
-        return self._display is not None
+        return self._canvas() is not None
 
     @property
     def flags(self) -> tuple[Flag, ...]:
@@ -200,13 +215,14 @@ class ImageAnalysis:
     def overlay(self, max_side: int = 1024) -> np.ndarray:
         """One rendering of every model's results (see ``Prediction.overlay``); an image no model
         analysed shows the reason in the banner."""
-        if self._display is None:
+        display = self._canvas()
+        if display is None:
             raise ValueError("this ImageAnalysis holds no image to draw on")
         layers = [layer for prediction in self.predictions.values() for layer in prediction.layers()]
         banner = [line for prediction in self.predictions.values() for line in prediction.banner()]
         if not self.analysed:
             banner = ["Not analysed: no model applies to this image"]
-        return render_overlay(self._display, layers, banner, alert=self.flagged, max_side=max_side)
+        return render_overlay(display, layers, banner, alert=self.flagged, max_side=max_side)
 
     def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
         """Write ``overlay()`` as a PNG, whole or not at all."""
