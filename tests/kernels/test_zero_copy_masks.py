@@ -31,9 +31,11 @@ from radedge.ops.mask_decode import (
     decode_mask,
     mask_decode_cuda_workspace_bytes,
 )
+# _spec_arguments: the native entry points take the spec as the wrapper passes it.
 from radedge.ops.preprocess import (
     FloatWindow,
     PreprocessSpec,
+    _spec_arguments,
     preprocess_batch,
     preprocess_batch_cuda_workspace_bytes,
     preprocess_cuda_workspace_bytes,
@@ -50,7 +52,7 @@ from ..helpers import (
     needs_torch_cuda,
     without_gpu,
 )
-from .test_cuda_memory import REPOSITORY, _preprocess_arguments, _tolerance
+from .test_cuda_memory import REPOSITORY, _tolerance
 from .test_mask_decode import _smooth_logits
 
 
@@ -593,7 +595,7 @@ def _call_preprocess_batch_cuda(images=None, out=None, workspace=None, stream=No
     out = out if out is not None else _at(0x40000, shape=(2, 1, 8, 8), typestr="<f4")
     return kernels().preprocess_batch_cuda(
         images, out.capsule if isinstance(out, FakeDLPack) else out, workspace=workspace, stream=stream,
-        **_preprocess_arguments(spec),
+        **_spec_arguments(spec),
     )
 
 
