@@ -22,6 +22,7 @@ import numpy as np
 from radedge import __version__
 from radedge.bundle import write_bundle
 from radedge.errors import MissingDependencyError, RadedgeError
+from radedge.spec import Manifest
 
 OPSET = 17
 
@@ -122,16 +123,17 @@ def check_onnx_against_torch(
 class SaveBundle:
     """Write ``model.onnx`` and a sealed manifest (checksums, provenance) to a directory.
 
-    ``manifest`` holds the model / input / preprocessing / outputs / scope sections;
-    provenance gets the exporter version, opset and the ONNX file's sha256 added.
+    ``manifest``: a ``radedge.spec.Manifest`` (or its document: the model / input /
+    preprocessing / outputs / scope sections); provenance gets the exporter version, opset
+    and the ONNX file's sha256 added.
     """
 
     onnx_bytes: bytes
-    manifest: dict[str, Any]
+    manifest: Manifest | dict[str, Any]
     extra_files: dict[str, bytes] = field(default_factory=dict)
 
     def __call__(self, directory: str | Path) -> Path:
-        body = dict(self.manifest)
+        body = self.manifest.to_document() if isinstance(self.manifest, Manifest) else dict(self.manifest)
         provenance = dict(body.get("provenance", {}))
         provenance.setdefault("exporter", f"radedge {__version__}")
         provenance.setdefault("opset", OPSET)

@@ -40,7 +40,7 @@ def test_onnx_export_reproduces_pytorch(tmp_path: Path):
 
 
 def test_operating_point_is_the_highest_threshold_meeting_the_sensitivity():
-    from radedge.export.train_bone_tumor import choose_threshold
+    from radedge.export.recipes.base import choose_threshold
 
     p = np.array([0.95, 0.9, 0.8, 0.3, 0.2, 0.6, 0.1, 0.05])
     malignant = np.array([True, True, True, True, False, False, False, False])
@@ -54,13 +54,15 @@ def test_operating_point_is_the_highest_threshold_meeting_the_sensitivity():
 
 @pytest.mark.slow
 def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Path):
-    from radedge.export import evaluate_bone_tumor, train_bone_tumor
+    from radedge.export import train
+    from radedge.export.recipes import recipe
+    from radedge.export.recipes.base import HELD_OUT_SEED
 
     out = tmp_path / "bundle"
-    train_bone_tumor.main([
-        "--train", "9", "--val", "6", "--epochs", "1", "--batch", "3", "--workers", "1",
+    assert train.main([
+        "bone-tumor", "--train", "9", "--val", "6", "--epochs", "1", "--batch", "3", "--workers", "1",
         "--out", str(out), "--checkpoint", str(tmp_path / "bone-tumor.pt"),
-    ])
+    ]) == 0
     bundle = load_bundle(out)
     assert bundle.manifest.model_id == "bone-tumor"
     assert (tmp_path / "bone-tumor.pt").stat().st_size > 100_000
@@ -68,7 +70,7 @@ def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Pat
     assert 0.0 <= rule.threshold <= 1.0 and rule.operating_point["chosen_on"] == "validation phantoms"
     assert bundle.manifest.provenance["onnx_vs_torch_max_abs_difference"]["tumor_logits"] < 1e-3
 
-    report = evaluate_bone_tumor.evaluate(str(out), count=3, seed=evaluate_bone_tumor.HELD_OUT_SEED)
+    report = recipe("bone-tumor").evaluate(str(out), count=3, seed=HELD_OUT_SEED)
     assert report["phantoms"] == 3
     assert sum(map(sum, report["confusion"]["counts"])) == 3
     assert 0.0 <= report["dice_mean"] <= 1.0

@@ -34,6 +34,9 @@ class Condition:
             raise ValueError(f"a flag threshold must be a finite number; got {self.threshold!r} for {self.head}/{self.label}")
         object.__setattr__(self, "threshold", threshold)
 
+    def to_document(self) -> dict[str, Any]:
+        return {"head": self.head, "label": self.label, "threshold": self.threshold}
+
 
 @dataclass(frozen=True)
 class FlagRule:
@@ -73,3 +76,15 @@ class FlagRule:
     @property
     def needs_where(self) -> bool:
         return "{where}" in self.title
+
+    def to_document(self) -> dict[str, Any]:
+        """The rule as the manifest writes it, under its head's ``flags``."""
+        document: dict[str, Any] = {"code": self.code, "title": self.title, "label": self.label,
+                                    "threshold": self.threshold}
+        if self.requires:
+            document["requires"] = [condition.to_document() for condition in self.requires]
+        if self.locate_with is not None:
+            document["locate_with"] = self.locate_with
+        if self.operating_point:
+            document["operating_point"] = dict(self.operating_point)
+        return document

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from .flags import FlagRule
@@ -33,6 +33,19 @@ def _reject_unknown(kind: str, document: Mapping[str, Any], cls: type) -> None:
             f"a {kind} head's decode takes {', '.join(sorted(known)) or 'no parameters'}; "
             f"got unknown {', '.join(unknown)}"
         )
+
+
+def decode_document(decode: Any) -> dict[str, Any]:
+    """A decode dataclass as the manifest writes it: the parameters that differ from their defaults."""
+    document: dict[str, Any] = {}
+    for f in fields(decode):
+        value = getattr(decode, f.name)
+        if f.default is not MISSING and value == f.default:
+            continue
+        if f.name == "levels":
+            value = [{k: v for k, v in asdict(level).items() if v is not None} for level in value]
+        document[f.name] = value
+    return document
 
 
 def _probability(name: str, value: Any, *, upper_open: bool = False) -> float:
@@ -302,3 +315,18 @@ class HeadSpec:
         if isinstance(self.decode, DetectionDecode):
             return self.decode.tensors
         return (self.tensor or self.name,)
+
+    def to_document(self) -> dict[str, Any]:
+        """The head as the manifest writes it, one entry of ``outputs``."""
+        document: dict[str, Any] = {"name": self.name, "kind": self.kind, "labels": list(self.labels),
+                                    "activation": self.activation}
+        decode = decode_document(self.decode)
+        if decode:
+            document["decode"] = decode
+        if self.tensor is not None:
+            document["tensor"] = self.tensor
+        if self.codes:
+            document["codes"] = dict(self.codes)
+        if self.flags:
+            document["flags"] = [rule.to_document() for rule in self.flags]
+        return document

@@ -12,7 +12,7 @@ input: a region another model found), ``scope``, ``provenance``, ``files`` and
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -101,6 +101,79 @@ class Manifest:
     def tensors(self) -> tuple[str, ...]:
         """Every network output tensor the heads read."""
         return tuple(dict.fromkeys(name for head in self.heads for name in head.tensors))
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        model_id: str,
+        model_version: str,
+        description: str,
+        preprocess: PreprocessSpec,
+        heads: Sequence[HeadSpec],
+        scope: Scope,
+        intensity: IntensitySpec | None = None,
+        input_name: str = "image",
+        display_head: str | None = None,
+        input_region: InputRegion | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Manifest:
+        """A manifest built from the schema's own classes (what an exporter writes), checked
+        exactly as a loaded one is: it goes through ``to_document`` and ``from_document``."""
+        draft = cls(
+            schema_version=SCHEMA_VERSION,
+            model_id=model_id,
+            model_version=model_version,
+            description=description,
+            input_name=input_name,
+            input_shape=(1, preprocess.channels, preprocess.height, preprocess.width),
+            preprocess=preprocess,
+            intensity=intensity or IntensitySpec(),
+            heads=tuple(heads),
+            scope=scope,
+            provenance=dict(provenance or {}),
+            files={},
+            raw={},
+            display_head=display_head,
+            input_region=input_region,
+        )
+        return cls.from_document({**draft.to_document(), "schema_version": SCHEMA_VERSION})
+
+    def to_document(self) -> dict[str, Any]:
+        """The manifest as ``manifest.json`` holds it, less ``schema_version``, ``files`` and
+        ``manifest_sha256``, which ``radedge.bundle.write_bundle`` fills in."""
+        pre = self.preprocess
+        preprocessing: dict[str, Any] = {
+            "voi": self.intensity.voi if isinstance(self.intensity.voi, str)
+            else {"percentile": [self.intensity.voi.low, self.intensity.voi.high]},
+            "voi_index": self.intensity.voi_index,
+        }
+        if self.intensity.window is not None:
+            window = self.intensity.window
+            preprocessing["window"] = {"center": window.center, "width": window.width, "function": window.function}
+        preprocessing.update(
+            {"resize": pre.resize, "pad_value": pre.pad_value, "mean": list(pre.mean), "std": list(pre.std),
+             "channels": pre.channels}
+        )
+        document: dict[str, Any] = {
+            "model": {"id": self.model_id, "version": self.model_version, "description": self.description},
+            "input": {"name": self.input_name, "shape": list(self.input_shape), "dtype": pre.dtype, "layout": "NCHW"},
+            "preprocessing": preprocessing,
+            "outputs": [head.to_document() for head in self.heads],
+        }
+        if self.display_head is not None:
+            document["display_head"] = self.display_head
+        if self.input_region is not None:
+            region = self.input_region
+            document["input_region"] = {"model": region.model, "head": region.head, "margin": region.margin,
+                                        **({"label": region.label} if region.label is not None else {})}
+        document["scope"] = {
+            name: list(getattr(self.scope, name))
+            for name in ("modalities", "presentation_intents", "body_parts", "sop_classes")
+            if getattr(self.scope, name)
+        }
+        document["provenance"] = dict(self.provenance)
+        return document
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Manifest:

@@ -1,0 +1,176 @@
+"""Train a reference model on phantoms and write its checkpoint and bundle.
+
+    python -m radedge.export.train bone-tumor        # the committed model (writes
+                                                     # export/checkpoints/bone-tumor.pt and
+                                                     # sdk/radedge/models/bone-tumor)
+    python -m radedge.export.train vcf --train 16 --val 8 --epochs 1 --out /tmp/vcf --checkpoint /tmp/vcf.pt
+
+Every model id of ``radedge.export.recipes.RECIPES`` works. Training is deterministic in
+``--seed`` for a given torch build and thread count. The run: phantoms (training from
+seed 0, validation from 500 000) -> the recipe's training -> checkpoint -> the flags'
+operating points on the validation phantoms -> ONNX, checked head by head against the
+checkpoint -> the bundle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from radedge.errors import MissingDependencyError
+
+from .loaders import ExportError, OnnxFromTorch, SaveBundle, check_onnx_against_torch
+from .recipes import RECIPES, recipe
+from .recipes.base import VALIDATION_SEED, Recipe, Settings, build_dataset, run_model
+
+# float32 reassociation (ONNX Runtime fuses and reorders) moves pooled logits by ~1e-4 of
+# their size; a broken export is off by whole units.
+ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "Training a reference model") from None
+    return torch
+
+
+def train(model_recipe: Recipe, settings: Settings, *, out: Path, checkpoint: Path,
+          from_checkpoint: Path | None = None, threads: int = 0) -> dict[str, Any]:
+    """Train (or, with ``from_checkpoint``, reload) the model, choose its operating points,
+    export, check and write the bundle; returns a summary."""
+    torch = _torch()
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    started = time.perf_counter()
+    val_seeds = range(VALIDATION_SEED + settings.seed, VALIDATION_SEED + settings.seed + settings.val)
+    model = model_recipe.build_model()
+    if from_checkpoint is not None:
+        raw = Path(from_checkpoint).read_bytes()
+        state = torch.load(io.BytesIO(raw), weights_only=True)
+        model.load_state_dict(state["state_dict"])
+        training = state["training"]
+        print(f"reloaded {from_checkpoint}; {len(val_seeds)} validation phantoms", flush=True)
+        val_data = build_dataset(model_recipe, val_seeds, settings.cache, settings.workers)
+    else:
+        train_seeds = range(settings.seed, settings.seed + settings.train)
+        print(f"{model_recipe.model_id}: {len(train_seeds)} training, {len(val_seeds)} validation phantoms",
+              flush=True)
+        train_data = build_dataset(model_recipe, train_seeds, settings.cache, settings.workers)
+        val_data = build_dataset(model_recipe, val_seeds, settings.cache, settings.workers)
+        extra = model_recipe.fit(torch, model, train_data, val_data, settings)
+        training = {
+            "data": model_recipe.data,
+            "train_seeds": [train_seeds.start, train_seeds.stop],
+            "epochs": settings.epochs,
+            "batch": settings.batch,
+            "learning_rate": settings.lr,
+            "seed": settings.seed,
+            "torch": str(torch.__version__),
+            **extra,
+        }
+        buffer = io.BytesIO()
+        torch.save({"model_id": model_recipe.model_id, "version": model_recipe.version,
+                    "state_dict": model.state_dict(), "training": training}, buffer)
+        raw = buffer.getvalue()
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_bytes(raw)
+    trained_s = time.perf_counter() - started
+    checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
+
+    outputs = run_model(torch, model, val_data, model_recipe.output_names)
+    validation = {
+        "phantoms": len(val_seeds),
+        "seeds": [val_seeds.start, val_seeds.stop],
+        **model_recipe.validation_metrics(outputs, val_data),
+    }
+    operating_points = model_recipe.operating_points(outputs, val_data)
+
+    spec = model_recipe.spec
+    onnx_bytes = OnnxFromTorch(model, (1, *spec.shape), model_recipe.input_name, model_recipe.output_names)()
+    report = check_onnx_against_torch(
+        model, onnx_bytes, val_data["image"][:8], model_recipe.input_name, model_recipe.output_names
+    )
+    if not report.within(atol=ONNX_ATOL, rtol=ONNX_RTOL):
+        raise ExportError(
+            f"the ONNX export drifts from PyTorch: max |difference| {report.max_abs_difference} "
+            f"for outputs as large as {report.max_abs_reference}"
+        )
+    manifest = model_recipe.manifest(
+        operating_points,
+        {
+            "checkpoint_sha256": checkpoint_sha256,
+            "onnx_vs_torch_max_abs_difference": report.max_abs_difference,
+            "training": training,
+            "validation": validation,
+        },
+    )
+    bundle = SaveBundle(onnx_bytes, manifest)(out)
+    return {
+        "model": model_recipe.model_id,
+        "bundle": str(bundle),
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": checkpoint_sha256,
+        "validation": validation,
+        "operating_points": operating_points,
+        "seconds": {"data_and_training": round(trained_s, 1), "total": round(time.perf_counter() - started, 1)},
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m radedge.export.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", choices=sorted(RECIPES), help="model id")
+    parser.add_argument("--out", default=None, help="bundle directory to write (default: the bundled model's)")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint to write (default export/checkpoints/MODEL.pt)")
+    parser.add_argument("--train", type=int, default=None, help="training phantoms (default: the recipe's)")
+    parser.add_argument("--val", type=int, default=None, help="validation phantoms (operating points, progress)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes generating phantoms")
+    parser.add_argument("--cache", default=None, help="directory to cache generated training tensors")
+    parser.add_argument("--from-checkpoint", default=None, metavar="PT",
+                        help="skip training: reload this checkpoint, re-choose the operating points and re-export")
+    args = parser.parse_args(argv)
+    model_recipe = recipe(args.model)
+    plan = model_recipe.plan
+    settings = Settings(
+        train=plan.train if args.train is None else args.train,
+        val=plan.val if args.val is None else args.val,
+        epochs=plan.epochs if args.epochs is None else args.epochs,
+        batch=plan.batch if args.batch is None else args.batch,
+        lr=plan.lr if args.lr is None else args.lr,
+        weight_decay=plan.weight_decay,
+        seed=args.seed,
+        workers=max(1, args.workers),
+        cache=Path(args.cache) if args.cache else None,
+    )
+    try:
+        summary = train(
+            model_recipe, settings,
+            out=Path(args.out) if args.out else model_recipe.bundle_path,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else model_recipe.checkpoint_path,
+            from_checkpoint=Path(args.from_checkpoint) if args.from_checkpoint else None,
+            threads=args.threads,
+        )
+    except (ExportError, MissingDependencyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
