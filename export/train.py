@@ -143,8 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="directory to cache generated training tensors")
     parser.add_argument("--from-checkpoint", default=None, metavar="PT",
                         help="skip training: reload this checkpoint, re-choose the operating points and re-export")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe-specific option (e.g. tumor-cls: --set backbone_weights=resnet50.pt)")
     args = parser.parse_args(argv)
     model_recipe = recipe(args.model)
+    options = dict(item.partition("=")[::2] for item in args.set)
+    unknown = sorted(set(options) - set(model_recipe.options))
+    if unknown or any("=" not in item for item in args.set):
+        known = "; ".join(f"{name}: {text}" for name, text in model_recipe.options.items()) or "none"
+        parser.error(f"--set takes KEY=VALUE with KEY one of {model_recipe.model_id}'s options ({known}); got {args.set}")
     plan = model_recipe.plan
     settings = Settings(
         train=plan.train if args.train is None else args.train,
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         workers=max(1, args.workers),
         cache=Path(args.cache) if args.cache else None,
+        options=options,
     )
     try:
         summary = train(

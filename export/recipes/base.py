@@ -23,7 +23,7 @@ import io
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -70,6 +70,8 @@ class Recipe:
     spec: ClassVar[PreprocessSpec]
     plan: ClassVar[TrainingPlan]
     input_name: ClassVar[str] = "image"
+    #: Recipe-specific training options (``--set KEY=VALUE``): name -> what it does.
+    options: ClassVar[dict[str, str]] = {}
 
     # -- architecture and data --------------------------------------------------------
     def build_model(self) -> Any:
@@ -139,6 +141,7 @@ class Settings:
     seed: int
     workers: int
     cache: Path | None
+    options: Mapping[str, str] = field(default_factory=dict)  # recipe-specific, ``--set KEY=VALUE``
 
 
 # -- the product's own input path -------------------------------------------------------
