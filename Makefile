@@ -37,7 +37,8 @@ $(VENV)/.test-deps: $(VENV)/.installed
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/radedge run examples/radiographs --out $(OUT)
+	$(VENV)/bin/radedge models
+	$(VENV)/bin/radedge run examples --out $(OUT)
 
 test: $(VENV)/.test-deps
 	$(VENV)/bin/radedge doctor

@@ -155,3 +155,38 @@ def test_missing_model_is_a_clear_error(tmp_path: Path):
     result = radedge("run", str(tmp_path), "--model", str(tmp_path / "nope"))
     assert result.returncode == 2
     assert "no model bundle at" in result.stderr
+
+
+def test_models_lists_every_bundled_model_with_heads_flags_and_scope():
+    from radedge.bundle import bundled_bundle_paths, load_bundle
+
+    bundles = [load_bundle(path) for path in bundled_bundle_paths()]
+    listed = radedge("models", "--json")
+    assert listed.returncode == 0, listed.stderr
+    records = {record["id"]: record for record in json.loads(listed.stdout)}
+    assert set(records) == {bundle.manifest.model_id for bundle in bundles}
+    for bundle in bundles:
+        record = records[bundle.manifest.model_id]
+        assert record["sha256"] == bundle.digest
+        assert [head["name"] for head in record["heads"]] == [head.name for head in bundle.manifest.heads]
+        codes = [flag["code"] for head in record["heads"] for flag in head["flags"]]
+        assert codes == [rule.code for rule in bundle.manifest.flag_rules]
+        assert record["scope"]["modalities"] == list(bundle.manifest.scope.modalities)
+    text = radedge("models")
+    assert text.returncode == 0
+    for bundle in bundles:
+        assert f"{bundle.manifest.model_id} {bundle.manifest.model_version}" in text.stdout
+        for rule in bundle.manifest.flag_rules:
+            assert rule.code in text.stdout
+
+
+def test_models_names_a_broken_bundle_and_lists_the_rest(tmp_path: Path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny("tiny_spine"), broken)
+    (broken / "model.onnx").write_bytes(b"changed")
+    result = radedge("models", "--model", str(tiny("tiny_detector")), "--model", str(broken))
+    assert result.returncode == 1
+    assert "tiny-detector 1.0.0" in result.stdout and "SPINE_LESION when a lesion box scores >= 0.9" in result.stdout
+    assert "tiny-spine" not in result.stdout and str(broken) in result.stderr

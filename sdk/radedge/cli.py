@@ -1,4 +1,5 @@
-"""``radedge`` command line: ``run`` images through the models that apply, ``inspect`` a bundle, ``doctor``."""
+"""``radedge`` command line: ``run`` images through the models that apply, ``models`` lists them,
+``inspect`` a bundle, ``doctor``."""
 
 from __future__ import annotations
 
@@ -120,23 +121,82 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"  input      {manifest.input_name} {list(manifest.input_shape)} {manifest.preprocess.dtype}")
     pre = manifest.preprocess
     print(f"  preprocess {pre.resize}, mean {list(pre.mean)}, std {list(pre.std)}, VOI {manifest.intensity.voi}")
-    if manifest.input_region is not None:
-        region = manifest.input_region
-        print(f"  region     what head {region.head!r} of {region.model} finds, grown by {region.margin:g} of its size")
-    for head in manifest.heads:
-        shown = " (shown first)" if head.name == manifest.display_head else ""
-        print(f"  head       {head.name}: {head.kind}, {head.activation} over {list(head.labels)}{shown}")
-        for rule in head.flags:
-            also = "".join(f" and {c.head}/{c.label} >= {c.threshold}" for c in rule.requires)
-            print(f"    flag     {rule.code} when {_condition(head.kind, rule.label, rule.threshold)}{also}: {rule.title}")
-    scope = manifest.scope
-    print(
-        f"  scope      modalities {list(scope.modalities) or 'any'}, intent {list(scope.presentation_intents) or 'any'}, "
-        f"body parts {list(scope.body_parts) or 'any'}, SOP classes {list(scope.sop_classes) or 'any'}"
-    )
+    for line in _describe(manifest):
+        print(f"  {line}")
     if args.json:
         print(json.dumps(manifest.provenance, indent=2))
     return 0
+
+
+def _describe(manifest) -> list[str]:
+    """What a model reads, its heads and flags and where it applies, one line each."""
+    lines = []
+    if manifest.input_region is not None:
+        region = manifest.input_region
+        lines.append(f"region     what head {region.head!r} of {region.model} finds, grown by {region.margin:g} of its size")
+    for head in manifest.heads:
+        shown = " (shown first)" if head.name == manifest.display_head else ""
+        lines.append(f"head       {head.name}: {head.kind}, {head.activation} over {list(head.labels)}{shown}")
+        for rule in head.flags:
+            also = "".join(f" and {c.head}/{c.label} >= {c.threshold}" for c in rule.requires)
+            lines.append(f"  flag     {rule.code} when {_condition(head.kind, rule.label, rule.threshold)}{also}: {rule.title}")
+    scope = manifest.scope
+    lines.append(
+        f"scope      modalities {list(scope.modalities) or 'any'}, intent {list(scope.presentation_intents) or 'any'}, "
+        f"body parts {list(scope.body_parts) or 'any'}, SOP classes {list(scope.sop_classes) or 'any'}"
+    )
+    return lines
+
+
+def _models(args: argparse.Namespace) -> int:
+    """List the bundled models (or the bundles named), verified, with heads, scope and flags."""
+    from .bundle import bundled_bundle_paths, load_bundle
+
+    paths = args.model or bundled_bundle_paths()
+    listed, broken = [], 0
+    for path in paths:
+        try:
+            listed.append(load_bundle(path))
+        except RadedgeError as exc:
+            broken += 1
+            print(f"radedge: {path}: {exc}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([_model_record(bundle) for bundle in listed], indent=2))
+    else:
+        for bundle in listed:
+            manifest = bundle.manifest
+            print(f"{manifest.model_id} {manifest.model_version}  {bundle.location} (sha256 {bundle.digest[:12]})")
+            print(f"  {manifest.description}")
+            for line in _describe(manifest):
+                print(f"  {line}")
+    if not paths:
+        print("radedge: no bundled models found", file=sys.stderr)
+        return 2
+    return 1 if broken else 0
+
+
+def _model_record(bundle) -> dict:
+    manifest = bundle.manifest
+    scope = manifest.scope
+    region = manifest.input_region
+    return {
+        "id": manifest.model_id,
+        "version": manifest.model_version,
+        "description": manifest.description,
+        "bundle": str(bundle.location),
+        "sha256": bundle.digest,
+        "input_region": None if region is None else {"model": region.model, "head": region.head,
+                                                      "label": region.label, "margin": region.margin},
+        "heads": [
+            {"name": head.name, "kind": head.kind, "labels": list(head.labels),
+             "flags": [{"code": rule.code, "title": rule.title, "label": rule.label, "threshold": rule.threshold}
+                       for rule in head.flags]}
+            for head in manifest.heads
+        ],
+        "display_head": manifest.display_head,
+        "scope": {"modalities": list(scope.modalities), "presentation_intents": list(scope.presentation_intents),
+                  "body_parts": list(scope.body_parts), "sop_classes": list(scope.sop_classes)},
+    }
 
 
 def _condition(kind: str, label: str, threshold: float) -> str:
@@ -198,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("bundle", nargs="?", default=None)
     inspect.add_argument("--json", action="store_true", help="also print the provenance record")
     inspect.set_defaults(func=_inspect)
+
+    models = commands.add_parser("models", help="list the bundled models: heads, flags and the images each applies to")
+    models.add_argument("--model", action="append", default=None, metavar="BUNDLE",
+                        help="list these bundles instead (repeatable)")
+    models.add_argument("--json", action="store_true", help="one JSON list instead of text")
+    models.set_defaults(func=_models)
 
     doctor = commands.add_parser("doctor", help="what this installation can do: native build, GPUs, decoders")
     doctor.set_defaults(func=_doctor)
