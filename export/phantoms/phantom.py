@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Kind = Literal["long_bone", "lumbar_spine"]
+Kind = Literal["long_bone", "lumbar_spine", "lumbar_spine_lesions"]
 Photometric = Literal["MONOCHROME1", "MONOCHROME2"]
 LABELS = ("no_tumour", "benign", "malignant")
 # Changes whenever the same seed would give different pixels or ground truth, so caches
@@ -32,7 +32,8 @@ class Phantom:
     lesion changed (bone lesion plus, for malignant lesions, soft-tissue mass and
     periosteal reaction); all zero for ``label == "no_tumour"``. ``lesion`` describes
     it (pixel coordinates, x = column, y = row, origin at the centre of the top-left
-    pixel). Lumbar spines: ``vertebrae`` lists L1..L5 top to bottom.
+    pixel). Lumbar spines: ``vertebrae`` lists L1..L5 top to bottom; spines with findings
+    list them in ``findings`` (label, level, ``box_xyxy_px``), an empty list when normal.
 
     ``dicom_header`` holds the remaining DICOM attributes by keyword (synthetic patient
     identity, dates, exposure, view, optional Pixel Spacing), all derived from the seed.
@@ -51,6 +52,7 @@ class Phantom:
     label: str | None = None
     lesion: dict | None = None
     vertebrae: list[dict] | None = None
+    findings: list[dict] | None = None
     window_explanations: list[str] = field(default_factory=list)
     magnification: float = 1.0
     dicom_header: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +109,8 @@ class Phantom:
             truth["lesion"] = _jsonable(self.lesion) if self.lesion is not None else None
         if self.vertebrae is not None:
             truth["vertebrae"] = _jsonable(self.vertebrae)
+        if self.findings is not None:
+            truth["findings"] = _jsonable(self.findings)
         return truth
 
     def cropped(self, top: int, left: int, rows: int, columns: int) -> "Phantom":
