@@ -446,8 +446,8 @@ EXAMPLES_GROUND_TRUTH = "lesions_ground_truth.json"
 EXAMPLES = (
     (
         "lumbar_spine_lesions.dcm",
-        7,
-        ("disc space narrowing", "surgical implant", "osteophytes"),
+        1,
+        ("disc space narrowing", "foraminal stenosis", "spondylolisthesis"),
         {"bits_stored": 10, "photometric": "MONOCHROME2", "detected_quanta": 6000.0, "rows": 2400, "columns": 2000},
         "1.2.840.10008.1.2.4.80",
     ),
