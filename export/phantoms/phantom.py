@@ -118,7 +118,8 @@ class Phantom:
 
         Pixel coordinates in the ground truth are shifted accordingly; the lesion's
         bounding box and area are recomputed from the cropped mask (a lesion partly
-        outside keeps only its visible part). Vertebra coordinates are shifted as they are.
+        outside keeps only its visible part). Vertebra coordinates and finding boxes are
+        shifted as they are.
         """
         if top < 0 or left < 0 or top + rows > self.rows or left + columns > self.columns:
             raise ValueError(
@@ -138,12 +139,14 @@ class Phantom:
         vertebrae = None
         if self.vertebrae is not None:
             vertebrae = [_shift_points(level, shift) for level in self.vertebrae]
+        findings = None if self.findings is None else [_shift_points(item, shift) for item in self.findings]
         return dataclasses.replace(
             self,
             stored=np.ascontiguousarray(self.stored[window]),
             lesion_mask=mask,
             lesion=lesion,
             vertebrae=vertebrae,
+            findings=findings,
             dicom_header=dict(self.dicom_header),
         )
 
@@ -161,11 +164,14 @@ def mask_extent(mask: np.ndarray) -> dict:
 
 
 def _shift_points(value: Any, shift: np.ndarray) -> Any:
-    """Subtract ``shift`` (x, y) from every value stored under a key ending in ``_xy_px``."""
+    """Subtract ``shift`` (x, y) from every value stored under a key ending in ``_xy_px``, and
+    from both corners of every box stored under a key ending in ``_xyxy_px``."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key.endswith("_xy_px"):
+            if key.endswith("_xyxy_px"):
+                out[key] = list(np.asarray(item) - np.tile(shift, 2))
+            elif key.endswith("_xy_px"):
                 if isinstance(item, dict):
                     out[key] = {name: list(np.asarray(point) - shift) for name, point in item.items()}
                 else:

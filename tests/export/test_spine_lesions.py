@@ -218,3 +218,12 @@ def test_example_regenerates_identically(tmp_path: Path):
     assert json.loads((tmp_path / EXAMPLE_TRUTH.name).read_text()) == json.loads(EXAMPLE_TRUTH.read_text())
     assert np.array_equal(pydicom.dcmread(EXAMPLE).pixel_array, pydicom.dcmread(path).pixel_array)
     assert EXAMPLE.stat().st_size < 2.2e6
+
+
+def test_cropping_shifts_the_boxes_with_the_pixels():
+    phantom = spine_lesion_radiograph(2, findings=("surgical implant",), rows=2400, columns=2000)
+    cropped = phantom.cropped(100, 50, 2000, 1800)
+    (before,), (after,) = phantom.findings, cropped.findings
+    assert after["label"] == before["label"] and after["level"] == before["level"]
+    assert np.allclose(after["box_xyxy_px"], np.array(before["box_xyxy_px"]) - [50, 100, 50, 100])
+    assert cropped.vertebrae[0]["centre_xy_px"][1] == pytest.approx(phantom.vertebrae[0]["centre_xy_px"][1] - 100)
