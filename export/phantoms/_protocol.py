@@ -18,7 +18,7 @@ from ._acquisition import Collimation, Detector, Response, expose
 # Independent random streams of one phantom; the numbers are part of the seed's meaning
 # and must not change, or every phantom changes.
 STREAMS = {"acquisition": 0, "anatomy": 1, "texture": 2, "noise": 3, "label": 4, "lesion": 5}
-_KIND_CODES = {"long_bone": 1, "lumbar_spine": 2}
+_KIND_CODES = {"long_bone": 1, "lumbar_spine": 2, "lumbar_spine_lesions": 3}
 
 # Detector pixel pitches (mm) of flat-panel detectors on the market.
 _DETECTOR_PITCHES_MM = (0.1, 0.125, 0.139, 0.14, 0.143, 0.148, 0.15, 0.16, 0.175, 0.2)

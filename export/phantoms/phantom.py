@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Kind = Literal["long_bone", "lumbar_spine"]
+Kind = Literal["long_bone", "lumbar_spine", "lumbar_spine_lesions"]
 Photometric = Literal["MONOCHROME1", "MONOCHROME2"]
 LABELS = ("no_tumour", "benign", "malignant")
 # Changes whenever the same seed would give different pixels or ground truth, so caches
@@ -32,7 +32,8 @@ class Phantom:
     lesion changed (bone lesion plus, for malignant lesions, soft-tissue mass and
     periosteal reaction); all zero for ``label == "no_tumour"``. ``lesion`` describes
     it (pixel coordinates, x = column, y = row, origin at the centre of the top-left
-    pixel). Lumbar spines: ``vertebrae`` lists L1..L5 top to bottom.
+    pixel). Lumbar spines: ``vertebrae`` lists L1..L5 top to bottom; spines with findings
+    list them in ``findings`` (label, level, ``box_xyxy_px``), an empty list when normal.
 
     ``dicom_header`` holds the remaining DICOM attributes by keyword (synthetic patient
     identity, dates, exposure, view, optional Pixel Spacing), all derived from the seed.
@@ -51,6 +52,7 @@ class Phantom:
     label: str | None = None
     lesion: dict | None = None
     vertebrae: list[dict] | None = None
+    findings: list[dict] | None = None
     window_explanations: list[str] = field(default_factory=list)
     magnification: float = 1.0
     dicom_header: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +109,8 @@ class Phantom:
             truth["lesion"] = _jsonable(self.lesion) if self.lesion is not None else None
         if self.vertebrae is not None:
             truth["vertebrae"] = _jsonable(self.vertebrae)
+        if self.findings is not None:
+            truth["findings"] = _jsonable(self.findings)
         return truth
 
     def cropped(self, top: int, left: int, rows: int, columns: int) -> "Phantom":
@@ -114,7 +118,8 @@ class Phantom:
 
         Pixel coordinates in the ground truth are shifted accordingly; the lesion's
         bounding box and area are recomputed from the cropped mask (a lesion partly
-        outside keeps only its visible part). Vertebra coordinates are shifted as they are.
+        outside keeps only its visible part). Vertebra coordinates and finding boxes are
+        shifted as they are.
         """
         if top < 0 or left < 0 or top + rows > self.rows or left + columns > self.columns:
             raise ValueError(
@@ -134,12 +139,14 @@ class Phantom:
         vertebrae = None
         if self.vertebrae is not None:
             vertebrae = [_shift_points(level, shift) for level in self.vertebrae]
+        findings = None if self.findings is None else [_shift_points(item, shift) for item in self.findings]
         return dataclasses.replace(
             self,
             stored=np.ascontiguousarray(self.stored[window]),
             lesion_mask=mask,
             lesion=lesion,
             vertebrae=vertebrae,
+            findings=findings,
             dicom_header=dict(self.dicom_header),
         )
 
@@ -157,11 +164,14 @@ def mask_extent(mask: np.ndarray) -> dict:
 
 
 def _shift_points(value: Any, shift: np.ndarray) -> Any:
-    """Subtract ``shift`` (x, y) from every value stored under a key ending in ``_xy_px``."""
+    """Subtract ``shift`` (x, y) from every value stored under a key ending in ``_xy_px``, and
+    from both corners of every box stored under a key ending in ``_xyxy_px``."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key.endswith("_xy_px"):
+            if key.endswith("_xyxy_px"):
+                out[key] = list(np.asarray(item) - np.tile(shift, 2))
+            elif key.endswith("_xy_px"):
                 if isinstance(item, dict):
                     out[key] = {name: list(np.asarray(point) - shift) for name, point in item.items()}
                 else:
