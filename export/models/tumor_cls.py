@@ -9,7 +9,7 @@ weights load by name (``load_backbone``). ``width`` scales every channel count: 
 ResNet50 itself (2048 features), the committed demonstration uses 1/8 to stay small.
 
 The classifier is a 1 x 1 convolution of the last feature map, giving one map per class
-(``tumor_cam``, float32[N, 2, H/32, W/32]); the logits (``tumor_logits``, float32[N, 2])
+(``malignancy_cam``, float32[N, 2, H/32, W/32]); the logits (``malignancy``, float32[N, 2])
 are those maps' spatial averages. Global average pooling followed by a linear layer is the
 same function, so this is the usual ResNet50 head, and the map the console draws is
 exactly what the logits are the mean of (Zhou et al.'s CAM, which for this head equals
@@ -62,8 +62,8 @@ class Bottleneck(nn.Module):
 class TumorClsNet(nn.Module):
     """ResNet50 (``width`` 1.0) or a uniformly narrowed copy, with a CAM classifier.
 
-    ``forward(image float32[N, 1, H, W]) -> (tumor_logits float32[N, K], tumor_cam float32[N, K, H/32, W/32])``
-    with ``tumor_logits == tumor_cam.mean((2, 3))``.
+    ``forward(image float32[N, 1, H, W]) -> (malignancy float32[N, K], malignancy_cam float32[N, K, H/32, W/32])``
+    with ``malignancy == malignancy_cam.mean((2, 3))``.
     """
 
     def __init__(self, width: float = 1.0, num_classes: int = len(LABELS), in_channels: int = 1):

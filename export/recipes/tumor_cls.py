@@ -180,7 +180,7 @@ class TumorClsRecipe(Recipe):
         "only - a demonstration of the SDK, not a clinical model."
     )
     data = f"synthetic long-bone phantoms (benign / malignant), radedge.export.phantoms {phantoms.GENERATOR_VERSION}"
-    output_names = ("tumor_logits", "tumor_cam")
+    output_names = ("malignancy", "malignancy_cam")
     spec = PreprocessSpec(INPUT_SIZE, INPUT_SIZE, resize="letterbox", pad_value=0.0, mean=(MEAN,), std=(STD,))
     plan = TrainingPlan(train=600, val=150, epochs=12, batch=32, lr=2e-3)
     options = {
@@ -258,7 +258,7 @@ class TumorClsRecipe(Recipe):
         return {**batch, "image": (display - MEAN) / STD}
 
     def loss(self, torch, outputs, batch, progress):
-        return torch.nn.functional.cross_entropy(outputs["tumor_logits"], batch["label"])
+        return torch.nn.functional.cross_entropy(outputs["malignancy"], batch["label"])
 
     # -- training ---------------------------------------------------------------------
     def fit(self, torch, model, train, val, settings):
@@ -285,7 +285,7 @@ class TumorClsRecipe(Recipe):
             fit_loop(
                 torch, pretrained, pre_train, pre_val, settings, loss=self.loss, augment=self.augment,
                 output_names=self.output_names, epochs=epochs,
-                report=lambda outputs: {"accuracy": float((outputs["tumor_logits"].argmax(1) == pre_val["label"]).mean())},
+                report=lambda outputs: {"accuracy": float((outputs["malignancy"].argmax(1) == pre_val["label"]).mean())},
             )
             weights = {key: value for key, value in pretrained.state_dict().items() if not key.startswith("classifier.")}
             model.load_state_dict(weights, strict=False)
@@ -302,13 +302,13 @@ class TumorClsRecipe(Recipe):
                  output_names=self.output_names, report=lambda outputs: self.validation_metrics(outputs, val))
         jittered = run_model(torch, model, _views(val, "jittered", "label"), self.output_names)
         record["validation_auc_jittered_boxes"] = auroc(
-            _softmax_malignant(jittered["tumor_logits"]), np.repeat(val["label"], JITTERED_VIEWS) == 1
+            _softmax_malignant(jittered["malignancy"]), np.repeat(val["label"], JITTERED_VIEWS) == 1
         )
         return record
 
     # -- choosing and measuring ---------------------------------------------------------
     def validation_metrics(self, outputs, data):
-        scores = _softmax_malignant(outputs["tumor_logits"])
+        scores = _softmax_malignant(outputs["malignancy"])
         malignant = data["label"] == LABELS.index("malignant")
         return {
             "auc": auroc(scores, malignant),
@@ -316,7 +316,7 @@ class TumorClsRecipe(Recipe):
         }
 
     def operating_points(self, outputs, data):
-        scores = _softmax_malignant(outputs["tumor_logits"])
+        scores = _softmax_malignant(outputs["malignancy"])
         return {FLAG_CODE: choose_threshold(scores, data["label"] == LABELS.index("malignant"), TARGET_SENSITIVITY,
                                             chosen_on="validation phantoms, exact lesion boxes")}
 
@@ -329,14 +329,14 @@ class TumorClsRecipe(Recipe):
             preprocess=self.spec,
             heads=(
                 HeadSpec(
-                    "tumor_logits", "classification", LABELS, "softmax",
-                    flags=(FlagRule(FLAG_CODE, "Region classified malignant", "tumor_logits", "malignant",
+                    "malignancy", "classification", LABELS, "softmax",
+                    flags=(FlagRule(FLAG_CODE, "Region classified malignant", "malignancy", "malignant",
                                     point["threshold"], operating_point=point),),
                 ),
-                HeadSpec("tumor_cam", "cam", LABELS, "none", CamDecode(explains="tumor_logits")),
+                HeadSpec("malignancy_cam", "cam", LABELS, "none", CamDecode(explains="malignancy")),
             ),
             scope=LONG_BONE_SCOPE,
-            display_head="tumor_logits",
+            display_head="malignancy",
             input_region=FIRST_STAGE,
             provenance=provenance,
         )
@@ -369,7 +369,7 @@ class TumorClsRecipe(Recipe):
                 chained_flags.append(False)
             else:
                 stage_latencies.append(prediction.timings_ms["total"])
-                chained.append(prediction.classifications["tumor_logits"].probability("malignant"))
+                chained.append(prediction.classifications["malignancy"].probability("malignant"))
                 chained_flags.append(any(flag.code == FLAG_CODE for flag in prediction.flags))
                 ious.append(_iou(prediction.geometry.crop, exact))
             image = read_image(data)
@@ -379,7 +379,7 @@ class TumorClsRecipe(Recipe):
                 for dx, dy in directions:
                     box = _clip(perturb(lesion_box(phantom), (dx * shift, dy * shift), scale), phantom.rows, phantom.columns)
                     result = model.predict(image, label=name, region=region(box, phantom.rows, phantom.columns))
-                    scores.append(result.classifications["tumor_logits"].probability("malignant"))
+                    scores.append(result.classifications["malignancy"].probability("malignant"))
                 perturbed[label].append(scores)
         truth_array = np.array(truth)
         analysed = np.array([score is not None for score in chained])
