@@ -12,8 +12,8 @@ The classifier is a 1 x 1 convolution of the last feature map, giving one map pe
 (``malignancy_cam``, float32[N, 2, H/32, W/32]); the logits (``malignancy``, float32[N, 2])
 are those maps' spatial averages. Global average pooling followed by a linear layer is the
 same function, so this is the usual ResNet50 head, and the map the console draws is
-exactly what the logits are the mean of (Zhou et al.'s CAM, which for this head equals
-Grad-CAM of the last block).
+exactly what the logits are the mean of (Zhou et al.'s CAM; Grad-CAM of the last block is
+the same map times a positive constant, without the bias, clipped at zero).
 
 Input ``image`` float32[N, 1, H, W]: the region around the lesion, letterboxed and
 normalised (one grey channel; see ``load_backbone`` for three-channel weights).

@@ -147,12 +147,12 @@ def _softmax_malignant(logits: np.ndarray) -> np.ndarray:
     return shifted[:, LABELS.index("malignant")] / shifted.sum(1)
 
 
-def _flag(value: str) -> bool:
+def _flag(name: str, value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"expected 1 or 0, got {value!r}")
+    raise ValueError(f"--set {name}= takes 1 or 0; got {value!r}")
 
 
 def _views(data: dict[str, np.ndarray], images: str, labels: str) -> dict[str, np.ndarray]:
@@ -197,12 +197,19 @@ class TumorClsRecipe(Recipe):
     def with_options(self, options):
         choices = _Options(
             width=float(options.get("width", WIDTH)),
-            pretrain=_flag(options.get("pretrain", "1")),
+            pretrain=_flag("pretrain", options.get("pretrain", "1")),
             pretrain_epochs=int(options["pretrain_epochs"]) if "pretrain_epochs" in options else None,
             backbone_weights=Path(options["backbone_weights"]) if options.get("backbone_weights") else None,
         )
         if not (0.0 < choices.width <= 1.0):
             raise ValueError(f"width must be in (0, 1]; got {choices.width}")
+        # Refused before any phantom is made: vendor weights only fit ResNet50 itself.
+        if choices.backbone_weights is not None:
+            if choices.width != 1.0:
+                raise ValueError(f"backbone_weights are a full-width ResNet50's: add --set width=1 (got width "
+                                 f"{choices.width:g})")
+            if not choices.backbone_weights.is_file():
+                raise ValueError(f"backbone_weights: no file at {choices.backbone_weights}")
         return TumorClsRecipe(choices)
 
     def build_model(self, num_classes: int = len(LABELS)):
