@@ -175,7 +175,7 @@ class _Options:
 class TumorClsRecipe(Recipe):
     model_id = "tumor-cls"
     description = (
-        "ResNet50 (reduced width) benign / malignant classifier of a bone lesion's region, with a class "
+        "ResNet50 benign / malignant classifier of a bone lesion's region, with a class "
         "activation map; a second stage on the lesion bone-tumor segments. Trained on synthetic phantoms "
         "only - a demonstration of the SDK, not a clinical model."
     )
@@ -247,7 +247,6 @@ class TumorClsRecipe(Recipe):
             "jittered": np.stack(jittered),
             "pretrain": np.stack(pretrain),
             "pretrain_label": np.array(pretrain_label, dtype=np.int64),
-            "box": np.array(box, dtype=np.float32),
         }
 
     def augment(self, torch, batch, generator):
