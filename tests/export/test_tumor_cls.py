@@ -136,7 +136,8 @@ def test_training_crop_is_the_region_the_sdk_analyses_for_the_same_box():
 def test_committed_bundle_on_the_examples_runs_after_bone_tumor_and_shows_its_cam():
     truth = {item["file"]: item for item in json.loads((EXAMPLES / "ground_truth.json").read_text())["items"]}
     models = load_models(threads=1)
-    assert [m.model_id for m in models][:2] == ["bone-tumor", "tumor-cls"]
+    loaded = [m.model_id for m in models]
+    assert loaded.index("bone-tumor") < loaded.index("tumor-cls")  # the first stage runs first
     verdicts = {}
     for name, item in truth.items():
         if item["kind"] != "long_bone":
