@@ -48,6 +48,7 @@ def train(model_recipe: Recipe, settings: Settings, *, out: Path, checkpoint: Pa
     """Train (or, with ``from_checkpoint``, reload) the model, choose its operating points,
     export, check and write the bundle; returns a summary."""
     torch = _torch()
+    model_recipe = model_recipe.with_options(settings.options)
     torch.manual_seed(settings.seed)
     torch.set_num_threads(threads or os.cpu_count() or 1)
     started = time.perf_counter()

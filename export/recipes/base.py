@@ -74,6 +74,11 @@ class Recipe:
     options: ClassVar[dict[str, str]] = {}
 
     # -- architecture and data --------------------------------------------------------
+    def with_options(self, options: Mapping[str, str]) -> Recipe:
+        """The recipe as ``options`` (``--set KEY=VALUE``) configure it, for options that
+        change the architecture ``build_model`` makes (a width); the default: itself."""
+        return self
+
     def build_model(self) -> Any:
         """A fresh ``torch.nn.Module`` whose forward returns the outputs in ``output_names`` order."""
         raise NotImplementedError
