@@ -32,7 +32,7 @@ import numpy as np
 
 from radedge.io import read_image
 from radedge.pipeline import load_models
-from radedge.pipeline.model_set import _grow
+from radedge.spec import grow_box
 from radedge.spec import CamDecode, FlagRule, HeadSpec, InputRegion, Manifest, PreprocessSpec
 from radedge.spec.geometry import Crop
 
@@ -91,7 +91,7 @@ def lesion_box(phantom: phantoms.Phantom) -> tuple[float, float, float, float]:
 def region(box: tuple[float, ...], rows: int, columns: int) -> Crop:
     """The source rectangle analysed for ``box``: the SDK's own rule for an ``input_region``
     (grown by ``MARGIN``, clipped, whole pixels)."""
-    return _grow(box, MARGIN, rows, columns)
+    return grow_box(box, MARGIN, rows, columns)
 
 
 def perturb(box: tuple[float, ...], shift: tuple[float, float] = (0.0, 0.0), scale: float = 1.0) -> tuple[float, ...]:

@@ -114,7 +114,7 @@ def test_training_crop_is_the_region_the_sdk_analyses_for_the_same_box():
     from radedge.export import phantoms
     from radedge.export.recipes.base import dicom_bytes
     from radedge.export.recipes.tumor_cls import RECIPE, lesion_box, region
-    from radedge.pipeline.model_set import _grow
+    from radedge.spec import grow_box
 
     bundle = load_bundle(bundled_models_path() / "tumor-cls")
     margin = bundle.manifest.input_region.margin
@@ -124,7 +124,7 @@ def test_training_crop_is_the_region_the_sdk_analyses_for_the_same_box():
     box = lesion_box(phantom)
     assert phantom.lesion_mask[int(box[1]) : int(box[3]), int(box[0]) : int(box[2])].sum() == phantom.lesion_mask.sum()
     crop = region(box, phantom.rows, phantom.columns)
-    assert crop == _grow(box, margin, phantom.rows, phantom.columns)
+    assert crop == grow_box(box, margin, phantom.rows, phantom.columns)
     assert crop.width > (box[2] - box[0]) * (1 + margin)  # grown on both sides
 
     model = load_model(bundle, threads=1)

@@ -10,7 +10,6 @@ no model accepts is "not analysed" with the reason: a result, not an error.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,7 +21,7 @@ from ..intensity import IntensityLut
 from ..io import read_image
 from ..io.image import Image
 from ..results import ImageAnalysis, Prediction
-from ..spec.geometry import Crop
+from ..spec.geometry import Crop, grow_box
 from ..spec.manifest import InputRegion, IntensitySpec
 from .model import Model, describe_image, describe_source, load_model
 from .scope import scope_refusal
@@ -190,17 +189,5 @@ def _region(
     if box is None:
         what = needed.label or "region"
         return None, f"{needed.model} found no {what} (head {needed.head!r}) for it to analyse"
-    return _grow(box, needed.margin, image.rows, image.columns), ""
+    return grow_box(box, needed.margin, image.rows, image.columns), ""
 
-
-def _grow(box: tuple[float, ...], margin: float, rows: int, columns: int) -> Crop:
-    """``box`` (x1, y1, x2, y2) grown by ``margin`` of its size on each side, clipped to the
-    image, as whole pixels."""
-    x1, y1, x2, y2 = box
-    width, height = x2 - x1, y2 - y1
-    left = max(0, math.floor(x1 - margin * width))
-    top = max(0, math.floor(y1 - margin * height))
-    right = min(columns, math.ceil(x2 + margin * width))
-    bottom = min(rows, math.ceil(y2 + margin * height))
-    right, bottom = max(right, min(columns, left + 1)), max(bottom, min(rows, top + 1))
-    return Crop(left, top, right - left, bottom - top)

@@ -7,7 +7,7 @@ can be parsed and checked anywhere.
 from __future__ import annotations
 
 from .flags import Condition, FlagRule
-from .geometry import Crop, ResizeGeometry, center_crop
+from .geometry import Crop, ResizeGeometry, center_crop, grow_box
 from .heads import (
     ACTIVATIONS,
     DECODE_PARAMETERS,
@@ -50,5 +50,6 @@ __all__ = [
     "VoiFunction",
     "Window",
     "center_crop",
+    "grow_box",
     "check_window",
 ]

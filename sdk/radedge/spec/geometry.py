@@ -124,3 +124,17 @@ def center_crop(rows: int, columns: int, *, fraction: float | None = None, aspec
         width = max(1, math.floor(width * fraction + 0.5))
         height = max(1, math.floor(height * fraction + 0.5))
     return Crop((int(columns) - width) // 2, (int(rows) - height) // 2, width, height)
+
+
+def grow_box(box: tuple[float, ...], margin: float, rows: int, columns: int) -> Crop:
+    """``box`` (x1, y1, x2, y2, source pixels) grown by ``margin`` of its size on each side,
+    clipped to the image, as whole pixels: the region a second-stage model analyses
+    (``InputRegion``), and the one its training must crop."""
+    x1, y1, x2, y2 = box
+    width, height = x2 - x1, y2 - y1
+    left = max(0, math.floor(x1 - margin * width))
+    top = max(0, math.floor(y1 - margin * height))
+    right = min(columns, math.ceil(x2 + margin * width))
+    bottom = min(rows, math.ceil(y2 + margin * height))
+    right, bottom = max(right, min(columns, left + 1)), max(bottom, min(rows, top + 1))
+    return Crop(left, top, right - left, bottom - top)
