@@ -10,6 +10,12 @@ Input ``image`` float32[N, 1, 256, 256] (letterboxed, normalised). Outputs
 ``fracture`` float32[N, 3, 64, 64] and ``levels`` float32[N, 5, 64, 64], logits at a
 quarter of the input resolution (a lumbar body is about 5 cells high there; the heatmap
 decode refines peaks to sub-cell positions in source pixels).
+
+The fracture decoder predicts, per cell, whether it lies on a fractured body and, apart
+from that, which grade the fracture has; ``fracture`` is the logit of their product,
+p(fracture of grade g) = p(fracture) * p(grade g | fracture). The three channels then
+sum to p(fracture), and one fracture lights the channel of its most likely grade instead
+of all three.
 """
 
 from __future__ import annotations
@@ -66,11 +72,11 @@ class VcfNet(nn.Module):
         self.encoders = nn.ModuleList(
             [_block(widths[0], widths[0])] + [_block(widths[i - 1], widths[i]) for i in range(1, len(widths))]
         )
-        self.fracture_decoder = _Decoder(widths, len(GRADES))
+        self.fracture_decoder = _Decoder(widths, 1 + len(GRADES))
         self.level_decoder = _Decoder(widths, len(LEVELS))
         # Rare positives: start the fracture maps near "no fracture" (sigmoid 0.01) so the
         # first steps are not spent unlearning a 0.5 prior everywhere.
-        nn.init.constant_(self.fracture_decoder.head.bias, -4.6)
+        nn.init.constant_(self.fracture_decoder.head.bias[:1], -4.6)
         nn.init.constant_(self.level_decoder.head.bias, -4.6)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,4 +87,13 @@ class VcfNet(nn.Module):
                 x = F.max_pool2d(x, 2)
             x = encoder(x)
             skips.append(x)
-        return self.fracture_decoder(skips), self.level_decoder(skips)
+        return fracture_logits(self.fracture_decoder(skips)), self.level_decoder(skips)
+
+
+def fracture_logits(decoded: torch.Tensor) -> torch.Tensor:
+    """float32[N, 1 + G, h, w] (fracture logit, then grade logits) -> float32[N, G, h, w],
+    the logit of p(fracture) * p(grade g | fracture)."""
+    log_probability = F.logsigmoid(decoded[:, :1]) + F.log_softmax(decoded[:, 1:], dim=1)
+    # logit = log p - log(1 - p); the clamp keeps log(1 - p) finite where p rounds to 1.
+    probability = torch.exp(log_probability).clamp(max=1.0 - 1e-6)
+    return log_probability - torch.log(1.0 - probability)

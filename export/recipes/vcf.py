@@ -158,7 +158,7 @@ class VcfRecipe(Recipe):
     data = f"synthetic lateral lumbar spine phantoms, radedge.export.phantoms {phantoms.GENERATOR_VERSION}"
     output_names = ("fracture", "levels")
     spec = PreprocessSpec(INPUT_SIZE, INPUT_SIZE, resize="letterbox", pad_value=0.0, mean=(MEAN,), std=(STD,))
-    plan = TrainingPlan(train=480, val=120, epochs=14, batch=16, lr=3e-3)
+    plan = TrainingPlan(train=480, val=120, epochs=12, batch=16, lr=3e-3)
 
     def build_model(self):
         from ..models.vcf import VcfNet
@@ -208,29 +208,33 @@ class VcfRecipe(Recipe):
         return {**batch, "image": (display - MEAN) / STD}
 
     def loss(self, torch, outputs, batch, progress):
+        """Fracture detection (weighted BCE + soft Dice on p(fracture)), the grade given a
+        fracture (cross-entropy on fractured cells) and the level maps (weighted BCE)."""
         functional = torch.nn.functional
         fracture, levels = outputs["fracture"], outputs["levels"]
         target = batch["fracture"]
         union_target = target.amax(1)
-        # Fractured bodies cover well under 1 % of the grid, so their cells weigh 20 times
-        # more, in every grade channel alike: weighting only the positive channel would make
-        # the network light all three grades on a fracture whose grade it is unsure of.
-        weight = (1.0 + 19.0 * union_target)[:, None].expand_as(target)
-        loss_grades = functional.binary_cross_entropy_with_logits(fracture, target, weight=weight)
-        # The grade, where there is a fracture: the right channel above the other two.
+        # The network's channels are p(fracture) * p(grade | fracture) (see the model): the
+        # log-sigmoids of the logits are their logs, which sum (logsumexp) to log p(fracture).
+        log_grade = functional.logsigmoid(fracture)
+        log_fracture = torch.logsumexp(log_grade, dim=1).clamp(max=-1e-7)
+        log_no_fracture = torch.log(-torch.expm1(log_fracture))
+        # Fractured bodies cover well under 1 % of the grid: their cells weigh 20 times more.
+        loss_detection = -(20.0 * union_target * log_fracture + (1 - union_target) * log_no_fracture).mean()
+        # A soft Dice on p(fracture), so that small bodies count as much as large ones.
+        probability = torch.exp(log_fracture)
+        intersection = (probability * union_target).sum(dim=(1, 2))
+        dice = (2 * intersection + 1.0) / (probability.sum(dim=(1, 2)) + union_target.sum(dim=(1, 2)) + 1.0)
+        loss = loss_detection + (1 - dice).mean()
+        # The grade, on fractured cells only: cross-entropy of p(grade | fracture).
         fractured = union_target >= 0.5
         if fractured.any():
-            loss_grades = loss_grades + functional.cross_entropy(
-                fracture.permute(0, 2, 3, 1)[fractured], target.argmax(1)[fractured]
-            )
-        # A soft Dice on the grade-free union: detection is learnt even where grades blur.
-        union_probability = torch.sigmoid(fracture).amax(1)
-        intersection = (union_probability * union_target).sum(dim=(1, 2))
-        dice = (2 * intersection + 1.0) / (union_probability.sum(dim=(1, 2)) + union_target.sum(dim=(1, 2)) + 1.0)
+            log_conditional = (log_grade - log_fracture[:, None]).permute(0, 2, 3, 1)[fractured]
+            loss = loss + functional.nll_loss(log_conditional, target.argmax(1)[fractured])
         loss_levels = functional.binary_cross_entropy_with_logits(
             levels, batch["levels"], pos_weight=torch.tensor(30.0)
         )
-        return loss_grades + (1 - dice).mean() + loss_levels
+        return loss + loss_levels
 
     # -- choosing and measuring ----------------------------------------------------------
     def validation_metrics(self, outputs, data):
