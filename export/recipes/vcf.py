@@ -226,11 +226,14 @@ class VcfRecipe(Recipe):
         intersection = (probability * union_target).sum(dim=(1, 2))
         dice = (2 * intersection + 1.0) / (probability.sum(dim=(1, 2)) + union_target.sum(dim=(1, 2)) + 1.0)
         loss = loss_detection + (1 - dice).mean()
-        # The grade, on fractured cells only: cross-entropy of p(grade | fracture).
+        # The grade, on fractured cells only: cross-entropy of p(grade | fracture). Brought
+        # in after a fifth of training and at half weight: from the start, its noisy
+        # gradients slowed the shared encoder down for detection and levels alike.
         fractured = union_target >= 0.5
-        if fractured.any():
+        grade_weight = 0.5 * min(1.0, max(0.0, (progress - 0.2) / 0.3))
+        if grade_weight > 0 and fractured.any():
             log_conditional = (log_grade - log_fracture[:, None]).permute(0, 2, 3, 1)[fractured]
-            loss = loss + functional.nll_loss(log_conditional, target.argmax(1)[fractured])
+            loss = loss + grade_weight * functional.nll_loss(log_conditional, target.argmax(1)[fractured])
         loss_levels = functional.binary_cross_entropy_with_logits(
             levels, batch["levels"], pos_weight=torch.tensor(30.0)
         )
