@@ -93,7 +93,13 @@ class VcfNet(nn.Module):
 def fracture_logits(decoded: torch.Tensor) -> torch.Tensor:
     """float32[N, 1 + G, h, w] (fracture logit, then grade logits) -> float32[N, G, h, w],
     the logit of p(fracture) * p(grade g | fracture)."""
-    log_probability = F.logsigmoid(decoded[:, :1]) + F.log_softmax(decoded[:, 1:], dim=1)
+    log_probability = _log_sigmoid(decoded[:, :1]) + F.log_softmax(decoded[:, 1:], dim=1)
     # logit = log p - log(1 - p); the clamp keeps log(1 - p) finite where p rounds to 1.
     probability = torch.exp(log_probability).clamp(max=1.0 - 1e-6)
     return log_probability - torch.log(1.0 - probability)
+
+
+def _log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(x)) = -softplus(-x), written out: ``F.logsigmoid`` exports to ONNX as
+    Log(Sigmoid(x)), which is -inf wherever the sigmoid underflows (x below about -88)."""
+    return -(F.relu(-x) + torch.log(1.0 + torch.exp(-x.abs())))
