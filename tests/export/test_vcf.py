@@ -1,15 +1,21 @@
-"""``vcf``: the sampler's targets, the paper's metrics and a training run that exports a bundle."""
+"""``vcf``: the sampler's targets, the paper's metrics, a training run that exports a bundle,
+and the committed bundle on its example."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from radedge.bundle import load_bundle
+from radedge.pipeline import load_model
 
 pytestmark = pytest.mark.needs_torch
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "spine"
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +168,22 @@ def test_one_epoch_exports_a_bundle_the_sdk_runs(tmp_path: Path):
     assert report["bundle_sha256"] == bundle.digest
     assert report["latency_ms"]["median"] > 0
 
+
+@pytest.mark.parametrize("file", ["lumbar_spine_fracture.dcm", "lumbar_spine_monochrome1.dcm"])
+def test_committed_model_flags_the_example_fracture_at_its_level(file: str):
+    from radedge.export.recipes.vcf import corners_of, inside_trapezoid
+
+    truth = json.loads((EXAMPLES / "ground_truth.json").read_text())
+    item = next(i for i in truth["items"] if i["file"] == file)
+    fractured = {v["level"]: v["genant_grade"] for v in item["vertebrae"] if v["fractured"]}
+    assert fractured  # both examples hold one fracture (L1 grade 2, L2 grade 3)
+    prediction = load_model(ROOT / "sdk" / "radedge" / "models" / "vcf").predict(EXAMPLES / file)
+    flagged = {level for flag in prediction.flags if flag.where for level in flag.where.split(", ")}
+    assert flagged == set(fractured)
+    for level, grade in fractured.items():
+        assert f"Possible compression fracture at {level} (Genant grade {grade})" in [f.title for f in prediction.flags]
+    # Every level found, each inside its own body.
+    levels = prediction.heatmaps["levels"]
+    for vertebra in item["vertebrae"]:
+        (point,) = levels.of(vertebra["level"])
+        assert inside_trapezoid((point.x, point.y), corners_of(vertebra))
