@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from radedge.heads.heatmap import HeatmapResult
 from radedge.pipeline import load_model
 from radedge.spec import FlagRule, HeadSpec, HeatmapDecode, Manifest, PreprocessSpec, Scope
 
@@ -133,11 +134,10 @@ def body_scores(fracture_logits: np.ndarray, bodies: np.ndarray) -> tuple[np.nda
     return scores, grades
 
 
-def estimated_grades(fracture: Any, levels: Any, thresholds: dict[str, float]) -> dict[str, int]:
+def estimated_grades(fracture: HeatmapResult, levels: HeatmapResult, thresholds: dict[str, float]) -> dict[str, int]:
     """The Genant grade the model estimates at each level it flags: the grade channel of the
     best fracture peak (at or above its flag's threshold) whose nearest level point is that
-    level. ``fracture``, ``levels``: the SDK's heatmap results; ``thresholds``: label ->
-    threshold. Returns level -> grade (1-3)."""
+    level. ``thresholds``: fracture label -> its flag's threshold. Returns level -> grade (1-3)."""
     best: dict[str, tuple[float, int]] = {}
     for point in fracture.points:
         if point.score < thresholds.get(point.label, np.inf):
