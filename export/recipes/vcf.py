@@ -294,9 +294,12 @@ class VcfRecipe(Recipe):
             preprocess=self.spec,
             heads=(
                 # Up to one peak per body; radius 2 cells keeps the peaks of two neighbouring
-                # bodies (about 6 cells apart) apart.
+                # bodies (about 6 cells apart) apart. The grades are exclusive over 3 cells,
+                # half a body: one fracture gets one grade (the likeliest), never two flags.
                 HeadSpec("fracture", "heatmap", FRACTURE_LABELS, "sigmoid",
-                         HeatmapDecode(mode="peaks", threshold=threshold, k=len(LEVELS), radius=2), flags=rules),
+                         HeatmapDecode(mode="peaks", threshold=threshold, k=len(LEVELS), radius=2,
+                                       exclusive_radius=3),
+                         flags=rules),
                 HeadSpec("levels", "heatmap", LEVELS, "sigmoid", HeatmapDecode(mode="argmax", threshold=0.05)),
             ),
             scope=SPINE_SCOPE,

@@ -86,4 +86,29 @@ def decode_heatmap(spec: HeadSpec, outputs: Mapping[str, np.ndarray], context: D
             # find_peaks applied the threshold; find_argmax keeps every channel's best cell.
             if decode.mode == "peaks" or score >= decode.threshold:
                 points.append(Point(label, channel, float(score), float(x), float(y)))
+    if decode.exclusive_radius:
+        points = _exclusive(points, decode.exclusive_radius, maps.shape[-2:], context)
     return HeatmapResult(spec.name, spec.labels, tuple(points))
+
+
+def _exclusive(points: list[Point], radius: int, grid: tuple[int, int], context: DecodeContext) -> list[Point]:
+    """Keep, of peaks of different channels within ``radius`` cells of the head's grid of
+    each other (the peak window), only the highest scoring; order as given."""
+    input_size = context.geometry.input_size
+    if input_size is None:
+        raise BackendError("exclusive heatmap channels need the model input size in the geometry")
+    cells_per_input_px = (grid[0] / input_size[0], grid[1] / input_size[1])
+    cells = []
+    for point in points:
+        x_in, y_in = context.geometry.to_output(point.x, point.y)
+        cells.append((float(y_in) * cells_per_input_px[0], float(x_in) * cells_per_input_px[1]))
+    kept: list[int] = []
+    for index in sorted(range(len(points)), key=lambda i: -points[i].score):
+        y, x = cells[index]
+        if all(
+            points[other].channel == points[index].channel
+            or max(abs(cells[other][0] - y), abs(cells[other][1] - x)) > radius
+            for other in kept
+        ):
+            kept.append(index)
+    return [points[index] for index in sorted(kept)]

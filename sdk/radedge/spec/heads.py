@@ -192,7 +192,11 @@ class HeatmapDecode:
     """How a heatmap head becomes points: ``mode`` ``"peaks"`` (up to ``k`` local maxima per
     channel at or above ``threshold``, in a (2 ``radius`` + 1)² window) or ``"argmax"`` (the
     best cell of each channel: one landmark per channel, at or above ``threshold``). The
-    threshold is a probability for ``activation`` sigmoid, a raw value for ``none``."""
+    threshold is a probability for ``activation`` sigmoid, a raw value for ``none``.
+    ``exclusive_radius`` (cells; 0: off): the channels are mutually exclusive classes of one
+    kind of point (the Genant grades of a fracture): of peaks of different channels within
+    that many cells of each other (the size of one finding), only the highest scoring is
+    kept, so one finding never carries two classes."""
 
     kind: ClassVar[str] = "heatmap"
     mode: Literal["peaks", "argmax"] = "peaks"
@@ -200,6 +204,7 @@ class HeatmapDecode:
     k: int = 1
     radius: int = 1
     refine: bool = True
+    exclusive_radius: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in ("peaks", "argmax"):
@@ -209,6 +214,10 @@ class HeatmapDecode:
         object.__setattr__(self, "threshold", float(self.threshold))
         _positive_int("heatmap decode.k", self.k, 1024)
         _positive_int("heatmap decode.radius", self.radius, 32)
+        if self.exclusive_radius != 0:
+            _positive_int("heatmap decode.exclusive_radius", self.exclusive_radius, 256)
+            if self.mode != "peaks":
+                raise ValueError("heatmap decode.exclusive_radius applies to mode 'peaks' (argmax keeps one point per channel)")
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> HeatmapDecode:
