@@ -33,7 +33,7 @@ CT_SCOPE = Scope(modalities=("CT",), sop_classes=(CT_IMAGE_STORAGE,))
 BLASTIC_FLAG = "SUSPECTED_BLASTIC_BONE_METASTASIS"
 LYTIC_FLAG = "SUSPECTED_LYTIC_BONE_METASTASIS"
 MIXED_FLAG = "SUSPECTED_MIXED_BONE_METASTASIS"
-TARGET_SENSITIVITY = 0.9
+TARGET_SENSITIVITY = 1.0
 # Self-paced learning: the loss threshold under which a sample counts grows geometrically
 # from SPL_START to SPL_END over the first SPL_RAMP of training; afterwards every sample
 # counts. At least SPL_MIN_KEPT of each batch (its easiest samples) always counts, so the
