@@ -273,8 +273,6 @@ def ct_vertebra_slice(seed: int, label: str | None = None, *, rows: int = 512, c
     lesions: list[dict] = []
     placed: list[tuple[float, float, float]] = []
     kinds = {"normal": (), "blastic": ("blastic",), "lytic": ("lytic",), "mixed": ("lytic", "blastic")}[label]
-    column_of = lambda value_mm: (value_mm - float(x[0, 0])) / mm_per_px  # noqa: E731
-    row_of = lambda value_mm: (value_mm - float(y[0, 0])) / mm_per_px  # noqa: E731
     for kind in kinds:
         if kind == "blastic":
             radius = float(lesion_rng.uniform(2.5, 8.0))
@@ -300,7 +298,8 @@ def ct_vertebra_slice(seed: int, label: str | None = None, *, rows: int = 512, c
         tissue[inside] = TISSUES[kind]
         (blastic_mask if kind == "blastic" else lytic_mask)[inside] = 1
         design[kind] = value
-        lesions.append({"kind": kind, "centre_xy_px": [column_of(cx), row_of(cy)], "radius_mm": radius,
+        centre_xy_px = [(cx - float(x[0, 0])) / mm_per_px, (cy - float(y[0, 0])) / mm_per_px]
+        lesions.append({"kind": kind, "centre_xy_px": centre_xy_px, "radius_mm": radius,
                         "hu": value, "area_px": int(inside.sum())})
 
     # The scanner: point spread, CT-textured noise, the reconstruction circle.
