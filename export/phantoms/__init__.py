@@ -3,7 +3,8 @@
 No clinical images can be shipped or trained on here, so radedge's reference models,
 tests and demo use phantoms: digital radiographs of long bones with a bone lesion
 (no tumour / benign / malignant, exact mask) and lateral lumbar spines with graded
-vertebral compression fractures. Everything is deterministic in the seed.
+vertebral compression fractures, and axial CT slices through a vertebra with blastic,
+lytic or mixed metastases (exact lesion masks). Everything is deterministic in the seed.
 
     >>> from radedge.export.phantoms import long_bone_radiograph, write_dicom
     >>> phantom = long_bone_radiograph(42, label="malignant")
@@ -12,6 +13,7 @@ vertebral compression fractures. Everything is deterministic in the seed.
 Command line: ``python -m radedge.export.phantoms --help``.
 """
 
+from .ct_vertebra import CTVertebraSlice, ct_vertebra_slice
 from .dicom import TRANSFER_SYNTAXES, DcmtkNotFoundError, to_dataset, write_dicom
 from .long_bone import long_bone_radiograph
 from .phantom import GENERATOR_VERSION, LABELS, Phantom
@@ -24,8 +26,10 @@ __all__ = [
     "LABELS",
     "LUMBAR_LEVELS",
     "TRANSFER_SYNTAXES",
+    "CTVertebraSlice",
     "DcmtkNotFoundError",
     "Phantom",
+    "ct_vertebra_slice",
     "genant_grade",
     "long_bone_radiograph",
     "lumbar_spine_radiograph",

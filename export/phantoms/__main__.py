@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     examples.add_argument(
         "--spine-out", default=None, help="also write the lumbar-spine examples here (e.g. examples/spine)"
     )
+    examples.add_argument(
+        "--ct-out", default=None, help="also write the CT vertebra examples here (e.g. examples/ct)"
+    )
 
     fixtures = commands.add_parser(
         "transfer-syntaxes", help="one small phantom in every transfer syntax, plus index.json"
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 transfer_syntaxes=args.transfer_syntax,
             )
         elif args.command == "examples":
-            paths = write_examples(args.out, spine_dir=args.spine_out)
+            paths = write_examples(args.out, spine_dir=args.spine_out, ct_dir=args.ct_out)
         else:
             paths = write_transfer_syntax_set(args.out)
     except (ValueError, RuntimeError, RadedgeError) as error:

@@ -29,6 +29,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from .ct_vertebra import ct_vertebra_slice
 from .dicom import TRANSFER_SYNTAXES, write_dicom
 from .long_bone import long_bone_radiograph
 from .phantom import LABELS, Phantom
@@ -188,15 +189,41 @@ SPINE_EXAMPLES = (
 )
 
 
-def write_examples(out_dir: str | Path = "examples/radiographs", *, spine_dir: str | Path | None = None) -> list[Path]:
-    """Write the demo radiographs (4 long bones) and, with ``spine_dir``, 2 lumbar spines.
+# The CT examples: (file name, seed, label, transfer syntax). Seeds from 2 000 000, away
+# from every training, validation and held-out seed, picked for lesions of at least 5 mm
+# (blastic) / 6 mm (lytic) with clear contrast and a noise level under 22 HU.
+CT_EXAMPLES = (
+    ("ct_vertebra_normal.dcm", 2_000_000, "normal", RLELossless),
+    ("ct_vertebra_blastic.dcm", 2_000_012, "blastic", RLELossless),
+    ("ct_vertebra_lytic.dcm", 2_000_003, "lytic", RLELossless),
+    ("ct_vertebra_mixed.dcm", 2_000_046, "mixed", RLELossless),
+)
+
+
+def write_examples(out_dir: str | Path = "examples/radiographs", *, spine_dir: str | Path | None = None,
+                   ct_dir: str | Path | None = None) -> list[Path]:
+    """Write the demo radiographs (4 long bones), with ``spine_dir`` 2 lumbar spines, and
+    with ``ct_dir`` 4 axial CT vertebra slices (normal, blastic, lytic, mixed).
 
     Deterministic: the same files and ``ground_truth.json`` every time. Returns the paths.
     """
     written = _write_listed(Path(out_dir), EXAMPLES)
     if spine_dir is not None:
         written += _write_listed(Path(spine_dir), SPINE_EXAMPLES)
+    if ct_dir is not None:
+        written += _write_ct_examples(Path(ct_dir))
     return written
+
+
+def _write_ct_examples(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths, items = [], []
+    for name, seed, label, syntax in CT_EXAMPLES:
+        ct_slice = ct_vertebra_slice(seed, label=label)
+        paths.append(write_dicom(ct_slice, out / name, transfer_syntax=syntax))
+        items.append({"file": name, "transfer_syntax_uid": str(syntax), **ct_slice.ground_truth()})
+    _write_json(out / GROUND_TRUTH_FILE, {"generator": "radedge.export.phantoms", "items": items})
+    return paths
 
 
 def _write_listed(out: Path, listing) -> list[Path]:
