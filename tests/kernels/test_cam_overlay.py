@@ -30,9 +30,7 @@ def _unexplained(got: np.ndarray, expected: dict, cam: np.ndarray, display: np.n
     rounded), so t may differ from the float64 t by a few units of 2^-24 of the values'
     magnitude over the range. Only there may the colour index, or the floor test, go the
     other way."""
-    low, high = expected["range"]
-    magnitude = max(float(np.abs(cam.astype(np.float64)).max()), abs(low), abs(high), 1e-30)
-    t_error = 16 * 2.0**-24 * magnitude / (high - low) if high > low else 0.0
+    t_error = _t_error(expected, cam)
     t = expected["t"]
     z = t * 255
     grey = display.astype(np.int64)
@@ -54,6 +52,13 @@ def _unexplained(got: np.ndarray, expected: dict, cam: np.ndarray, display: np.n
     return bad
 
 
+def _t_error(expected, cam) -> float:
+    """How far the op's float32 t may lie from the reference's float64 t (see _unexplained)."""
+    low, high = expected["range"]
+    magnitude = max(float(np.abs(cam.astype(np.float64)).max()), abs(low), abs(high), 1e-30)
+    return 16 * 2.0**-24 * magnitude / (high - low) if high > low else 0.0
+
+
 def _check(cam, display, geometry, input_size, *, colormap="turbo", alpha=0.4, floor=0.0, normalise="minmax",
            threads=0, device="cpu"):
     got = overlay_cam(cam, display, geometry, input_size=input_size, colormap=colormap, alpha=alpha,
@@ -71,11 +76,13 @@ def _check(cam, display, geometry, input_size, *, colormap="turbo", alpha=0.4, f
         np.testing.assert_allclose([low, high], expected["range"], rtol=0, atol=4 * 2.0**-24 * magnitude)
     bad = _unexplained(got, expected, cam, display, alpha, floor)
     assert not bad, bad[:5]
-    # Rounding moves an index only next to a half: rare on a display of any size, except that
-    # a whole row or column of pixels can lie exactly between two cells of a two-cell CAM and
-    # land on t = 0.5 itself (hypothesis found a 32 x 32 display over a 1 x 2 CAM).
-    if display.size >= 1000:
-        assert (got != expected["image"]).any(axis=2).mean() <= max(0.01, 1.0 / min(display.shape))
+    # Rounding moves an index only next to a half. Whole rows or columns of pixels can land
+    # exactly on a half where the geometry is rational (hypothesis found a 35 x 29 display
+    # over a 2 x 1 CAM on a 1-pixel input: t = (4r - 33) / 70 in row r, on a half every 7th
+    # row), so the count of such pixels says nothing; what must hold is that the explanation
+    # above admitted only pixels within 1/100 of a colour index of a half.
+    if (got != expected["image"]).any():
+        assert 255 * _t_error(expected, cam) <= 0.01, "differences explained only by a loose tolerance"
     return got, expected
 
 
