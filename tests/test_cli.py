@@ -14,7 +14,6 @@ from .synthetic import PATIENT_VALUES, blob_image, disc_image, dx_dataset, to_by
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "models" / "tiny_bone_tumor"
-EXAMPLES = ROOT / "examples" / "radiographs"
 
 
 def radedge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -126,19 +125,56 @@ def test_run_routes_a_mixed_folder_to_every_model_that_applies(tmp_path: Path):
 TINY_BUNDLES_IDS = {"tiny-bone-tumor", "tiny-tumor-cls", "tiny-detector", "tiny-spine", "tiny-bone-quality"}
 
 
-def test_demo_flags_the_bundled_examples(tmp_path: Path):
-    truth = json.loads((EXAMPLES / "ground_truth.json").read_text())
-    result = radedge("run", str(EXAMPLES), "--out", str(tmp_path))
+def _ground_truth(folder: Path, name: str = "ground_truth.json") -> dict[str, dict]:
+    return {entry["file"]: entry for entry in json.loads((folder / name).read_text())["items"]}
+
+
+def test_demo_flags_every_example_with_every_model_that_applies(tmp_path: Path):
+    """``make demo``: every bundled model on examples/ (long bones, lumbar spines, CT slices)."""
+    examples = ROOT / "examples"
+    result = radedge("run", str(examples), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    printed = {Path(line.split()[0]).name: line for line in result.stdout.splitlines() if line.startswith(str(EXAMPLES))}
-    assert set(printed) == {Path(entry["file"]).name for entry in truth["items"]}
-    for entry in truth["items"]:
-        line = printed[Path(entry["file"]).name]
-        assert ("SUSPECTED_MALIGNANT_BONE_LESION" in line) == (entry["label"] == "malignant"), line
-        stem = Path(entry["file"]).stem
-        document = json.loads((tmp_path / f"{stem}.json").read_text())
-        assert document["models"]["bone-tumor"]["provenance"]["model_id"] == "bone-tumor"
+    files = sorted(p for p in examples.rglob("*.dcm"))
+    printed = [line for line in result.stdout.splitlines() if line.startswith(str(examples))]
+    assert [Path(line.split()[0]) for line in printed] == files
+    assert f"{len(files)} image(s): " in result.stdout and "0 not analysed, 0 failed" in result.stdout
+
+    def analysis(path: Path) -> dict:
+        stem = str(path.relative_to(examples).with_suffix("")).replace("/", "__")
         assert (tmp_path / f"{stem}.overlay.png").stat().st_size > 10_000
+        return json.loads((tmp_path / f"{stem}.json").read_text())
+
+    def codes(document: dict, model: str) -> set[str]:
+        return {flag["code"] for flag in document["models"][model]["flags"]}
+
+    long_bones = _ground_truth(examples / "radiographs")
+    for name, truth in long_bones.items():
+        document = analysis(examples / "radiographs" / name)
+        malignant = truth["label"] == "malignant"
+        assert ("SUSPECTED_MALIGNANT_BONE_LESION" in codes(document, "bone-tumor")) == malignant, name
+        assert {"vcf", "spine-lesions", "bone-quality"} <= set(document["not_applied"]), name
+        if truth["label"] == "no_tumour":
+            assert "tumor-cls" in document["not_applied"], name  # bone-tumor found no lesion region
+        else:
+            assert document["models"]["tumor-cls"]["verdict"] == truth["label"], name
+            assert ("MALIGNANT_REGION" in codes(document, "tumor-cls")) == malignant, name
+
+    spines = {**_ground_truth(examples / "spine"), **_ground_truth(examples / "spine", "lesions_ground_truth.json")}
+    for name, truth in spines.items():
+        document = analysis(examples / "spine" / name)
+        assert set(document["models"]) == {"vcf", "spine-lesions"}, name
+        fractured = {v["level"]: v["genant_grade"] for v in truth["vertebrae"] if v.get("fractured")}
+        titles = sorted(flag["title"] for flag in document["models"]["vcf"]["flags"])
+        assert titles == sorted(f"Possible compression fracture at {level} (Genant grade {grade})"
+                                for level, grade in fractured.items()), name
+        if truth.get("findings"):
+            assert "SPINE_RADIOGRAPH_ABNORMAL" in codes(document, "spine-lesions"), name
+
+    for name, truth in _ground_truth(examples / "ct").items():
+        document = analysis(examples / "ct" / name)
+        assert set(document["models"]) == {"bone-quality"}, name
+        assert document["models"]["bone-quality"]["verdict"] == truth["label"], name
+        assert bool(document["flags"]) == (truth["label"] != "normal"), name
 
 
 def test_inspect_and_doctor():
