@@ -92,12 +92,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _summary(analysis, model_count: int) -> str:
-    """The flags of one image (code, score and, with several models, the model) and each
-    model's verdict (its display head's top label), or why it was not analysed."""
+    """The flags of one image (code, where it lies when the model locates it, score and, with
+    several models, the model) and each model's verdict (its display head's top label), or
+    why it was not analysed."""
     if not analysis.analysed:
         return f"not analysed: {analysis.reason}"
     flags = ", ".join(
-        f"{flag.code} ({flag.score:.2f})" + (f" [{flag.model}]" if model_count > 1 else "") for flag in analysis.flags
+        f"{flag.code}" + (f" at {flag.where}" if flag.where else "") + f" ({flag.score:.2f})"
+        + (f" [{flag.model}]" if model_count > 1 else "")
+        for flag in analysis.flags
     )
     verdicts = [
         f"{prediction.display_head}: {prediction.verdict}"
