@@ -16,20 +16,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._layers import double_conv
+
 QUALITY_LABELS = ("normal", "blastic", "lytic", "mixed")
 INPUT_SIZE = 128
 WIDTHS = (16, 24, 48, 64, 96)
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
 
 
 def _binary_head(features: int) -> nn.Sequential:
@@ -44,7 +35,7 @@ class BoneQualityNet(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         )
-        self.stages = nn.ModuleList([_block(widths[i - 1], widths[i]) for i in range(1, len(widths))])
+        self.stages = nn.ModuleList([double_conv(widths[i - 1], widths[i]) for i in range(1, len(widths))])
         # Average and maximum over the deepest level, and the maximum over the level above
         # (16 x 16): a lesion covers a fraction of a percent of the slice, too little to move
         # an average, and a few pixels of the finer level.

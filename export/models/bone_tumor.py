@@ -15,20 +15,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._layers import double_conv
+
 LABELS = ("no_tumour", "benign", "malignant")
 INPUT_SIZE = 256
 WIDTHS = (16, 24, 40, 64, 96)
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
 
 
 class BoneTumorNet(nn.Module):
@@ -42,10 +33,10 @@ class BoneTumorNet(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.encoders = nn.ModuleList(
-            [_block(widths[0], widths[0])] + [_block(widths[i - 1], widths[i]) for i in range(1, len(widths))]
+            [double_conv(widths[0], widths[0])] + [double_conv(widths[i - 1], widths[i]) for i in range(1, len(widths))]
         )
         self.decoders = nn.ModuleList(
-            [_block(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)]
+            [double_conv(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)]
         )
         self.mask_head = nn.Conv2d(widths[0], 1, 1)
         # Lesion size and extent (2), mask-weighted features of the decoder and of the

@@ -24,22 +24,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._layers import double_conv
+
 LEVELS = ("L1", "L2", "L3", "L4", "L5")
 GRADES = (1, 2, 3)
 INPUT_SIZE = 256
 OUTPUT_STRIDE = 4
 WIDTHS = (16, 24, 40, 64, 96)
-
-
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
 
 
 class _Decoder(nn.Module):
@@ -49,7 +40,7 @@ class _Decoder(nn.Module):
         super().__init__()
         # Encoder levels run at strides 2, 4, 8, 16, 32; decoding stops at stride 4.
         self.blocks = nn.ModuleList(
-            [_block(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 1, -1)]
+            [double_conv(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 1, -1)]
         )
         self.head = nn.Conv2d(widths[1], out_channels, 1)
 
@@ -70,7 +61,7 @@ class VcfNet(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.encoders = nn.ModuleList(
-            [_block(widths[0], widths[0])] + [_block(widths[i - 1], widths[i]) for i in range(1, len(widths))]
+            [double_conv(widths[0], widths[0])] + [double_conv(widths[i - 1], widths[i]) for i in range(1, len(widths))]
         )
         self.fracture_decoder = _Decoder(widths, 1 + len(GRADES))
         self.level_decoder = _Decoder(widths, len(LEVELS))

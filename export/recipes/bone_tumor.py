@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from radedge.heads import softmax
 from radedge.pipeline import load_model
 from radedge.spec import FlagRule, HeadSpec, Manifest, PreprocessSpec, Scope, SegmentationDecode
 
@@ -102,9 +103,7 @@ class BoneTumorRecipe(Recipe):
         }
 
     def operating_points(self, outputs, data):
-        logits = outputs["tumor_logits"]
-        probabilities = np.exp(logits - logits.max(1, keepdims=True))
-        probabilities /= probabilities.sum(1, keepdims=True)
+        probabilities = softmax(outputs["tumor_logits"])
         malignant = LABELS.index("malignant")
         return {FLAG_CODE: choose_threshold(probabilities[:, malignant], data["label"] == malignant, TARGET_SENSITIVITY)}
 

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from radedge.heads import softmax
 from radedge.io import read_image
 from radedge.pipeline import load_models
-from radedge.spec import grow_box
-from radedge.spec import CamDecode, FlagRule, HeadSpec, InputRegion, Manifest, PreprocessSpec
+from radedge.spec import CamDecode, FlagRule, HeadSpec, InputRegion, Manifest, PreprocessSpec, grow_box
 from radedge.spec.geometry import Crop
 
 from .. import phantoms
@@ -143,8 +143,7 @@ def _pretrain_boxes(box: tuple[float, ...], mask: np.ndarray, rng: np.random.Gen
 
 
 def _softmax_malignant(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(1, keepdims=True))
-    return shifted[:, LABELS.index("malignant")] / shifted.sum(1)
+    return softmax(logits)[:, LABELS.index("malignant")]
 
 
 def _flag(name: str, value: str) -> bool:

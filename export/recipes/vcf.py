@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from radedge.heads import sigmoid
 from radedge.heads.heatmap import HeatmapResult
 from radedge.pipeline import load_model
 from radedge.spec import FlagRule, HeadSpec, HeatmapDecode, Manifest, PreprocessSpec, Scope
@@ -98,10 +99,6 @@ def level_detection(found_inside: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
-
-
 def _dilate(mask: np.ndarray) -> np.ndarray:
     """bool[..., H, W] grown by one cell (3 x 3): a peak on the body's edge still counts."""
     padded = np.pad(mask, [(0, 0)] * (mask.ndim - 2) + [(1, 1), (1, 1)])
@@ -118,7 +115,7 @@ def body_scores(fracture_logits: np.ndarray, bodies: np.ndarray) -> tuple[np.nda
     channel on the body, grown by a cell) and the grade (1-3) of that maximum.
     ``fracture_logits`` float32[P, 3, h, w], ``bodies`` int8[P, h, w] (0 background, k + 1
     body of level k) -> float64[P, 5], int64[P, 5]."""
-    probabilities = _sigmoid(fracture_logits.astype(np.float64))
+    probabilities = sigmoid(fracture_logits.astype(np.float64))
     best = probabilities.max(1)
     best_grade = probabilities.argmax(1) + 1
     scores = np.zeros((len(bodies), len(LEVELS)))
