@@ -7,7 +7,9 @@ with self-paced learning: each sample's loss is computed on its own, and only th
 whose loss is under a threshold that grows with training progress count (always at least
 the easiest half of a batch); from 60 % of training on every sample counts. The
 input goes through the bone window in HU that the manifest names, so every scanner's
-file is windowed the same whatever windows it carries.
+file is windowed the same whatever windows it carries. The flags read the combined head,
+one per lesion class, each threshold above one half, so a slice raises at most one flag
+and it names the class of the verdict.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from radedge.pipeline import load_model
-from radedge.spec import Condition, FlagRule, HeadSpec, IntensitySpec, Manifest, PreprocessSpec, Scope, Window
+from radedge.spec import FlagRule, HeadSpec, IntensitySpec, Manifest, PreprocessSpec, Scope, Window
 
 from .. import phantoms
 from ..models.bone_quality import INPUT_SIZE, QUALITY_LABELS
@@ -33,7 +35,17 @@ CT_SCOPE = Scope(modalities=("CT",), sop_classes=(CT_IMAGE_STORAGE,))
 BLASTIC_FLAG = "SUSPECTED_BLASTIC_BONE_METASTASIS"
 LYTIC_FLAG = "SUSPECTED_LYTIC_BONE_METASTASIS"
 MIXED_FLAG = "SUSPECTED_MIXED_BONE_METASTASIS"
+#: The flags read the combined head: one rule per lesion class on its softmax probability.
+LESION_FLAGS = {"blastic": BLASTIC_FLAG, "lytic": LYTIC_FLAG, "mixed": MIXED_FLAG}
+LESION_TITLES = {
+    "blastic": "Suspected blastic bone metastasis",
+    "lytic": "Suspected lytic bone metastasis",
+    "mixed": "Suspected mixed (blastic and lytic) bone metastasis",
+}
 TARGET_SENSITIVITY = 1.0
+#: Softmax probabilities sum to 1, so two classes cannot both exceed one half: with every
+#: threshold above it, a slice raises at most one flag.
+EXCLUSIVE_THRESHOLD = 0.5001
 # Self-paced learning: the loss threshold under which a sample counts grows geometrically
 # from SPL_START to SPL_END over the first SPL_RAMP of training; afterwards every sample
 # counts. At least SPL_MIN_KEPT of each batch (its easiest samples) always counts, so the
@@ -78,8 +90,10 @@ def self_paced_weights(torch: Any, losses: Any, labels: Any, progress: float) ->
     return (losses <= threshold).to(losses.dtype)
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64)))
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def per_class_sensitivity(confusion: np.ndarray) -> dict[str, float | None]:
@@ -169,24 +183,34 @@ class BoneQualityRecipe(Recipe):
         }
 
     def operating_points(self, outputs, data):
+        """One operating point per lesion class, on the combined head's softmax probability
+        of that class: the highest threshold that flags ``TARGET_SENSITIVITY`` of the
+        validation slices of the class, raised to ``EXCLUSIVE_THRESHOLD`` if lower, so that
+        at most one flag can hold on a slice."""
         labels = data["label"]
-        blastic, lytic = _sigmoid(outputs["blastic_logits"][:, 0]), _sigmoid(outputs["lytic_logits"][:, 0])
-        blastic_point = choose_threshold(blastic, has_blastic(labels), TARGET_SENSITIVITY)
-        lytic_point = choose_threshold(lytic, has_lytic(labels), TARGET_SENSITIVITY)
-        # The mixed flag needs both sub-task flags at their own operating points.
-        both = (blastic >= blastic_point["threshold"]) & (lytic >= lytic_point["threshold"])
-        mixed = labels == QUALITY_LABELS.index("mixed")
-        mixed_point = {
-            "threshold": blastic_point["threshold"],
-            "requires_lytic_threshold": lytic_point["threshold"],
-            "sensitivity": round(float(both[mixed].mean()), 4),
-            "specificity": round(float((~both[~mixed]).mean()), 4),
-            "chosen_on": "validation phantoms (the blastic and lytic operating points together)",
-        }
-        return {BLASTIC_FLAG: blastic_point, LYTIC_FLAG: lytic_point, MIXED_FLAG: mixed_point}
+        probabilities = _softmax(outputs["quality_logits"])
+        points = {}
+        for label, code in LESION_FLAGS.items():
+            index = QUALITY_LABELS.index(label)
+            scores, positive = probabilities[:, index], labels == index
+            point = choose_threshold(scores, positive, TARGET_SENSITIVITY)
+            if point["threshold"] < EXCLUSIVE_THRESHOLD:
+                flagged = scores >= EXCLUSIVE_THRESHOLD
+                point.update(
+                    threshold=EXCLUSIVE_THRESHOLD,
+                    raised_from=point["threshold"],
+                    sensitivity=round(float(flagged[positive].mean()), 4),
+                    specificity=round(float((~flagged[~positive]).mean()), 4),
+                )
+            points[code] = point
+        return points
 
     def manifest(self, operating_points, provenance) -> Manifest:
-        blastic, lytic, mixed = (operating_points[code] for code in (BLASTIC_FLAG, LYTIC_FLAG, MIXED_FLAG))
+        flags = tuple(
+            FlagRule(code, LESION_TITLES[label], "quality_logits", label, operating_points[code]["threshold"],
+                     operating_point=operating_points[code])
+            for label, code in LESION_FLAGS.items()
+        )
         return Manifest.create(
             model_id=self.model_id,
             model_version=self.version,
@@ -194,23 +218,9 @@ class BoneQualityRecipe(Recipe):
             preprocess=self.spec,
             intensity=IntensitySpec(window=BONE_WINDOW),
             heads=(
-                HeadSpec(
-                    "blastic_logits", "classification", ("blastic",), "sigmoid",
-                    flags=(
-                        FlagRule(BLASTIC_FLAG, "Suspected blastic bone metastasis", "blastic_logits", "blastic",
-                                 blastic["threshold"], operating_point=blastic),
-                        FlagRule(MIXED_FLAG, "Blastic and lytic bone: suspected mixed metastasis", "blastic_logits",
-                                 "blastic", mixed["threshold"],
-                                 requires=(Condition("lytic_logits", "lytic", mixed["requires_lytic_threshold"]),),
-                                 operating_point=mixed),
-                    ),
-                ),
-                HeadSpec(
-                    "lytic_logits", "classification", ("lytic",), "sigmoid",
-                    flags=(FlagRule(LYTIC_FLAG, "Suspected lytic bone metastasis", "lytic_logits", "lytic",
-                                    lytic["threshold"], operating_point=lytic),),
-                ),
-                HeadSpec("quality_logits", "classification", QUALITY_LABELS, "softmax"),
+                HeadSpec("blastic_logits", "classification", ("blastic",), "sigmoid"),
+                HeadSpec("lytic_logits", "classification", ("lytic",), "sigmoid"),
+                HeadSpec("quality_logits", "classification", QUALITY_LABELS, "softmax", flags=flags),
             ),
             scope=CT_SCOPE,
             display_head="quality_logits",
@@ -235,8 +245,8 @@ class BoneQualityRecipe(Recipe):
                 values.append(code in codes)
         truth_array = np.array(truth)
         confusion = confusion_matrix(truth_array, np.array(predicted))
-        positives = {BLASTIC_FLAG: has_blastic(truth_array), LYTIC_FLAG: has_lytic(truth_array),
-                     MIXED_FLAG: truth_array == QUALITY_LABELS.index("mixed")}
+        positives = {code: truth_array == QUALITY_LABELS.index(label) for label, code in LESION_FLAGS.items()}
+        flags_per_slice = np.sum([raised[code] for code in raised], axis=0)
 
         def flag_figures(code: str) -> dict[str, Any]:
             flagged, positive = np.array(raised[code]), positives[code]
@@ -255,9 +265,11 @@ class BoneQualityRecipe(Recipe):
             "accuracy": round(float(np.trace(confusion) / confusion.sum()), 4),
             "sensitivity_per_class": per_class_sensitivity(confusion),
             "confusion": {"rows_truth_cols_predicted": list(QUALITY_LABELS), "counts": confusion.tolist()},
-            "blastic_auroc": auroc(np.array(blastic_scores), positives[BLASTIC_FLAG]),
-            "lytic_auroc": auroc(np.array(lytic_scores), positives[LYTIC_FLAG]),
+            "blastic_auroc": auroc(np.array(blastic_scores), has_blastic(truth_array)),
+            "lytic_auroc": auroc(np.array(lytic_scores), has_lytic(truth_array)),
             "flags": {code: flag_figures(code) for code in raised},
+            "slices_with_several_flags": int((flags_per_slice > 1).sum()),
+            "lesion_slices_without_a_flag": int(((flags_per_slice == 0) & (truth_array != 0)).sum()),
             "latency_ms": {
                 "median": round(statistics.median(latencies), 1),
                 "p95": round(float(np.percentile(latencies, 95)), 1),

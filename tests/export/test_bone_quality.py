@@ -93,16 +93,19 @@ def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Pat
     assert manifest.scope.modalities == ("CT",) and manifest.scope.sop_classes == ("1.2.840.10008.5.1.4.1.1.2",)
     assert (manifest.intensity.window.center, manifest.intensity.window.width) == (400.0, 1800.0)
     rules = {rule.code: rule for head in manifest.heads for rule in head.flags}
-    mixed = rules["SUSPECTED_MIXED_BONE_METASTASIS"]
-    assert mixed.head == "blastic_logits" and mixed.requires[0].head == "lytic_logits"
-    assert mixed.threshold == rules["SUSPECTED_BLASTIC_BONE_METASTASIS"].threshold
-    assert mixed.requires[0].threshold == rules["SUSPECTED_LYTIC_BONE_METASTASIS"].threshold
+    assert {code: (rule.head, rule.label, rule.requires) for code, rule in rules.items()} == {
+        "SUSPECTED_BLASTIC_BONE_METASTASIS": ("quality_logits", "blastic", ()),
+        "SUSPECTED_LYTIC_BONE_METASTASIS": ("quality_logits", "lytic", ()),
+        "SUSPECTED_MIXED_BONE_METASTASIS": ("quality_logits", "mixed", ()),
+    }
+    assert all(rule.threshold > 0.5 for rule in rules.values())
     assert manifest.provenance["training"]["self_paced"]["all_samples_from_progress"] == 0.6
 
     report = recipe("bone-quality").evaluate(str(out), count=4, seed=HELD_OUT_SEED, threads=1)
     assert sum(map(sum, report["confusion"]["counts"])) == 4
     assert [row[0] + row[1] + row[2] + row[3] for row in report["confusion"]["counts"]] == [1, 1, 1, 1]
     assert report["flags"]["SUSPECTED_MIXED_BONE_METASTASIS"]["positives"] == 1
+    assert report["slices_with_several_flags"] == 0
     assert report["latency_ms"]["median"] > 0
 
 
@@ -115,15 +118,45 @@ def test_committed_bundle_reads_each_ct_example_as_its_ground_truth(name: str):
     truth = _truth()[name]
     prediction = load_model(BUNDLE, threads=1).predict(EXAMPLES / name)
     assert prediction.classifications["quality_logits"].top_label == truth["label"]
-    codes = {flag.code for flag in prediction.flags}
+    codes = [flag.code for flag in prediction.flags]
     expected = {
-        "normal": set(),
-        "blastic": {"SUSPECTED_BLASTIC_BONE_METASTASIS"},
-        "lytic": {"SUSPECTED_LYTIC_BONE_METASTASIS"},
-        "mixed": {"SUSPECTED_BLASTIC_BONE_METASTASIS", "SUSPECTED_LYTIC_BONE_METASTASIS",
-                  "SUSPECTED_MIXED_BONE_METASTASIS"},
+        "normal": [],
+        "blastic": ["SUSPECTED_BLASTIC_BONE_METASTASIS"],
+        "lytic": ["SUSPECTED_LYTIC_BONE_METASTASIS"],
+        "mixed": ["SUSPECTED_MIXED_BONE_METASTASIS"],
     }[truth["label"]]
     assert codes == expected
+    assert all(flag.head == "quality_logits" and flag.label == truth["label"] for flag in prediction.flags)
+
+
+def test_operating_points_read_the_combined_head_and_allow_one_flag_per_slice():
+    from radedge.export.recipes import recipe
+    from radedge.export.recipes.bone_quality import EXCLUSIVE_THRESHOLD, _softmax
+
+    codes = {1: "SUSPECTED_BLASTIC_BONE_METASTASIS", 2: "SUSPECTED_LYTIC_BONE_METASTASIS",
+             3: "SUSPECTED_MIXED_BONE_METASTASIS"}
+    labels = np.repeat(np.arange(4), 20)
+    logits = np.random.default_rng(0).normal(0.0, 0.3, size=(80, 4)) + 6.0 * np.eye(4)[labels]
+    points = recipe("bone-quality").operating_points({"quality_logits": logits}, {"label": labels})
+    probabilities = _softmax(logits)
+    for index, code in codes.items():
+        # Every slice of the class flagged, at the lowest probability of the class.
+        lowest = probabilities[labels == index, index].min()
+        assert lowest - 1e-4 < points[code]["threshold"] <= lowest
+        assert points[code]["sensitivity"] == 1.0 and points[code]["specificity"] == 1.0
+        assert "raised_from" not in points[code]
+
+    # One mixed slice that the MLP splits between blastic and mixed (about 0.48 each):
+    # flagging it would take a mixed threshold under one half, where a slice could raise two
+    # flags, so the threshold is raised to just above one half and that slice is missed.
+    logits[60] = [0.0, 3.0, 0.0, 3.0]
+    points = recipe("bone-quality").operating_points({"quality_logits": logits}, {"label": labels})
+    mixed = points["SUSPECTED_MIXED_BONE_METASTASIS"]
+    assert mixed["threshold"] == EXCLUSIVE_THRESHOLD and mixed["sensitivity"] == 0.95
+    assert 0.4 < mixed["raised_from"] < 0.5
+    probabilities = _softmax(logits)
+    flagged = np.stack([probabilities[:, index] >= points[code]["threshold"] for index, code in codes.items()], 1)
+    assert flagged.sum(axis=1).max() == 1 and not flagged[60].any()
 
 
 def test_committed_bundle_refuses_a_radiograph():
