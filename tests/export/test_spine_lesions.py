@@ -14,10 +14,12 @@ from radedge.export.phantoms.spine_lesions import FINDINGS, lesion_anatomy, spin
 from radedge.export.recipes.base import auroc
 from radedge.export.recipes.spine_lesions import (
     FLAG_CODE,
-    STRIDE,
+    SMALL_BOX,
+    STRIDES,
     average_precision,
     box_iou,
     dense_targets,
+    level_targets,
     mean_average_precision,
 )
 from radedge.ops.detection import decode_dense
@@ -148,10 +150,10 @@ def test_box_iou_and_auroc_on_hand_made_cases():
 def test_dense_targets_decode_back_to_their_boxes_through_the_sdk_op():
     boxes = np.array([[40.0, 60.0, 100.0, 90.0], [150.0, 150.0, 156.0, 155.0]], dtype=np.float32)
     classes = np.array([2, 0])
-    labels, distances = dense_targets(boxes, classes)
+    labels, distances = dense_targets(boxes, classes, stride=8)
     assert labels[2].sum() >= 4 and labels[0].sum() >= 1 and labels.sum() == labels.max(0).sum()
     logits = np.where(labels > 0, 8.0, -8.0).astype(np.float32)[None]
-    found = decode_dense([(logits, np.maximum(distances, 1e-3)[None])], [STRIDE], None, score_threshold=0.5,
+    found = decode_dense([(logits, np.maximum(distances, 1e-3)[None])], [8], None, score_threshold=0.5,
                          iou_threshold=0.5).per_image()[0]
     for cls, box in zip(classes, boxes):
         mine = found.boxes[found.classes == cls]
@@ -159,6 +161,26 @@ def test_dense_targets_decode_back_to_their_boxes_through_the_sdk_op():
         # The tiny box's nearest cell centre lies outside it, 1 px below: its distance to the
         # bottom edge clamps at 0.1 px, so that box comes back 1.1 px taller (IoU 0.81).
         assert box_iou(box, mine).max() > (0.99 if cls == 2 else 0.8), (cls, mine, box)
+
+
+def test_small_boxes_go_to_the_fine_level_and_both_levels_decode_back_through_the_sdk_op():
+    # A 60 x 30 implant, a 7 x 6 spur, a 10 x 10 focus: the spur and the focus are under
+    # SMALL_BOX and learnt at stride 4 only, the implant at stride 8 only.
+    boxes = np.array([[40.0, 60.0, 100.0, 90.0], [150.0, 150.0, 157.0, 156.0], [201.0, 33.0, 211.0, 43.0]],
+                     dtype=np.float32)
+    classes = np.array([2, 0, 6])
+    assert STRIDES == (4, 8) and 10.0 < SMALL_BOX <= 30.0
+    targets = level_targets(boxes, classes)
+    fine, coarse = targets["box_labels_4"], targets["box_labels_8"]
+    assert fine.shape == (7, 64, 64) and coarse.shape == (7, 32, 32)
+    assert fine[2].sum() == 0 and coarse[0].sum() == 0 and coarse[6].sum() == 0
+    assert fine[0].sum() >= 1 and fine[6].sum() >= 4 and coarse[2].sum() >= 4
+    levels = [(np.where(targets[f"box_labels_{s}"] > 0, 8.0, -8.0).astype(np.float32)[None],
+               np.maximum(targets[f"box_distance_targets_{s}"], 1e-3)[None]) for s in STRIDES]
+    found = decode_dense(levels, list(STRIDES), None, score_threshold=0.5, iou_threshold=0.5).per_image()[0]
+    for cls, box in zip(classes, boxes):
+        mine = found.boxes[found.classes == cls]
+        assert len(mine) >= 1 and box_iou(box, mine).max() > 0.99, (cls, mine, box)
 
 
 # --- training and the committed model ----------------------------------------------------------
@@ -181,7 +203,7 @@ def test_one_epoch_exports_a_bundle_the_sdk_runs(tmp_path: Path):
     bundle = load_bundle(out)
     assert bundle.manifest.model_id == "spine-lesions"
     detection = bundle.manifest.head("lesions")
-    assert detection.labels == FINDINGS and detection.decode.levels[0].stride == STRIDE
+    assert detection.labels == FINDINGS and [level.stride for level in detection.decode.levels] == list(STRIDES)
     rule = bundle.manifest.head("abnormal_logits").flags[0]
     assert rule.code == FLAG_CODE and rule.operating_point["chosen_on"] == "validation phantoms"
 
