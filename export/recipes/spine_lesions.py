@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from radedge.heads import softmax
 from radedge.ops.detection import decode_dense
 from radedge.pipeline import load_model
 from radedge.spec import DenseLevel, DetectionDecode, FlagRule, HeadSpec, Manifest, PreprocessSpec, Scope
@@ -148,13 +149,8 @@ def level_targets(boxes: np.ndarray, classes: np.ndarray) -> dict[str, np.ndarra
     return targets
 
 
-def _sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
-
-
 def _softmax_abnormal(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(1, keepdims=True))
-    return shifted[:, 1] / shifted.sum(1)
+    return softmax(logits)[:, CLASSES.index("abnormal")]
 
 
 def _truth_in_input(data: dict[str, np.ndarray]) -> list[list[tuple[int, np.ndarray]]]:
