@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -58,9 +59,9 @@ class TrainingPlan:
     weight_decay: float = 1e-4
 
 
-class Recipe:
+class Recipe(ABC):
     """One reference model, from phantoms to a bundle. Subclasses set the class attributes
-    and implement the methods that raise ``NotImplementedError``."""
+    and implement the abstract methods; a recipe missing one cannot be instantiated."""
 
     model_id: ClassVar[str]
     version: ClassVar[str] = "0.1.0"
@@ -79,41 +80,41 @@ class Recipe:
         change the architecture ``build_model`` makes (a width); the default: itself."""
         return self
 
+    @abstractmethod
     def build_model(self) -> Any:
         """A fresh ``torch.nn.Module`` whose forward returns the outputs in ``output_names`` order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sample(self, seed: int) -> dict[str, np.ndarray]:
         """One training example: ``"image"`` float32[C, H, W] (through ``model_input``) and the targets."""
-        raise NotImplementedError
 
     def augment(self, torch: Any, batch: dict[str, Any], generator: Any) -> dict[str, Any]:
         """Random changes to a training batch (tensors keyed like ``sample``); none by default."""
         return batch
 
+    @abstractmethod
     def loss(self, torch: Any, outputs: dict[str, Any], batch: dict[str, Any], progress: float) -> Any:
         """The scalar training loss; ``progress`` runs from 0 to 1 over training (self-paced
         schedules, curricula)."""
-        raise NotImplementedError
 
     # -- choosing and measuring --------------------------------------------------------
+    @abstractmethod
     def validation_metrics(self, outputs: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, Any]:
         """Figures on the validation set from the network's raw outputs (printed every epoch)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def operating_points(self, outputs: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, dict]:
         """Each flag's operating point, chosen on the validation set: flag code -> a dict
         with at least ``threshold``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def manifest(self, operating_points: dict[str, dict], provenance: dict[str, Any]) -> Manifest:
         """The bundle's manifest, built with ``radedge.spec`` classes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluate(self, bundle: str | None, count: int, seed: int, threads: int = 0) -> dict[str, Any]:
         """Figures on ``count`` held-out phantoms from ``seed``, each written as DICOM and run
         through the SDK (``bundle`` None: the bundled model)."""
-        raise NotImplementedError
 
     # -- training ---------------------------------------------------------------------
     def fit(self, torch: Any, model: Any, train: dict[str, np.ndarray], val: dict[str, np.ndarray],
