@@ -21,15 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-FINDINGS = (
-    "osteophytes",
-    "disc space narrowing",
-    "surgical implant",
-    "foraminal stenosis",
-    "spondylolisthesis",
-    "vertebral collapse",
-    "other lesions",
-)
+from ..phantoms.spine_lesions import FINDINGS
+
 CLASSES = ("normal", "abnormal")
 INPUT_SIZE = 256
 STRIDES = (4, 8)  # the detection levels, finest first (the order of the outputs)

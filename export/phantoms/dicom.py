@@ -123,11 +123,7 @@ def to_dataset(phantom: Phantom, *, presentation_intent: str = "FOR PRESENTATION
             f"presentation_intent must be 'FOR PRESENTATION' or 'FOR PROCESSING', got {presentation_intent!r}"
         )
     header = phantom.dicom_header
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds.file_meta.ImplementationVersionName = "RADEDGE_PHANTOM"
+    ds = _new_dataset()
 
     # SOP Common, Patient, General Study (PS3.3 C.12.1, C.7.1.1, C.7.2.1)
     ds.SpecificCharacterSet = "ISO_IR 100"
@@ -241,16 +237,22 @@ def to_dataset(phantom: Phantom, *, presentation_intent: str = "FOR PRESENTATION
     return ds
 
 
-def _ct_dataset(ct_slice) -> Dataset:
-    """A ``CTVertebraSlice`` as an uncompressed CT Image Storage data set (PS3.3 A.3):
-    signed stored values (Pixel Representation 1), Rescale to HU, the bone and soft-tissue
-    windows in HU, the padding outside the reconstruction circle as Pixel Padding Value."""
-    header = ct_slice.dicom_header
+def _new_dataset() -> Dataset:
+    """An empty data set with the file meta information every phantom file carries."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     ds.file_meta.ImplementationVersionName = "RADEDGE_PHANTOM"
+    return ds
+
+
+def _ct_dataset(ct_slice) -> Dataset:
+    """A ``CTVertebraSlice`` as an uncompressed CT Image Storage data set (PS3.3 A.3):
+    signed stored values (Pixel Representation 1), Rescale to HU, the bone and soft-tissue
+    windows in HU, the padding outside the reconstruction circle as Pixel Padding Value."""
+    header = ct_slice.dicom_header
+    ds = _new_dataset()
 
     # SOP Common, Patient, General Study, General Series, Frame of Reference
     # (PS3.3 C.12.1, C.7.1.1, C.7.2.1, C.7.3.1, C.7.4.1)

@@ -17,7 +17,7 @@ import numpy as np
 from ._acquisition import equalise
 from ._anatomy import MU_CORTEX_EXCESS, MU_FAT, MU_MUSCLE, Ellipsoid, SoftTissueCylinder, grid_window, sub_grid
 from ._primitives import Grid, Profile, band_noise, rotate, smoothstep
-from ._protocol import calibrate, draw_protocol, streams, windows_for
+from ._protocol import Protocol, calibrate, draw_protocol, streams, windows_for
 from ._render import render_stored
 from .phantom import Phantom
 
@@ -191,34 +191,17 @@ def lumbar_spine_radiograph(
         detected_quanta=detected_quanta,
     )
     scene = draw_spine(rng["anatomy"], protocol.rows * protocol.mm_per_px, protocol.columns * protocol.mm_per_px)
-    grid = Grid.reduced(protocol.rows, protocol.columns, _REDUCTION, protocol.mm_per_px)
+    grid = spine_grid(protocol)
     anatomy, bone = render_spine(scene, grid, rng["texture"])
 
-    open_field = protocol.collimation.outside_distance_px(grid.x_px, grid.y_px) < -protocol.collimation.penumbra_px
-    line_integrals = equalise(
-        anatomy + protocol.detector.beam_attenuation(grid, protocol.rows, protocol.columns),
-        open_field,
-        protocol.equalisation_sigma_mm / grid.mm_per_px / _REDUCTION,
-        protocol.equalisation_strength,
-    )
-    line_integrals += protocol.collimation.attenuation(grid)
-    body = (anatomy > 0.5) & open_field
-    detector, response = calibrate(protocol, line_integrals[body])
-    windows, explanations = windows_for(
-        protocol, detector, response, line_integrals[body], line_integrals[bone & open_field]
-    )
-    stored = render_stored(protocol, line_integrals, detector, response, rng["noise"], None)
-    if protocol.collimation.electronic_fill:
-        stored[protocol.collimation.shuttered(protocol.rows, protocol.columns)] = protocol.max_stored
-    if protocol.photometric == "MONOCHROME1":
-        stored = (protocol.max_stored - stored).astype(np.uint16)
+    stored, windows, explanations = expose_spine(protocol, grid, anatomy, bone, rng["noise"])
 
     q = protocol.mm_per_px
     vertebrae = []
     for body_part in scene.bodies:
         if body_part.name not in LUMBAR_LEVELS:
             continue
-        corners = {name: _image_px(point, scene, protocol.columns, q) for name, point in body_part.corners_mm().items()}
+        corners = {name: image_px(point, scene, protocol.columns, q) for name, point in body_part.corners_mm().items()}
         centre = np.mean(np.array(list(corners.values())), axis=0)
         heights_mm = {
             "anterior": body_part.anterior_height_mm,
@@ -271,7 +254,40 @@ def lumbar_spine_radiograph(
     )
 
 
-def _image_px(point_mm: tuple[float, float], scene: SpineScene, columns: int, mm_per_px: float) -> tuple[float, float]:
+def spine_grid(protocol: Protocol) -> Grid:
+    """The reduced grid a spine is drawn on (``_REDUCTION`` source pixels per cell), which
+    ``expose_spine`` expects."""
+    return Grid.reduced(protocol.rows, protocol.columns, _REDUCTION, protocol.mm_per_px)
+
+
+def expose_spine(
+    protocol: Protocol, grid: Grid, anatomy: np.ndarray, bone: np.ndarray, noise_rng: np.random.Generator
+) -> tuple[np.ndarray, list[tuple[float, float]], list[str]]:
+    """A lateral spine's line integrals (``anatomy``, ``bone``: the body and its bone on the
+    reduced ``grid``) exposed as ``protocol`` says: equalisation, collimation, detector
+    response and noise -> (stored values, the windows, their explanations)."""
+    open_field = protocol.collimation.outside_distance_px(grid.x_px, grid.y_px) < -protocol.collimation.penumbra_px
+    line_integrals = equalise(
+        anatomy + protocol.detector.beam_attenuation(grid, protocol.rows, protocol.columns),
+        open_field,
+        protocol.equalisation_sigma_mm / grid.mm_per_px / _REDUCTION,
+        protocol.equalisation_strength,
+    )
+    line_integrals += protocol.collimation.attenuation(grid)
+    body = (anatomy > 0.5) & open_field
+    detector, response = calibrate(protocol, line_integrals[body])
+    windows, explanations = windows_for(
+        protocol, detector, response, line_integrals[body], line_integrals[bone & open_field]
+    )
+    stored = render_stored(protocol, line_integrals, detector, response, noise_rng, None)
+    if protocol.collimation.electronic_fill:
+        stored[protocol.collimation.shuttered(protocol.rows, protocol.columns)] = protocol.max_stored
+    if protocol.photometric == "MONOCHROME1":
+        stored = (protocol.max_stored - stored).astype(np.uint16)
+    return stored, windows, explanations
+
+
+def image_px(point_mm: tuple[float, float], scene: SpineScene, columns: int, mm_per_px: float) -> tuple[float, float]:
     """Canonical (anterior-left) mm -> image pixel coordinates, mirrored when the patient faces right."""
     x, y = point_mm[0] / mm_per_px, point_mm[1] / mm_per_px
     if not scene.facing_left:

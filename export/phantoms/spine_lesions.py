@@ -28,14 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ._acquisition import equalise
 from ._anatomy import MU_CORTEX_EXCESS, Ellipsoid, sub_grid
 from ._primitives import Grid
-from ._protocol import Protocol, calibrate, draw_protocol, streams, windows_for
-from ._render import render_stored
+from ._protocol import Protocol, draw_protocol, streams
 from .dicom import write_dicom
 from .phantom import Phantom
-from .spine import LUMBAR_LEVELS, SpineScene, VertebralBody, draw_spine, render_spine
+from .spine import (
+    LUMBAR_LEVELS,
+    SpineScene,
+    VertebralBody,
+    draw_spine,
+    expose_spine,
+    image_px,
+    render_spine,
+    spine_grid,
+)
 
 #: The detected classes, in the dataset's naming and order.
 FINDINGS = (
@@ -47,7 +54,6 @@ FINDINGS = (
     "vertebral collapse",
     "other lesions",
 )
-_REDUCTION = 2
 _NAMES = ("T12",) + LUMBAR_LEVELS + ("S1",)  # the scene's bodies, top to bottom
 _METAL_EXCESS = 5.0 * MU_CORTEX_EXCESS  # titanium over muscle, per mm
 _MARGIN_MM = 0.8  # the rendered edges are smooth over +-0.35 mm
@@ -101,31 +107,14 @@ def spine_lesion_radiograph(
     q = protocol.mm_per_px
     scene, grid, anatomy, bone = lesion_anatomy(rng, protocol, findings)
 
-    open_field = protocol.collimation.outside_distance_px(grid.x_px, grid.y_px) < -protocol.collimation.penumbra_px
-    line_integrals = equalise(
-        anatomy + protocol.detector.beam_attenuation(grid, protocol.rows, protocol.columns),
-        open_field,
-        protocol.equalisation_sigma_mm / grid.mm_per_px / _REDUCTION,
-        protocol.equalisation_strength,
-    )
-    line_integrals += protocol.collimation.attenuation(grid)
-    body = (anatomy > 0.5) & open_field
-    detector, response = calibrate(protocol, line_integrals[body])
-    windows, explanations = windows_for(
-        protocol, detector, response, line_integrals[body], line_integrals[bone & open_field]
-    )
-    stored = render_stored(protocol, line_integrals, detector, response, rng["noise"], None)
-    if protocol.collimation.electronic_fill:
-        stored[protocol.collimation.shuttered(protocol.rows, protocol.columns)] = protocol.max_stored
-    if protocol.photometric == "MONOCHROME1":
-        stored = (protocol.max_stored - stored).astype(np.uint16)
+    stored, windows, explanations = expose_spine(protocol, grid, anatomy, bone, rng["noise"])
 
     spine = scene.spine
     vertebrae = []
     for vertebra in spine.bodies:
         if vertebra.name not in LUMBAR_LEVELS:
             continue
-        corners = {name: _image_px(point, spine, protocol.columns, q) for name, point in vertebra.corners_mm().items()}
+        corners = {name: image_px(point, spine, protocol.columns, q) for name, point in vertebra.corners_mm().items()}
         centre = np.mean(np.array(list(corners.values())), axis=0)
         vertebrae.append({
             "level": vertebra.name,
@@ -172,24 +161,16 @@ def lesion_anatomy(rng: dict[str, np.random.Generator], protocol: Protocol, find
     float32[grid] in image orientation, the bone mask bool[grid])."""
     q = protocol.mm_per_px
     scene = draw_lesion_scene(rng["anatomy"], rng["lesion"], protocol.rows * q, protocol.columns * q, findings)
-    grid = Grid.reduced(protocol.rows, protocol.columns, _REDUCTION, q)
+    grid = spine_grid(protocol)
     anatomy, bone = render_lesion_scene(scene, grid, rng["texture"])
     return scene, grid, anatomy, bone
-
-
-def _image_px(point_mm: tuple[float, float], scene: SpineScene, columns: int, mm_per_px: float) -> tuple[float, float]:
-    """Canonical mm -> image pixel-centre coordinates, mirrored when the patient faces right."""
-    x, y = point_mm[0] / mm_per_px, point_mm[1] / mm_per_px
-    if not scene.facing_left:
-        x = (columns - 1) - x
-    return x, y
 
 
 def box_px(box_mm: tuple[float, float, float, float], scene: SpineScene, columns: int,
            mm_per_px: float) -> list[float]:
     """A canonical mm box -> [x1, y1, x2, y2] in image pixels, the edge of pixel i at i."""
-    (xa, ya), (xb, yb) = (_image_px(box_mm[:2], scene, columns, mm_per_px),
-                          _image_px(box_mm[2:], scene, columns, mm_per_px))
+    (xa, ya), (xb, yb) = (image_px(box_mm[:2], scene, columns, mm_per_px),
+                          image_px(box_mm[2:], scene, columns, mm_per_px))
     return [round(float(min(xa, xb)) + 0.5, 2), round(float(min(ya, yb)) + 0.5, 2),
             round(float(max(xa, xb)) + 0.5, 2), round(float(max(ya, yb)) + 0.5, 2)]
 

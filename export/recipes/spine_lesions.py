@@ -24,8 +24,8 @@ from radedge.pipeline import load_model
 from radedge.spec import DenseLevel, DetectionDecode, FlagRule, HeadSpec, Manifest, PreprocessSpec, Scope
 
 from .. import phantoms
-from ..models.spine_lesions import CLASSES, FINDINGS, INPUT_SIZE, STRIDES
-from ..phantoms.spine_lesions import spine_lesion_radiograph
+from ..models.spine_lesions import CLASSES, INPUT_SIZE, STRIDES
+from ..phantoms.spine_lesions import FINDINGS, spine_lesion_radiograph
 from .base import Recipe, TrainingPlan, auroc, choose_threshold, dicom_bytes, model_input
 
 MEAN, STD = 0.5, 0.25
