@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._layers import double_conv
+from ._layers import double_conv, encode, strided_stem, unet_encoder
 
 LABELS = ("no_tumour", "benign", "malignant")
 INPUT_SIZE = 256
@@ -27,14 +27,8 @@ class BoneTumorNet(nn.Module):
         super().__init__()
         # A strided stem: the mask is decoded at half the input resolution, which the
         # bilinear upsampling to the source image makes up for, at a quarter of the cost.
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, widths[0], 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-        )
-        self.encoders = nn.ModuleList(
-            [double_conv(widths[0], widths[0])] + [double_conv(widths[i - 1], widths[i]) for i in range(1, len(widths))]
-        )
+        self.stem = strided_stem(1, widths[0])
+        self.encoders = unet_encoder(widths)
         self.decoders = nn.ModuleList(
             [double_conv(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)]
         )
@@ -50,13 +44,8 @@ class BoneTumorNet(nn.Module):
         )
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.stem(image)
-        skips = []
-        for index, encoder in enumerate(self.encoders):
-            if index > 0:
-                x = F.max_pool2d(x, 2)
-            x = encoder(x)
-            skips.append(x)
+        skips = encode(self.stem, self.encoders, image)
+        x = skips[-1]
         for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = decoder(torch.cat([x, skip], dim=1))

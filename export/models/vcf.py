@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._layers import double_conv
+from ._layers import double_conv, encode, strided_stem, unet_encoder
 
 LEVELS = ("L1", "L2", "L3", "L4", "L5")
 GRADES = (1, 2, 3)
@@ -55,14 +55,8 @@ class _Decoder(nn.Module):
 class VcfNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = WIDTHS):
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, widths[0], 4, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-        )
-        self.encoders = nn.ModuleList(
-            [double_conv(widths[0], widths[0])] + [double_conv(widths[i - 1], widths[i]) for i in range(1, len(widths))]
-        )
+        self.stem = strided_stem(1, widths[0])
+        self.encoders = unet_encoder(widths)
         self.fracture_decoder = _Decoder(widths, 1 + len(GRADES))
         self.level_decoder = _Decoder(widths, len(LEVELS))
         # Rare positives: start the fracture maps near "no fracture" (sigmoid 0.01) so the
@@ -71,13 +65,7 @@ class VcfNet(nn.Module):
         nn.init.constant_(self.level_decoder.head.bias, -4.6)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.stem(image)
-        skips = []
-        for index, encoder in enumerate(self.encoders):
-            if index > 0:
-                x = F.max_pool2d(x, 2)
-            x = encoder(x)
-            skips.append(x)
+        skips = encode(self.stem, self.encoders, image)
         return fracture_logits(self.fracture_decoder(skips)), self.level_decoder(skips)
 
 
