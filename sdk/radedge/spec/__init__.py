@@ -21,6 +21,7 @@ from .heads import (
     SegmentationDecode,
 )
 from .manifest import SCHEMA_VERSION, InputRegion, IntensitySpec, Manifest
+from .precision import PRECISION_FILES, PRECISIONS, GateThresholds, Precision
 from .preprocess import PreprocessSpec
 from .scope import Scope
 from .window import Percentile, VoiFunction, Window, check_window
@@ -36,13 +37,17 @@ __all__ = [
     "DenseLevel",
     "DetectionDecode",
     "FlagRule",
+    "GateThresholds",
     "HeadKind",
     "HeadSpec",
     "HeatmapDecode",
     "InputRegion",
     "IntensitySpec",
     "Manifest",
+    "PRECISIONS",
+    "PRECISION_FILES",
     "Percentile",
+    "Precision",
     "PreprocessSpec",
     "ResizeGeometry",
     "Scope",

@@ -6,7 +6,9 @@ dtype), ``preprocessing`` (VOI, window, resize, padding, mean, std), ``outputs``
 see ``radedge.spec.heads``; their ``flags``, see ``radedge.spec.flags``), ``display_head``
 (the head whose verdict the console shows first), ``input_region`` (a second-stage model's
 input: a region another model found), ``scope``, ``provenance``, ``files`` and
-``manifest_sha256`` (see ``radedge.bundle``).
+``manifest_sha256`` (see ``radedge.bundle``), ``precisions`` (the model files, one per
+precision, with the gate figures each passed) and ``gate`` (the limits they were held to),
+see ``radedge.spec.precision``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Literal
 
 from .flags import Condition, FlagRule
 from .heads import HeadSpec
+from .precision import GateThresholds, Precision, parse_precisions
 from .preprocess import PreprocessSpec
 from .scope import Scope
 from .window import Percentile, Window, check_window
@@ -86,6 +89,8 @@ class Manifest:
     raw: dict[str, Any] = field(repr=False)
     display_head: str | None = None
     input_region: InputRegion | None = None
+    precisions: dict[str, Precision] = field(default_factory=lambda: parse_precisions(None))
+    gate: GateThresholds = field(default_factory=GateThresholds)
 
     def head(self, name: str) -> HeadSpec:
         for spec in self.heads:
@@ -117,6 +122,8 @@ class Manifest:
         display_head: str | None = None,
         input_region: InputRegion | None = None,
         provenance: Mapping[str, Any] | None = None,
+        precisions: Mapping[str, Precision] | None = None,
+        gate: GateThresholds | None = None,
     ) -> Manifest:
         """A manifest built from the schema's own classes (what an exporter writes), checked
         exactly as a loaded one is: it goes through ``to_document`` and ``from_document``."""
@@ -136,6 +143,8 @@ class Manifest:
             raw={},
             display_head=display_head,
             input_region=input_region,
+            precisions=dict(precisions) if precisions else parse_precisions(None),
+            gate=gate or GateThresholds(),
         )
         return cls.from_document({**draft.to_document(), "schema_version": SCHEMA_VERSION})
 
@@ -172,6 +181,8 @@ class Manifest:
             for name in ("modalities", "presentation_intents", "body_parts", "sop_classes")
             if getattr(self.scope, name)
         }
+        document["precisions"] = {name: entry.to_document() for name, entry in self.precisions.items()}
+        document["gate"] = self.gate.to_document()
         document["provenance"] = dict(self.provenance)
         return document
 
@@ -219,6 +230,9 @@ class Manifest:
         unknown = sorted(set(scope) - {"modalities", "presentation_intents", "body_parts", "sop_classes"})
         if unknown:
             raise ValueError(f"scope has unknown {', '.join(unknown)}")
+        precisions = parse_precisions(doc.get("precisions"))
+        if "fp32" not in precisions:
+            raise ValueError("precisions has no fp32 entry; every bundle carries its FP32 model")
         return cls(
             schema_version=int(doc["schema_version"]),
             model_id=model["id"],
@@ -235,6 +249,8 @@ class Manifest:
             raw=dict(doc),
             display_head=display_head,
             input_region=region,
+            precisions=precisions,
+            gate=GateThresholds.from_document(doc.get("gate", {})),
         )
 
 
