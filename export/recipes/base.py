@@ -301,32 +301,3 @@ def choose_threshold(scores: np.ndarray, positive: np.ndarray, target_sensitivit
         "target_sensitivity": target_sensitivity,
         "chosen_on": chosen_on,
     }
-
-
-def auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); None
-    without both classes."""
-    scores = np.asarray(scores, dtype=np.float64)
-    positive = np.asarray(positive, dtype=bool)
-    pos, neg = scores[positive], scores[~positive]
-    if len(pos) == 0 or len(neg) == 0:
-        return None
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
-
-
-def rates(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
-    """Accuracy, sensitivity and specificity of boolean predictions."""
-    predicted = np.asarray(predicted, dtype=bool)
-    truth = np.asarray(truth, dtype=bool)
-
-    def fraction(values: np.ndarray) -> float | None:
-        return round(float(values.mean()), 4) if len(values) else None
-
-    return {
-        "accuracy": fraction(predicted == truth),
-        "sensitivity": fraction(predicted[truth]),
-        "specificity": fraction(~predicted[~truth]),
-        "count": int(len(truth)),
-    }

@@ -25,7 +25,8 @@ from radedge.spec import FlagRule, HeadSpec, IntensitySpec, Manifest, Preprocess
 
 from .. import phantoms
 from ..models.bone_quality import INPUT_SIZE, QUALITY_LABELS
-from .base import Recipe, TrainingPlan, auroc, choose_threshold, dicom_bytes, fit_loop, model_input
+from ..metrics import auroc
+from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, fit_loop, model_input
 
 MEAN, STD = 0.3, 0.3
 #: The bone window (HU) every input goes through: center 400, width 1800 (-500 to 1300 HU).

@@ -18,6 +18,7 @@ from radedge.pipeline import load_model
 from radedge.spec import FlagRule, HeadSpec, Manifest, PreprocessSpec, Scope, SegmentationDecode
 
 from .. import phantoms
+from ..metrics import dice
 from ..models.bone_tumor import INPUT_SIZE, LABELS
 from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, mask_input, model_input
 
@@ -35,12 +36,6 @@ _MASK_SPEC = PreprocessSpec(INPUT_SIZE // 2, INPUT_SIZE // 2, resize="letterbox"
 def label_for(seed: int) -> str:
     """Balanced classes: seed i has label i mod 3."""
     return LABELS[seed % len(LABELS)]
-
-
-def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
-    predicted, truth = predicted.astype(bool), truth.astype(bool)
-    total = predicted.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2 * np.logical_and(predicted, truth).sum() / total)
 
 
 def _soft_dice(torch, probabilities, targets, eps=1.0):

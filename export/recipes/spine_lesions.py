@@ -13,7 +13,6 @@ precision, all-point interpolation as in PASCAL VOC 2010+).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,10 @@ from radedge.pipeline import load_model
 from radedge.spec import DenseLevel, DetectionDecode, FlagRule, HeadSpec, Manifest, PreprocessSpec, Scope
 
 from .. import phantoms
+from ..metrics import auroc, mean_average_precision
 from ..models.spine_lesions import CLASSES, INPUT_SIZE, STRIDES
 from ..phantoms.spine_lesions import FINDINGS, spine_lesion_radiograph
-from .base import Recipe, TrainingPlan, auroc, choose_threshold, dicom_bytes, model_input
+from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, model_input
 
 MEAN, STD = 0.5, 0.25
 FLAG_CODE = "SPINE_RADIOGRAPH_ABNORMAL"
@@ -34,7 +34,6 @@ FLAG_TITLE = "Spine radiograph: abnormal"
 TARGET_SENSITIVITY = 0.9
 SPINE_SCOPE = Scope(modalities=("DX", "CR"), presentation_intents=("FOR PRESENTATION",), body_parts=("LSPINE",))
 MAX_FINDINGS = 3
-IOU_THRESHOLD = 0.5
 # Boxes the console draws: below this score a box is left off the overlay. On the validation
 # phantoms a normal spine carries 2.5 boxes at 0.1, 0.26 at 0.2 and 0.03 at 0.3, for an mAP
 # of 0.820, 0.802 and 0.771. mAP is measured on what the console reports: these boxes only.
@@ -44,68 +43,6 @@ CENTRE_RADIUS = 1.5
 # A box whose longer side is under this many input pixels (osteophytes, other lesions: 5-15)
 # is learnt at stride 4, the rest at stride 8.
 SMALL_BOX = 16.0
-
-
-# -- metrics -------------------------------------------------------------------------------
-
-
-def box_iou(box: Sequence[float], boxes: np.ndarray) -> np.ndarray:
-    """IoU of one box (x1, y1, x2, y2) with boxes float[M, 4], continuous coordinates."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0.0, None)
-    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0.0, None)
-    intersection = width * height
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - intersection
-    return np.where(union > 0, intersection / np.where(union > 0, union, 1.0), 0.0)
-
-
-def average_precision(detections: Sequence[tuple[int, float, Sequence[float]]],
-                      truths: dict[int, Sequence[Sequence[float]]], iou_threshold: float = IOU_THRESHOLD) -> float | None:
-    """Average precision of one class: ``detections`` (image, score, box), ``truths`` image ->
-    its true boxes. Detections are taken best first; one is a true positive when its IoU
-    with a true box of its image not yet matched is >= ``iou_threshold``. All-point
-    interpolation (PASCAL VOC 2010+): the area under the precision envelope over recall.
-    None when the class has no true box."""
-    total = sum(len(boxes) for boxes in truths.values())
-    if total == 0:
-        return None
-    matched = {image: np.zeros(len(boxes), dtype=bool) for image, boxes in truths.items()}
-    ordered = sorted(detections, key=lambda item: -item[1])
-    hits = np.zeros(len(ordered))
-    for rank, (image, _, box) in enumerate(ordered):
-        candidates = truths.get(image, ())
-        if len(candidates) == 0:
-            continue
-        overlaps = box_iou(box, np.asarray(candidates))
-        best = int(np.argmax(overlaps))
-        if overlaps[best] >= iou_threshold and not matched[image][best]:
-            matched[image][best] = True
-            hits[rank] = 1
-    true_positives = np.cumsum(hits)
-    recall = np.concatenate([[0.0], true_positives / total, [1.0]])
-    precision = np.concatenate([[0.0], true_positives / np.arange(1, len(ordered) + 1), [0.0]])
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    steps = np.flatnonzero(recall[1:] != recall[:-1])
-    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
-
-
-def mean_average_precision(predicted: Sequence[Sequence[tuple[int, float, Sequence[float]]]],
-                           truth: Sequence[Sequence[tuple[int, Sequence[float]]]],
-                           labels: Sequence[str] = FINDINGS, iou_threshold: float = IOU_THRESHOLD) -> dict[str, Any]:
-    """mAP over the classes that have a true box: ``predicted[i]`` lists image i's
-    detections (class index, score, box), ``truth[i]`` its true boxes (class index, box).
-    Returns ``{"mAP": float | None, "per_class": {label: AP | None}}``."""
-    per_class: dict[str, float | None] = {}
-    for index, label in enumerate(labels):
-        detections = [(image, score, box) for image, items in enumerate(predicted)
-                      for cls, score, box in items if cls == index]
-        truths = {image: [box for cls, box in items if cls == index] for image, items in enumerate(truth)}
-        per_class[label] = average_precision(detections, truths, iou_threshold)
-    values = [value for value in per_class.values() if value is not None]
-    return {
-        "mAP": round(float(np.mean(values)), 4) if values else None,
-        "per_class": {label: None if value is None else round(value, 4) for label, value in per_class.items()},
-    }
 
 
 # -- targets -----------------------------------------------------------------------------
@@ -252,12 +189,12 @@ class SpineLesionsRecipe(Recipe):
     def validation_metrics(self, outputs, data):
         abnormal = _softmax_abnormal(outputs["abnormal_logits"])
         truth = _truth_in_input(data)
-        shipped = mean_average_precision(self.detections_in_input(outputs, BOX_SCORE_THRESHOLD), truth)
+        shipped = mean_average_precision(self.detections_in_input(outputs, BOX_SCORE_THRESHOLD), truth, FINDINGS)
         return {
             "auroc": round(float(auroc(abnormal, data["label"] == 1)), 4),
             "accuracy_at_0.5": round(float(((abnormal >= 0.5) == (data["label"] == 1)).mean()), 4),
             "mAP50": shipped["mAP"],
-            "mAP50_all_scores": mean_average_precision(self.detections_in_input(outputs, 0.01), truth)["mAP"],
+            "mAP50_all_scores": mean_average_precision(self.detections_in_input(outputs, 0.01), truth, FINDINGS)["mAP"],
             "ap50_per_class": shipped["per_class"],
         }
 
@@ -306,7 +243,7 @@ class SpineLesionsRecipe(Recipe):
             predicted.append([(box.class_index, box.score, box.xyxy) for box in prediction.detections["lesions"].boxes])
             truth.append([(FINDINGS.index(f["label"]), f["box_xyxy_px"]) for f in phantom.findings])
         positive_array, flagged_array = np.array(positive), np.array(flagged)
-        detection = mean_average_precision(predicted, truth)
+        detection = mean_average_precision(predicted, truth, FINDINGS)
         return {
             "bundle_sha256": model.bundle.digest,
             "model": f"{model.manifest.model_id} {model.manifest.model_version}",

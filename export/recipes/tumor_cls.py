@@ -38,10 +38,10 @@ from radedge.spec.geometry import Crop
 
 from .. import phantoms
 from ..models.tumor_cls import LABELS
+from ..metrics import auroc
 from .base import (
     Recipe,
     TrainingPlan,
-    auroc,
     choose_threshold,
     dicom_bytes,
     fit_loop,

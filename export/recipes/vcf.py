@@ -29,7 +29,8 @@ from radedge.spec import FlagRule, HeadSpec, HeatmapDecode, Manifest, Preprocess
 
 from .. import phantoms
 from ..models.vcf import GRADES, INPUT_SIZE, LEVELS, OUTPUT_STRIDE
-from .base import Recipe, TrainingPlan, auroc, choose_threshold, dicom_bytes, mask_input, model_input, rates
+from ..metrics import auroc, rates
+from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, mask_input, model_input
 
 MEAN, STD = 0.5, 0.25
 GRID = INPUT_SIZE // OUTPUT_STRIDE

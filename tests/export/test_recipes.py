@@ -14,7 +14,7 @@ BUNDLED = {load_bundle(path).manifest.model_id: path for path in bundled_bundle_
 
 
 def test_auroc_counts_pairs_and_ties():
-    from radedge.export.recipes.base import auroc
+    from radedge.export.metrics import auroc
 
     assert auroc(np.array([0.9, 0.8, 0.1]), np.array([True, True, False])) == 1.0
     assert auroc(np.array([0.1, 0.8, 0.9]), np.array([True, True, False])) == 0.0
@@ -25,7 +25,7 @@ def test_auroc_counts_pairs_and_ties():
 
 
 def test_rates():
-    from radedge.export.recipes.base import rates
+    from radedge.export.metrics import rates
 
     figures = rates(np.array([1, 1, 0, 0, 1], bool), np.array([1, 0, 0, 1, 1], bool))
     assert figures == {"accuracy": 0.6, "sensitivity": round(2 / 3, 4), "specificity": 0.5, "count": 5}

@@ -10,17 +10,14 @@ import numpy as np
 import pytest
 
 from radedge.export.phantoms._protocol import draw_protocol, streams
+from radedge.export.metrics import auroc, average_precision, box_iou, mean_average_precision
 from radedge.export.phantoms.spine_lesions import FINDINGS, lesion_anatomy, spine_lesion_radiograph
-from radedge.export.recipes.base import auroc
 from radedge.export.recipes.spine_lesions import (
     FLAG_CODE,
     SMALL_BOX,
     STRIDES,
-    average_precision,
-    box_iou,
     dense_targets,
     level_targets,
-    mean_average_precision,
 )
 from radedge.ops.detection import decode_dense
 
