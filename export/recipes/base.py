@@ -102,6 +102,12 @@ class Recipe(ABC):
     def validation_metrics(self, outputs: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, Any]:
         """Figures on the validation set from the network's raw outputs (printed every epoch)."""
 
+    def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The true class of each classification head on a data set: head name -> bool[N, L],
+        one column per head label. The accuracy gate measures AUC drops with them; a recipe
+        without classification heads has none."""
+        return {}
+
     @abstractmethod
     def operating_points(self, outputs: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, dict]:
         """Each flag's operating point, chosen on the validation set: flag code -> a dict
@@ -153,12 +159,13 @@ class Settings:
 # -- the product's own input path -------------------------------------------------------
 
 
-def model_input(dataset: Any, spec: PreprocessSpec, *, crop: Any = None, voi: Any = "file") -> tuple[np.ndarray, Any]:
+def model_input(dataset: Any, spec: PreprocessSpec, *, crop: Any = None, voi: Any = "file",
+                voi_index: int = 0) -> tuple[np.ndarray, Any]:
     """A DICOM data set (or bytes, or a path) as the network sees it at the console:
     ``read_image`` -> ``build_lut`` -> the native preprocess op. Returns (float32[C, H, W],
     the geometry that maps the input back to the source image)."""
     image = read_image(dataset)
-    lut = build_lut(image, voi=voi)
+    lut = build_lut(image, voi=voi, voi_index=voi_index)
     tensor, geometry = preprocess(image.pixels, lut.table, lut.first_stored_value, spec, threads=1, crop=crop)
     return tensor[0], geometry
 

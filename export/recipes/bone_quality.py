@@ -24,8 +24,8 @@ from radedge.pipeline import load_model
 from radedge.spec import FlagRule, HeadSpec, IntensitySpec, Manifest, PreprocessSpec, Scope, Window
 
 from .. import phantoms
-from ..models.bone_quality import INPUT_SIZE, QUALITY_LABELS
 from ..metrics import auroc
+from ..models.bone_quality import INPUT_SIZE, QUALITY_LABELS
 from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, fit_loop, model_input
 
 MEAN, STD = 0.3, 0.3
@@ -182,6 +182,11 @@ class BoneQualityRecipe(Recipe):
             "lytic_auroc": auroc(outputs["lytic_logits"][:, 0], has_lytic(labels)),
             "confusion": {"rows_truth_cols_predicted": list(QUALITY_LABELS), "counts": confusion.tolist()},
         }
+
+    def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        labels = data["label"]
+        return {"blastic_logits": has_blastic(labels)[:, None], "lytic_logits": has_lytic(labels)[:, None],
+                "quality_logits": np.eye(len(QUALITY_LABELS), dtype=bool)[labels]}
 
     def operating_points(self, outputs, data):
         """One operating point per lesion class, on the combined head's softmax probability

@@ -97,6 +97,9 @@ class BoneTumorRecipe(Recipe):
             "dice_at_mask_grid": round(float(np.mean(dices)), 4) if dices else None,
         }
 
+    def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"tumor_logits": np.eye(len(LABELS), dtype=bool)[data["label"]]}
+
     def operating_points(self, outputs, data):
         probabilities = softmax(outputs["tumor_logits"])
         malignant = LABELS.index("malignant")

@@ -198,6 +198,9 @@ class SpineLesionsRecipe(Recipe):
             "ap50_per_class": shipped["per_class"],
         }
 
+    def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"abnormal_logits": np.eye(len(CLASSES), dtype=bool)[data["label"]]}
+
     def operating_points(self, outputs, data):
         abnormal = _softmax_abnormal(outputs["abnormal_logits"])
         return {FLAG_CODE: choose_threshold(abnormal, data["label"] == 1, TARGET_SENSITIVITY)}

@@ -320,6 +320,9 @@ class TumorClsRecipe(Recipe):
             "accuracy": round(float(((scores >= 0.5) == malignant).mean()), 4),
         }
 
+    def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"malignancy": np.eye(len(LABELS), dtype=bool)[data["label"]]}
+
     def operating_points(self, outputs, data):
         scores = _softmax_malignant(outputs["malignancy"])
         return {FLAG_CODE: choose_threshold(scores, data["label"] == LABELS.index("malignant"), TARGET_SENSITIVITY,
