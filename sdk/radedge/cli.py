@@ -211,6 +211,16 @@ def _condition(kind: str, label: str, threshold: float) -> str:
     }.get(kind, f"{label} >= {threshold}")
 
 
+def _export(args: argparse.Namespace) -> int:
+    try:
+        from .export.command import run_export
+    except ImportError as exc:
+        print(f"radedge export needs the export stage and PyTorch: pip install 'radedge[export]' ({exc})",
+              file=sys.stderr)
+        return 2
+    return run_export(args)
+
+
 def _doctor(_: argparse.Namespace) -> int:
     from ._native import kernels
 
@@ -267,6 +277,34 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list these bundles instead (repeatable)")
     models.add_argument("--json", action="store_true", help="one JSON list instead of text")
     models.set_defaults(func=_models)
+
+    export = commands.add_parser(
+        "export", help="checkpoint -> FP32 / FP16 / INT8 bundle, each precision gated head by head (needs torch)",
+        description="Export a PyTorch checkpoint (state_dict with --recipe or --factory, TorchScript, or a "
+        "torch.export .pt2) to ONNX in each precision, judge every precision against FP32 on the validation "
+        "images head by head, and write the ones that pass, with gate.json, into a bundle.",
+    )
+    export.add_argument("checkpoint", metavar="CHECKPOINT")
+    builder = export.add_mutually_exclusive_group()
+    builder.add_argument("--recipe", metavar="NAME", help="a reference model id: its architecture, manifest and phantoms")
+    builder.add_argument("--factory", metavar="MODULE:FUNCTION",
+                         help="importable function returning the nn.Module a state_dict loads into")
+    export.add_argument("--manifest", metavar="FILE",
+                        help="manifest.json (or a bundle folder) describing input, heads and flags (without --recipe)")
+    export.add_argument("--outputs", metavar="NAMES",
+                        help="the module's outputs in order, comma-separated (default: the tensors the heads read)")
+    export.add_argument("--precision", nargs="+", choices=("fp32", "fp16", "int8"), default=["fp32", "fp16", "int8"])
+    export.add_argument("--calibration", metavar="DIR", help="DICOM files INT8 is calibrated on")
+    export.add_argument("--validation", metavar="DIR",
+                        help="DICOM files every precision is judged on (labels.json beside them: class truth)")
+    export.add_argument("--validation-count", type=int, default=None, metavar="N",
+                        help="with --recipe and no --validation: validation phantoms (default: the recipe's)")
+    export.add_argument("--calibration-count", type=int, default=None, metavar="N",
+                        help="with --recipe and no --calibration: calibration phantoms (default 128)")
+    export.add_argument("--sign", metavar="KEY", help="sign the bundle with this Ed25519 private key (radedge keygen)")
+    export.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    export.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write (replaced whole)")
+    export.set_defaults(func=_export)
 
     doctor = commands.add_parser("doctor", help="what this installation can do: native build, GPUs, decoders")
     doctor.set_defaults(func=_doctor)

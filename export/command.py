@@ -1,0 +1,105 @@
+"""What ``radedge export`` runs: intake, the image sets, the export, the final table.
+
+The command line itself (arguments, help) is ``radedge.cli``'s, so ``radedge export --help``
+works where torch is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from radedge.errors import MissingDependencyError, RadedgeError
+from radedge.spec import Manifest
+from radedge.spec.manifest import SCHEMA_VERSION
+
+from .calibration import folder_set, print_progress
+from .loaders import ExportError
+from .pipeline import export_bundle, recipe_manifest, recipe_sets
+
+CALIBRATION_PHANTOMS = 128
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``radedge export``: 0 when every requested precision was written, 1 when one was
+    refused (the others are written), 2 when nothing could be exported."""
+    try:
+        report = _export(args)
+    except (RadedgeError, OSError) as exc:
+        print(f"radedge export: {exc}", file=sys.stderr)
+        return 2
+    print(report.table())
+    print(f"bundle {report.bundle}: {', '.join(report.written)}"
+          + (f"; refused {', '.join(report.refused)}" if report.refused else ""))
+    return 0 if report.complete else 1
+
+
+def _export(args: argparse.Namespace):
+    try:
+        import torch
+    except ImportError:
+        raise MissingDependencyError("torch", "radedge export") from None
+    from .intake import load_checkpoint
+    from .recipes import recipe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_recipe = recipe(args.recipe) if args.recipe else None
+    print_progress(f"reading {args.checkpoint}")
+    checkpoint = load_checkpoint(args.checkpoint, recipe=model_recipe, factory=args.factory)
+    provenance = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_format": checkpoint.format}
+    precisions = tuple(dict.fromkeys(args.precision))
+    if model_recipe is not None:
+        if args.manifest:
+            raise ExportError("--recipe builds the manifest itself; drop --manifest (or --recipe)")
+        print_progress(f"{model_recipe.model_id}: validation and calibration phantoms")
+        val_data, validation, calibration = recipe_sets(
+            model_recipe, validation_count=args.validation_count or model_recipe.plan.val,
+            calibration_count=args.calibration_count or CALIBRATION_PHANTOMS, workers=max(1, os.cpu_count() or 1),
+        )
+        manifest = recipe_manifest(model_recipe, checkpoint.module, val_data, provenance)
+        if args.validation:
+            validation = folder_set(args.validation, manifest, progress=print_progress)
+        if args.calibration:
+            calibration = folder_set(args.calibration, manifest, progress=print_progress)
+        return export_bundle(checkpoint.module, manifest, out=args.out, validation=validation,
+                             calibration=calibration, precisions=precisions, output_names=model_recipe.output_names,
+                             sign_key=args.sign)
+    if not args.manifest:
+        raise ExportError(
+            "a checkpoint without --recipe needs --manifest: a manifest.json (or a bundle folder) that "
+            "describes the model's input, preprocessing, heads and flags"
+        )
+    manifest = read_manifest(args.manifest)
+    if not args.validation:
+        raise ExportError("give --validation DIR: a folder of DICOM files the precisions are judged on")
+    validation = folder_set(args.validation, manifest, progress=print_progress)
+    calibration = folder_set(args.calibration, manifest, progress=print_progress) if args.calibration else None
+    outputs = args.outputs.split(",") if args.outputs else None
+    return export_bundle(checkpoint.module, manifest, out=args.out, validation=validation, calibration=calibration,
+                         precisions=precisions, output_names=outputs, provenance=provenance, sign_key=args.sign)
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """A manifest to export with: a bundle folder's ``manifest.json``, or a manifest
+    document (what ``Manifest.to_document`` writes; ``files`` and digests are ignored)."""
+    location = Path(path)
+    if location.is_dir():
+        location = location / "manifest.json"
+    try:
+        document = json.loads(location.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(f"cannot read the manifest {location}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ExportError(f"{location} must hold a JSON object (a radedge manifest)")
+    for generated in ("files", "manifest_sha256", "precisions"):
+        document.pop(generated, None)
+    try:
+        return Manifest.from_document({**document, "schema_version": SCHEMA_VERSION})
+    except KeyError as exc:
+        raise ExportError(f"{location} lacks the field {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"{location} has a malformed field: {exc}") from None
