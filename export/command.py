@@ -18,9 +18,7 @@ from radedge.spec.manifest import SCHEMA_VERSION
 
 from .calibration import folder_set, print_progress
 from .loaders import ExportError
-from .pipeline import export_bundle, recipe_manifest, recipe_sets
-
-CALIBRATION_PHANTOMS = 128
+from .pipeline import CALIBRATION_PHANTOMS, export_bundle, recipe_manifest, recipe_sets
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -45,6 +45,8 @@ GATE_REPORT = "gate.json"
 # their size; a broken export is off by whole units.
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
 NUMERIC_CHECK_IMAGES = 8
+# INT8 scales from this many training images unless a calibration folder is given.
+CALIBRATION_PHANTOMS = 128
 
 
 @dataclass
@@ -168,6 +170,7 @@ def export_bundle(
         "exporter": f"radedge {__version__}",
         "opset": OPSET,
         "output_names": list(names),
+        "onnx_vs_torch_max_abs_difference": numeric.max_abs_difference,
         "validation": {**dict(manifest.provenance.get("validation", {})), **validation.describe()},
     }
     if calibration is not None:
@@ -187,20 +190,22 @@ def export_bundle(
 
 def recipe_sets(model_recipe: Any, *, validation_count: int, calibration_count: int, seed: int = 0,
                 workers: int = 1, cache: Path | None = None) -> tuple[dict[str, np.ndarray], ImageSet, ImageSet]:
-    """A recipe's validation phantoms (with their targets), as a set with classification
-    truth, and its calibration set: training phantoms (seeds from ``seed``), never the
-    validation ones."""
+    """A recipe's validation phantoms (with their targets, for the operating points), the
+    same as a set with classification truth, and its calibration set: training phantoms
+    (seeds from ``seed``), never validation ones."""
     from .recipes.base import VALIDATION_SEED, build_dataset
 
-    val_seeds = range(VALIDATION_SEED + seed, VALIDATION_SEED + seed + validation_count)
-    cal_seeds = range(seed, seed + calibration_count)
-    val_data = build_dataset(model_recipe, val_seeds, cache, workers)
-    cal_data = build_dataset(model_recipe, cal_seeds, cache, workers)
-    validation = tensor_set(val_data["image"], f"{model_recipe.model_id} validation phantoms, seeds "
-                            f"{val_seeds.start}-{val_seeds.stop - 1}", model_recipe.class_labels(val_data))
-    calibration = tensor_set(cal_data["image"], f"{model_recipe.model_id} training phantoms, seeds "
-                             f"{cal_seeds.start}-{cal_seeds.stop - 1}")
-    return val_data, validation, calibration
+    val_data = build_dataset(model_recipe, range(VALIDATION_SEED + seed, VALIDATION_SEED + seed + validation_count),
+                             cache, workers)
+    cal_data = build_dataset(model_recipe, range(seed, seed + calibration_count), cache, workers)
+    return val_data, phantom_set(model_recipe, val_data, "validation"), phantom_set(model_recipe, cal_data, "training")
+
+
+def phantom_set(model_recipe: Any, data: dict[str, np.ndarray], role: str) -> ImageSet:
+    """A recipe's phantoms (``build_dataset``'s arrays) as an image set, with class truth."""
+    seeds = data["seeds"]
+    return tensor_set(data["image"], f"{model_recipe.model_id} {role} phantoms, seeds {seeds[0]}-{seeds[-1]}",
+                      model_recipe.class_labels(data))
 
 
 def recipe_manifest(model_recipe: Any, module: Any, val_data: dict[str, np.ndarray],

@@ -8,8 +8,9 @@
 Every model id of ``radedge.export.recipes.RECIPES`` works. Training is deterministic in
 ``--seed`` for a given torch build and thread count. The run: phantoms (training from
 seed 0, validation from 500 000) -> the recipe's training -> checkpoint -> the flags'
-operating points on the validation phantoms -> ONNX, checked head by head against the
-checkpoint -> the bundle.
+operating points on the validation phantoms -> FP32, FP16 and INT8 ONNX (calibrated on the
+first training phantoms), each judged head by head on the validation phantoms
+(``radedge.export.pipeline``) -> the bundle, with the precisions that passed and gate.json.
 """
 
 from __future__ import annotations
@@ -26,13 +27,12 @@ from typing import Any
 
 from radedge.errors import MissingDependencyError
 
-from .loaders import ExportError, OnnxFromTorch, SaveBundle, check_onnx_against_torch
-from .recipes import RECIPES, recipe
-from .recipes.base import VALIDATION_SEED, Recipe, Settings, build_dataset, run_model
+from radedge.spec import PRECISIONS
 
-# float32 reassociation (ONNX Runtime fuses and reorders) moves pooled logits by ~1e-4 of
-# their size; a broken export is off by whole units.
-ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
+from .loaders import ExportError
+from .pipeline import CALIBRATION_PHANTOMS, export_bundle, phantom_set, recipe_manifest
+from .recipes import RECIPES, recipe
+from .recipes.base import VALIDATION_SEED, Recipe, Settings, build_dataset
 
 
 def _torch():
@@ -44,9 +44,11 @@ def _torch():
 
 
 def train(model_recipe: Recipe, settings: Settings, *, out: Path, checkpoint: Path,
-          from_checkpoint: Path | None = None, threads: int = 0) -> dict[str, Any]:
+          from_checkpoint: Path | None = None, threads: int = 0,
+          precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
     """Train (or, with ``from_checkpoint``, reload) the model, choose its operating points,
-    export, check and write the bundle; returns a summary."""
+    export it in ``precisions`` through the accuracy gate and write the bundle; returns a
+    summary."""
     torch = _torch()
     model_recipe = model_recipe.with_options(settings.options)
     torch.manual_seed(settings.seed)
@@ -61,6 +63,7 @@ def train(model_recipe: Recipe, settings: Settings, *, out: Path, checkpoint: Pa
         training = state["training"]
         print(f"reloaded {from_checkpoint}; {len(val_seeds)} validation phantoms", flush=True)
         val_data = build_dataset(model_recipe, val_seeds, settings.cache, settings.workers)
+        train_data: dict = {}
     else:
         train_seeds = range(settings.seed, settings.seed + settings.train)
         print(f"{model_recipe.model_id}: {len(train_seeds)} training, {len(val_seeds)} validation phantoms",
@@ -87,41 +90,27 @@ def train(model_recipe: Recipe, settings: Settings, *, out: Path, checkpoint: Pa
     trained_s = time.perf_counter() - started
     checkpoint_sha256 = hashlib.sha256(raw).hexdigest()
 
-    outputs = run_model(torch, model, val_data, model_recipe.output_names)
-    validation = {
-        "phantoms": len(val_seeds),
-        "seeds": [val_seeds.start, val_seeds.stop],
-        **model_recipe.validation_metrics(outputs, val_data),
-    }
-    operating_points = model_recipe.operating_points(outputs, val_data)
-
-    spec = model_recipe.spec
-    onnx_bytes = OnnxFromTorch(model, (1, *spec.shape), model_recipe.input_name, model_recipe.output_names)()
-    report = check_onnx_against_torch(
-        model, onnx_bytes, val_data["image"][:8], model_recipe.input_name, model_recipe.output_names
+    cal_data = (
+        {name: values[:CALIBRATION_PHANTOMS] for name, values in train_data.items()}
+        if from_checkpoint is None
+        else build_dataset(model_recipe, range(settings.seed, settings.seed + CALIBRATION_PHANTOMS),
+                           settings.cache, settings.workers)
     )
-    if not report.within(atol=ONNX_ATOL, rtol=ONNX_RTOL):
-        raise ExportError(
-            f"the ONNX export drifts from PyTorch: max |difference| {report.max_abs_difference} "
-            f"for outputs as large as {report.max_abs_reference}"
-        )
-    manifest = model_recipe.manifest(
-        operating_points,
-        {
-            "checkpoint_sha256": checkpoint_sha256,
-            "onnx_vs_torch_max_abs_difference": report.max_abs_difference,
-            "training": training,
-            "validation": validation,
-        },
-    )
-    bundle = SaveBundle(onnx_bytes, manifest)(out)
+    manifest = recipe_manifest(model_recipe, model, val_data,
+                               {"checkpoint_sha256": checkpoint_sha256, "checkpoint_format": "state_dict",
+                                "training": training})
+    report = export_bundle(model, manifest, out=out, validation=phantom_set(model_recipe, val_data, "validation"),
+                           calibration=phantom_set(model_recipe, cal_data, "training"), precisions=precisions,
+                           output_names=model_recipe.output_names)
+    print(report.table(), flush=True)
     return {
         "model": model_recipe.model_id,
-        "bundle": str(bundle),
+        "bundle": str(report.bundle),
+        "precisions": {"written": report.written, "refused": report.refused},
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": checkpoint_sha256,
-        "validation": validation,
-        "operating_points": operating_points,
+        "validation": report.document["validation"] | {"figures": manifest.provenance["validation"]},
+        "operating_points": {rule.code: rule.operating_point for rule in manifest.flag_rules},
         "seconds": {"data_and_training": round(trained_s, 1), "total": round(time.perf_counter() - started, 1)},
         "threads": torch.get_num_threads(),
     }
@@ -144,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="directory to cache generated training tensors")
     parser.add_argument("--from-checkpoint", default=None, metavar="PT",
                         help="skip training: reload this checkpoint, re-choose the operating points and re-export")
+    parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="precisions to export (default: all three)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe-specific option (e.g. tumor-cls: --set backbone_weights=resnet50.pt)")
     args = parser.parse_args(argv)
@@ -173,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=Path(args.checkpoint) if args.checkpoint else model_recipe.checkpoint_path,
             from_checkpoint=Path(args.from_checkpoint) if args.from_checkpoint else None,
             threads=args.threads,
+            precisions=tuple(args.precision),
         )
     except (ExportError, MissingDependencyError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -198,7 +198,7 @@ def test_full_width_resnet50_exports_and_matches_in_onnx_runtime():
 
     from radedge.export.loaders import OnnxFromTorch, check_onnx_against_torch
     from radedge.export.models.tumor_cls import TumorClsNet
-    from radedge.export.train import ONNX_ATOL, ONNX_RTOL
+    from radedge.export.pipeline import ONNX_ATOL, ONNX_RTOL
 
     torch.manual_seed(0)
     model = TumorClsNet(width=1.0)
