@@ -184,12 +184,16 @@ def compare_accuracy(manifest: Manifest, reference: Mapping[str, np.ndarray], ca
         figures, broken = measure(spec, before, after, validation, manifest, limits)
         heads[spec.name] = figures
         failures.extend(f"{candidate_name}: head {spec.name}: {text}" for text in broken)
-    changed = sum(flags_before != flags_after for (_, flags_before), (_, flags_after) in zip(ours, theirs))
+    differences = [flags_before ^ flags_after for (_, flags_before), (_, flags_after) in zip(ours, theirs)]
+    changed = sum(bool(difference) for difference in differences)
     flag_changes = changed / max(1, len(ours))
     if flag_changes > limits.flag_changes:
+        head_of = {rule.code: rule.head for rule in manifest.flag_rules}
+        codes = sorted({code for difference in differences for code, _ in difference})
         failures.append(
             f"{candidate_name}: flag decisions change on {changed} of {len(ours)} images "
-            f"({flag_changes:.1%} > {limits.flag_changes:.1%})"
+            f"({flag_changes:.1%} > {limits.flag_changes:.1%}): "
+            + ", ".join(f"{code} (head {head_of[code]})" for code in codes)
         )
     return PrecisionVerdict(candidate_name, reference_name, len(ours), heads, flag_changes, failures)
 

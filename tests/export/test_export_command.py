@@ -1,0 +1,110 @@
+"""``radedge export`` end to end: intake, the precisions, the gate's refusal, the bundle it writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radedge.bundle import load_bundle
+from radedge.cli import main
+from radedge.spec import FlagRule, HeadSpec, Manifest, PreprocessSpec, Scope
+
+pytestmark = pytest.mark.needs_torch
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").rglob("*.dcm"))
+
+
+def _fragile_setup(tmp_path: Path):
+    """The fragile model's state_dict, a manifest whose flag threshold splits the examples in
+    two by the FP32 model's own probability, and a validation folder labelled the same way."""
+    import torch
+
+    from radedge.export.calibration import folder_set
+    from tests.export.fragile import build
+
+    model = build()
+    checkpoint = tmp_path / "fragile.pt"
+    torch.save(model.state_dict(), checkpoint)
+    folder = tmp_path / "validation"
+    folder.mkdir()
+    for path in EXAMPLES:
+        shutil.copy(path, folder / path.name)
+
+    def manifest(threshold: float) -> Manifest:
+        rule = FlagRule("FRAGILE_FLAG", "Fragile finding", "tumor", "malignant", threshold)
+        return Manifest.create(
+            model_id="fragile", model_version="0.0.1", description="deliberately fragile",
+            preprocess=PreprocessSpec(64, 64, resize="letterbox"),
+            heads=[HeadSpec("tumor", "classification", ("benign", "malignant"), "softmax", flags=(rule,))],
+            scope=Scope(), display_head="tumor", input_name="image",
+        )
+
+    images = folder_set(folder, manifest(0.5)).images
+    with torch.no_grad():
+        probability = torch.softmax(model(torch.from_numpy(images)), dim=1)[:, 1].numpy()
+    threshold = float(np.median(probability))
+    assert probability.max() - probability.min() > 1e-3, "the examples should not all look alike"
+    labels = {path.name: {"tumor": "malignant" if p >= threshold else "benign"}
+              for path, p in zip(sorted(folder.iterdir()), probability)}
+    (folder / "labels.json").write_text(json.dumps(labels))
+    document = tmp_path / "manifest.json"
+    document.write_text(json.dumps(manifest(threshold).to_document()))
+    return checkpoint, document, folder
+
+
+def test_fp16_of_a_fragile_model_is_refused_and_fp32_written(tmp_path, capsys):
+    checkpoint, manifest, folder = _fragile_setup(tmp_path)
+    out = tmp_path / "bundle"
+    code = main(["export", str(checkpoint), "--factory", "tests.export.fragile:build", "--manifest", str(manifest),
+                 "--precision", "fp32", "fp16", "--validation", str(folder), "--out", str(out)])
+    printed = capsys.readouterr()
+    assert code == 1, printed.err
+    assert "REFUSED" in printed.out and "refused fp16: head tumor: AUC of malignant drops by" in printed.out
+    bundle = load_bundle(out)
+    assert set(bundle.manifest.precisions) == {"fp32"}
+    assert "model.fp16.onnx" not in bundle.manifest.files and not (out / "model.fp16.onnx").exists()
+    report = json.loads(bundle.read("gate.json"))
+    fp16 = report["precisions"]["fp16"]
+    assert fp16["written"] is False
+    assert fp16["heads"]["tumor"]["auc_drop"] > 0.4
+    assert any("flag decisions change" in text for text in fp16["failures"])
+    assert report["precisions"]["fp32"]["written"] is True
+    assert report["validation"]["images"] == len(EXAMPLES) and len(report["validation"]["sha256"]) == 64
+    assert bundle.manifest.provenance["checkpoint_format"] == "state_dict"
+
+
+def test_a_torchscript_checkpoint_exports_in_every_precision(tmp_path, capsys):
+    import torch
+
+    from tests.export.fragile import build
+
+    checkpoint, manifest, folder = _fragile_setup(tmp_path)
+    scripted = tmp_path / "fragile.ts"
+    torch.jit.script(build()).save(str(scripted))
+    out = tmp_path / "bundle"
+    code = main(["export", str(scripted), "--manifest", str(manifest), "--precision", "fp32", "int8",
+                 "--validation", str(folder), "--calibration", str(folder), "--out", str(out)])
+    printed = capsys.readouterr()
+    bundle = load_bundle(out)
+    report = json.loads(bundle.read("gate.json"))
+    assert bundle.manifest.provenance["checkpoint_format"] == "torchscript"
+    assert report["calibration"]["images"] == len(EXAMPLES)
+    assert bundle.manifest.provenance["calibration"]["sha256"] == report["calibration"]["sha256"]
+    # INT8 keeps the head's final layer (the fragile Linear) in float, so it passes.
+    assert code == 0, printed.out + printed.err
+    assert set(bundle.manifest.precisions) == {"fp32", "int8"}
+    assert bundle.manifest.precisions["int8"].gate["passed"] is True
+
+
+def test_a_state_dict_without_recipe_or_factory_is_refused(tmp_path, capsys):
+    checkpoint, manifest, folder = _fragile_setup(tmp_path)
+    code = main(["export", str(checkpoint), "--manifest", str(manifest), "--validation", str(folder),
+                 "--out", str(tmp_path / "bundle")])
+    assert code == 2
+    assert "--recipe NAME or --factory" in capsys.readouterr().err
+    assert not (tmp_path / "bundle").exists()
