@@ -267,7 +267,7 @@ class _DirectorySource(_Source):
         parent, opened = self._root, []
         try:
             for folder in folders:
-                parent = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+                parent = _open_folder(folder, parent)
                 opened.append(parent)
             # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
             descriptor = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
@@ -313,6 +313,16 @@ class _DirectorySource(_Source):
             return BundleError(f"{self.location}: cannot read {name}: permission denied. Make the bundle readable "
                                "by the user radedge runs as.")
         return BundleError(f"{self.location}: cannot read {name}: {exc.strerror or exc}. Re-copy the bundle.")
+
+
+def _open_folder(name: str, parent: int) -> int:
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except NotADirectoryError:
+        # Linux reports a link opened with O_DIRECTORY | O_NOFOLLOW as "not a directory".
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), name) from None
+        raise
 
 
 class _ZipSource(_Source):
