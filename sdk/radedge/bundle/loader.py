@@ -147,7 +147,9 @@ def _load(source: _Source, location: str, trusted_keys: Sequence[TrustedKey] | T
     signature = check_signature(raw_manifest, raw_signature, trusted_keys, location)
     document = _parse_json(raw_manifest, location)
     if document.get("manifest_sha256") != recorded:
-        raise BundleIntegrityError(f"{location}: {MANIFEST} carries more than one manifest_sha256; re-export the bundle")
+        raise BundleIntegrityError(
+            f"{location}: {MANIFEST} carries more than one manifest_sha256; re-export the bundle"
+        )
     schema = document.get("schema_version")
     if schema != SCHEMA_VERSION:
         raise BundleError(
@@ -252,7 +254,9 @@ class _DirectorySource(_Source):
         try:
             self._root = os.open(location, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
-            raise BundleError(f"cannot open the bundle directory {location}: {exc.strerror}; check its permissions") from None
+            raise BundleError(
+                f"cannot open the bundle directory {location}: {exc.strerror}; check its permissions"
+            ) from None
 
     def close(self) -> None:
         os.close(self._root)
@@ -397,7 +401,8 @@ class _ZipSource(_Source):
         if info.compress_type not in _ZIP_COMPRESSIONS:
             raise BundleError(
                 f"{self.location}: member {name} uses zip compression method {info.compress_type}; radedge reads "
-                f"{' and '.join(_ZIP_COMPRESSIONS.values())} members. Pack the bundle again (radedge.bundle.pack_bundle)."
+                f"{' and '.join(_ZIP_COMPRESSIONS.values())} members. "
+                "Pack the bundle again (radedge.bundle.pack_bundle)."
             )
         _check_size(self.location, name, info.file_size, expected, limit)
         try:

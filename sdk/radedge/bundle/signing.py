@@ -117,9 +117,8 @@ def generate_key(path: str | os.PathLike) -> str:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
-    write_atomically(
-        public_path, public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    public_pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    write_atomically(public_path, public_pem)
     return key_id(public_key)
 
 
