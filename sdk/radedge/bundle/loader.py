@@ -122,9 +122,13 @@ def load_bundle(
     bundle holds something other than regular files where its manifest lists files.
     """
     location = Path(path) if path is not None else default_bundle_path()
-    if location.is_dir():
+    try:
+        is_directory, is_file = location.is_dir(), location.is_file()
+    except OSError as exc:
+        raise BundleError(f"cannot look at {location}: {exc.strerror}; check the path and its permissions") from None
+    if is_directory:
         source: _Source = _DirectorySource(location)
-    elif location.is_file():
+    elif is_file:
         source = _ZipSource(location)
     else:
         raise BundleError(
