@@ -30,6 +30,7 @@ import struct
 import unicodedata
 import zipfile
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -232,21 +233,22 @@ def archive_bytes(bundle: Bundle, signature: bytes | None) -> bytes:
     return buffer.getvalue()
 
 
-class _Source:
+class _Source(ABC):
     """Where a bundle's files come from. ``read`` returns None for a file that is absent and
     refuses one that is not a regular file, is larger than ``limit``, or whose size is not
     ``expected`` (when given), before reading a byte of it."""
 
     location: Path
 
-    def read(self, name: str, *, expected: int | None, limit: int) -> bytes | None:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, name: str, *, expected: int | None, limit: int) -> bytes | None: ...
 
+    @abstractmethod
     def missing(self, name: str) -> BundleError:
-        raise NotImplementedError
+        """The error for a file the manifest needs and the bundle lacks."""
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
 
 class _DirectorySource(_Source):
