@@ -1,5 +1,5 @@
 """``radedge`` command line: ``run`` images through the models that apply, ``models`` lists them,
-``inspect`` a bundle, ``doctor``."""
+``inspect`` a bundle, ``keygen`` and ``sign`` to seal bundles, ``doctor``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import RadedgeError
+from .spec.precision import PRECISIONS
 
 # Files that sit beside images in a folder (ground truth, notes) and are clearly not
 # images; they are skipped when walking a folder, but refused when named explicitly.
@@ -46,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     from .pipeline import load_models
 
     try:
-        models = load_models(args.model, threads=args.threads)
+        models = load_models(args.model, threads=args.threads, precision=args.precision, trusted_keys=args.trust)
     except RadedgeError as exc:
         print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
         return 2
@@ -54,7 +55,8 @@ def _run(args: argparse.Namespace) -> int:
     for model in models:
         print(
             f"model {model.manifest.model_id} {model.manifest.model_version} "
-            f"(bundle {model.bundle.digest[:12]}) on {model.backend.name}/{model.backend.device}"
+            f"(bundle {model.bundle.digest[:12]}, {model.precision}, {model.bundle.signature.describe()}) "
+            f"on {model.backend.name}/{model.backend.device}"
         )
     used: set[str] = set()
     latencies, failed, flagged, not_analysed = [], 0, 0, 0
@@ -114,20 +116,95 @@ def _inspect(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
 
     try:
-        bundle = load_bundle(args.bundle)
+        bundle = load_bundle(args.bundle, trusted_keys=args.trust)
     except RadedgeError as exc:
         print(f"radedge: {exc}", file=sys.stderr)
         return 2
     manifest = bundle.manifest
     print(f"{manifest.model_id} {manifest.model_version}: {manifest.description}")
     print(f"  bundle     {bundle.location} (sha256 {bundle.digest}), checksums verified")
+    print(f"  signature  {_signature_line(bundle)}")
     print(f"  input      {manifest.input_name} {list(manifest.input_shape)} {manifest.preprocess.dtype}")
     pre = manifest.preprocess
     print(f"  preprocess {pre.resize}, mean {list(pre.mean)}, std {list(pre.std)}, VOI {manifest.intensity.voi}")
     for line in _describe(manifest):
         print(f"  {line}")
+    for line in _precision_lines(manifest):
+        print(f"  {line}")
     if args.json:
         print(json.dumps(manifest.provenance, indent=2))
+    return 0
+
+
+def _signature_line(bundle) -> str:
+    """Who sealed the bundle, worded so an unsigned or unchecked one stands out."""
+    signature = bundle.signature
+    if signature.state == "unsigned":
+        return (f"UNSIGNED: nothing proves who sealed this bundle; sign it with "
+                f"radedge sign {bundle.location} --key KEY")
+    if signature.state == "not checked":
+        return f"{signature.describe()} (pass --trust KEY.pub to check it)"
+    return signature.describe()
+
+
+def _precision_lines(manifest) -> list[str]:
+    """One line per precision the bundle carries: its file and the gate figures it passed."""
+    lines = ["precisions"]
+    for name, precision in manifest.precisions.items():
+        gate = _gate_summary(precision.gate)
+        lines.append(f"  {name:<8} {precision.file}" + (f"  {gate}" if gate else ""))
+    return lines
+
+
+def _gate_summary(gate: dict) -> str:
+    """``passed`` and each head's figures, compactly; the figures are printed as the gate recorded them."""
+    parts = []
+    if "passed" in gate:
+        parts.append("gate passed" if gate["passed"] is True else "gate NOT passed")
+    heads = gate.get("heads", {})
+    for head, figures in (heads.items() if isinstance(heads, dict) else ()):
+        if isinstance(figures, dict):
+            parts.append(f"{head}: " + ", ".join(f"{metric} {_figure(value)}" for metric, value in figures.items()))
+        else:
+            parts.append(f"{head}: {_figure(figures)}")
+    return "; ".join(parts)
+
+
+def _figure(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key} {_figure(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_figure(item) for item in value) + "]"
+    return str(value)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from .bundle import generate_key
+
+    try:
+        key_id = generate_key(args.out)
+    except (RadedgeError, OSError) as exc:
+        print(f"radedge: {exc}", file=sys.stderr)
+        return 2
+    print(f"key {key_id}")
+    print(f"  private key  {args.out} (mode 0600: keep it where bundles are signed, never on a console)")
+    print(f"  public key   {args.out}.pub (for consoles: radedge run --trust {args.out}.pub)")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from .bundle import sign_bundle
+
+    try:
+        key_id = sign_bundle(args.bundle, args.key)
+    except (RadedgeError, OSError) as exc:
+        print(f"radedge: {exc}", file=sys.stderr)
+        return 2
+    print(f"signed {args.bundle} with key {key_id}")
     return 0
 
 
@@ -154,12 +231,18 @@ def _describe(manifest) -> list[str]:
 def _models(args: argparse.Namespace) -> int:
     """List the bundled models (or the bundles named), verified, with heads, scope and flags."""
     from .bundle import bundled_bundle_paths, load_bundle
+    from .bundle.signing import load_trusted_keys
 
+    try:
+        trusted = None if args.trust is None else list(load_trusted_keys(args.trust).values())
+    except RadedgeError as exc:
+        print(f"radedge: {exc}", file=sys.stderr)
+        return 2
     paths = args.model or bundled_bundle_paths()
     listed, broken = [], 0
     for path in paths:
         try:
-            listed.append(load_bundle(path))
+            listed.append(load_bundle(path, trusted_keys=trusted))
         except RadedgeError as exc:
             broken += 1
             print(f"radedge: {path}: {exc}", file=sys.stderr)
@@ -170,6 +253,7 @@ def _models(args: argparse.Namespace) -> int:
             manifest = bundle.manifest
             print(f"{manifest.model_id} {manifest.model_version}  {bundle.location} (sha256 {bundle.digest[:12]})")
             print(f"  {manifest.description}")
+            print(f"  signature  {_signature_line(bundle)}")
             for line in _describe(manifest):
                 print(f"  {line}")
     if not paths:
@@ -188,6 +272,8 @@ def _model_record(bundle) -> dict:
         "description": manifest.description,
         "bundle": str(bundle.location),
         "sha256": bundle.digest,
+        "signature": bundle.signature.to_document(),
+        "precisions": {name: precision.file for name, precision in manifest.precisions.items()},
         "input_region": None if region is None else {"model": region.model, "head": region.head,
                                                       "label": region.label, "margin": region.margin},
         "heads": [
@@ -265,17 +351,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=0, help="CPU threads for preprocessing and inference (0: all cores)")
     run.add_argument("--no-overlay", action="store_true", help="write JSON only")
     run.add_argument("--no-scope-check", action="store_true", help="run every model on every image, whatever its scope")
+    run.add_argument("--precision", choices=PRECISIONS, default=None,
+                     help="which of the bundle's models to run (default fp32)")
+    _trust_option(run)
     run.set_defaults(func=_run)
 
     inspect = commands.add_parser("inspect", help="verify a bundle and describe it")
     inspect.add_argument("bundle", nargs="?", default=None)
     inspect.add_argument("--json", action="store_true", help="also print the provenance record")
+    _trust_option(inspect)
     inspect.set_defaults(func=_inspect)
 
     models = commands.add_parser("models", help="list the bundled models: heads, flags and the images each applies to")
     models.add_argument("--model", action="append", default=None, metavar="BUNDLE",
                         help="list these bundles instead (repeatable)")
     models.add_argument("--json", action="store_true", help="one JSON list instead of text")
+    _trust_option(models)
     models.set_defaults(func=_models)
 
     export = commands.add_parser(
@@ -306,9 +397,25 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, metavar="BUNDLE", help="bundle folder to write (replaced whole)")
     export.set_defaults(func=_export)
 
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair for signing bundles")
+    keygen.add_argument("--out", required=True, metavar="KEY", help="private key file; the public key goes to KEY.pub")
+    keygen.set_defaults(func=_keygen)
+
+    sign = commands.add_parser("sign", help="verify a bundle and sign its manifest")
+    sign.add_argument("bundle", metavar="BUNDLE", help="bundle directory or .radedge file")
+    sign.add_argument("--key", required=True, metavar="KEY", help="private key file written by radedge keygen")
+    sign.set_defaults(func=_sign)
+
     doctor = commands.add_parser("doctor", help="what this installation can do: native build, GPUs, decoders")
     doctor.set_defaults(func=_doctor)
     return parser
+
+
+def _trust_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--trust", action="append", default=None, metavar="KEY.pub",
+        help="load only bundles signed by this public key (repeatable: any of them)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,6 +60,12 @@ class BundleIntegrityError(BundleError):
     """A bundle file does not match the checksum its manifest records: tampered or truncated."""
 
 
+class BundleSignatureError(BundleIntegrityError):
+    """Trusted keys were given and the bundle's signature does not prove it came from one of them:
+    unsigned, signed by another key, a malformed ``manifest.sig``, or a signature that does not
+    verify (the manifest was resealed). Also raised for a key file that is not an Ed25519 key."""
+
+
 class BackendError(RadedgeError):
     """An inference backend failed to load a model or to run it."""
 

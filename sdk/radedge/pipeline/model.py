@@ -7,13 +7,15 @@ inference -> decode heads at source geometry) -> flags, every stage timed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..backends import create_backend
 from ..bundle import Bundle, load_bundle
-from ..errors import InputError
+from ..bundle.signing import TrustedKey
+from ..errors import BundleError, InputError
 from ..intensity import IntensityLut, build_lut
 from ..io import read_image
 from ..io.image import Image
@@ -29,15 +31,17 @@ class Model:
     """A verified bundle on an execution plan, ready to ``predict``.
 
     Safe to call from several threads: the backend session is shared, each thread gets
-    its own buffers.
+    its own buffers. ``precision`` names the bundle's model file the plan runs (manifest
+    ``precisions``).
     """
 
-    def __init__(self, bundle: Bundle, plan: ExecutionPlan, *, threads: int = 0):
+    def __init__(self, bundle: Bundle, plan: ExecutionPlan, *, threads: int = 0, precision: str = "fp32"):
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
         self.plan = plan
         self.backend = plan.backend
         self.threads = threads
+        self.precision = precision
 
     @property
     def model_id(self) -> str:
@@ -111,6 +115,8 @@ class Model:
         )
 
     def provenance(self) -> dict[str, Any]:
+        """What produced a result: the model, the bundle and who signed it, the precision and the
+        accuracy gate it passed against FP32 (``{}`` when the manifest records none)."""
         return {
             "model_id": self.manifest.model_id,
             "model_version": self.manifest.model_version,
@@ -118,23 +124,42 @@ class Model:
             "radedge_version": __version__,
             "backend": self.backend.name,
             "device": self.backend.device,
+            "precision": self.precision,
+            "gate": dict(self.manifest.precisions[self.precision].gate),
+            "signature": self.bundle.signature.to_document(),
         }
 
 
 def load_model(
     bundle: str | os.PathLike | Bundle | None = None,
     *,
+    precision: str | None = None,
+    trusted_keys: Sequence[TrustedKey] | TrustedKey | None = None,
     backend: str = "onnxruntime",
     threads: int = 0,
     warm_up: bool = True,
 ) -> Model:
     """Load and verify a bundle (``None``: the bundled demo model ``bone-tumor``) on a backend.
 
-    ``threads`` caps the native ops' and the backend's CPU threads (0: all cores).
+    ``precision``: ``"fp32"`` (None), ``"fp16"`` or ``"int8"``, one the bundle carries (manifest
+    ``precisions``). ``trusted_keys``: public key files or ``Ed25519PublicKey`` objects; given,
+    only a bundle signed by one of them loads (``BundleSignatureError``), see
+    ``radedge.bundle.load_bundle``. ``threads`` caps the native ops' and the backend's CPU
+    threads (0: all cores).
     """
-    loaded = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    instance = create_backend(backend, loaded.read("model.onnx"), threads=threads or None)
-    model = Model(loaded, CpuPlan(loaded.manifest, instance, threads=threads), threads=threads)
+    if isinstance(bundle, Bundle):
+        loaded = bundle if trusted_keys is None else bundle.check_signature(trusted_keys)
+    else:
+        loaded = load_bundle(bundle, trusted_keys=trusted_keys)
+    precision = "fp32" if precision is None else precision
+    chosen = loaded.manifest.precisions.get(precision)
+    if chosen is None:
+        raise BundleError(
+            f"{loaded.manifest.model_id} ({loaded.location}) has no {precision} model; it carries "
+            f"{', '.join(loaded.manifest.precisions)}. Pick one of those, or export the bundle with {precision}."
+        )
+    instance = create_backend(backend, loaded.read(chosen.file), threads=threads or None)
+    model = Model(loaded, CpuPlan(loaded.manifest, instance, threads=threads), threads=threads, precision=precision)
     if warm_up:
         model.warm_up()
     return model

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..bundle import Bundle, bundled_bundle_paths
+from ..bundle.signing import TrustedKey, load_trusted_keys
 from ..errors import BundleError
 from ..heads import DetectionResult, SegmentationResult
 from ..intensity import IntensityLut
@@ -135,16 +136,26 @@ class ModelSet:
 def load_models(
     bundles: Sequence[str | os.PathLike | Bundle] | None = None,
     *,
+    precision: str | None = None,
+    trusted_keys: Sequence[TrustedKey] | TrustedKey | None = None,
     backend: str = "onnxruntime",
     threads: int = 0,
     warm_up: bool = True,
 ) -> ModelSet:
     """Load and verify several bundles (``None``: every model bundled with radedge) as a
-    ``ModelSet``. ``threads`` caps each model's CPU threads (0: all cores)."""
+    ``ModelSet``, each at ``precision`` and, when ``trusted_keys`` are given, each signed by
+    one of them (see ``load_model``). ``threads`` caps each model's CPU threads (0: all cores)."""
     paths = bundled_bundle_paths() if bundles is None else list(bundles)
     if not paths:
         raise BundleError("no bundles given, and no model is bundled with this radedge")
-    return ModelSet([load_model(path, backend=backend, threads=threads, warm_up=warm_up) for path in paths])
+    if trusted_keys is not None:
+        # Read the key files once, and refuse a bad one before any bundle is opened.
+        trusted_keys = list(load_trusted_keys(trusted_keys).values())
+    return ModelSet([
+        load_model(path, precision=precision, trusted_keys=trusted_keys, backend=backend, threads=threads,
+                   warm_up=warm_up)
+        for path in paths
+    ])
 
 
 def _first_stages_first(models: list[Model]) -> list[Model]:
