@@ -91,7 +91,11 @@ def overlay(cam, display, geometry, colormap="turbo", alpha=0.4, floor=0.0, norm
     values = samples(cam, geometry, rows, columns)
     if normalise == "minmax":
         low, high = float(values.min()), float(values.max())
-    t = np.clip((values - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(values)
+    # The op samples in float32, where a constant stretch of the CAM stays exactly constant;
+    # in float64 the interpolation weights leave ~1e-16 of noise on it. A spread far below
+    # one float32 step of the values is that noise: the map is flat.
+    flat = high - low <= 2.0**-30 * max(abs(low), abs(high))
+    t = np.zeros_like(values) if flat else np.clip((values - low) / (high - low), 0.0, 1.0)
     colours = table(colormap)
     index = np.floor(t * 255 + 0.5).astype(np.int64)
     grey = display[..., None]

@@ -160,6 +160,19 @@ def test_matches_reference_property(cam_h, cam_w, display_h, display_w, input_h,
            normalise=normalise, threads=threads)
 
 
+def test_a_display_inside_one_cam_cell_is_flat():
+    """Every display pixel samples the same CAM cell (a 1-pixel content at the bottom of an
+    11-pixel input under a 3-cell CAM): the map is flat there, t = 0 everywhere, whatever
+    float64 interpolation noise says (hypothesis found this case)."""
+    rng = np.random.default_rng(0)
+    geometry = dict(geometry_of(10, 10, 11, 1), content_height=1, content_width=1, offset_y=9, offset_x=0,
+                    scale_y=0.1, scale_x=0.1)
+    cam = rng.normal(0, 2.0, (3, 1)).astype(np.float32)
+    display = rng.integers(0, 256, (3, 1), dtype=np.uint8)
+    got, _ = _check(cam, display, geometry, (11, 1), alpha=1.0)
+    assert (got == got[0, 0]).all()
+
+
 # --- colour maps -------------------------------------------------------------------------------
 
 
