@@ -377,7 +377,7 @@ def write_triton_repository(
     name = name or triton_name(manifest.model_id)
     directory = Path(directory)
     if directory.exists() and not replace and (not directory.is_dir() or any(directory.iterdir())):
-        raise ExportError(f"{directory} exists and is not empty; pick a new folder, or replace it (--force)")
+        raise ExportError(f"{directory} exists and is not empty; pick a new folder, or replace it (--force, replace=True)")
 
     onnx_bytes = bundle.read(manifest.precisions[precision].file)
     inputs, outputs = onnx_tensors(onnx_bytes)

@@ -24,6 +24,7 @@ LAYERS = [
     {"heads"},
     {"results"},
     {"pipeline"},
+    {"export"},  # the export stage (export/ in the tree): the CLI loads it lazily for `radedge export`
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
