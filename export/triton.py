@@ -122,25 +122,24 @@ def bundle_from_config(config: Mapping[str, Any], version_directory: str | os.Pa
     """The bundle a Python model's ``config`` (Triton's model configuration as JSON) names
     in its ``bundle`` parameter (relative to ``version_directory``, or absolute), loaded,
     verified, and checked to be the bundle the repository was written for (``bundle_sha256``)."""
-    parameters = config.get("parameters") or {}
-
-    def parameter(key: str) -> str:
-        try:
-            return parameters[key]["string_value"]
-        except (KeyError, TypeError):
-            raise BundleError(
-                f"model {config.get('name')!r} has no {key!r} parameter in its config.pbtxt; "
-                "write the repository again with radedge triton"
-            ) from None
-
-    bundle = load_bundle(Path(version_directory) / parameter("bundle"))
-    expected = parameter("bundle_sha256")
+    bundle = load_bundle(Path(version_directory) / _parameter(config, "bundle"))
+    expected = _parameter(config, "bundle_sha256")
     if bundle.digest != expected:
         raise BundleError(
             f"the bundle at {bundle.location} has sha256 {bundle.digest}, not {expected}, the bundle this "
             "repository was written for; write the repository again with radedge triton"
         )
     return bundle
+
+
+def _parameter(config: Mapping[str, Any], key: str) -> str:
+    try:
+        return config["parameters"][key]["string_value"]
+    except (KeyError, TypeError):
+        raise BundleError(
+            f"model {config.get('name')!r} has no {key!r} parameter in its config.pbtxt; "
+            "write the repository again with radedge triton"
+        ) from None
 
 
 @dataclass
@@ -215,8 +214,7 @@ class PostprocessStep:
         """The step a ``radedge triton`` postprocess model's configuration describes."""
         bundle = bundle_from_config(config, version_directory)
         names = tuple(i["name"] for i in config["input"] if i["name"] not in (GEOMETRY, IMAGE_INFO))
-        precision = config["parameters"]["precision"]["string_value"]
-        return cls(bundle, names, precision)
+        return cls(bundle, names, _parameter(config, "precision"))
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -400,7 +398,7 @@ def write_triton_repository(
             version = staging / f"{name}_{step}" / "1"
             shutil.copyfile(_MODEL_FILES / f"{step}.py", version / "model.py")
             _copy_bundle(bundle, version / "bundle")
-        (staging / "README.txt").write_text(_readme(name, manifest, bundle.digest, precision, batch, inputs, outputs))
+        (staging / "README.txt").write_text(_readme(name, manifest, bundle.digest, precision, batch))
         _move_into_place(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -590,7 +588,9 @@ def _network_model_config(name: str, inputs: list[TensorInfo], outputs: list[Ten
         ("output", [_tensor(t.name, t.data_type, dims(t)) for t in outputs]),
     ]
     if batch:
-        fields.append(("dynamic_batching", [("max_queue_delay_microseconds", 1000)]))
+        # Joins the requests already queued and makes none wait for more: a console waits for
+        # its flag. A delay trades that latency for larger batches under light load.
+        fields.append(("dynamic_batching", [("max_queue_delay_microseconds", 0)]))
     return _config(fields)
 
 
@@ -629,14 +629,14 @@ def _move_into_place(staging: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _readme(name, manifest, digest, precision, batch, inputs, outputs) -> str:
-    network_input = inputs[0]
-    shape = ",".join(str(d) for d in network_input.dims[1:])
+def _readme(name: str, manifest, digest: str, precision: str, batch: int) -> str:
+    image = manifest.input_name
+    shape = ",".join(str(d) for d in manifest.input_shape[1:])
     trt_shapes = (
-        f" \\\n      --minShapes={network_input.name}:1,{shape} --optShapes={network_input.name}:{batch},{shape}"
-        f" --maxShapes={network_input.name}:{batch},{shape}"
+        f" \\\n      --minShapes={image}:1,{shape} --optShapes={image}:{batch},{shape} --maxShapes={image}:{batch},{shape}"
         if batch else ""
     )
+    width = len(name) + len("_postprocess") + 3
     return f"""\
 {manifest.model_id} {manifest.model_version} for Triton Inference Server, written by radedge {__version__}
 bundle sha256 {digest}, {precision} ({manifest.precisions[precision].file})
@@ -644,9 +644,9 @@ bundle sha256 {digest}, {precision} ({manifest.precisions[precision].file})
 Serve
   tritonserver --model-repository /path/to/this/folder
 
-  Triton's Python backend must find radedge {__version__} in its Python: pip install radedge=={__version__}
-  (the native module is built for that Python). Set RADEDGE_NUM_THREADS to share the CPU
-  between the preprocess and postprocess models.
+  The Python backend runs radedge: install radedge {__version__} (the wheel the consoles run, built
+  for the backend's Python version) into the Python that tritonserver's Python backend uses.
+  Set RADEDGE_NUM_THREADS to share the CPU between the preprocess and postprocess models.
 
 Ask
   model "{name}", input "{DICOM}": UINT8 [n], the bytes of one DICOM file;
@@ -655,10 +655,10 @@ Ask
   A file radedge refuses (not DICOM, out of the model's scope) gets an error response saying why.
 
 Models
-  {name}               the ensemble: {DICOM} -> {name}_preprocess -> {name}_model -> {name}_postprocess -> {PREDICTION}
-  {name}_preprocess    radedge read -> intensity table -> preprocess op (Python backend, CPU)
-  {name}_model         the network, ONNX Runtime{f", dynamic batching up to {batch}" if batch else ", batch 1"}
-  {name}_postprocess   radedge head decoders -> flag rules -> JSON (Python backend, CPU)
+  {name:{width}}the ensemble: {DICOM} -> {name}_preprocess -> {name}_model -> {name}_postprocess -> {PREDICTION}
+  {name + "_preprocess":{width}}radedge read -> intensity table -> preprocess op (Python backend, CPU)
+  {name + "_model":{width}}the network, ONNX Runtime{f", dynamic batching up to {batch}" if batch else ", batch 1"}
+  {name + "_postprocess":{width}}radedge head decoders -> flag rules -> JSON (Python backend, CPU)
   Each Python model verifies the bundle in its 1/bundle/ when it loads.
 
 TensorRT

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import radedge
-from radedge.bundle import load_bundle, write_bundle
+from radedge.bundle import load_bundle, pack_bundle, write_bundle
 from radedge.errors import BundleError, BundleIntegrityError, NotDicomError, OutOfScopeError
 from radedge.export.loaders import ExportError
 from radedge.export.triton import (
@@ -404,6 +404,13 @@ def test_a_python_model_refuses_to_load_a_changed_bundle(pb_utils, model_config,
     config.write_text(text.replace(digest, "0" * 64))
     with pytest.raises(BundleError, match="not .* the bundle this repository was written for"):
         load_python_model(pb_utils, model_config, repository, "tiny-bone-tumor_postprocess")
+
+
+def test_a_radedge_archive_is_served_from_the_same_verified_bundle(pb_utils, model_config, tmp_path):
+    archive = pack_bundle(tiny("tiny_bone_tumor"), tmp_path / "tiny.radedge")
+    repository = write_triton_repository(archive, tmp_path / "repository")
+    model = load_python_model(pb_utils, model_config, repository, "tiny-bone-tumor_postprocess")
+    assert model.step.bundle.digest == load_bundle(archive).digest
 
 
 def test_a_second_stage_model_is_refused(tmp_path):
