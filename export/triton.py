@@ -112,7 +112,9 @@ def unpack_geometry(vector: Any) -> ResizeGeometry:
             f"got {values.size} values. Feed it from the preprocess model's {GEOMETRY} output, as the ensemble does"
         )
     g = {name: int(value) for name, value in fields.items()}
-    return ResizeGeometry(**g, scale_y=g["content_height"] / g["crop_height"], scale_x=g["content_width"] / g["crop_width"])
+    return ResizeGeometry(
+        **g, scale_y=g["content_height"] / g["crop_height"], scale_x=g["content_width"] / g["crop_width"]
+    )
 
 
 # --------------------------------------------------------------------------- the Python models
@@ -176,7 +178,8 @@ class PreprocessStep:
         data = np.asarray(dicom)
         if data.dtype != np.uint8 or data.ndim != 1:
             raise InputError(
-                f"{DICOM} must be one file's bytes, a 1-D UINT8 tensor; got {data.dtype} with shape {list(data.shape)}. "
+                f"{DICOM} must be one file's bytes, a 1-D UINT8 tensor; got {data.dtype} with shape "
+                f"{list(data.shape)}. "
                 "Send each file as its own request: Triton batches requests itself"
             )
         image = read_image(data.tobytes())
@@ -316,7 +319,9 @@ def onnx_tensors(onnx_bytes: bytes) -> tuple[list[TensorInfo], list[TensorInfo]]
         tensor = value.type.tensor_type
         data_type = _ONNX_TO_TRITON.get(tensor.elem_type)
         if data_type is None:
-            raise ExportError(f"ONNX tensor {value.name!r} has element type {tensor.elem_type}, which Triton has no type for")
+            raise ExportError(
+                f"ONNX tensor {value.name!r} has element type {tensor.elem_type}, which Triton has no type for"
+            )
         dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
         return TensorInfo(value.name, data_type, dims)
 
@@ -371,11 +376,15 @@ def write_triton_repository(
             f"radedge knows {', '.join(PRECISIONS)}); pick one of those, or export the bundle with {precision}"
         )
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
-        raise ExportError(f"Triton model name {name!r} must be letters, digits, '_' and '-', starting with a letter or digit")
+        raise ExportError(
+            f"Triton model name {name!r} must be letters, digits, '_' and '-', starting with a letter or digit"
+        )
     name = name or triton_name(manifest.model_id)
     directory = Path(directory)
     if directory.exists() and not replace and (not directory.is_dir() or any(directory.iterdir())):
-        raise ExportError(f"{directory} exists and is not empty; pick a new folder, or replace it (--force, replace=True)")
+        raise ExportError(
+            f"{directory} exists and is not empty; pick a new folder, or replace it (--force, replace=True)"
+        )
 
     onnx_bytes = bundle.read(manifest.precisions[precision].file)
     inputs, outputs = onnx_tensors(onnx_bytes)
@@ -633,7 +642,8 @@ def _readme(name: str, manifest, digest: str, precision: str, batch: int) -> str
     image = manifest.input_name
     shape = ",".join(str(d) for d in manifest.input_shape[1:])
     trt_shapes = (
-        f" \\\n      --minShapes={image}:1,{shape} --optShapes={image}:{batch},{shape} --maxShapes={image}:{batch},{shape}"
+        f" \\\n      --minShapes={image}:1,{shape} --optShapes={image}:{batch},{shape}"
+        f" --maxShapes={image}:{batch},{shape}"
         if batch else ""
     )
     width = len(name) + len("_postprocess") + 3

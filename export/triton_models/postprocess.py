@@ -22,7 +22,9 @@ class TritonPythonModel:
     def execute(self, requests):
         responses = []
         for request in requests:
-            inputs = {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.step.input_names}
+            inputs = {
+                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.step.input_names
+            }
             try:
                 outputs = self.step(inputs)
             except (RadedgeError, ValueError) as exc:

@@ -150,7 +150,8 @@ def check_ensemble(ensemble, models: dict) -> None:
         assert set(step.input_map) == set(inputs), f"{step.model_name}: every input mapped, no other"
         for key, value in step.input_map.items():
             assert value in tensors, f"{step.model_name} reads {value}, which nothing before it made"
-            consistent(tensors[value], inputs[key].data_type, inputs[key].dims, model_batching, f"{step.model_name}.{key}")
+            where = f"{step.model_name}.{key}"
+            consistent(tensors[value], inputs[key].data_type, inputs[key].dims, model_batching, where)
         outputs = {o.name: o for o in model.output}
         assert set(step.output_map) <= set(outputs)
         assert len(set(step.output_map.values())) == len(step.output_map)
@@ -276,7 +277,8 @@ def load_python_model(pb_utils, model_config, repository: Path, name: str):
     from google.protobuf import json_format
 
     config = parse(model_config, repository / name / "config.pbtxt")
-    spec = importlib.util.spec_from_file_location(f"{name.replace('-', '_')}_model_py", repository / name / "1" / "model.py")
+    path = repository / name / "1" / "model.py"
+    spec = importlib.util.spec_from_file_location(f"{name.replace('-', '_')}_model_py", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model = module.TritonPythonModel()
@@ -315,7 +317,8 @@ class Chain:
             network_input = self.network.get_inputs()[0].name
             raw = self.network.run(None, {network_input: tensors[network_input].as_numpy()})
             inputs = [pb.Tensor(o.name, value) for o, value in zip(self.network.get_outputs(), raw)]
-            (answer,) = self.postprocess.execute([pb.InferenceRequest([*inputs, tensors[GEOMETRY], tensors[IMAGE_INFO]])])
+            request = pb.InferenceRequest([*inputs, tensors[GEOMETRY], tensors[IMAGE_INFO]])
+            (answer,) = self.postprocess.execute([request])
             answers.append(answer)
         return answers
 
