@@ -307,6 +307,32 @@ def _export(args: argparse.Namespace) -> int:
     return run_export(args)
 
 
+def _triton(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .export.triton import write_triton_repository
+
+    try:
+        directory = write_triton_repository(
+            args.bundle, args.dir, precision=args.precision, name=args.name, replace=args.force
+        ).resolve()
+    except (RadedgeError, OSError) as exc:
+        print(f"radedge: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote a Triton model repository to {directory}:")
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if "bundle" in relative.parts[:-1]:
+            continue
+        if path.name == "bundle":
+            print(f"  {relative}/  (a copy of the bundle, verified when the model loads)")
+        elif path.is_file() or not any(path.iterdir()):
+            print(f"  {relative}{'/' if path.is_dir() else ''}")
+    print("serve it with:")
+    print(f"  tritonserver --model-repository {shlex.quote(str(directory))}")
+    return 0
+
+
 def _doctor(_: argparse.Namespace) -> int:
     from ._native import kernels
 
@@ -408,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="what this installation can do: native build, GPUs, decoders")
     doctor.set_defaults(func=_doctor)
+
+    triton = commands.add_parser(
+        "triton", help="write a bundle as a Triton Inference Server model repository: DICOM in, JSON out"
+    )
+    triton.add_argument("bundle", metavar="BUNDLE", help="bundle directory or .radedge file")
+    triton.add_argument("dir", metavar="DIR", help="the repository folder to write (must not exist or be empty)")
+    triton.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="which of the bundle's ONNX files Triton runs (default fp32)")
+    triton.add_argument("--name", default=None, help="Triton model name of the ensemble (default: the model id)")
+    triton.add_argument("--force", action="store_true", help="replace DIR when it holds something already")
+    triton.set_defaults(func=_triton)
     return parser
 
 

@@ -4,9 +4,9 @@ tensors on a device."""
 
 from __future__ import annotations
 
-from .model import Model, describe_image, describe_source, load_model
+from .model import Model, conclude, describe_image, describe_source, intensity_lut, load_model
 from .model_set import ModelSet, load_models
-from .plan import CpuPlan, ExecutionContext, ExecutionPlan
+from .plan import CpuPlan, ExecutionContext, ExecutionPlan, decode_outputs
 from .scope import FOR_PROCESSING_SOP_CLASSES, Refusal, check_scope, scope_refusal
 from .timer import StageTimer
 
@@ -20,8 +20,11 @@ __all__ = [
     "Refusal",
     "StageTimer",
     "check_scope",
+    "conclude",
+    "decode_outputs",
     "describe_image",
     "describe_source",
+    "intensity_lut",
     "load_model",
     "load_models",
     "scope_refusal",

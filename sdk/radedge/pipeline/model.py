@@ -7,7 +7,7 @@ inference -> decode heads at source geometry) -> flags, every stage timed.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,12 @@ from ..backends import create_backend
 from ..bundle import Bundle, load_bundle
 from ..bundle.signing import TrustedKey
 from ..errors import BundleError, InputError
+from ..heads import HeadResult
 from ..intensity import IntensityLut, build_lut
 from ..io import read_image
 from ..io.image import Image
 from ..results import DisplayImage, Prediction, evaluate_flags
-from ..spec.geometry import Crop
+from ..spec.geometry import Crop, ResizeGeometry
 from ..spec.manifest import Manifest
 from .plan import CpuPlan, ExecutionPlan
 from .scope import check_scope
@@ -58,9 +59,7 @@ class Model:
 
     def build_lut(self, image: Image) -> IntensityLut:
         """The stored value -> [0, 1] table this model was trained with, for ``image``."""
-        spec = self.manifest.intensity
-        voi = spec.window if spec.window is not None else spec.voi
-        return build_lut(image, voi=voi, voi_index=spec.voi_index, threads=self.threads)
+        return intensity_lut(self.manifest, image, threads=self.threads)
 
     def predict(
         self, source: Any, *, label: str | None = None, check_scope: bool = True, region: Crop | None = None
@@ -98,20 +97,10 @@ class Model:
                 "or pass region=(x, y, width, height)"
             )
         geometry, heads = self.plan.run(image, lut, region, timer)
-        flags, flag_notes = evaluate_flags(self.manifest.flag_rules, heads, model=self.model_id)
-        timer.lap("flags")
-        return Prediction(
-            source=source,
-            model_id=self.model_id,
-            flags=flags,
-            heads=dict(heads),
-            timings_ms=timer.finish(),
-            provenance=self.provenance(),
-            image=describe_image(image, lut, notes),
-            geometry=geometry,
-            display_head=self.manifest.display_head,
-            notes=flag_notes,
-            _display=DisplayImage(image.pixels, lut.table, lut.first_stored_value),
+        return conclude(
+            self.manifest, heads, timer=timer, source=source, geometry=geometry,
+            image=describe_image(image, lut, notes), provenance=self.provenance(),
+            display=DisplayImage(image.pixels, lut.table, lut.first_stored_value),
         )
 
     def provenance(self) -> dict[str, Any]:
@@ -128,6 +117,49 @@ class Model:
             "gate": dict(self.manifest.precisions[self.precision].gate),
             "signature": self.bundle.signature.to_document(),
         }
+
+
+def intensity_lut(manifest: Manifest, image: Image, *, threads: int = 0) -> IntensityLut:
+    """The stored value -> [0, 1] table ``manifest``'s model was trained with, for ``image``:
+    its explicit window when it has one, else its VOI rule. ``threads``: 0 for all cores."""
+    spec = manifest.intensity
+    voi = spec.window if spec.window is not None else spec.voi
+    return build_lut(image, voi=voi, voi_index=spec.voi_index, threads=threads)
+
+
+def conclude(
+    manifest: Manifest,
+    heads: Mapping[str, HeadResult],
+    *,
+    timer: StageTimer,
+    source: str,
+    geometry: ResizeGeometry,
+    image: dict[str, Any],
+    provenance: dict[str, Any],
+    display: DisplayImage | None = None,
+) -> Prediction:
+    """The flag rules over decoded ``heads`` and the ``Prediction`` holding both: the last
+    stage of ``Model.analyse``, and of a server that ran preprocessing and inference in
+    other processes (``radedge triton``). Laps ``flags`` on ``timer``, then finishes it.
+
+    ``image``: ``describe_image``'s record of the input; ``display``: the windowed image an
+    overlay is drawn on (None: the prediction draws no overlay).
+    """
+    flags, flag_notes = evaluate_flags(manifest.flag_rules, heads, model=manifest.model_id)
+    timer.lap("flags")
+    return Prediction(
+        source=source,
+        model_id=manifest.model_id,
+        flags=flags,
+        heads=dict(heads),
+        timings_ms=timer.finish(),
+        provenance=provenance,
+        image=image,
+        geometry=geometry,
+        display_head=manifest.display_head,
+        notes=flag_notes,
+        _display=display,
+    )
 
 
 def load_model(

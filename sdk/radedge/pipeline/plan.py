@@ -18,7 +18,7 @@ from ..backends import Backend
 from ..errors import BundleError
 from ..heads import DecodeContext, HeadResult, decode_heads
 from ..intensity import IntensityLut
-from ..io.image import Image
+from ..io.image import Image, PixelSpacing
 from ..ops.preprocess import preprocess_into
 from ..spec.geometry import Crop, ResizeGeometry
 from ..spec.manifest import Manifest
@@ -95,7 +95,29 @@ class CpuPlan(ExecutionPlan):
         timer.lap("preprocess")
         outputs = self.backend.run({self.manifest.input_name: context.input})
         timer.lap("inference")
-        decode = DecodeContext(geometry, image.spacing, image.spacing_problem, self.threads, self.device)
-        heads = decode_heads(self.manifest.heads, outputs, decode)
+        heads = decode_outputs(
+            self.manifest, outputs, geometry, image.spacing, image.spacing_problem, threads=self.threads,
+            device=self.device,
+        )
         timer.lap("decode")
         return geometry, heads
+
+
+def decode_outputs(
+    manifest: Manifest,
+    outputs: Mapping[str, np.ndarray],
+    geometry: ResizeGeometry,
+    spacing: PixelSpacing | None,
+    spacing_problem: str | None,
+    *,
+    threads: int = 0,
+    device: str = "cpu",
+) -> dict[str, HeadResult]:
+    """Every head of ``manifest`` decoded from the network's raw ``outputs`` (tensor name ->
+    array holding one image, batch 1) at the source geometry: what a plan does after
+    inference, and what a server that ran inference itself does (``radedge triton``).
+
+    ``geometry``: where the preprocess op placed the image in the input; ``spacing``: the
+    source's pixel spacing, or None with ``spacing_problem`` saying why there is none.
+    """
+    return decode_heads(manifest.heads, outputs, DecodeContext(geometry, spacing, spacing_problem, threads, device))
