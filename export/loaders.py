@@ -18,12 +18,16 @@ onnxruntime and the converters are imported here, inside the steps, never by the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
+import logging
+import os
 import re
+import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +141,23 @@ def _ProgramModule(graph_module: Any) -> Any:
     return ProgramModule()
 
 
+@contextlib.contextmanager
+def _native_stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 to /dev/null for the duration: when a symbolic fails, the
+    TorchScript exporter prints the whole TorchScript graph from C++, noise on a path that
+    then retries another way (and reports the error if that fails too)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _onnx_model(value: Any) -> Any:
     """A private ``onnx.ModelProto`` from bytes or a ModelProto (copied: steps never change
     their caller's model)."""
@@ -245,7 +266,8 @@ class OnnxFromTorch:
         torch.export first, which resolves every shape but the batch to constants."""
         eval_mode(model)
         try:
-            return self._trace(torch, model)
+            with _native_stdout_silenced():
+                return self._trace(torch, model)
         except ExportError as trace_error:
             # torch.export specialises a dimension it sees at size 1, so the example has batch 2.
             example = torch.zeros((max(2, self.input_shape[0]), *self.input_shape[1:]), dtype=torch.float32)
@@ -670,26 +692,27 @@ class QdqOnnxFromOnnx:
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[self.calibrate_method]
         try:
-            quantize_static(
-                str(source),
-                str(target),
-                Feeds(),
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=list(_QUANTIZED_OPS),
-                per_channel=self.per_channel,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=keep_float,
-                calibrate_method=method,
-                extra_options={
-                    "ActivationSymmetric": True,
-                    "WeightSymmetric": True,
-                    "QuantizeBias": False,
-                    # Activations are quantized where a Conv/Gemm reads them, not where one
-                    # writes them: TensorRT's placement, which lets it fuse Conv + ReLU.
-                    "OpTypesToExcludeOutputQuantization": list(_QUANTIZED_OPS),
-                },
-            )
+            with _quantizer_advice_dropped():
+                quantize_static(
+                    str(source),
+                    str(target),
+                    Feeds(),
+                    quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=list(_QUANTIZED_OPS),
+                    per_channel=self.per_channel,
+                    activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8,
+                    nodes_to_exclude=keep_float,
+                    calibrate_method=method,
+                    extra_options={
+                        "ActivationSymmetric": True,
+                        "WeightSymmetric": True,
+                        "QuantizeBias": False,
+                        # Activations are quantized where a Conv/Gemm reads them, not where one
+                        # writes them: TensorRT's placement, which lets it fuse Conv + ReLU.
+                        "OpTypesToExcludeOutputQuantization": list(_QUANTIZED_OPS),
+                    },
+                )
         except Exception as error:
             raise ExportError(f"ONNX Runtime's quantize_static failed: {error}") from error
 
@@ -718,6 +741,23 @@ class QdqOnnxFromOnnx:
             raise ExportError(f"NVIDIA ModelOpt's ONNX quantization failed: {error}") from error
         if not target.exists():
             raise ExportError(f"NVIDIA ModelOpt wrote no model to {target}; its log above says why")
+
+
+@contextlib.contextmanager
+def _quantizer_advice_dropped() -> Iterator[None]:
+    """Drop ONNX Runtime's advice to run ``quant_pre_process`` first. That step fuses and
+    renames nodes for ONNX Runtime's CPU kernels: the head nodes kept in float would lose
+    their names, and TensorRT does its own fusion from the plain graph."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def _constant_arrays(model: Any) -> dict[str, np.ndarray]:
