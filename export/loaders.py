@@ -39,7 +39,8 @@ from radedge.bundle import write_bundle
 from radedge.errors import MissingDependencyError, RadedgeError
 from radedge.spec import Manifest
 
-#: The highest opset the ONNX parser of TensorRT 10.3 (JetPack 6) reads.
+#: The ONNX opset every export is pinned to: one that the ONNX parser of TensorRT 10.3
+#: (JetPack 6, Jetson Orin) reads, so every target parses the same graph.
 OPSET = 17
 
 #: Nodes whose second input is a weight: what reduced precision is about.
@@ -68,7 +69,7 @@ _DYNAMIC_PROGRAM = (
 )
 
 # onnx.TensorProto element types, spelled out so this module imports without onnx.
-_FLOAT, _INT8, _FLOAT16 = 1, 3, 10
+_FLOAT, _FLOAT16 = 1, 10
 
 
 def _torch():
@@ -119,7 +120,7 @@ def eval_mode(module: Any) -> Any:
     return module
 
 
-def _ProgramModule(graph_module: Any) -> Any:
+def _program_module(graph_module: Any) -> Any:
     """``graph_module`` (the module of a torch.export program) inside a module that accepts
     ``.train()``/``.eval()`` without passing them on: the program's graph fixed its
     inference behaviour when it was exported and refuses both, while the ONNX exporter
@@ -188,7 +189,7 @@ def check_opset(model: Any, opset: int = OPSET) -> None:
     if found != opset:
         raise ExportError(
             f"the ONNX model uses opset {found} of the default domain, not the requested {opset} "
-            f"(TensorRT 10.3 parses at most {OPSET}). Export with the TorchScript exporter "
+            f"(radedge pins opset {OPSET}, which TensorRT 10.3 on JetPack 6 parses). Export with the TorchScript exporter "
             f"(torch.onnx.export(..., dynamo=False, opset_version={opset})), or convert the file with "
             f"onnx.version_converter.convert_version(model, {opset})."
         )
@@ -244,7 +245,7 @@ class OnnxFromTorch:
         if isinstance(model, torch.export.ExportedProgram):
             model = model.module()
         if isinstance(model, torch.fx.GraphModule):
-            onnx_bytes = self._trace(torch, _ProgramModule(model), program=True)
+            onnx_bytes = self._trace(torch, _program_module(model), program=True)
         elif isinstance(model, torch.jit.ScriptModule):
             onnx_bytes = self._trace(torch, model)
         elif isinstance(model, torch.nn.Module):
@@ -277,7 +278,7 @@ class OnnxFromTorch:
                 )
             except Exception as export_error:
                 raise ExportError(f"{trace_error} torch.export refused the model as well: {export_error}") from export_error
-        return self._trace(torch, _ProgramModule(program.module()), program=True)
+        return self._trace(torch, _program_module(program.module()), program=True)
 
     def _trace(self, torch: Any, model: Any, program: bool = False) -> bytes:
         model.eval()
@@ -333,11 +334,11 @@ class OnnxFromTorch:
 @dataclass(frozen=True)
 class Fp16Report:
     """What ``Fp16OnnxFromOnnx`` did: ``fp16_weights`` (initializers stored as float16),
-    ``repaired_outputs`` (outputs the converter left float16, given a Cast to float32) and
-    ``float32_ops`` (op types the converter keeps in float32 behind explicit Casts)."""
+    ``repaired_boundary`` (graph inputs and outputs the converter left float16, given a Cast
+    from or to float32) and ``float32_ops`` (op types kept in float32 behind explicit Casts)."""
 
     fp16_weights: int
-    repaired_outputs: tuple[str, ...]
+    repaired_boundary: tuple[str, ...]
     float32_ops: tuple[str, ...]
 
 
@@ -354,15 +355,15 @@ class Fp16OnnxFromOnnx:
     stay float32 between explicit Casts: the graph is still strongly typed, each tensor's type
     is written in the file, and TensorRT builds it as written.
 
-    Checked after conversion: every graph input and output float32 (outputs the converter
-    left float16, such as a Resize-fed segmentation map, get a Cast appended); every
+    Checked after conversion: every graph input and output float32 (those the converter
+    left float16, such as a Resize-fed segmentation map, get a Cast at the boundary); every
     Conv/Gemm/MatMul weight and activation float16; onnx.checker; ONNX Runtime loads it.
 
-    ONNX Runtime's CPU provider has no FP16 kernels for most of these ops and inserts Casts
-    around them when it loads the graph, so the CPU accuracy gate sees FP16 *storage*
-    rounding of weights and activations with float32 arithmetic, while TensorRT, building
-    strongly typed, computes in FP16. The gate on CPU is therefore a lower bound on the
-    difference; the engine must be checked on the target as well.
+    ONNX Runtime's CPU provider lacks FP16 kernels for many ops (most convolutions on x86)
+    and, when it loads the graph, inserts Casts to float32 around every FP16 node it has no
+    kernel for. The accuracy gate run on CPU therefore sees FP16 *storage* rounding of
+    weights and activations with float32 arithmetic, while TensorRT builds the graph strongly
+    typed and computes in FP16; the figures an engine gives on the target can differ.
     """
 
     onnx: Any
@@ -375,16 +376,18 @@ class Fp16OnnxFromOnnx:
         except ImportError:
             raise MissingDependencyError("onnxconverter-common", "Converting ONNX models to FP16") from None
         model = _onnx_model(invoke_if_callable(self.onnx))
-        # float16's largest finite value: the converter's default (1e4) would clip
-        # representable constants such as large negative mask fills.
-        converted = float16.convert_float_to_float16(
-            model, keep_io_types=True, max_finite_val=float(np.finfo(np.float16).max)
-        )
-        bad_inputs = [value.name for value in converted.graph.input if _elem_type(value) == _FLOAT16]
-        if bad_inputs:
-            raise ExportError(f"the FP16 converter made graph inputs {bad_inputs} float16; the preprocess feeds float32")
+        if any(tensor.data_type == _FLOAT16 for tensor in model.graph.initializer):
+            # Converted already (by another tool): converting twice corrupts the graph, but
+            # its boundary is repaired and everything checked all the same.
+            converted = model
+        else:
+            # float16's largest finite value: the converter's default (1e4) would clip
+            # representable constants such as large negative mask fills.
+            converted = float16.convert_float_to_float16(
+                model, keep_io_types=True, max_finite_val=float(np.finfo(np.float16).max)
+            )
         _feed_interior_consumers_fp16(converted)
-        repaired = _cast_outputs_to_float32(converted)
+        repaired = _cast_inputs_from_float32(converted) + _cast_outputs_to_float32(converted)
         _check_float32_boundary(converted)
         _check_compute_in_fp16(onnx, converted)
         fp16_bytes = _serialize(converted, "FP16 model")
@@ -392,7 +395,7 @@ class Fp16OnnxFromOnnx:
         kept = sorted({node.op_type for node in converted.graph.node if node.op_type in float16.DEFAULT_OP_BLOCK_LIST})
         self.report = Fp16Report(
             fp16_weights=sum(1 for tensor in converted.graph.initializer if tensor.data_type == _FLOAT16),
-            repaired_outputs=tuple(repaired),
+            repaired_boundary=tuple(repaired),
             float32_ops=tuple(kept),
         )
         return fp16_bytes
@@ -400,6 +403,12 @@ class Fp16OnnxFromOnnx:
 
 def _elem_type(value_info: Any) -> int:
     return value_info.type.tensor_type.elem_type
+
+
+def _type_name(elem_type: int | None) -> str:
+    if elem_type is None:
+        return "an unknown type"
+    return _onnx().TensorProto.DataType.Name(elem_type)
 
 
 def _feed_interior_consumers_fp16(model: Any) -> None:
@@ -437,12 +446,31 @@ def _cast_outputs_to_float32(model: Any) -> list[str]:
     return repaired
 
 
+def _cast_inputs_from_float32(model: Any) -> list[str]:
+    """Give every float16 graph input a Cast from float32, read by its former readers;
+    returns the names repaired."""
+    onnx = _onnx()
+    repaired = []
+    for value in model.graph.input:
+        if _elem_type(value) != _FLOAT16:
+            continue
+        inner = f"{value.name}_float16"
+        for node in model.graph.node:
+            node.input[:] = [inner if name == value.name else name for name in node.input]
+        model.graph.node.insert(
+            0, onnx.helper.make_node("Cast", [value.name], [inner], name=f"{value.name}_to_float16", to=_FLOAT16)
+        )
+        value.type.tensor_type.elem_type = _FLOAT
+        repaired.append(value.name)
+    return repaired
+
+
 def _check_float32_boundary(model: Any) -> None:
     for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
         for value in values:
             if _elem_type(value) != _FLOAT:
                 raise ExportError(
-                    f"graph {kind} {value.name!r} of the FP16 model is element type {_elem_type(value)}, not float32: "
+                    f"graph {kind} {value.name!r} of the FP16 model is {_type_name(_elem_type(value))}, not FLOAT: "
                     "the SDK's preprocess and heads exchange float32 with the model"
                 )
 
@@ -469,7 +497,7 @@ def _check_compute_in_fp16(onnx: Any, model: Any) -> None:
         for role, name in zip(("activation", "weight", "bias"), node.input):
             if name and types.get(name) != _FLOAT16:
                 raise ExportError(
-                    f"{node.op_type} node {node.name!r} reads its {role} {name!r} as element type {types.get(name)}, "
+                    f"{node.op_type} node {node.name!r} reads its {role} {name!r} as {_type_name(types.get(name))}, "
                     "not float16: the FP16 converter left it out (a node_block_list or an op it cannot type); "
                     "the graph would not be strongly typed FP16"
                 )
@@ -482,7 +510,7 @@ def head_final_nodes(model: Any) -> list[str]:
     """Names of the compute nodes (Conv, ConvTranspose, Gemm, MatMul) nearest upstream of
     each graph output of ``model`` (an onnx.ModelProto), walking back through
     ``PASS_THROUGH_OPS`` only: each head's final layer, the one INT8 hurts most because its
-    error reaches the logits undamped. Unnamed nodes are not found; name them first."""
+    error reaches the logits undamped. An unnamed node comes back as ""; name nodes first."""
     producer = {name: node for node in model.graph.node for name in node.output}
     found: list[str] = []
     for output in model.graph.output:
@@ -733,6 +761,9 @@ class QdqOnnxFromOnnx:
                 # ModelOpt reads these as regular expressions; node names hold '/' and '.'.
                 nodes_to_exclude=[f"^{re.escape(name)}$" for name in keep_float],
                 output_path=str(target),
+                # Weights stored as int8 behind a DequantizeLinear: a quarter of the size
+                # in the bundle, and what the checks below read.
+                dq_only=True,
                 # Its default keeps the unquantized rest in FP16, which ONNX Runtime's CPU
                 # provider computes wrongly; FP16 is Fp16OnnxFromOnnx's business anyway.
                 high_precision_dtype="fp32",
@@ -802,7 +833,9 @@ def _check_qdq(model: Any, keep_float: Sequence[str], per_channel: bool) -> list
             raise ExportError(f"{node.op_type} {node.name!r} was to stay float but reads the int8 weight {node.input[1]!r}")
         quantized.append(node.name)
         if per_channel and node.op_type == "Conv":
-            weight = constants.get(dequantize.input[0])
+            quantize = producer.get(dequantize.input[0])
+            stored = quantize.input[0] if quantize is not None and quantize.op_type == "QuantizeLinear" else dequantize.input[0]
+            weight = constants.get(stored)
             scale = constants.get(dequantize.input[1])
             axis = next((attribute.i for attribute in dequantize.attribute if attribute.name == "axis"), 1)
             if weight is None or scale is None or scale.size != weight.shape[0] or (scale.size > 1 and axis != 0):

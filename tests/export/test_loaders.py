@@ -165,7 +165,7 @@ def test_fp16_is_float16_inside_and_float32_at_the_boundary(fp32_bytes, images):
     model = onnx.load_from_string(fp16_bytes)
     assert all(value.type.tensor_type.elem_type == FLOAT for value in (*model.graph.input, *model.graph.output))
     # The interpolated mask is the Resize-fed output the converter leaves float16.
-    assert step.report.repaired_outputs == ("mask_logits",)
+    assert step.report.repaired_boundary == ("mask_logits",)
     initializers = _initializers(model)
     weights = [node.input[1] for node in model.graph.node if node.op_type in ("Conv", "Gemm", "MatMul")]
     assert len(weights) == 4
@@ -305,3 +305,18 @@ def test_bone_tumor_checkpoint_to_fp16_and_int8():
         np.testing.assert_array_equal(outputs["tumor_logits"].argmax(1), reference["tumor_logits"].argmax(1))
         agreement = np.mean((outputs["lesion_logits"] >= 0) == (reference["lesion_logits"] >= 0))
         assert agreement > 0.99
+
+
+def test_fp16_repairs_a_float16_boundary_left_by_another_converter(fp32_bytes, images):
+    from onnxconverter_common import float16
+
+    from radedge.export.loaders import Fp16OnnxFromOnnx
+
+    all_half = float16.convert_float_to_float16(onnx.load_from_string(fp32_bytes), keep_io_types=False)
+    assert all_half.graph.input[0].type.tensor_type.elem_type == FLOAT16
+    step = Fp16OnnxFromOnnx(all_half)
+    repaired = onnx.load_from_string(step())
+    assert set(step.report.repaired_boundary) == {"image", "mask_logits", "class_logits"}
+    assert all(value.type.tensor_type.elem_type == FLOAT for value in (*repaired.graph.input, *repaired.graph.output))
+    for got, expected in zip(_run(repaired.SerializeToString(), images), _run(fp32_bytes, images)):
+        np.testing.assert_allclose(got, expected, atol=5e-3 * float(np.abs(expected).max()))
