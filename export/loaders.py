@@ -195,7 +195,7 @@ def check_opset(model: Any, opset: int = OPSET) -> None:
         )
 
 
-def _session(onnx_bytes: bytes, what: str) -> Any:
+def _ort_load(onnx_bytes: bytes, what: str) -> Any:
     onnxruntime = _onnxruntime()
     try:
         return onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
@@ -309,11 +309,11 @@ class OnnxFromTorch:
     def _check_batch_is_free(self, onnx_bytes: bytes) -> None:
         """Run a batch one larger than the traced one: a graph that baked the traced batch
         size into a Reshape fails here rather than on the console."""
-        session = _session(onnx_bytes, "exported model")
+        runner = _ort_load(onnx_bytes, "exported model")
         batch = self.input_shape[0] + 1
         images = np.zeros((batch, *self.input_shape[1:]), dtype=np.float32)
         try:
-            outputs = session.run(list(self.output_names), {self.input_name: images})
+            outputs = runner.run(list(self.output_names), {self.input_name: images})
         except Exception as error:
             raise ExportError(
                 f"the exported graph does not run at batch {batch}, so its batch axis is not free. Either the model "
@@ -391,7 +391,7 @@ class Fp16OnnxFromOnnx:
         _check_float32_boundary(converted)
         _check_compute_in_fp16(onnx, converted)
         fp16_bytes = _serialize(converted, "FP16 model")
-        _session(fp16_bytes, "FP16 model")
+        _ort_load(fp16_bytes, "FP16 model")
         kept = sorted({node.op_type for node in converted.graph.node if node.op_type in float16.DEFAULT_OP_BLOCK_LIST})
         self.report = Fp16Report(
             fp16_weights=sum(1 for tensor in converted.graph.initializer if tensor.data_type == _FLOAT16),
@@ -669,7 +669,7 @@ class QdqOnnxFromOnnx:
             quantized = onnx.load(str(target))
         quantized_nodes = _check_qdq(quantized, keep_float, self.per_channel)
         int8_bytes = _serialize(quantized, "INT8 model")
-        _session(int8_bytes, "INT8 model")
+        _ort_load(int8_bytes, "INT8 model")
         self.report = QuantizationReport(
             quantizer=quantizer,
             calibrate_method=self.calibrate_method,
@@ -876,7 +876,7 @@ def check_onnx_against_torch(
 ) -> AgreementReport:
     """Run ``samples`` (float32[S, C, H, W]) through both, one at a time; compare outputs."""
     torch = _torch()
-    session = _session(invoke_if_callable(onnx_bytes), "exported model")
+    runner = _ort_load(invoke_if_callable(onnx_bytes), "exported model")
     eval_mode(model)
     worst = {name: 0.0 for name in output_names}
     largest = {name: 0.0 for name in output_names}
@@ -886,7 +886,7 @@ def check_onnx_against_torch(
             reference = model(torch.from_numpy(batch))
             if not isinstance(reference, (tuple, list)):
                 reference = (reference,)
-            exported = session.run(list(output_names), {input_name: batch})
+            exported = runner.run(list(output_names), {input_name: batch})
             for name, ref, got in zip(output_names, reference, exported):
                 worst[name] = max(worst[name], float(np.max(np.abs(ref.numpy() - got))))
                 largest[name] = max(largest[name], float(np.max(np.abs(ref.numpy()))))

@@ -35,8 +35,8 @@ def images():
 
 
 def _run(onnx_bytes: bytes, images: np.ndarray) -> list[np.ndarray]:
-    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    return session.run(None, {"image": images})
+    runner = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    return runner.run(None, {"image": images})
 
 
 def _torch_outputs(module, images: np.ndarray) -> list[np.ndarray]:
@@ -83,13 +83,13 @@ def test_a_chain_is_built_first_and_runs_when_called(fp32_bytes, images):
 def test_opset_check_refuses_another_opset():
     from radedge.export.loaders import OPSET, ExportError, check_opset
 
-    helper = onnx.helper
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])], "relu",
-        [helper.make_tensor_value_info("x", FLOAT, [1])], [helper.make_tensor_value_info("y", FLOAT, [1])],
+    make = onnx.helper
+    graph = make.make_graph(
+        [make.make_node("Relu", ["x"], ["y"])], "relu",
+        [make.make_tensor_value_info("x", FLOAT, [1])], [make.make_tensor_value_info("y", FLOAT, [1])],
     )
-    check_opset(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]))
-    newer = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    check_opset(make.make_model(graph, opset_imports=[make.make_opsetid("", OPSET)]))
+    newer = make.make_model(graph, opset_imports=[make.make_opsetid("", 18)])
     with pytest.raises(ExportError, match="opset 18 of the default domain, not the requested 17"):
         check_opset(newer)
 
@@ -170,9 +170,9 @@ def test_fp16_is_float16_inside_and_float32_at_the_boundary(fp32_bytes, images):
     weights = [node.input[1] for node in model.graph.node if node.op_type in ("Conv", "Gemm", "MatMul")]
     assert len(weights) == 4
     assert all(initializers[name].data_type == FLOAT16 for name in weights)
-    session = onnxruntime.InferenceSession(fp16_bytes, providers=["CPUExecutionProvider"])
-    assert [output.type for output in session.get_outputs()] == ["tensor(float)", "tensor(float)"]
-    for got, expected in zip(session.run(None, {"image": images}), _run(fp32_bytes, images)):
+    runner = onnxruntime.InferenceSession(fp16_bytes, providers=["CPUExecutionProvider"])
+    assert [output.type for output in runner.get_outputs()] == ["tensor(float)", "tensor(float)"]
+    for got, expected in zip(runner.run(None, {"image": images}), _run(fp32_bytes, images)):
         assert got.dtype == np.float32
         # float16 keeps 11 significant bits: ~1e-3 of each value, a few roundings deep.
         np.testing.assert_allclose(got, expected, atol=5e-3 * float(np.abs(expected).max()))
