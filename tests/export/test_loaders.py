@@ -117,7 +117,7 @@ def test_every_kind_of_model_exports_and_runs_at_batch_1_and_3(kind, net, images
     from tests.export.two_heads import INPUT_SHAPE, OUTPUT_NAMES
 
     model = {"module": lambda: net, "torchscript": lambda: torch.jit.script(net),
-             "exported_program": lambda: _program(net)}[kind]()
+             "exported_program": lambda: _program(net).module()}[kind]()
     onnx_bytes = OnnxFromTorch(model, INPUT_SHAPE, "image", OUTPUT_NAMES)()
     for batch in (1, 3):
         exported = _run(onnx_bytes, images[:batch])
