@@ -49,6 +49,8 @@ def _export(args: argparse.Namespace):
     print_progress(f"reading {args.checkpoint}")
     checkpoint = load_checkpoint(args.checkpoint, recipe=model_recipe, factory=args.factory)
     provenance = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_format": checkpoint.format}
+    if isinstance(checkpoint.metadata.get("training"), dict):
+        provenance["training"] = checkpoint.metadata["training"]
     precisions = tuple(dict.fromkeys(args.precision))
     if model_recipe is not None:
         if args.manifest:

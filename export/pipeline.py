@@ -75,7 +75,7 @@ class ExportReport:
                 shown = ", ".join(f"{metric} {_shown(value)}" for metric, value in figures.items())
                 lines.append(f"{name:<10}{head:<22}{shown}")
             lines.append(f"{name:<10}{'(flags)':<22}changed on {verdict.flag_changes:.1%} of {verdict.images} images "
-                         f"-> {state}" + (f" against {verdict.reference}" if verdict.reference != name else ""))
+                         f"against {verdict.reference} -> {state}")
         for name, reasons in self.refused.items():
             for reason in reasons:
                 lines.append(f"  refused {reason}")
@@ -131,7 +131,7 @@ def export_bundle(
         with clock(f"INT8 calibration on {len(calibration)} images"):
             quantizer = QdqOnnxFromOnnx(fp32, lambda: [calibration.images[i : i + 1] for i in range(len(calibration))])
             models["int8"] = quantizer()
-            quantizer_report = dict(getattr(quantizer, "report", {}) or {})
+            quantizer_report = quantizer.report.to_document()
 
     runners = [TorchRunner(module, names)] + [OnnxRuntimeRunner(data, name) for name, data in models.items()]
     with clock(f"validation: {len(runners)} runners on {len(validation)} images"):

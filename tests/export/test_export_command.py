@@ -64,7 +64,7 @@ def test_fp16_of_a_fragile_model_is_refused_and_fp32_written(tmp_path, capsys):
                  "--precision", "fp32", "fp16", "--validation", str(folder), "--out", str(out)])
     printed = capsys.readouterr()
     assert code == 1, printed.err
-    assert "REFUSED" in printed.out and "refused fp16: head tumor: AUC of malignant drops by" in printed.out
+    assert "REFUSED" in printed.out and "refused fp16: head tumor: AUC of" in printed.out, printed.out
     bundle = load_bundle(out)
     assert set(bundle.manifest.precisions) == {"fp32"}
     assert "model.fp16.onnx" not in bundle.manifest.files and not (out / "model.fp16.onnx").exists()
