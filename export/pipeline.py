@@ -47,6 +47,10 @@ ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
 NUMERIC_CHECK_IMAGES = 8
 # INT8 scales from this many training images unless a calibration folder is given.
 CALIBRATION_PHANTOMS = 128
+# When full INT8 fails the gate: images each layer's sensitivity is measured on, and the
+# most layers that may go back to float.
+SENSITIVITY_IMAGES = 32
+MAX_FLOAT_FRACTION = 0.5
 
 
 @dataclass
@@ -129,9 +133,7 @@ def export_bundle(
             models["fp16"] = Fp16OnnxFromOnnx(fp32)()
     if "int8" in precisions:
         with clock(f"INT8 calibration on {len(calibration)} images"):
-            quantizer = QdqOnnxFromOnnx(fp32, lambda: [calibration.images[i : i + 1] for i in range(len(calibration))])
-            models["int8"] = quantizer()
-            quantizer_report = quantizer.report.to_document()
+            models["int8"], quantizer_report = quantize_within_gate(fp32, manifest, calibration, validation, progress)
 
     runners = [TorchRunner(module, names)] + [OnnxRuntimeRunner(data, name) for name, data in models.items()]
     with clock(f"validation: {len(runners)} runners on {len(validation)} images"):
@@ -188,6 +190,91 @@ def export_bundle(
     return ExportReport(bundle, written, refused, verdicts, document, seconds)
 
 
+def quantize_within_gate(fp32: bytes, manifest: Manifest, calibration: ImageSet, validation: ImageSet,
+                         progress: Callable[[str], None] = print_progress) -> tuple[bytes, dict[str, Any]]:
+    """INT8 Q/DQ of ``fp32``, with as few layers left in float as the gate needs.
+
+    Every Conv/Gemm is quantized except each head's final layer. When that fails the gate on
+    the validation set, each quantized layer's sensitivity is measured alone (that layer in
+    INT8, the rest in float, on ``SENSITIVITY_IMAGES`` images: the raw outputs' squared error
+    over their variance, after each head's activation, so that errors in saturated logits no
+    decision reads do not count), and the most sensitive layers go back to float, 1, 2, 4, ... of
+    them, until the gate passes or ``MAX_FLOAT_FRACTION`` of the layers are float. TensorRT
+    runs the float layers in the strongly typed graph's own precision. Returns the model
+    (the last one tried, when none passed: the gate then refuses it) and the quantizer's
+    report, with the layers returned to float and their sensitivities.
+    """
+    def images(subset: ImageSet):
+        return lambda: [subset.images[i : i + 1] for i in range(len(subset))]
+
+    def judge(model: bytes, subset: ImageSet, reference: dict[str, np.ndarray]) -> PrecisionVerdict:
+        outputs = OnnxRuntimeRunner(model, "int8").infer(subset.images)
+        return compare_accuracy(manifest, reference, outputs, subset, "int8")
+
+    quantizer = QdqOnnxFromOnnx(fp32, images(calibration))
+    model = quantizer()
+    reference = OnnxRuntimeRunner(fp32, "fp32").infer(validation.images)
+    verdict = judge(model, validation, reference)
+    report = quantizer.report.to_document()
+    if verdict.passed:
+        return model, report
+    layers = list(quantizer.report.quantized_nodes)
+    heads = list(quantizer.report.kept_float)
+    progress(f"INT8 with every layer quantized fails the gate ({'; '.join(verdict.failures)}); "
+             f"measuring the sensitivity of {len(layers)} layers")
+    probe = validation.head(SENSITIVITY_IMAGES)
+    probe_activated = activated(manifest, {name: values[: len(probe)] for name, values in reference.items()})
+    probe_calibration = calibration.head(SENSITIVITY_IMAGES)
+    sensitivity = {}
+    for layer in layers:
+        alone = QdqOnnxFromOnnx(fp32, images(probe_calibration), keep_float=heads + [n for n in layers if n != layer])()
+        outputs = activated(manifest, OnnxRuntimeRunner(alone, "probe").infer(probe.images))
+        sensitivity[layer] = float(sum(
+            np.mean((outputs[name] - probe_activated[name]) ** 2) / max(float(np.var(probe_activated[name])), 1e-12)
+            for name in probe_activated
+        ))
+    ranked = sorted(layers, key=lambda name: -sensitivity[name])
+    count = 1
+    limit = max(1, int(len(layers) * MAX_FLOAT_FRACTION))
+    while True:
+        kept = ranked[:count]
+        quantizer = QdqOnnxFromOnnx(fp32, images(calibration), keep_float=heads + kept)
+        model = quantizer()
+        verdict = judge(model, validation, reference)
+        progress(f"INT8 with {count} sensitive layer(s) in float: "
+                 + ("passes the gate" if verdict.passed else "; ".join(verdict.failures)))
+        if verdict.passed or count >= limit:
+            break
+        count = min(limit, count * 2)
+    report = quantizer.report.to_document()
+    report["returned_to_float"] = {name: round(sensitivity[name], 6) for name in kept}
+    report["layers"] = len(layers)
+    return model, report
+
+
+def activated(manifest: Manifest, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The outputs the heads read, through each head's activation (sigmoid, softmax over the
+    channels); a detector's box distances and other raw tensors as they are."""
+    raw = set()
+    for head in manifest.heads:
+        if head.kind == "detection" and head.decode.format == "dense":
+            raw.update(level.distances for level in head.decode.levels)
+        elif head.kind == "detection":
+            raw.add(head.decode.boxes)
+    result = {}
+    for head in manifest.heads:
+        for name in head.tensors:
+            value = outputs[name].astype(np.float64)
+            if name in raw or head.activation == "none":
+                result[name] = value
+            elif head.activation == "sigmoid":
+                result[name] = 1.0 / (1.0 + np.exp(-np.clip(value, -60, 60)))
+            else:
+                shifted = np.exp(value - value.max(axis=1, keepdims=True))
+                result[name] = shifted / shifted.sum(axis=1, keepdims=True)
+    return result
+
+
 def recipe_sets(model_recipe: Any, *, validation_count: int, calibration_count: int, seed: int = 0,
                 workers: int = 1, cache: Path | None = None) -> tuple[dict[str, np.ndarray], ImageSet, ImageSet]:
     """A recipe's validation phantoms (with their targets, for the operating points), the
@@ -230,6 +317,10 @@ def _write_whole(out: Path, write: Callable[[Path], Path]) -> Path:
     """Run ``write`` into a new folder beside ``out``, then put it in ``out``'s place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # mkdtemp makes it private (0700); a bundle folder is as readable as any other.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         write(staging)
         if out.exists():

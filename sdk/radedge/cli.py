@@ -160,7 +160,12 @@ def _gate_summary(gate: dict) -> str:
     """``passed`` and each head's figures, compactly; the figures are printed as the gate recorded them."""
     parts = []
     if "passed" in gate:
-        parts.append("gate passed" if gate["passed"] is True else "gate NOT passed")
+        verdict = "gate passed" if gate["passed"] is True else "gate NOT passed"
+        if "reference" in gate and "images" in gate:
+            verdict += f" against {gate['reference']} on {gate['images']} images"
+        if isinstance(gate.get("flag_changes"), (int, float)):
+            verdict += f", flags changed on {gate['flag_changes']:.1%}"
+        parts.append(verdict)
     heads = gate.get("heads", {})
     for head, figures in (heads.items() if isinstance(heads, dict) else ()):
         if isinstance(figures, dict):

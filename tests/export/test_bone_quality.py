@@ -86,7 +86,7 @@ def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Pat
     out = tmp_path / "bundle"
     assert train.main([
         "bone-quality", "--train", "8", "--val", "8", "--epochs", "1", "--batch", "4", "--workers", "1",
-        "--threads", "1", "--out", str(out), "--checkpoint", str(tmp_path / "bone-quality.pt"),
+        "--threads", "1", "--out", str(out), "--checkpoint", str(tmp_path / "bone-quality.pt"), "--precision", "fp32",
     ]) == 0
     manifest = load_bundle(out).manifest
     assert manifest.display_head == "quality_logits"

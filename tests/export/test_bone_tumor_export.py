@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Pat
     out = tmp_path / "bundle"
     assert train.main([
         "bone-tumor", "--train", "9", "--val", "6", "--epochs", "1", "--batch", "3", "--workers", "1",
-        "--out", str(out), "--checkpoint", str(tmp_path / "bone-tumor.pt"),
+        "--out", str(out), "--checkpoint", str(tmp_path / "bone-tumor.pt"), "--precision", "fp32", "fp16",
     ]) == 0
     bundle = load_bundle(out)
     assert bundle.manifest.model_id == "bone-tumor"
@@ -69,6 +70,10 @@ def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Pat
     rule = bundle.manifest.head("tumor_logits").flags[0]
     assert 0.0 <= rule.threshold <= 1.0 and rule.operating_point["chosen_on"] == "validation phantoms"
     assert bundle.manifest.provenance["onnx_vs_torch_max_abs_difference"]["tumor_logits"] < 1e-3
+    # FP16 is written only when it passed its gate against FP32 on the validation phantoms.
+    gate = json.loads(bundle.read("gate.json"))
+    assert gate["precisions"]["fp16"]["written"] == ("fp16" in bundle.manifest.precisions)
+    assert gate["validation"]["images"] == 6
 
     report = recipe("bone-tumor").evaluate(str(out), count=3, seed=HELD_OUT_SEED)
     assert report["phantoms"] == 3

@@ -176,13 +176,16 @@ def test_configs_parse_as_triton_model_configs_and_match_the_onnx_file(model_con
     onnx_file = repository / f"{name}_model" / "1" / "model.onnx"
     assert onnx_file.read_bytes() == bundle.read("model.onnx")
     onnx_inputs, onnx_outputs = onnx_io(onnx_file)
-    assert all(dims[0] == 1 for _, _, dims in onnx_inputs + onnx_outputs), "the committed bundles fix batch 1"
+    assert all(dims[0] == -1 for _, _, dims in onnx_inputs + onnx_outputs), "the bundles leave the batch axis free"
 
     network = models[f"{name}_model"]
-    assert network.platform == "onnxruntime_onnx" and network.max_batch_size == 0
-    assert declared(network.input, data_type) == onnx_inputs
-    assert declared(network.output, data_type) == onnx_outputs
-    assert not network.HasField("dynamic_batching")
+    assert network.platform == "onnxruntime_onnx" and network.max_batch_size == 8
+    assert declared(network.input, data_type) == [(n, t, dims[1:]) for n, t, dims in onnx_inputs]
+    assert declared(network.output, data_type) == [(n, t, dims[1:]) for n, t, dims in onnx_outputs]
+    assert network.HasField("dynamic_batching")
+    # One file per request into and out of the Python models: batch 1 there.
+    onnx_inputs = [(n, t, [1, *dims[1:]]) for n, t, dims in onnx_inputs]
+    onnx_outputs = [(n, t, [1, *dims[1:]]) for n, t, dims in onnx_outputs]
 
     pre = models[f"{name}_preprocess"]
     assert pre.backend == "python" and pre.max_batch_size == 0

@@ -171,7 +171,7 @@ def test_one_tiny_epoch_makes_a_second_stage_bundle_the_sdk_runs(tmp_path: Path,
     out = tmp_path / "bundle"
     assert train.main([
         "tumor-cls", "--train", "4", "--val", "4", "--epochs", "1", "--batch", "4", "--workers", "1",
-        "--threads", "1", "--out", str(out), "--checkpoint", str(tmp_path / "tumor-cls.pt"),
+        "--threads", "1", "--out", str(out), "--checkpoint", str(tmp_path / "tumor-cls.pt"), "--precision", "fp32",
         "--set", f"pretrain={pretrain}", "--set", "width=0.0625",
     ]) == 0
     bundle = load_bundle(out)

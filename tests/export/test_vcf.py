@@ -152,7 +152,7 @@ def test_one_epoch_exports_a_bundle_the_sdk_runs(tmp_path: Path):
     out = tmp_path / "bundle"
     assert train.main([
         "vcf", "--train", "6", "--val", "6", "--epochs", "1", "--batch", "3", "--workers", "1", "--threads", "1",
-        "--out", str(out), "--checkpoint", str(tmp_path / "vcf.pt"),
+        "--out", str(out), "--checkpoint", str(tmp_path / "vcf.pt"), "--precision", "fp32",
     ]) == 0
     bundle = load_bundle(out)
     assert bundle.manifest.model_id == "vcf"
