@@ -108,3 +108,47 @@ def test_a_state_dict_without_recipe_or_factory_is_refused(tmp_path, capsys):
     assert code == 2
     assert "--recipe NAME or --factory" in capsys.readouterr().err
     assert not (tmp_path / "bundle").exists()
+
+
+def test_int8_returns_the_layer_that_breaks_it_to_float(tmp_path):
+    """conv1 makes a second channel of 1000 beside the image; conv2 reads both. One INT8 scale
+    for conv2's input spans 0-1000, so the image rounds to 0 and the mask vanishes. The gate
+    refuses that, the sensitivity search finds conv2, and INT8 with conv2 in float passes."""
+    import torch
+
+    from radedge.export.calibration import tensor_set
+    from radedge.export.pipeline import export_bundle
+    from radedge.spec import SegmentationDecode
+
+    class Outlier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(1, 2, 1)
+            self.conv2 = torch.nn.Conv2d(2, 1, 1)
+            self.head = torch.nn.Conv2d(1, 1, 1)
+            with torch.no_grad():
+                self.conv1.weight.copy_(torch.tensor([1.0, 0.0]).view(2, 1, 1, 1))
+                self.conv1.bias.copy_(torch.tensor([0.0, 1000.0]))
+                self.conv2.weight.copy_(torch.tensor([1.0, 0.0]).view(1, 2, 1, 1))
+                self.conv2.bias.zero_()
+                self.head.weight.fill_(10.0)
+                self.head.bias.fill_(-5.0)
+
+        def forward(self, image):
+            return self.head(self.conv2(self.conv1(image)))
+
+    manifest = Manifest.create(
+        model_id="outlier", model_version="0.0.1", description="an activation outlier",
+        preprocess=PreprocessSpec(32, 32, resize="stretch"),
+        heads=[HeadSpec("mask", "segmentation", ("region",), "sigmoid", SegmentationDecode(threshold=0.5))],
+        scope=Scope(),
+    )
+    rng = np.random.default_rng(3)
+    smooth = np.kron(rng.uniform(0, 1, (24, 1, 8, 8)), np.ones((4, 4))).astype(np.float32)
+    report = export_bundle(Outlier().eval(), manifest, out=tmp_path / "bundle", precisions=("fp32", "int8"),
+                           validation=tensor_set(smooth[:16], "validation"),
+                           calibration=tensor_set(smooth[16:], "calibration"), progress=lambda _: None)
+    assert report.written == ["fp32", "int8"], report.refused
+    quantization = report.document["quantization"]
+    assert list(quantization["returned_to_float"]) == ["/conv2/Conv"]
+    assert report.verdicts["int8"].heads["mask"]["dice_mean"] >= 0.98
