@@ -634,12 +634,12 @@ def test_center_crop_is_centred_inside_and_of_the_asked_shape(rows, columns, fra
     assert 0 <= crop.x and crop.x + crop.width <= columns and 0 <= crop.y and crop.y + crop.height <= rows
     assert crop.x == (columns - crop.width) // 2 and crop.y == (rows - crop.height) // 2
     if aspect is not None and fraction is None:
-        # One side is the image's, the other its aspect-ratio partner rounded half up.
-        assert crop.width == columns or crop.height == rows
-        if crop.width == columns:
-            assert crop.height == max(1, np.floor(columns / aspect + 0.5))
+        # The side the aspect leaves whole is the image's, the other its aspect-ratio partner
+        # rounded half up (a 1 x 1 image at aspect 0.5 keeps both: rows limit the height).
+        if columns > rows * aspect:
+            assert crop.height == rows and crop.width == max(1, np.floor(rows * aspect + 0.5))
         else:
-            assert crop.width == max(1, np.floor(rows * aspect + 0.5))
+            assert crop.width == columns and crop.height == max(1, np.floor(columns / aspect + 0.5))
     if fraction is not None and aspect is None:
         assert crop.width == max(1, np.floor(columns * fraction + 0.5))
         assert crop.height == max(1, np.floor(rows * fraction + 0.5))
