@@ -58,7 +58,7 @@ class ExportReport:
     """What an export wrote and why: the bundle, the precisions written and refused, each
     precision's verdict, the FP32-vs-PyTorch check, the sets used and the step timings."""
 
-    bundle: Path | None
+    bundle: Path
     written: list[str]
     refused: dict[str, list[str]]
     verdicts: dict[str, PrecisionVerdict]
@@ -112,6 +112,10 @@ def export_bundle(
         raise ExportError(f"unknown precision(s) {unknown}; choose from {list(PRECISIONS)}")
     if "int8" in precisions and calibration is None:
         raise ExportError("INT8 needs calibration images: give --calibration DIR (a folder of DICOM files)")
+    if sign_key is not None:
+        from radedge.bundle.signing import load_private_key
+
+        load_private_key(sign_key)  # a key that cannot sign fails now, not after the export
     names = tuple(output_names or manifest.tensors)
     seconds: dict[str, float] = {}
     clock = _Clock(seconds, progress)
@@ -162,7 +166,7 @@ def export_bundle(
         },
         "pytorch_seconds": round(runs["pytorch"].seconds, 2),
         "quantization": quantizer_report,
-        "tensorrt": "not run: TensorRT engines are built and compared on the target (radedge build)",
+        "tensorrt": "not run: TensorRT is not part of this export; engines are built from these ONNX files on the target",
         "seconds": seconds,
     }
     entries = {name: Precision(name, PRECISION_FILES[name], verdicts[name].summary()) for name in written}
@@ -180,13 +184,15 @@ def export_bundle(
     final = dataclasses.replace(manifest, precisions=entries, provenance=record)
     gate_bytes = (json.dumps(document, indent=2, default=_plain) + "\n").encode()
     extra = {PRECISION_FILES[name]: models[name] for name in written if name != "fp32"}
-    with clock("writing the bundle"):
-        bundle = _write_whole(Path(out), lambda directory: SaveBundle(fp32, final, {**extra, GATE_REPORT: gate_bytes})(directory))
+    def write(directory: Path) -> None:
+        SaveBundle(fp32, final, {**extra, GATE_REPORT: gate_bytes})(directory)
         if sign_key is not None:
             from radedge.bundle.signing import sign_bundle
 
-            key_id = sign_bundle(bundle, sign_key)
-            progress(f"signed with key {key_id}")
+            progress(f"signed with key {sign_bundle(directory, sign_key)}")
+
+    with clock("writing the bundle"):
+        bundle = _write_whole(Path(out), write)
     return ExportReport(bundle, written, refused, verdicts, document, seconds)
 
 
@@ -313,7 +319,7 @@ def recipe_manifest(model_recipe: Any, module: Any, val_data: dict[str, np.ndarr
     return model_recipe.manifest(model_recipe.operating_points(outputs, val_data), record)
 
 
-def _write_whole(out: Path, write: Callable[[Path], Path]) -> Path:
+def _write_whole(out: Path, write: Callable[[Path], None]) -> Path:
     """Run ``write`` into a new folder beside ``out``, then put it in ``out``'s place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

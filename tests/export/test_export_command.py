@@ -152,3 +152,19 @@ def test_int8_returns_the_layer_that_breaks_it_to_float(tmp_path):
     quantization = report.document["quantization"]
     assert list(quantization["returned_to_float"]) == ["/conv2/Conv"]
     assert report.verdicts["int8"].heads["mask"]["dice_mean"] >= 0.98
+
+
+def test_export_signs_the_bundle_it_writes_and_checks_the_key_first(tmp_path, capsys):
+    from radedge.bundle.signing import generate_key
+
+    checkpoint, manifest, folder = _fragile_setup(tmp_path)
+    generate_key(tmp_path / "release")
+    out = tmp_path / "bundle"
+    arguments = ["export", str(checkpoint), "--factory", "tests.export.fragile:build", "--manifest", str(manifest),
+                 "--precision", "fp32", "--validation", str(folder), "--out", str(out)]
+    assert main([*arguments, "--sign", str(tmp_path / "release.pub")]) == 2
+    assert "private key" in capsys.readouterr().err.lower()
+    assert not out.exists()
+    assert main([*arguments, "--sign", str(tmp_path / "release")]) == 0
+    bundle = load_bundle(out, trusted_keys=[tmp_path / "release.pub"])
+    assert bundle.signature.state == "verified"
