@@ -45,7 +45,19 @@ def _export(args: argparse.Namespace):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_recipe = recipe(args.recipe) if args.recipe else None
+    if args.recipe and args.manifest:
+        raise ExportError("--recipe builds the manifest itself; drop --manifest (or --recipe)")
+    if not args.recipe and not args.manifest:
+        raise ExportError(
+            "a checkpoint without --recipe needs --manifest: a manifest.json (or a bundle folder) that "
+            "describes the model's input, preprocessing, heads and flags"
+        )
+    if not args.recipe and not args.validation:
+        raise ExportError("give --validation DIR: a folder of DICOM files the precisions are judged on")
+    try:
+        model_recipe = recipe(args.recipe) if args.recipe else None
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     print_progress(f"reading {args.checkpoint}")
     checkpoint = load_checkpoint(args.checkpoint, recipe=model_recipe, factory=args.factory)
     provenance = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_format": checkpoint.format}
@@ -53,8 +65,6 @@ def _export(args: argparse.Namespace):
         provenance["training"] = checkpoint.metadata["training"]
     precisions = tuple(dict.fromkeys(args.precision))
     if model_recipe is not None:
-        if args.manifest:
-            raise ExportError("--recipe builds the manifest itself; drop --manifest (or --recipe)")
         print_progress(f"{model_recipe.model_id}: validation and calibration phantoms")
         val_data, validation, calibration = recipe_sets(
             model_recipe, validation_count=args.validation_count or model_recipe.plan.val,
@@ -68,14 +78,7 @@ def _export(args: argparse.Namespace):
         return export_bundle(checkpoint.module, manifest, out=args.out, validation=validation,
                              calibration=calibration, precisions=precisions, output_names=model_recipe.output_names,
                              sign_key=args.sign)
-    if not args.manifest:
-        raise ExportError(
-            "a checkpoint without --recipe needs --manifest: a manifest.json (or a bundle folder) that "
-            "describes the model's input, preprocessing, heads and flags"
-        )
     manifest = read_manifest(args.manifest)
-    if not args.validation:
-        raise ExportError("give --validation DIR: a folder of DICOM files the precisions are judged on")
     validation = folder_set(args.validation, manifest, progress=print_progress)
     calibration = folder_set(args.calibration, manifest, progress=print_progress) if args.calibration else None
     outputs = args.outputs.split(",") if args.outputs else None
