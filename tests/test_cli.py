@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from radedge.cli import main
 
 from .models import tiny
 from .synthetic import PATIENT_VALUES, blob_image, disc_image, dx_dataset, to_bytes
@@ -20,6 +24,20 @@ def radedge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "radedge", *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
+
+
+def run_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``radedge`` called as its entry point calls it, in this process: (exit status, stdout, stderr)."""
+    try:
+        status = main(list(args))
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def femur_bytes(**kwargs) -> bytes:
+    return to_bytes(dx_dataset(disc_image(500, 400, (200, 250), 80, 3900, 1000), **kwargs))
 
 
 def test_run_continues_past_bad_files_and_reports_them(tmp_path: Path):
@@ -226,3 +244,33 @@ def test_models_names_a_broken_bundle_and_lists_the_rest(tmp_path: Path):
     assert result.returncode == 1
     assert "tiny-detector 1.0.0" in result.stdout and "SPINE_LESION when a lesion box scores >= 0.9" in result.stdout
     assert "tiny-spine" not in result.stdout and str(broken) in result.stderr
+
+
+def test_control_characters_from_file_names_and_headers_are_printed_escaped(tmp_path: Path, capsys):
+    named = tmp_path / "knee\x1b[2J\u202eevil.dcm"
+    named.write_bytes(femur_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pydicom warns of the ESC in a CS value, and writes it
+        header = tmp_path / "header.dcm"
+        header.write_bytes(femur_bytes(body_part="KNEE\x1b]0;owned\x07\x9b31m"))
+    out = tmp_path / "out"
+
+    status, printed, errors = run_in_process(capsys, "run", str(named), str(header), "--model", str(TINY),
+                                             "--out", str(out))
+
+    assert status == 0, errors
+    shown = printed + errors
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in shown
+    assert "knee\\x1b[2J\\u202eevil.dcm  " in printed
+    assert "BodyPartExamined is KNEE\\x1b]0;owned\\x07\\x9b31m;" in printed
+    # JSON escapes control characters itself: the file holds none, and reads back to the real name.
+    written = (out / "knee\x1b[2J\u202eevil.json").read_text()
+    assert "\x1b" not in written and "\u202e" not in written
+    assert json.loads(written)["source"] == str(named)
+
+
+def test_command_line_mistakes_are_printed_escaped(capsys):
+    status, printed, errors = run_in_process(capsys, "run", "x.dcm", "--bogus\x1b[2J")
+    assert status == 2
+    assert "unrecognized arguments: --bogus\\x1b[2J" in errors and "\x1b" not in errors + printed
