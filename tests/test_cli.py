@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -274,3 +275,59 @@ def test_command_line_mistakes_are_printed_escaped(capsys):
     status, printed, errors = run_in_process(capsys, "run", "x.dcm", "--bogus\x1b[2J")
     assert status == 2
     assert "unrecognized arguments: --bogus\\x1b[2J" in errors and "\x1b" not in errors + printed
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_any_image(tmp_path: Path, capsys, where: str):
+    image = tmp_path / "a.dcm"
+    image.write_bytes(femur_bytes())
+    taken = tmp_path / "results"
+    taken.write_text("a file where the results folder was meant to go")
+    out = taken if where == "file" else taken / "run1"
+
+    status, printed, errors = run_in_process(capsys, "run", str(image), "--model", str(TINY), "--out", str(out))
+
+    assert status == 2
+    assert printed == ""  # not one image read, not even the model loaded
+    assert errors.count("\n") == 1 and errors.startswith(f"radedge: --out {out} ") and "Traceback" not in errors
+    expected = "is a file, not a folder" if where == "file" else "does not exist and cannot be created (Not a directory)"
+    assert expected in errors
+    assert taken.read_text() == "a file where the results folder was meant to go"
+
+
+def test_an_out_folder_this_user_cannot_write_in_is_refused_before_any_image(tmp_path: Path, capsys):
+    image = tmp_path / "a.dcm"
+    image.write_bytes(femur_bytes())
+    out = tmp_path / "out"
+    out.mkdir(mode=0o500)
+    try:
+        if os.access(out, os.W_OK):
+            pytest.skip("this user (root?) may write in a 0o500 folder, so there is nothing to refuse")
+        status, printed, errors = run_in_process(capsys, "run", str(image), "--model", str(TINY), "--out", str(out))
+    finally:
+        out.chmod(0o700)
+
+    assert status == 2 and printed == ""
+    assert errors == f"radedge: --out {out} is a folder radedge cannot write in (Permission denied); " \
+                     "make it writable for this user or name another folder\n"
+    assert list(out.iterdir()) == []
+
+
+def test_a_result_that_cannot_be_written_is_reported_and_the_run_goes_on(tmp_path: Path, capsys):
+    for name in ("a.dcm", "b.dcm", "c.dcm"):
+        (tmp_path / name).write_bytes(femur_bytes())
+    out = tmp_path / "out"
+    (out / "b.json").mkdir(parents=True)  # a real write failure on any file system, and whoever runs the test
+
+    status, printed, errors = run_in_process(
+        capsys, "run", *(str(tmp_path / name) for name in ("a.dcm", "b.dcm", "c.dcm")), "--model", str(TINY),
+        "--out", str(out),
+    )
+
+    assert status == 1
+    assert [line.split()[0] for line in printed.splitlines()[1:4]] == [str(tmp_path / n) for n in ("a.dcm", "b.dcm", "c.dcm")]
+    assert errors.count("\n") == 1
+    assert errors.startswith(f"{tmp_path / 'b.dcm'}  ERROR cannot write {out / 'b.json'} (Is a directory); ")
+    assert "3 image(s): " in printed and "0 failed, 1 not saved;" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.overlay.png", "b.json", "c.json", "c.overlay.png"]
+    assert (out / "b.json").is_dir() and json.loads((out / "c.json").read_text())["source"] == str(tmp_path / "c.dcm")

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
+from ._files import writable_folder
 from .errors import RadedgeError
 from .spec.precision import PRECISIONS
 
@@ -68,15 +69,40 @@ def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
             yield root, root.stem
 
 
+class _UsageError(Exception):
+    """A mistake in the command line, found before any image is read: one line, exit status 2."""
+
+
+def _output_folder(given: str) -> Path:
+    """The ``--out`` folder, created if missing and proven writable, or a ``_UsageError`` saying why not."""
+    try:
+        return writable_folder(given)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    folder = Path(given)
+    if folder.is_dir():
+        raise _UsageError(f"--out {given} is a folder radedge cannot write in ({why}); "
+                          f"make it writable for this user or name another folder")
+    if folder.exists():
+        raise _UsageError(f"--out {given} is a file, not a folder; name a folder for the results "
+                          f"(radedge creates it when missing)")
+    raise _UsageError(f"--out {given} does not exist and cannot be created ({why}); "
+                      f"create it first or name a folder radedge can create")
+
+
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import load_models
 
+    try:
+        out = None if args.out is None else _output_folder(args.out)
+    except _UsageError as exc:
+        _print(f"radedge: {exc}", file=sys.stderr)
+        return 2
     try:
         models = load_models(args.model, threads=args.threads, precision=args.precision, trusted_keys=args.trust)
     except RadedgeError as exc:
         _print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else None
     for model in models:
         _print(
             f"model {model.manifest.model_id} {model.manifest.model_version} "
@@ -84,7 +110,7 @@ def _run(args: argparse.Namespace) -> int:
             f"on {model.backend.name}/{model.backend.device}"
         )
     used: set[str] = set()
-    latencies, failed, flagged, not_analysed = [], 0, 0, 0
+    latencies, failed, flagged, not_analysed, not_saved = [], 0, 0, 0, 0
     for path, stem in _inputs(args.paths):
         name = stem
         suffix = 2
@@ -101,12 +127,23 @@ def _run(args: argparse.Namespace) -> int:
         flagged += analysis.flagged
         not_analysed += not analysis.analysed
         _print(f"{path}  {_summary(analysis, len(models))}  {analysis.timings_ms['total']:.1f} ms")
-        if out is not None:
-            analysis.save_json(out / f"{name}.json")
+        if out is None:
+            continue
+        target = out / f"{name}.json"
+        try:
+            analysis.save_json(target)
             if not args.no_overlay and analysis.drawable:
-                analysis.save_overlay(out / f"{name}.overlay.png")
+                target = out / f"{name}.overlay.png"
+                analysis.save_overlay(target)
+        except OSError as exc:
+            not_saved += 1
+            _print(f"{path}  ERROR cannot write {target} ({exc.strerror or exc}); the analysis above is not "
+                   f"saved: free space or fix the folder's permissions, then run this image again",
+                   file=sys.stderr)
     total = len(latencies) + failed
     summary = f"{total} image(s): {flagged} flagged, {not_analysed} not analysed, {failed} failed"
+    if not_saved:
+        summary += f", {not_saved} not saved"
     if latencies:
         summary += f"; end-to-end latency median {statistics.median(latencies):.1f} ms, max {max(latencies):.1f} ms"
     if out is not None:
@@ -115,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     if total == 0:
         _print("radedge: no input files found", file=sys.stderr)
         return 2
-    return 1 if failed else 0
+    return 1 if failed or not_saved else 0
 
 
 def _summary(analysis, model_count: int) -> str:
@@ -403,7 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", action="append", default=None, metavar="BUNDLE",
         help="bundle directory or .radedge file; repeat for several models (default: every bundled model)",
     )
-    run.add_argument("--out", default=None, metavar="DIR", help="write <name>.json and <name>.overlay.png per image here")
+    run.add_argument(
+        "--out", default=None, metavar="DIR",
+        help="write <name>.json and <name>.overlay.png per image here (created if missing; checked before the first "
+        "image)",
+    )
     run.add_argument("--threads", type=int, default=0, help="CPU threads for preprocessing and inference (0: all cores)")
     run.add_argument("--no-overlay", action="store_true", help="write JSON only")
     run.add_argument("--no-scope-check", action="store_true", help="run every model on every image, whatever its scope")
