@@ -331,3 +331,60 @@ def test_a_result_that_cannot_be_written_is_reported_and_the_run_goes_on(tmp_pat
     assert "3 image(s): " in printed and "0 failed, 1 not saved;" in printed
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.overlay.png", "b.json", "c.json", "c.overlay.png"]
     assert (out / "b.json").is_dir() and json.loads((out / "c.json").read_text())["source"] == str(tmp_path / "c.dcm")
+
+
+def test_inputs_that_would_share_a_name_get_their_own_results(tmp_path: Path, capsys):
+    inputs = [tmp_path / "a" / "x.dcm", tmp_path / "b" / "x.dcm", tmp_path / "c" / "X.dcm"]
+    walked = tmp_path / "walked"
+    for number, path in enumerate([*inputs, walked / "x.dcm", walked / "sub" / "x.dcm"]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(femur_bytes(StudyDescription=f"image {number}"))  # distinct bytes for distinct inputs
+    out = tmp_path / "out"
+
+    status, printed, errors = run_in_process(capsys, "run", *map(str, inputs), str(walked), "--model", str(TINY),
+                                             "--out", str(out))
+
+    assert status == 0, errors
+    lines = printed.splitlines()[1:6]
+    assert [line.split()[0] for line in lines] == [*map(str, inputs), str(walked / "sub" / "x.dcm"), str(walked / "x.dcm")]
+    assert [line.partition(" ms")[2] for line in lines] == [
+        "", "  (results named x-2: an earlier input of this run has x)",
+        "  (results named X-3: an earlier input of this run has x)", "", "  (results named x-4: an earlier input of this run has x)",
+    ]
+    sources = {path.stem: json.loads(path.read_text())["source"] for path in out.glob("*.json")}
+    assert sources == {"x": str(inputs[0]), "x-2": str(inputs[1]), "X-3": str(inputs[2]),
+                       "sub__x": str(walked / "sub" / "x.dcm"), "x-4": str(walked / "x.dcm")}
+    overlays = [path.name for path in out.glob("*.overlay.png")]
+    assert len(overlays) == 5 and len({name.casefold() for name in overlays}) == 5
+
+
+def test_label_by_hash_keeps_file_names_out_of_everything_written(tmp_path: Path, capsys):
+    import hashlib
+
+    folder = tmp_path / "Doe_Jane_19610412"
+    folder.mkdir()
+    image = femur_bytes()
+    (folder / "Doe_Jane_chest.dcm").write_bytes(image)
+    (folder / "Doe_Jane_copy.dcm").write_bytes(image)
+    (folder / "Doe_Jane_broken.dcm").write_bytes(image[: len(image) // 2])
+    digest = hashlib.sha256(image).hexdigest()[:16]
+    broken_digest = hashlib.sha256(image[: len(image) // 2]).hexdigest()[:16]
+    out = tmp_path / "out"
+
+    status, printed, errors = run_in_process(
+        capsys, "run", str(folder), str(tmp_path / "Doe_Jane_missing.dcm"), "--label-by", "hash",
+        "--model", str(TINY), "--out", str(out),
+    )
+
+    assert status == 1
+    assert [line.split()[0] for line in printed.splitlines()[1:3]] == [digest, digest]
+    assert f"(results named {digest}-2: an earlier input of this run has {digest})" in printed
+    assert errors.splitlines()[0].startswith(f"{broken_digest}  ERROR TruncatedPixelDataError: the input ")
+    assert errors.splitlines()[1] == "input 4  ERROR FileNotFoundError: cannot read the file (No such file or directory)"
+    assert sorted(path.name for path in out.iterdir()) == [
+        f"{digest}-2.json", f"{digest}-2.overlay.png", f"{digest}.json", f"{digest}.overlay.png"
+    ]
+    written = "".join(path.read_text() for path in out.glob("*.json"))
+    assert json.loads((out / f"{digest}.json").read_text())["source"] == digest
+    for secret in ["Doe", "Jane", "19610412", *PATIENT_VALUES.values()]:
+        assert secret not in printed + errors + written

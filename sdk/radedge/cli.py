@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -56,7 +58,9 @@ def _print_json(document) -> None:
 
 
 def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
-    """Yield (file, output stem) for every file named or found under a named folder."""
+    """Yield (file, wanted output name) for every file named or found under a named folder.
+    Names can repeat (the same stem in two folders named on the command line); ``_ResultNames``
+    makes them distinct."""
     for given in paths:
         root = Path(given)
         if root.is_dir():
@@ -64,9 +68,38 @@ def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
                 relative = path.relative_to(root)
                 if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() in _NOT_IMAGES:
                     continue
-                yield path, str(relative.with_suffix("")).replace("/", "__")
+                yield path, "__".join(relative.with_suffix("").parts)
         else:
             yield root, root.stem
+
+
+class _ResultNames:
+    """One output name per input, never one an earlier input of the run holds: a taken name
+    gets ``-2``, ``-3``... Names are compared as a case-insensitive, normalising file system
+    (macOS, Windows) compares them, so ``X`` and ``x`` do not land in one file there."""
+
+    def __init__(self) -> None:
+        self._holders: dict[str, str] = {}
+
+    def claim(self, wanted: str) -> tuple[str, str | None]:
+        """The name for an input that would be named ``wanted``, and the earlier input's name
+        that made it differ (None when ``wanted`` was free)."""
+        name, number = wanted, 2
+        while self._key(name) in self._holders:
+            name, number = f"{wanted}-{number}", number + 1
+        self._holders[self._key(name)] = name
+        return name, (self._holders[self._key(wanted)] if name != wanted else None)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        # Folding more than a file system does only costs a needless suffix; folding less
+        # would let two inputs share a file.
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+def _digest_label(data: bytes) -> str:
+    """An opaque name for an input: the first 16 hex digits of the SHA-256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 class _UsageError(Exception):
@@ -109,26 +142,38 @@ def _run(args: argparse.Namespace) -> int:
             f"(bundle {model.bundle.digest[:12]}, {model.precision}, {model.bundle.signature.describe()}) "
             f"on {model.backend.name}/{model.backend.device}"
         )
-    used: set[str] = set()
+    names = _ResultNames()
     latencies, failed, flagged, not_analysed, not_saved = [], 0, 0, 0, 0
-    for path, stem in _inputs(args.paths):
-        name = stem
-        suffix = 2
-        while name in used:
-            name, suffix = f"{stem}-{suffix}", suffix + 1
-        used.add(name)
+    for number, (path, stem) in enumerate(_inputs(args.paths), start=1):
+        if args.label_by == "hash":
+            try:
+                source = path.read_bytes()
+            except OSError as exc:
+                failed += 1
+                # Not the exception's own text: it quotes the file name that --label-by hash keeps out.
+                _print(f"input {number}  ERROR {type(exc).__name__}: cannot read the file ({exc.strerror})",
+                       file=sys.stderr)
+                continue
+            label = wanted = _digest_label(source)
+        else:
+            source, label, wanted = path, str(path), stem
         try:
-            analysis = models.predict(path, check_scope=not args.no_scope_check)
+            analysis = models.predict(source, label=label, check_scope=not args.no_scope_check)
         except (RadedgeError, OSError) as exc:
             failed += 1
-            _print(f"{path}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
+            _print(f"{label}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         latencies.append(analysis.timings_ms["total"])
         flagged += analysis.flagged
         not_analysed += not analysis.analysed
-        _print(f"{path}  {_summary(analysis, len(models))}  {analysis.timings_ms['total']:.1f} ms")
+        line = f"{label}  {_summary(analysis, len(models))}  {analysis.timings_ms['total']:.1f} ms"
         if out is None:
+            _print(line)
             continue
+        name, holder = names.claim(wanted)
+        if holder is not None:
+            line += f"  (results named {name}: an earlier input of this run has {holder})"
+        _print(line)
         target = out / f"{name}.json"
         try:
             analysis.save_json(target)
@@ -137,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
                 analysis.save_overlay(target)
         except OSError as exc:
             not_saved += 1
-            _print(f"{path}  ERROR cannot write {target} ({exc.strerror or exc}); the analysis above is not "
+            _print(f"{label}  ERROR cannot write {target} ({exc.strerror or exc}); the analysis above is not "
                    f"saved: free space or fix the folder's permissions, then run this image again",
                    file=sys.stderr)
     total = len(latencies) + failed
@@ -443,7 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out", default=None, metavar="DIR",
         help="write <name>.json and <name>.overlay.png per image here (created if missing; checked before the first "
-        "image)",
+        "image). An input whose name an earlier input of the run has gets <name>-2, -3...",
+    )
+    run.add_argument(
+        "--label-by", choices=("path", "hash"), default="path",
+        help="name each input in the output, the JSON 'source' and the result files by its path (default) or by "
+        "the first 16 hex digits of the SHA-256 of its bytes, for file names that may carry patient data",
     )
     run.add_argument("--threads", type=int, default=0, help="CPU threads for preprocessing and inference (0: all cores)")
     run.add_argument("--no-overlay", action="store_true", help="write JSON only")
