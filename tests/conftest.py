@@ -45,3 +45,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="PyTorch is not installed (pip install radedge[export])"))
         if "needs_dcmtk" in item.keywords and shutil.which("dcmdump") is None:
             item.add_marker(pytest.mark.skip(reason="dcmtk is not installed (apt-get install dcmtk)"))
+
+
+def pytest_configure(config):
+    # An exception in a thread a test started is only a warning to pytest, so a test whose
+    # workers all fail would pass; as an error it fails the test that started the thread.
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")

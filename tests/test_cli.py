@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from radedge.cli import main
 
 from .models import tiny
 from .synthetic import PATIENT_VALUES, blob_image, disc_image, dx_dataset, to_bytes
@@ -20,6 +25,20 @@ def radedge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "radedge", *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
+
+
+def run_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``radedge`` called as its entry point calls it, in this process: (exit status, stdout, stderr)."""
+    try:
+        status = main(list(args))
+    except SystemExit as exit_:
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def femur_bytes(**kwargs) -> bytes:
+    return to_bytes(dx_dataset(disc_image(500, 400, (200, 250), 80, 3900, 1000), **kwargs))
 
 
 def test_run_continues_past_bad_files_and_reports_them(tmp_path: Path):
@@ -226,3 +245,146 @@ def test_models_names_a_broken_bundle_and_lists_the_rest(tmp_path: Path):
     assert result.returncode == 1
     assert "tiny-detector 1.0.0" in result.stdout and "SPINE_LESION when a lesion box scores >= 0.9" in result.stdout
     assert "tiny-spine" not in result.stdout and str(broken) in result.stderr
+
+
+def test_control_characters_from_file_names_and_headers_are_printed_escaped(tmp_path: Path, capsys):
+    named = tmp_path / "knee\x1b[2J\u202eevil.dcm"
+    named.write_bytes(femur_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pydicom warns of the ESC in a CS value, and writes it
+        header = tmp_path / "header.dcm"
+        header.write_bytes(femur_bytes(body_part="KNEE\x1b]0;owned\x07\x9b31m"))
+    out = tmp_path / "out"
+
+    status, printed, errors = run_in_process(capsys, "run", str(named), str(header), "--model", str(TINY),
+                                             "--out", str(out))
+
+    assert status == 0, errors
+    shown = printed + errors
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in shown
+    assert "knee\\x1b[2J\\u202eevil.dcm  " in printed
+    assert "BodyPartExamined is KNEE\\x1b]0;owned\\x07\\x9b31m;" in printed
+    # JSON escapes control characters itself: the file holds none, and reads back to the real name.
+    written = (out / "knee\x1b[2J\u202eevil.json").read_text()
+    assert "\x1b" not in written and "\u202e" not in written
+    assert json.loads(written)["source"] == str(named)
+
+
+def test_command_line_mistakes_are_printed_escaped(capsys):
+    status, printed, errors = run_in_process(capsys, "run", "x.dcm", "--bogus\x1b[2J")
+    assert status == 2
+    assert "unrecognized arguments: --bogus\\x1b[2J" in errors and "\x1b" not in errors + printed
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_an_out_that_cannot_be_a_folder_is_refused_before_any_image(tmp_path: Path, capsys, where: str):
+    image = tmp_path / "a.dcm"
+    image.write_bytes(femur_bytes())
+    taken = tmp_path / "results"
+    taken.write_text("a file where the results folder was meant to go")
+    out = taken if where == "file" else taken / "run1"
+
+    status, printed, errors = run_in_process(capsys, "run", str(image), "--model", str(TINY), "--out", str(out))
+
+    assert status == 2
+    assert printed == ""  # not one image read, not even the model loaded
+    assert errors.count("\n") == 1 and errors.startswith(f"radedge: --out {out} ") and "Traceback" not in errors
+    expected = "is a file, not a folder" if where == "file" else "does not exist and cannot be created (Not a directory)"
+    assert expected in errors
+    assert taken.read_text() == "a file where the results folder was meant to go"
+
+
+def test_an_out_folder_this_user_cannot_write_in_is_refused_before_any_image(tmp_path: Path, capsys):
+    image = tmp_path / "a.dcm"
+    image.write_bytes(femur_bytes())
+    out = tmp_path / "out"
+    out.mkdir(mode=0o500)
+    try:
+        if os.access(out, os.W_OK):
+            pytest.skip("this user (root?) may write in a 0o500 folder, so there is nothing to refuse")
+        status, printed, errors = run_in_process(capsys, "run", str(image), "--model", str(TINY), "--out", str(out))
+    finally:
+        out.chmod(0o700)
+
+    assert status == 2 and printed == ""
+    assert errors == f"radedge: --out {out} is a folder radedge cannot write in (Permission denied); " \
+                     "make it writable for this user or name another folder\n"
+    assert list(out.iterdir()) == []
+
+
+def test_a_result_that_cannot_be_written_is_reported_and_the_run_goes_on(tmp_path: Path, capsys):
+    for name in ("a.dcm", "b.dcm", "c.dcm"):
+        (tmp_path / name).write_bytes(femur_bytes())
+    out = tmp_path / "out"
+    (out / "b.json").mkdir(parents=True)  # a real write failure on any file system, and whoever runs the test
+
+    status, printed, errors = run_in_process(
+        capsys, "run", *(str(tmp_path / name) for name in ("a.dcm", "b.dcm", "c.dcm")), "--model", str(TINY),
+        "--out", str(out),
+    )
+
+    assert status == 1
+    assert [line.split()[0] for line in printed.splitlines()[1:4]] == [str(tmp_path / n) for n in ("a.dcm", "b.dcm", "c.dcm")]
+    assert errors.count("\n") == 1
+    assert errors.startswith(f"{tmp_path / 'b.dcm'}  ERROR cannot write {out / 'b.json'} (Is a directory); ")
+    assert "3 image(s): " in printed and "0 failed, 1 not saved;" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.overlay.png", "b.json", "c.json", "c.overlay.png"]
+    assert (out / "b.json").is_dir() and json.loads((out / "c.json").read_text())["source"] == str(tmp_path / "c.dcm")
+
+
+def test_inputs_that_would_share_a_name_get_their_own_results(tmp_path: Path, capsys):
+    inputs = [tmp_path / "a" / "x.dcm", tmp_path / "b" / "x.dcm", tmp_path / "c" / "X.dcm"]
+    walked = tmp_path / "walked"
+    for number, path in enumerate([*inputs, walked / "x.dcm", walked / "sub" / "x.dcm"]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(femur_bytes(StudyDescription=f"image {number}"))  # distinct bytes for distinct inputs
+    out = tmp_path / "out"
+
+    status, printed, errors = run_in_process(capsys, "run", *map(str, inputs), str(walked), "--model", str(TINY),
+                                             "--out", str(out))
+
+    assert status == 0, errors
+    lines = printed.splitlines()[1:6]
+    assert [line.split()[0] for line in lines] == [*map(str, inputs), str(walked / "sub" / "x.dcm"), str(walked / "x.dcm")]
+    assert [line.partition(" ms")[2] for line in lines] == [
+        "", "  (results named x-2: an earlier input of this run has x)",
+        "  (results named X-3: an earlier input of this run has x)", "", "  (results named x-4: an earlier input of this run has x)",
+    ]
+    sources = {path.stem: json.loads(path.read_text())["source"] for path in out.glob("*.json")}
+    assert sources == {"x": str(inputs[0]), "x-2": str(inputs[1]), "X-3": str(inputs[2]),
+                       "sub__x": str(walked / "sub" / "x.dcm"), "x-4": str(walked / "x.dcm")}
+    overlays = [path.name for path in out.glob("*.overlay.png")]
+    assert len(overlays) == 5 and len({name.casefold() for name in overlays}) == 5
+
+
+def test_label_by_hash_keeps_file_names_out_of_everything_written(tmp_path: Path, capsys):
+    import hashlib
+
+    folder = tmp_path / "Doe_Jane_19610412"
+    folder.mkdir()
+    image = femur_bytes()
+    (folder / "Doe_Jane_chest.dcm").write_bytes(image)
+    (folder / "Doe_Jane_copy.dcm").write_bytes(image)
+    (folder / "Doe_Jane_broken.dcm").write_bytes(image[: len(image) // 2])
+    digest = hashlib.sha256(image).hexdigest()[:16]
+    broken_digest = hashlib.sha256(image[: len(image) // 2]).hexdigest()[:16]
+    out = tmp_path / "out"
+
+    status, printed, errors = run_in_process(
+        capsys, "run", str(folder), str(tmp_path / "Doe_Jane_missing.dcm"), "--label-by", "hash",
+        "--model", str(TINY), "--out", str(out),
+    )
+
+    assert status == 1
+    assert [line.split()[0] for line in printed.splitlines()[1:3]] == [digest, digest]
+    assert f"(results named {digest}-2: an earlier input of this run has {digest})" in printed
+    assert errors.splitlines()[0].startswith(f"{broken_digest}  ERROR TruncatedPixelDataError: the input ")
+    assert errors.splitlines()[1] == "input 4  ERROR FileNotFoundError: cannot read the file (No such file or directory)"
+    assert sorted(path.name for path in out.iterdir()) == [
+        f"{digest}-2.json", f"{digest}-2.overlay.png", f"{digest}.json", f"{digest}.overlay.png"
+    ]
+    written = "".join(path.read_text() for path in out.glob("*.json"))
+    assert json.loads((out / f"{digest}.json").read_text())["source"] == digest
+    for secret in ["Doe", "Jane", "19610412", *PATIENT_VALUES.values()]:
+        assert secret not in printed + errors + written

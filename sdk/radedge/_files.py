@@ -1,8 +1,10 @@
-"""Writing outputs whole or not at all."""
+"""Writing outputs whole or not at all, into folders proven writable first."""
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -17,4 +19,22 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def writable_folder(path: str | os.PathLike) -> Path:
+    """Create the folder ``path`` if it is missing and prove that files can be written in it.
+
+    Raises ``NotADirectoryError`` when ``path`` is something other than a folder, and the
+    ``OSError`` of the failed attempt when it cannot be created or written in. The proof is
+    a file created and removed, not ``os.access``, which judges by the real user and the mode
+    bits and so misses ACLs, security modules and servers that refuse (NFS root squashing).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
+    path.mkdir(parents=True, exist_ok=True)
+    descriptor, probe = tempfile.mkstemp(dir=path, prefix=".radedge-write-check-")
+    os.close(descriptor)
+    os.unlink(probe)
     return path

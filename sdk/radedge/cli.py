@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
+from ._files import writable_folder
 from .errors import RadedgeError
 from .spec.precision import PRECISIONS
 
@@ -29,8 +32,35 @@ _COMPRESSED_SYNTAXES = (
 _NOT_IMAGES = {".json", ".txt", ".md", ".csv", ".xml", ".html", ".py", ".yaml", ".yml", ".log"}
 
 
+def _shown(text: str) -> str:
+    """``text`` with every character a terminal would act on or hide written as its escape
+    (``\\x1b``, ``\\u202e``): C0 and C1 controls, DEL, bidirectional overrides and other
+    format characters, line separators, spaces other than the ASCII one, lone surrogates
+    (the undecodable bytes of a file name).
+    The test is ``str.isprintable``, the one ``repr`` escapes by. File names and messages
+    that quote header text come from whoever wrote the file, not from the person at the
+    console, and could otherwise clear the screen or make one name read as another."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def _print(text: str, file=None) -> None:
+    """Every line radedge prints goes through here, escaped by ``_shown``."""
+    print(_shown(text), file=file)
+
+
+def _print_json(document) -> None:
+    # json.dumps escapes every control and non-ASCII character except DEL; escaped the JSON
+    # way, DEL leaves valid JSON and _shown nothing to change on any line.
+    for line in json.dumps(document, indent=2).replace("\x7f", "\\u007f").split("\n"):
+        _print(line)
+
+
 def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
-    """Yield (file, output stem) for every file named or found under a named folder."""
+    """Yield (file, wanted output name) for every file named or found under a named folder.
+    Names can repeat (the same stem in two folders named on the command line); ``_ResultNames``
+    makes them distinct."""
     for given in paths:
         root = Path(given)
         if root.is_dir():
@@ -38,59 +68,136 @@ def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
                 relative = path.relative_to(root)
                 if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() in _NOT_IMAGES:
                     continue
-                yield path, str(relative.with_suffix("")).replace("/", "__")
+                yield path, "__".join(relative.with_suffix("").parts)
         else:
             yield root, root.stem
+
+
+class _ResultNames:
+    """One output name per input, never one an earlier input of the run holds: a taken name
+    gets ``-2``, ``-3``... Names are compared as a case-insensitive, normalising file system
+    (macOS, Windows) compares them, so ``X`` and ``x`` do not land in one file there."""
+
+    def __init__(self) -> None:
+        self._holders: dict[str, str] = {}
+
+    def claim(self, wanted: str) -> tuple[str, str | None]:
+        """The name for an input that would be named ``wanted``, and the earlier input's name
+        that made it differ (None when ``wanted`` was free)."""
+        name, number = wanted, 2
+        while self._key(name) in self._holders:
+            name, number = f"{wanted}-{number}", number + 1
+        self._holders[self._key(name)] = name
+        return name, (self._holders[self._key(wanted)] if name != wanted else None)
+
+    @staticmethod
+    def _key(name: str) -> str:
+        # Folding more than a file system does only costs a needless suffix; folding less
+        # would let two inputs share a file.
+        return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+def _digest_label(data: bytes) -> str:
+    """An opaque name for an input: the first 16 hex digits of the SHA-256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class _UsageError(Exception):
+    """A mistake in the command line, found before any image is read: one line, exit status 2."""
+
+
+def _output_folder(given: str) -> Path:
+    """The ``--out`` folder, created if missing and proven writable, or a ``_UsageError`` saying why not."""
+    try:
+        return writable_folder(given)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    folder = Path(given)
+    if folder.is_dir():
+        raise _UsageError(f"--out {given} is a folder radedge cannot write in ({why}); "
+                          f"make it writable for this user or name another folder")
+    if folder.exists():
+        raise _UsageError(f"--out {given} is a file, not a folder; name a folder for the results "
+                          f"(radedge creates it when missing)")
+    raise _UsageError(f"--out {given} does not exist and cannot be created ({why}); "
+                      f"create it first or name a folder radedge can create")
 
 
 def _run(args: argparse.Namespace) -> int:
     from .pipeline import load_models
 
     try:
+        out = None if args.out is None else _output_folder(args.out)
+    except _UsageError as exc:
+        _print(f"radedge: {exc}", file=sys.stderr)
+        return 2
+    try:
         models = load_models(args.model, threads=args.threads, precision=args.precision, trusted_keys=args.trust)
     except RadedgeError as exc:
-        print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
+        _print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else None
     for model in models:
-        print(
+        _print(
             f"model {model.manifest.model_id} {model.manifest.model_version} "
             f"(bundle {model.bundle.digest[:12]}, {model.precision}, {model.bundle.signature.describe()}) "
             f"on {model.backend.name}/{model.backend.device}"
         )
-    used: set[str] = set()
-    latencies, failed, flagged, not_analysed = [], 0, 0, 0
-    for path, stem in _inputs(args.paths):
-        name = stem
-        suffix = 2
-        while name in used:
-            name, suffix = f"{stem}-{suffix}", suffix + 1
-        used.add(name)
+    names = _ResultNames()
+    latencies, failed, flagged, not_analysed, not_saved = [], 0, 0, 0, 0
+    for number, (path, stem) in enumerate(_inputs(args.paths), start=1):
+        if args.label_by == "hash":
+            try:
+                source = path.read_bytes()
+            except OSError as exc:
+                failed += 1
+                # Not the exception's own text: it quotes the file name that --label-by hash keeps out.
+                _print(f"input {number}  ERROR {type(exc).__name__}: cannot read the file ({exc.strerror})",
+                       file=sys.stderr)
+                continue
+            label = wanted = _digest_label(source)
+        else:
+            source, label, wanted = path, str(path), stem
         try:
-            analysis = models.predict(path, check_scope=not args.no_scope_check)
+            analysis = models.predict(source, label=label, check_scope=not args.no_scope_check)
         except (RadedgeError, OSError) as exc:
             failed += 1
-            print(f"{path}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
+            _print(f"{label}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
             continue
         latencies.append(analysis.timings_ms["total"])
         flagged += analysis.flagged
         not_analysed += not analysis.analysed
-        print(f"{path}  {_summary(analysis, len(models))}  {analysis.timings_ms['total']:.1f} ms")
-        if out is not None:
-            analysis.save_json(out / f"{name}.json")
+        line = f"{label}  {_summary(analysis, len(models))}  {analysis.timings_ms['total']:.1f} ms"
+        if out is None:
+            _print(line)
+            continue
+        name, holder = names.claim(wanted)
+        if holder is not None:
+            line += f"  (results named {name}: an earlier input of this run has {holder})"
+        _print(line)
+        target = out / f"{name}.json"
+        try:
+            analysis.save_json(target)
             if not args.no_overlay and analysis.drawable:
-                analysis.save_overlay(out / f"{name}.overlay.png")
+                target = out / f"{name}.overlay.png"
+                analysis.save_overlay(target)
+        except OSError as exc:
+            not_saved += 1
+            _print(f"{label}  ERROR cannot write {target} ({exc.strerror or exc}); the analysis above is not "
+                   f"saved: free space or fix the folder's permissions, then run this image again",
+                   file=sys.stderr)
     total = len(latencies) + failed
     summary = f"{total} image(s): {flagged} flagged, {not_analysed} not analysed, {failed} failed"
+    if not_saved:
+        summary += f", {not_saved} not saved"
     if latencies:
         summary += f"; end-to-end latency median {statistics.median(latencies):.1f} ms, max {max(latencies):.1f} ms"
     if out is not None:
         summary += f"; results in {out}/"
-    print(summary)
+    _print(summary)
     if total == 0:
-        print("radedge: no input files found", file=sys.stderr)
+        _print("radedge: no input files found", file=sys.stderr)
         return 2
-    return 1 if failed else 0
+    return 1 if failed or not_saved else 0
 
 
 def _summary(analysis, model_count: int) -> str:
@@ -118,21 +225,21 @@ def _inspect(args: argparse.Namespace) -> int:
     try:
         bundle = load_bundle(args.bundle, trusted_keys=args.trust)
     except RadedgeError as exc:
-        print(f"radedge: {exc}", file=sys.stderr)
+        _print(f"radedge: {exc}", file=sys.stderr)
         return 2
     manifest = bundle.manifest
-    print(f"{manifest.model_id} {manifest.model_version}: {manifest.description}")
-    print(f"  bundle     {bundle.location} (sha256 {bundle.digest}), checksums verified")
-    print(f"  signature  {_signature_line(bundle)}")
-    print(f"  input      {manifest.input_name} {list(manifest.input_shape)} {manifest.preprocess.dtype}")
+    _print(f"{manifest.model_id} {manifest.model_version}: {manifest.description}")
+    _print(f"  bundle     {bundle.location} (sha256 {bundle.digest}), checksums verified")
+    _print(f"  signature  {_signature_line(bundle)}")
+    _print(f"  input      {manifest.input_name} {list(manifest.input_shape)} {manifest.preprocess.dtype}")
     pre = manifest.preprocess
-    print(f"  preprocess {pre.resize}, mean {list(pre.mean)}, std {list(pre.std)}, VOI {manifest.intensity.voi}")
+    _print(f"  preprocess {pre.resize}, mean {list(pre.mean)}, std {list(pre.std)}, VOI {manifest.intensity.voi}")
     for line in _describe(manifest):
-        print(f"  {line}")
+        _print(f"  {line}")
     for line in _precision_lines(manifest):
-        print(f"  {line}")
+        _print(f"  {line}")
     if args.json:
-        print(json.dumps(manifest.provenance, indent=2))
+        _print_json(manifest.provenance)
     return 0
 
 
@@ -193,11 +300,11 @@ def _keygen(args: argparse.Namespace) -> int:
     try:
         key_id = generate_key(args.out)
     except (RadedgeError, OSError) as exc:
-        print(f"radedge: {exc}", file=sys.stderr)
+        _print(f"radedge: {exc}", file=sys.stderr)
         return 2
-    print(f"key {key_id}")
-    print(f"  private key  {args.out} (mode 0600: keep it where bundles are signed, never on a console)")
-    print(f"  public key   {args.out}.pub (for consoles: radedge run --trust {args.out}.pub)")
+    _print(f"key {key_id}")
+    _print(f"  private key  {args.out} (mode 0600: keep it where bundles are signed, never on a console)")
+    _print(f"  public key   {args.out}.pub (for consoles: radedge run --trust {args.out}.pub)")
     return 0
 
 
@@ -207,9 +314,9 @@ def _sign(args: argparse.Namespace) -> int:
     try:
         key_id = sign_bundle(args.bundle, args.key)
     except (RadedgeError, OSError) as exc:
-        print(f"radedge: {exc}", file=sys.stderr)
+        _print(f"radedge: {exc}", file=sys.stderr)
         return 2
-    print(f"signed {args.bundle} with key {key_id}")
+    _print(f"signed {args.bundle} with key {key_id}")
     return 0
 
 
@@ -241,7 +348,7 @@ def _models(args: argparse.Namespace) -> int:
     try:
         trusted = None if args.trust is None else list(load_trusted_keys(args.trust).values())
     except RadedgeError as exc:
-        print(f"radedge: {exc}", file=sys.stderr)
+        _print(f"radedge: {exc}", file=sys.stderr)
         return 2
     paths = args.model or bundled_bundle_paths()
     listed, broken = [], 0
@@ -250,19 +357,19 @@ def _models(args: argparse.Namespace) -> int:
             listed.append(load_bundle(path, trusted_keys=trusted))
         except RadedgeError as exc:
             broken += 1
-            print(f"radedge: {path}: {exc}", file=sys.stderr)
+            _print(f"radedge: {path}: {exc}", file=sys.stderr)
     if args.json:
-        print(json.dumps([_model_record(bundle) for bundle in listed], indent=2))
+        _print_json([_model_record(bundle) for bundle in listed])
     else:
         for bundle in listed:
             manifest = bundle.manifest
-            print(f"{manifest.model_id} {manifest.model_version}  {bundle.location} (sha256 {bundle.digest[:12]})")
-            print(f"  {manifest.description}")
-            print(f"  signature  {_signature_line(bundle)}")
+            _print(f"{manifest.model_id} {manifest.model_version}  {bundle.location} (sha256 {bundle.digest[:12]})")
+            _print(f"  {manifest.description}")
+            _print(f"  signature  {_signature_line(bundle)}")
             for line in _describe(manifest):
-                print(f"  {line}")
+                _print(f"  {line}")
     if not paths:
-        print("radedge: no bundled models found", file=sys.stderr)
+        _print("radedge: no bundled models found", file=sys.stderr)
         return 2
     return 1 if broken else 0
 
@@ -306,7 +413,7 @@ def _export(args: argparse.Namespace) -> int:
     try:
         from .export.command import run_export
     except ImportError as exc:
-        print(f"radedge export needs the export stage and PyTorch: pip install 'radedge[export]' ({exc})",
+        _print(f"radedge export needs the export stage and PyTorch: pip install 'radedge[export]' ({exc})",
               file=sys.stderr)
         return 2
     return run_export(args)
@@ -322,19 +429,19 @@ def _triton(args: argparse.Namespace) -> int:
             args.bundle, args.dir, precision=args.precision, name=args.name, replace=args.force
         ).resolve()
     except (RadedgeError, OSError) as exc:
-        print(f"radedge: {exc}", file=sys.stderr)
+        _print(f"radedge: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote a Triton model repository to {directory}:")
+    _print(f"wrote a Triton model repository to {directory}:")
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
         if "bundle" in relative.parts[:-1]:
             continue
         if path.name == "bundle":
-            print(f"  {relative}/  (a copy of the bundle, verified when the model loads)")
+            _print(f"  {relative}/  (a copy of the bundle, verified when the model loads)")
         elif path.is_file() or not any(path.iterdir()):
-            print(f"  {relative}{'/' if path.is_dir() else ''}")
-    print("serve it with:")
-    print(f"  tritonserver --model-repository {shlex.quote(str(directory))}")
+            _print(f"  {relative}{'/' if path.is_dir() else ''}")
+    _print("serve it with:")
+    _print(f"  tritonserver --model-repository {shlex.quote(str(directory))}")
     return 0
 
 
@@ -344,16 +451,16 @@ def _doctor(_: argparse.Namespace) -> int:
     native = kernels()
     info = native.build_info()
     count, why = native.cuda_device_count()
-    print(f"radedge {__version__}")
-    print(f"  native module   built with CUDA: {info['cuda']} {info['cuda_architectures']}".rstrip())
-    print(f"  CPU threads     {info['hardware_threads']}")
-    print(f"  CUDA devices    {count}" + (f" ({why})" if count == 0 else ""))
+    _print(f"radedge {__version__}")
+    _print(f"  native module   built with CUDA: {info['cuda']} {info['cuda_architectures']}".rstrip())
+    _print(f"  CPU threads     {info['hardware_threads']}")
+    _print(f"  CUDA devices    {count}" + (f" ({why})" if count == 0 else ""))
     try:
         import onnxruntime
 
-        print(f"  onnxruntime     {onnxruntime.__version__} {onnxruntime.get_available_providers()}")
+        _print(f"  onnxruntime     {onnxruntime.__version__} {onnxruntime.get_available_providers()}")
     except ImportError:
-        print("  onnxruntime     not installed (pip install onnxruntime)")
+        _print("  onnxruntime     not installed (pip install onnxruntime)")
     from pydicom.pixels import get_decoder
     from pydicom.uid import UID
 
@@ -363,12 +470,12 @@ def _doctor(_: argparse.Namespace) -> int:
             state = "yes, with " + ", ".join(decoder.available_plugins)
         else:
             state = "NO: plugins need " + "; ".join(decoder.missing_dependencies)
-        print(f"  decodes         {UID(uid).name}: {state}")
+        _print(f"  decodes         {UID(uid).name}: {state}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="radedge", description="Run X-ray imaging AI models at the console.")
+    parser = _Parser(prog="radedge", description="Run X-ray imaging AI models at the console.")
     parser.add_argument("--version", action="version", version=f"radedge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -378,7 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", action="append", default=None, metavar="BUNDLE",
         help="bundle directory or .radedge file; repeat for several models (default: every bundled model)",
     )
-    run.add_argument("--out", default=None, metavar="DIR", help="write <name>.json and <name>.overlay.png per image here")
+    run.add_argument(
+        "--out", default=None, metavar="DIR",
+        help="write <name>.json and <name>.overlay.png per image here (created if missing; checked before the first "
+        "image). An input whose name an earlier input of the run has gets <name>-2, -3...",
+    )
+    run.add_argument(
+        "--label-by", choices=("path", "hash"), default="path",
+        help="name each input in the output, the JSON 'source' and the result files by its path (default) or by "
+        "the first 16 hex digits of the SHA-256 of its bytes, for file names that may carry patient data",
+    )
     run.add_argument("--threads", type=int, default=0, help="CPU threads for preprocessing and inference (0: all cores)")
     run.add_argument("--no-overlay", action="store_true", help="write JSON only")
     run.add_argument("--no-scope-check", action="store_true", help="run every model on every image, whatever its scope")
@@ -451,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     triton.add_argument("--force", action="store_true", help="replace DIR when it holds something already")
     triton.set_defaults(func=_triton)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, its error messages (which quote the arguments given) escaped like every other line."""
+
+    def error(self, message: str):
+        super().error(_shown(message))
 
 
 def _trust_option(command: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -151,20 +151,17 @@ def test_json_and_overlay_hold_results_and_no_patient_data(model, tmp_path: Path
 def test_predict_is_thread_safe(model):
     datasets = [_disc_dataset(), dx_dataset(np.full((300, 700), 3000, np.uint16))]
     expected = [model.predict(ds).segmentations["lesion_logits"].mask for ds in datasets]
-    failures = []
 
     def work(index: int) -> None:
         for _ in range(5):
             got = model.predict(datasets[index % 2]).segmentations["lesion_logits"].mask
-            if not np.array_equal(got, expected[index % 2]):
-                failures.append(index)
+            np.testing.assert_array_equal(got, expected[index % 2])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(work, index) for index in range(4)]
+    # result() raises what the worker raised: a thread's exception alone is only a warning to pytest.
+    for future in futures:
+        future.result()
 
 
 def test_png_input_runs_with_scope_unchecked(model, tmp_path: Path):
