@@ -3,7 +3,10 @@ model a ``ModelSet`` routed the image to, and those that did not apply, with the
 
 Both serialise to JSON (``to_json``) and render an overlay PNG (``save_overlay``). Neither
 contains patient names, IDs or dates: the only link back to the input is the path or label
-the caller gave.
+the caller gave. The JSON is strict (RFC 8259): a figure that is not finite has no place in it,
+so measurements that cannot be finite are None with the reason beside them (``area_source``,
+``size_source``, ``pixel_spacing_problem``), and serialising one that slipped through raises
+ValueError instead of writing ``NaN`` or ``Infinity``, which other JSON readers refuse.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ class Prediction:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def layers(self) -> list[Any]:
         return [layer for result in self.heads.values() for layer in result.layers()]
@@ -210,7 +213,7 @@ class ImageAnalysis:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def overlay(self, max_side: int = 1024) -> np.ndarray:
         """One rendering of every model's results (see ``Prediction.overlay``); an image no model
