@@ -47,10 +47,10 @@ Header values that leave the table without meaning raise ``NotAnalysableError`` 
 any of it is computed, and the pipeline then reports the image "not analysed" instead of
 running a model on a table of NaN or of one grey (DESIGN.md, "Inputs it refuses, and how"):
 
-- a Rescale Slope that is not finite, is 0 or is denormal (below 2.2e-308, where float64
-  keeps no precision: 5e-324 * v is 0 or 5e-324 for every 12-bit v), or a Rescale Intercept
-  that is not finite: the modality values would be NaN, or too close together for any
-  window to tell apart;
+- a Rescale Slope that is not finite, is 0 or is denormal (below 2.2e-308: no modality
+  scale is that small, and any intercept or window centre added to 5e-324 * v swamps it,
+  so every stored value lands on one number), or a Rescale Intercept that is not finite:
+  the modality values would be NaN, or one value for the whole image;
 - modality values that overflow float64 over the Bits Stored range (a slope near 1e308);
 - a window (the file's, the caller's or a manifest's) whose width, or whose centre's distance
   from the middle of the modality values, exceeds ``ABSURD_WINDOW_RATIO`` times the span of
@@ -72,7 +72,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InvalidWindowError, NotAnalysableError
-from ..io.image import Image, Intensity, LookupTable
+from ..io.image import Image, Intensity, LookupTable, Rescale
 from ..spec.window import Percentile, Window, check_window
 from ..ops import Device
 from ..ops.histogram import histogram
@@ -306,15 +306,15 @@ def _modality_output(intensity: Intensity, stored: np.ndarray, steps: list[str])
             raise NotAnalysableError(
                 f"Rescale Slope (0028,1053) {rescale.slope:g} and Intercept (0028,1052) {rescale.intercept:g} take "
                 f"stored values {int(stored[0])} to {int(stored[-1])} beyond the largest number a float64 holds "
-                "(about 1.8e308): modality values must be finite. The header is damaged; check the modality's "
-                "rescale settings and send the image again."
+                "(about 1.8e308): modality values must be finite. The header is probably damaged; check the "
+                "modality's rescale settings and send the image again."
             )
         return modality
     steps.append("stored values (no modality transform)")
     return stored.astype(np.float64)
 
 
-def _check_rescale(rescale) -> None:
+def _check_rescale(rescale: Rescale) -> None:
     """``NotAnalysableError`` unless the slope is finite, non-zero and normal and the intercept finite."""
     slope, intercept = float(rescale.slope), float(rescale.intercept)
     what = None
@@ -324,14 +324,14 @@ def _check_rescale(rescale) -> None:
         what = "Rescale Slope (0028,1053) is 0, which maps every stored value to the intercept"
     elif abs(slope) < np.finfo(np.float64).tiny:
         what = (f"Rescale Slope (0028,1053) is {slope:g}, a denormal number (below "
-                f"{np.finfo(np.float64).tiny:.3g}) that leaves no precision to tell stored values apart")
+                f"{np.finfo(np.float64).tiny:.3g}) too small for any intercept or window to tell stored values apart")
     elif not math.isfinite(intercept):
         what = f"Rescale Intercept (0028,1052) is {intercept:g}, not a finite number"
     if what is not None:
         raise NotAnalysableError(
             f"{what}: stored values have no modality meaning, so no model can analyse the image. A slope must "
-            "be a finite, non-zero number of normal size and the intercept finite. The header is damaged; check "
-            "the modality's rescale settings and send the image again."
+            "be a finite, non-zero number of normal size and the intercept finite. The header is probably damaged; "
+            "check the modality's rescale settings and send the image again."
         )
 
 
