@@ -52,6 +52,20 @@ class OutOfScopeError(InputError):
     """The image is readable but outside the model's intended input scope (manifest ``scope``)."""
 
 
+class NotAnalysableError(InputError):
+    """The image decodes, but holds nothing a model could analyse meaningfully.
+
+    Raised for header values that leave the intensities without meaning (a Rescale Slope
+    that is not finite, zero or denormal, an intercept that is not finite, modality values
+    that overflow, a window absurdly wide or far away for the values the image can hold),
+    for an image whose every pixel is pixel padding or that is uniform under the model's
+    intensity table, and for one with too few pixels for the model's input. ``Model.predict``
+    raises it, as it raises ``OutOfScopeError``; ``ModelSet.predict`` records it, and an
+    image no model could analyse is "not analysed" with this reason instead of getting a
+    flag decision.
+    """
+
+
 class BundleError(RadedgeError):
     """A model bundle is missing, malformed or of an unsupported schema."""
 

@@ -68,7 +68,10 @@ def test_detection_flag_names_the_class_and_where(detector):
     assert (flag.code, flag.title, flag.label, flag.model) == ("SPINE_LESION", "Suspected spine lesion", "lesion",
                                                                "tiny-detector")
     assert sorted(flag.locations) == sorted(box.xyxy for box in prediction.detections["findings"].of("lesion"))
-    quiet = detector.predict(to_bytes(dx_dataset(np.full((SIDE, SIDE), BACKGROUND, np.uint16), body_part="LSPINE")))
+    # Two tones, both far from the lesion and implant levels: radedge does not analyse a uniform image.
+    stored = np.full((SIDE, SIDE), BACKGROUND, np.uint16)
+    stored[:, SIDE // 2 :] = BACKGROUND + 100
+    quiet = detector.predict(to_bytes(dx_dataset(stored, body_part="LSPINE")))
     assert quiet.flags == () and quiet.detections["findings"].boxes == ()
 
 
@@ -148,6 +151,8 @@ def bone_quality():
 )
 def test_combined_classification_heads_and_the_head_the_console_shows(bone_quality, spots, verdict):
     stored = np.full((400, 400), 2048, np.uint16)
+    # A faint step, so that even the image without spots is not uniform (radedge refuses that).
+    stored[:, 200:] = 2148
     for index, value in enumerate(spots):
         stored[100 + 150 * index : 160 + 150 * index, 100:160] = value
     prediction = bone_quality.predict(to_bytes(dx_dataset(stored, modality="CT", body_part=None)))
@@ -202,7 +207,8 @@ def test_second_stage_classifies_the_region_the_first_stage_found(tumour_models)
 
 
 def test_second_stage_is_not_applied_when_nothing_was_found(tumour_models):
-    analysis = tumour_models.predict(to_bytes(dx_dataset(np.full((ROWS, COLUMNS), 2250, np.uint16))))
+    # A disc too faint to reach the lesion level.
+    analysis = tumour_models.predict(_femur(inside=2500))
     assert list(analysis.predictions) == ["tiny-bone-tumor"]
     assert "found no lesion" in analysis.not_applied["tiny-tumor-cls"]
     assert analysis.analysed and analysis.reason is None

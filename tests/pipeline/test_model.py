@@ -65,9 +65,17 @@ def test_classification_is_the_model_output_on_the_preprocessed_tensor(model):
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
 
 
+def _two_tones(rows: int, columns: int, left: int, right: int) -> np.ndarray:
+    """uint16 [rows, columns]: ``left`` in the left half, ``right`` in the right; radedge does not
+    analyse a uniform image."""
+    stored = np.full((rows, columns), left, np.uint16)
+    stored[:, columns // 2 :] = right
+    return stored
+
+
 def test_flag_follows_the_manifest_threshold(model):
-    bright = model.predict(dx_dataset(np.full((400, 500), 4000, np.uint16)))
-    dark = model.predict(dx_dataset(np.full((400, 500), 100, np.uint16)))
+    bright = model.predict(dx_dataset(_two_tones(400, 500, 4000, 3900)))
+    dark = model.predict(dx_dataset(_two_tones(400, 500, 100, 200)))
     assert bright.classifications["tumor_logits"].probability("malignant") >= 0.5
     # The whole bright image is "lesion", so its area flag rises too, in the manifest's order.
     assert [flag.code for flag in bright.flags] == ["LARGE_BONE_LESION", "SUSPECTED_MALIGNANT_BONE_LESION"]
@@ -149,7 +157,7 @@ def test_json_and_overlay_hold_results_and_no_patient_data(model, tmp_path: Path
 
 
 def test_predict_is_thread_safe(model):
-    datasets = [_disc_dataset(), dx_dataset(np.full((300, 700), 3000, np.uint16))]
+    datasets = [_disc_dataset(), dx_dataset(_two_tones(300, 700, 3000, 2900))]
     expected = [model.predict(ds).segmentations["lesion_logits"].mask for ds in datasets]
 
     def work(index: int) -> None:

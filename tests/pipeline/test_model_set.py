@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 
 from radedge.bundle import default_bundle_path, write_bundle
@@ -75,8 +74,8 @@ def test_by_default_every_bundled_model_is_loaded():
 
 
 def test_a_model_set_may_be_called_from_several_threads(models):
-    inputs = [_femur(), _femur(body_part="LSPINE"), to_bytes(dx_dataset(np.full((200, 300), 3000, np.uint16),
-                                                                        modality="CT", body_part=None))]
+    ct = disc_image(200, 300, (150, 100), 40, 3000, 2000)
+    inputs = [_femur(), _femur(body_part="LSPINE"), to_bytes(dx_dataset(ct, modality="CT", body_part=None))]
     def untimed(analysis) -> dict:
         document = analysis.to_dict()
         document.pop("timings_ms")

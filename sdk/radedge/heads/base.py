@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import BackendError, BundleError
-from ..io.image import PixelSpacing
+from ..io.image import PixelSpacing, unusable_spacing
 from ..spec.geometry import ResizeGeometry
 from ..spec.heads import HeadSpec
 
@@ -28,7 +28,9 @@ class DecodeContext:
     """Where the head outputs came from and how to decode them.
 
     ``geometry``: the preprocess op's placement of the source (or its crop) in the model
-    input. ``spacing``: the source's pixel spacing (None: ``spacing_problem`` says why).
+    input. ``spacing``: the source's pixel spacing (None: ``spacing_problem`` says why); one
+    outside ``radedge.io.image.USABLE_SPACING_MM`` is dropped here, with the problem, as
+    ``Image`` drops it, so every mm figure a head gives is finite.
     ``threads``: CPU threads of the native ops (0: all cores); ``device``: where they run.
     ``decoded``: the results of the heads decoded before this one (a cam head reads the
     classification head it explains).
@@ -40,6 +42,14 @@ class DecodeContext:
     threads: int = 0
     device: str = "cpu"
     decoded: Mapping[str, HeadResult] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # decode_outputs takes a spacing from any caller (radedge triton reads it back from JSON),
+        # not only from an Image.
+        problem = None if self.spacing is None else unusable_spacing(self.spacing)
+        if problem is not None:
+            object.__setattr__(self, "spacing", None)
+            object.__setattr__(self, "spacing_problem", problem)
 
     @property
     def spacing_mm(self) -> tuple[float, float] | None:

@@ -4,6 +4,15 @@ and pixel padding, collapsed into one table the preprocess op gathers through.""
 
 from __future__ import annotations
 
-from .lut import IntensityLut, Percentile, build_lut, check_window, percentile_window, stored_value_histogram
+from .lut import (
+    ABSURD_WINDOW_RATIO,
+    IntensityLut,
+    Percentile,
+    build_lut,
+    check_window,
+    percentile_window,
+    stored_value_histogram,
+)
 
-__all__ = ["IntensityLut", "Percentile", "build_lut", "check_window", "percentile_window", "stored_value_histogram"]
+__all__ = ["ABSURD_WINDOW_RATIO", "IntensityLut", "Percentile", "build_lut", "check_window", "percentile_window",
+           "stored_value_histogram"]

@@ -42,6 +42,25 @@ Where pydicom 3.0.2 and this module differ, on purpose:
 
 PNG/JPEG/TIFF images carry display values from the software that exported them: their
 table is ``v / (2**bits - 1)``.
+
+Header values that leave the table without meaning raise ``NotAnalysableError`` here, before
+any of it is computed, and the pipeline then reports the image "not analysed" instead of
+running a model on a table of NaN or of one grey (DESIGN.md, "Inputs it refuses, and how"):
+
+- a Rescale Slope that is not finite, is 0 or is denormal (below 2.2e-308: no modality
+  scale is that small, and any intercept or window centre added to 5e-324 * v swamps it,
+  so every stored value lands on one number), or a Rescale Intercept that is not finite:
+  the modality values would be NaN, or one value for the whole image;
+- modality values that overflow float64 over the Bits Stored range (a slope near 1e308);
+- a window (the file's, the caller's or a manifest's) whose width, or whose centre's distance
+  from the middle of the modality values, exceeds ``ABSURD_WINDOW_RATIO`` times the span of
+  modality values Bits Stored allows: such a window shows every pixel one grey. Windows
+  that are not finite or too narrow stay ``InvalidWindowError`` (``check_window``), as the
+  standard itself forbids them.
+
+Whether the pixels present carry any contrast under a sound table (all padding, uniform) is
+the pipeline's question (``radedge.pipeline.analysable``), as it depends on the pixels, not on
+the table.
 """
 
 from __future__ import annotations
@@ -52,15 +71,21 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import InvalidWindowError
-from ..io.image import Image, Intensity, LookupTable
+from ..errors import InvalidWindowError, NotAnalysableError
+from ..io.image import Image, Intensity, LookupTable, Rescale
 from ..spec.window import Percentile, Window, check_window
 from ..ops import Device
 from ..ops.histogram import histogram
 
-__all__ = ["IntensityLut", "Percentile", "build_lut", "check_window", "percentile_window", "stored_value_histogram"]
+__all__ = ["ABSURD_WINDOW_RATIO", "IntensityLut", "Percentile", "build_lut", "check_window", "percentile_window",
+           "stored_value_histogram"]
 
 _RASTER_FORMATS = ("png", "jpeg", "tiff")
+
+#: A window wider than this many times the span of modality values the image can hold (or
+#: centred further than this from their middle) maps every one of them to the same grey: its
+#: ramp climbs by less than 1e-7 across them, about the step between float32 values near 0.5.
+ABSURD_WINDOW_RATIO = 1e7
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,8 +160,9 @@ def build_lut(
     Raises ``InvalidWindowError`` (also a ValueError) for a window width the VOI LUT
     Function does not allow (< 1 for LINEAR, <= 0 otherwise; PS3.3 C.11.2.1.2.1,
     C.11.2.1.3), for a ``voi_index`` past what the image carries and for a percentile
-    window of an image (region) with no pixel outside the padding; ValueError for a region
-    outside the image.
+    window of an image (region) with no pixel outside the padding; ``NotAnalysableError``
+    for a rescale or window that leaves the table without meaning (module docstring);
+    ValueError for a region outside the image.
     """
     if not (isinstance(voi, (Window, Percentile)) or voi in ("file", "none")):
         raise ValueError(f"voi must be 'file', 'none', a radedge.io.Window or a radedge.io.Percentile, not {voi!r}")
@@ -155,7 +181,7 @@ def build_lut(
     else:
         modality = _modality_output(intensity, stored, steps)
         if isinstance(voi, Window):
-            table = _window_ramp(modality, voi)
+            table = _window_ramp(modality, voi, "given by the caller")
             steps.append(_describe_window(voi, "given by the caller"))
         elif isinstance(voi, Percentile):
             counts = stored_value_histogram(image, region=region, threads=threads, device=device)
@@ -169,7 +195,7 @@ def build_lut(
             )
         elif voi == "file" and intensity.windows:
             window = _pick(intensity.windows, voi_index, intensity, "window")
-            table = _window_ramp(modality, window)
+            table = _window_ramp(modality, window, f"the file's window {voi_index}")
             steps.append(_describe_window(window, f"index {voi_index}"))
         else:
             why = "no VOI in the file" if voi == "file" else "VOI 'none' requested"
@@ -269,14 +295,44 @@ def _modality_output(intensity: Intensity, stored: np.ndarray, steps: list[str])
         return _apply_lut(lut, stored).astype(np.float64)
     rescale = intensity.rescale
     if rescale is not None:
+        _check_rescale(rescale)
         kind = f" ({rescale.rescale_type})" if rescale.rescale_type else ""
         steps.append(f"Rescale {rescale.slope:g}*v{rescale.intercept:+g}{kind}")
         # Same operations in the same order as pydicom, so the floats match bit for bit.
-        modality = stored.astype(np.float64) * float(rescale.slope)
-        modality += float(rescale.intercept)
+        with np.errstate(over="ignore", invalid="ignore"):
+            modality = stored.astype(np.float64) * float(rescale.slope)
+            modality += float(rescale.intercept)
+        if not np.isfinite(modality).all():
+            raise NotAnalysableError(
+                f"Rescale Slope (0028,1053) {rescale.slope:g} and Intercept (0028,1052) {rescale.intercept:g} take "
+                f"stored values {int(stored[0])} to {int(stored[-1])} beyond the largest number a float64 holds "
+                "(about 1.8e308): modality values must be finite. The header is probably damaged; check the "
+                "modality's rescale settings and send the image again."
+            )
         return modality
     steps.append("stored values (no modality transform)")
     return stored.astype(np.float64)
+
+
+def _check_rescale(rescale: Rescale) -> None:
+    """``NotAnalysableError`` unless the slope is finite, non-zero and normal and the intercept finite."""
+    slope, intercept = float(rescale.slope), float(rescale.intercept)
+    what = None
+    if not math.isfinite(slope):
+        what = f"Rescale Slope (0028,1053) is {slope:g}, not a finite number"
+    elif slope == 0:
+        what = "Rescale Slope (0028,1053) is 0, which maps every stored value to the intercept"
+    elif abs(slope) < np.finfo(np.float64).tiny:
+        what = (f"Rescale Slope (0028,1053) is {slope:g}, a denormal number (below "
+                f"{np.finfo(np.float64).tiny:.3g}) too small for any intercept or window to tell stored values apart")
+    elif not math.isfinite(intercept):
+        what = f"Rescale Intercept (0028,1052) is {intercept:g}, not a finite number"
+    if what is not None:
+        raise NotAnalysableError(
+            f"{what}: stored values have no modality meaning, so no model can analyse the image. A slope must "
+            "be a finite, non-zero number of normal size and the intercept finite. The header is probably damaged; "
+            "check the modality's rescale settings and send the image again."
+        )
 
 
 def _apply_lut(lut: LookupTable, values: np.ndarray) -> np.ndarray:
@@ -306,15 +362,17 @@ def _pick(items: tuple, voi_index: int, intensity: Intensity, kind: str):
     )
 
 
-def _window_ramp(values: np.ndarray, window: Window) -> np.ndarray:
+def _window_ramp(values: np.ndarray, window: Window, which: str) -> np.ndarray:
     """Window Center/Width (PS3.3 C.11.2.1.2.1 LINEAR, C.11.2.1.3.2 LINEAR_EXACT,
-    C.11.2.1.3.1 SIGMOID) mapped onto [0, 1].
+    C.11.2.1.3.1 SIGMOID) mapped onto [0, 1]. ``values``: the modality values of the whole
+    Bits Stored range; ``which``: where the window came from, for the error.
 
     pydicom computes ``ramp * (y_max - y_min) + y_min``; dividing its [y_min, y_max] back
     out gives ``ramp``, which this returns directly (so a y range of either sign, e.g.
     from a negative Rescale Slope, needs no special case).
     """
     check_window(window)
+    _check_window_scale(window, values, which)
     center, width = float(window.center), float(window.width)
     function = str(window.function).upper()
     if function == "LINEAR":
@@ -328,6 +386,26 @@ def _window_ramp(values: np.ndarray, window: Window) -> np.ndarray:
         # width is 0 only for LINEAR width 1, where no value lies strictly between.
         ramp = (values - center) / width + 0.5 if width > 0 else np.zeros_like(values)
         return np.where(below, 0.0, np.where(above, 1.0, ramp))
+
+
+def _check_window_scale(window: Window, values: np.ndarray, which: str) -> None:
+    """``NotAnalysableError`` for a window more than ``ABSURD_WINDOW_RATIO`` times wider than the
+    span of ``values``, or centred further than that from their middle."""
+    low, high = float(values.min()), float(values.max())
+    span = high - low
+    if span <= 0:
+        # One modality value for every stored value: the pipeline's uniformity check says so.
+        return
+    limit = ABSURD_WINDOW_RATIO * span
+    center, width = float(window.center), float(window.width)
+    if width <= limit and abs(center - (low + high) / 2) <= limit:
+        return
+    raise NotAnalysableError(
+        f"{which} (Window Center {center:g}, Width {width:g}) is out of all proportion to the modality values "
+        f"this image can hold ({low:g} to {high:g}): it would show every pixel the same grey. A window's width, "
+        f"and its centre's distance from the middle of those values, must stay within {ABSURD_WINDOW_RATIO:g} "
+        "times their span. Check the modality's window settings, or give a window that fits the image."
+    )
 
 
 def _describe_window(window: Window, which: str) -> str:

@@ -7,13 +7,13 @@ every intensity step that turns them into what a model saw in training is descri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from ..spec.window import Window
-
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,27 @@ class PixelSpacing:
     note: str = ""
 
 
+#: The pixel spacings (mm) radedge gives mm figures for. No X-ray detector resolves less than
+#: a micrometre, and a pixel a metre wide holds no anatomy; a figure outside comes from a
+#: damaged header (or a magnification factor near 0), and mm² measured with it would be
+#: meaningless, or overflow to infinity.
+USABLE_SPACING_MM = (1e-3, 1e3)
+
+
+def unusable_spacing(spacing: PixelSpacing) -> str | None:
+    """Why ``spacing`` gives no trustworthy mm figures, or None when it does: both values
+    finite and within ``USABLE_SPACING_MM``."""
+    low, high = USABLE_SPACING_MM
+    values = (float(spacing.row_mm), float(spacing.column_mm))
+    if all(math.isfinite(value) and low <= value <= high for value in values):
+        return None
+    return (
+        f"{spacing.source} gives {values[0]:g} x {values[1]:g} mm per pixel, where a pixel spacing must be "
+        f"finite and between {low:g} and {high:g} mm; no mm figures are given. Check the spacing (and any "
+        "magnification factor) the modality writes"
+    )
+
+
 @dataclass(frozen=True)
 class Source:
     """Where the image came from; never holds patient names, IDs or dates."""
@@ -140,7 +161,9 @@ class Image:
 
     ``pixels``: stored values, uint8 / uint16 / int16 [rows, columns], C-contiguous.
     ``spacing`` is ``None`` when the file gives no usable spacing; ``spacing_problem``
-    then says why (missing, zero, malformed), so mm figures can be omitted with a reason.
+    then says why (missing, zero, malformed, out of ``USABLE_SPACING_MM``), so mm figures
+    can be omitted with a reason. A ``spacing`` given out of that range is replaced by
+    ``None`` and the problem here, whichever reader made the image.
     ``notes`` records anything surprising found while reading (an inconsistent
     Presentation LUT Shape, a High Bit that was tolerated, ...), free of patient data.
     """
@@ -151,6 +174,12 @@ class Image:
     spacing: PixelSpacing | None = None
     spacing_problem: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        problem = None if self.spacing is None else unusable_spacing(self.spacing)
+        if problem is not None:
+            object.__setattr__(self, "spacing", None)
+            object.__setattr__(self, "spacing_problem", problem)
 
     @property
     def rows(self) -> int:

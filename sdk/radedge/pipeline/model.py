@@ -2,6 +2,11 @@
 
 read (decode the file) -> scope -> lut (one intensity table) -> plan (preprocess ->
 inference -> decode heads at source geometry) -> flags, every stage timed.
+
+An image that decodes but holds nothing to analyse (intensities without meaning, a uniform
+image, too few pixels; ``analysable.py``) raises ``NotAnalysableError`` here, as an image out
+of scope raises ``OutOfScopeError``: a ``Prediction`` is a model's conclusion and has no
+"not analysed" state. ``ModelSet`` turns both into a "not analysed" result.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from ..io.image import Image
 from ..results import DisplayImage, Prediction, evaluate_flags
 from ..spec.geometry import Crop, ResizeGeometry
 from ..spec.manifest import Manifest
+from .analysable import check_contrast, check_signal, check_size
 from .plan import CpuPlan, ExecutionPlan
 from .scope import check_scope
 from .timer import StageTimer
@@ -57,8 +63,17 @@ class Model:
         return notes on what could not be checked."""
         return check_scope(self.manifest, image)
 
+    def check_size(self, image: Image, region: Crop | None = None) -> None:
+        """Refuse an image (or its ``region``) with too few pixels for the model's input
+        (``NotAnalysableError``, see ``radedge.pipeline.analysable``)."""
+        if region is None:
+            check_size(self.manifest, image.rows, image.columns)
+        else:
+            check_size(self.manifest, int(region[3]), int(region[2]), region=True)
+
     def build_lut(self, image: Image) -> IntensityLut:
-        """The stored value -> [0, 1] table this model was trained with, for ``image``."""
+        """The stored value -> [0, 1] table this model was trained with, for ``image``;
+        ``NotAnalysableError`` when the image holds nothing to analyse under it (``intensity_lut``)."""
         return intensity_lut(self.manifest, image, threads=self.threads)
 
     def predict(
@@ -68,11 +83,16 @@ class Model:
         or a ``radedge.io.Image``. ``label`` names the input in the result (defaults to the
         path, never to anything from the DICOM header). ``region``: the (x, y, width, height)
         source rectangle to analyse, which a second-stage model (manifest ``input_region``)
-        needs; ``radedge.load_models`` finds it with the first-stage model."""
+        needs; ``radedge.load_models`` finds it with the first-stage model.
+
+        Raises ``OutOfScopeError`` for an image outside the model's scope and
+        ``NotAnalysableError`` for one with nothing to analyse (module docstring)."""
         timer = StageTimer()
         image = source if isinstance(source, Image) else read_image(source)
         timer.lap("read")
         notes = self.check_scope(image) if check_scope else ["model scope not checked (check_scope=False)"]
+        # Before the table: a 1 x 1 image is too small before it is uniform.
+        self.check_size(image, region)
         lut = self.build_lut(image)
         timer.lap("lut")
         return self.analyse(image, lut, timer=timer, notes=notes, source=describe_source(source, label), region=region)
@@ -88,7 +108,8 @@ class Model:
         region: Crop | None = None,
     ) -> Prediction:
         """``image`` (or its ``region``) through the plan and the flag rules, with a table
-        already built; ``timer`` goes on from the caller's laps."""
+        already built; ``timer`` goes on from the caller's laps. The caller has checked the
+        scope and the size (``check_scope``, ``check_size``), as ``predict`` does."""
         if region is None and self.manifest.input_region is not None:
             needed = self.manifest.input_region
             raise InputError(
@@ -121,10 +142,18 @@ class Model:
 
 def intensity_lut(manifest: Manifest, image: Image, *, threads: int = 0) -> IntensityLut:
     """The stored value -> [0, 1] table ``manifest``'s model was trained with, for ``image``:
-    its explicit window when it has one, else its VOI rule. ``threads``: 0 for all cores."""
+    its explicit window when it has one, else its VOI rule. ``threads``: 0 for all cores.
+
+    Raises ``NotAnalysableError`` when every pixel is padding (``check_signal``), when the
+    table has no meaning (``build_lut``: a rescale or window that leaves none) or when the
+    image has no contrast under it (``check_contrast``: one display intensity for every pixel)."""
     spec = manifest.intensity
     voi = spec.window if spec.window is not None else spec.voi
-    return build_lut(image, voi=voi, voi_index=spec.voi_index, threads=threads)
+    # Before the table: a percentile window has nothing to count on an image of padding.
+    check_signal(image)
+    lut = build_lut(image, voi=voi, voi_index=spec.voi_index, threads=threads)
+    check_contrast(image, lut, threads=threads)
+    return lut
 
 
 def conclude(

@@ -5,7 +5,9 @@ SOP class) accepts it analyses it; models asking for the same intensity handling
 lookup table. A second-stage model (manifest ``input_region``) analyses the region a
 first-stage model found (a box, or the bounding box of a mask, with a margin), read
 through the preprocess op's crop, its results mapped back to the source image. An image
-no model accepts is "not analysed" with the reason: a result, not an error.
+no model accepts is "not analysed" with the reason: a result, not an error. So is an image
+in some model's scope that holds nothing to analyse (``NotAnalysableError``: intensities
+without meaning, a uniform image, too few pixels), never a flag decision.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from ..bundle import Bundle, bundled_bundle_paths
 from ..bundle.signing import TrustedKey, load_trusted_keys
-from ..errors import BundleError
+from ..errors import BundleError, NotAnalysableError
 from ..heads import DetectionResult, SegmentationResult
 from ..intensity import IntensityLut
 from ..io import read_image
@@ -85,14 +87,18 @@ class ModelSet:
         """Read ``source`` (a path, DICOM bytes, a pydicom Dataset or a ``radedge.io.Image``)
         once and run every model that applies to it. ``label`` names the input in the
         result (default: the path). ``check_scope=False`` runs every model whatever the
-        image's metadata says."""
+        image's metadata says. A model that finds nothing to analyse in the image
+        (``NotAnalysableError``) is recorded in ``not_analysable`` with the reason, and so is
+        a second-stage model it feeds."""
         timer = StageTimer()
         image = source if isinstance(source, Image) else read_image(source)
         timer.lap("read")
         name = describe_source(source, label)
-        tables: dict[IntensitySpec, IntensityLut] = {}
+        # A table, or why the image has nothing to analyse under it, per intensity handling.
+        tables: dict[IntensitySpec, IntensityLut | NotAnalysableError] = {}
         predictions: dict[str, Prediction] = {}
         not_applied: dict[str, str] = {}
+        not_analysable: dict[str, str] = {}
         notes: list[str] = []
         for model in self.models:
             if check_scope:
@@ -104,16 +110,32 @@ class ModelSet:
                 model_notes = ["model scope not checked (check_scope=False)"]
             notes.extend(note for note in model_notes if note not in notes)
             region = None
-            if model.manifest.input_region is not None:
-                region, reason = _region(model.manifest.input_region, predictions, not_applied, image)
+            needed = model.manifest.input_region
+            if needed is not None:
+                if needed.model in not_analysable:
+                    not_analysable[model.model_id] = not_analysable[needed.model]
+                    continue
+                region, reason = _region(needed, predictions, not_applied, image)
                 if region is None:
                     not_applied[model.model_id] = reason
                     continue
+            try:
+                model.check_size(image, region)
+            except NotAnalysableError as exc:
+                not_analysable[model.model_id] = str(exc)
+                continue
             model_timer = StageTimer()
             lut = tables.get(model.manifest.intensity)
             if lut is None:
-                lut = tables[model.manifest.intensity] = model.build_lut(image)
+                try:
+                    lut = model.build_lut(image)
+                except NotAnalysableError as exc:
+                    lut = exc
+                tables[model.manifest.intensity] = lut
                 model_timer.lap("lut")
+            if isinstance(lut, NotAnalysableError):
+                not_analysable[model.model_id] = str(lut)
+                continue
             predictions[model.model_id] = model.analyse(
                 image, lut, timer=model_timer, notes=model_notes, source=name, region=region
             )
@@ -128,6 +150,7 @@ class ModelSet:
             not_applied=not_applied,
             image=describe_image(image, None, notes),
             timings_ms=timings,
+            not_analysable=not_analysable,
             _display=next(iter(predictions.values()))._display if predictions else None,
             _unanalysed=None if predictions else image,
         )

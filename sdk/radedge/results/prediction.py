@@ -3,7 +3,10 @@ model a ``ModelSet`` routed the image to, and those that did not apply, with the
 
 Both serialise to JSON (``to_json``) and render an overlay PNG (``save_overlay``). Neither
 contains patient names, IDs or dates: the only link back to the input is the path or label
-the caller gave.
+the caller gave. The JSON is strict (RFC 8259): a figure that is not finite has no place in it,
+so measurements that cannot be finite are None with the reason beside them (``area_source``,
+``size_source``, ``pixel_spacing_problem``), and serialising one that slipped through raises
+ValueError instead of writing ``NaN`` or ``Infinity``, which other JSON readers refuse.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ class Prediction:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def layers(self) -> list[Any]:
         return [layer for result in self.heads.values() for layer in result.layers()]
@@ -146,9 +149,12 @@ class ImageAnalysis:
     ``predictions``: by model id, the models whose scope accepted the image (first-stage
     models before the second-stage models fed by them). ``not_applied``: by model id, why
     a model did not analyse it (out of its scope, or its input region was not found).
-    ``analysed`` is False when no model did: ``reason`` then says why, a result and not an
-    error. ``timings_ms``: ``read``, ``lut`` (every table built, summed) and ``total``, from
-    bytes to flags of every model; each prediction holds its own stages.
+    ``not_analysable``: by model id, why a model that applies found nothing it could
+    analyse meaningfully (``NotAnalysableError``: intensities without meaning, a uniform
+    image, too few pixels), and the second-stage models it feeds. ``analysed`` is False
+    when no model analysed the image: ``reason`` then says why, a result and not an error,
+    and no flag is raised. ``timings_ms``: ``read``, ``lut`` (every table built, summed)
+    and ``total``, from bytes to flags of every model; each prediction holds its own stages.
     """
 
     source: str
@@ -156,6 +162,7 @@ class ImageAnalysis:
     not_applied: dict[str, str]
     image: dict[str, Any]
     timings_ms: dict[str, float]
+    not_analysable: dict[str, str] = field(default_factory=dict)
     _display: DisplayImage | None = field(default=None, repr=False)
     # The image no model analysed: its own window is built only if an overlay is asked for.
     _unanalysed: Image | None = field(default=None, repr=False)
@@ -176,11 +183,20 @@ class ImageAnalysis:
 
     @property
     def reason(self) -> str | None:
-        """Why no model analysed the image, or None when one did."""
+        """Why no model analysed the image, or None when one did: what the image lacks, once
+        for all the models that found the same, then the models that do not apply (their
+        reasons are in ``not_applied``); or, when every model is out of scope, why each is."""
         if self.analysed:
             return None
-        why = "; ".join(f"{model}: {reason}" for model, reason in self.not_applied.items())
-        return f"no loaded model applies to this image ({why})" if why else "no model is loaded"
+        if not self.not_analysable:
+            why = "; ".join(f"{model}: {reason}" for model, reason in self.not_applied.items())
+            return f"no loaded model applies to this image ({why})" if why else "no model is loaded"
+        models_by_reason: dict[str, list[str]] = {}
+        for model, reason in self.not_analysable.items():
+            models_by_reason.setdefault(reason, []).append(model)
+        lacking = "; ".join(f"{reason} [{', '.join(models)}]" for reason, models in models_by_reason.items())
+        others = f" ({', '.join(self.not_applied)}: not applied)" if self.not_applied else ""
+        return lacking + others
 
     @property
     def drawable(self) -> bool:
@@ -205,12 +221,13 @@ class ImageAnalysis:
             "flags": [flag.to_dict() for flag in self.flags],
             "models": {model: prediction.to_dict() for model, prediction in self.predictions.items()},
             "not_applied": dict(self.not_applied),
+            "not_analysable": dict(self.not_analysable),
             "timings_ms": {stage: round(ms, 3) for stage, ms in self.timings_ms.items()},
             "image": self.image,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def overlay(self, max_side: int = 1024) -> np.ndarray:
         """One rendering of every model's results (see ``Prediction.overlay``); an image no model
@@ -221,7 +238,8 @@ class ImageAnalysis:
         layers = [layer for prediction in self.predictions.values() for layer in prediction.layers()]
         banner = [line for prediction in self.predictions.values() for line in prediction.banner()]
         if not self.analysed:
-            banner = ["Not analysed: no model applies to this image"]
+            banner = ["Not analysed: nothing in this image a model can analyse" if self.not_analysable
+                      else "Not analysed: no model applies to this image"]
         return render_overlay(display, layers, banner, alert=self.flagged, max_side=max_side)
 
     def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
