@@ -52,6 +52,7 @@ from radedge.io import read_image
 from radedge.io.image import PixelSpacing
 from radedge.ops.preprocess import preprocess
 from radedge.pipeline import StageTimer, check_scope, conclude, decode_outputs, describe_image, intensity_lut
+from radedge.pipeline.analysable import check_size
 from radedge.spec import PRECISIONS
 from radedge.spec.geometry import ResizeGeometry
 
@@ -186,6 +187,7 @@ class PreprocessStep:
         image = read_image(data.tobytes())
         timer.lap("read")
         notes = check_scope(manifest, image)
+        check_size(manifest, image.rows, image.columns)
         lut = intensity_lut(manifest, image, threads=self.threads)
         timer.lap("lut")
         tensor, geometry = preprocess(image.pixels, lut.table, lut.first_stored_value, manifest.preprocess,

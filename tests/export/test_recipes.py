@@ -31,6 +31,7 @@ def test_rates():
     assert figures == {"accuracy": 0.6, "sensitivity": round(2 / 3, 4), "specificity": 0.5, "count": 5}
 
 
+@pytest.mark.needs_torch  # the recipes import their architectures
 def test_every_recipe_names_its_model_and_the_bundled_ones_have_one():
     from radedge.export.recipes import RECIPES, recipe
 

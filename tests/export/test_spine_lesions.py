@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The recipe imports its architecture, which needs torch (radedge[export]).
+pytest.importorskip("torch", reason="needs torch (pip install 'radedge[export]')")
+
 from radedge.export.phantoms._protocol import draw_protocol, streams
 from radedge.export.metrics import auroc, average_precision, box_iou, mean_average_precision
 from radedge.export.phantoms.spine_lesions import FINDINGS, lesion_anatomy, spine_lesion_radiograph

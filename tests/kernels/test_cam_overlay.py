@@ -80,9 +80,12 @@ def _check(cam, display, geometry, input_size, *, colormap="turbo", alpha=0.4, f
     # exactly on a half where the geometry is rational (hypothesis found a 35 x 29 display
     # over a 2 x 1 CAM on a 1-pixel input: t = (4r - 33) / 70 in row r, on a half every 7th
     # row), so the count of such pixels says nothing; what must hold is that the explanation
-    # above admitted only pixels within 1/100 of a colour index of a half.
+    # above admitted only pixels near a half: within 1/4 of a colour index, so an index off by
+    # one anywhere else still fails. (1/100 held until hypothesis drew a display whose samples
+    # span 0.014 of a CAM valued -3.5 in float16: float32 rounding of the samples is then
+    # worth 0.06 of an index.)
     if (got != expected["image"]).any():
-        assert 255 * _t_error(expected, cam) <= 0.01, "differences explained only by a loose tolerance"
+        assert 255 * _t_error(expected, cam) <= 0.25, "differences explained only by a loose tolerance"
     return got, expected
 
 
