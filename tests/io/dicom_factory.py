@@ -176,17 +176,19 @@ PRIVATE_CREATOR = struct.pack("<HH2sH", 0x0029, 0x0010, b"LO", 12) + b"RADEDGE T
 def nested_sequences(depth: int, *, defined_length: bool = False) -> bytes:
     """Private sequences (0029,1010) nested ``depth`` deep, each holding one item that holds
     the next; undefined lengths with delimitation items (PS3.5 7.5.2), or defined lengths."""
-    inner = private_element(0x1011, "LO", b"leaf")
-    for _ in range(depth):
-        if defined_length:
-            item = struct.pack("<HHI", 0xFFFE, 0xE000, len(inner)) + inner
-            inner = struct.pack("<HH2sHI", 0x0029, 0x1010, b"SQ", 0, len(item)) + item
-        else:
-            inner = (struct.pack("<HH2sHI", 0x0029, 0x1010, b"SQ", 0, 0xFFFFFFFF)
-                     + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + inner
-                     + struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
-                     + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
-    return inner
+    leaf = private_element(0x1011, "LO", b"leaf")
+    if not defined_length:
+        opening = (struct.pack("<HH2sHI", 0x0029, 0x1010, b"SQ", 0, 0xFFFFFFFF)
+                   + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF))
+        closing = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+        return opening * depth + leaf + closing * depth
+    # Each level adds a sequence header (12 bytes) and an item header (8 bytes).
+    parts = []
+    for level in range(depth):
+        item_length = len(leaf) + 20 * (depth - 1 - level)
+        parts.append(struct.pack("<HH2sHI", 0x0029, 0x1010, b"SQ", 0, item_length + 8)
+                     + struct.pack("<HHI", 0xFFFE, 0xE000, item_length))
+    return b"".join(parts) + leaf
 
 
 def insert_before_pixel_data(encoded: bytes, elements: bytes) -> bytes:
@@ -195,9 +197,12 @@ def insert_before_pixel_data(encoded: bytes, elements: bytes) -> bytes:
     return encoded[:offset] + PRIVATE_CREATOR + elements + encoded[offset:]
 
 
-def deflated(ds: Dataset, *, zeros_before_pixel_data: int = 0, zeros_after_pixel_data: int = 0) -> bytes:
-    """``ds`` as a Deflated Explicit VR Little Endian file (PS3.5 A.5), optionally with a
-    private OB element of zeros before Pixel Data and a (7FE1,1010) one after it.
+def deflated(ds: Dataset, *, elements_before_pixel_data: bytes = b"", zeros_before_pixel_data: int = 0,
+             zeros_after_pixel_data: int = 0) -> bytes:
+    """``ds`` as a Deflated Explicit VR Little Endian file (PS3.5 A.5), optionally with
+    ``elements_before_pixel_data`` (encoded explicit VR little endian, in the private block
+    ``PRIVATE_CREATOR`` reserves), a private OB element of zeros before Pixel Data, and a
+    (7FE1,1010) one after it.
 
     The zeros are deflated once, 16 MiB at a time, and the compressed block repeated: a
     full flush ends a block on a byte boundary with no reference to earlier data, so copies
@@ -228,9 +233,10 @@ def deflated(ds: Dataset, *, zeros_before_pixel_data: int = 0, zeros_after_pixel
         return out + compressor.compress(bytes(rest)) + compressor.flush(zlib.Z_FULL_FLUSH)
 
     stream = compressor.compress(plain[data_set:offset])
+    if elements_before_pixel_data or zeros_before_pixel_data:
+        stream += compressor.compress(PRIVATE_CREATOR + elements_before_pixel_data)
     if zeros_before_pixel_data:
-        stream += compressor.compress(PRIVATE_CREATOR + struct.pack(
-            "<HH2sHI", 0x0029, 0x1010, b"OB", 0, zeros_before_pixel_data))
+        stream += compressor.compress(struct.pack("<HH2sHI", 0x0029, 0x1012, b"OB", 0, zeros_before_pixel_data))
         stream += zeros(zeros_before_pixel_data)
     stream += compressor.compress(plain[offset:])
     if zeros_after_pixel_data:

@@ -71,9 +71,9 @@ def jpeg_frame_header(data, *, source: str = "JPEG frame header (ITU-T T.81 B.2.
 
     Walks the marker segments from SOI (T.81 B.1.1.2: each marker is FF xx, fill bytes FF
     may precede it, every marker but the standalone ones carries a 16-bit length) up to
-    the first scan (SOS) or EOI. An LSE
-    oversize-dimension segment (T.87 C.2.4.1.4, ID 4) before the first scan replaces a
-    zero height or width, as JPEG-LS decoders apply it. Raises ``JpegHeaderError``.
+    the first SOFn. After SOF55 the walk goes on to the first scan (SOS): an LSE
+    oversize-dimension segment (T.87 C.2.4.1.4, ID 4) there replaces a zero height or
+    width, as JPEG-LS decoders apply it. Raises ``JpegHeaderError``.
     """
     data = memoryview(data)
     size = len(data)
@@ -117,6 +117,8 @@ def jpeg_frame_header(data, *, source: str = "JPEG frame header (ITU-T T.81 B.2.
                     f"components; T.81 B.2.2 makes it 8 + 3 x {components} = {8 + 3 * components}"
                 )
             found = marker, FrameHeader(source, rows, columns, components, precision)
+            if marker != _JPEG_LS_SOF:
+                return found
         elif marker == _JPEG_LS_LSE and length >= 4 and data[position + 2] == 4:
             # T.87 C.2.4.1.4: ID 4, Wxy bytes per dimension, then height and width.
             width_bytes = data[position + 3]
@@ -202,7 +204,7 @@ def _jp2_codestream(data: memoryview) -> memoryview:
     raise ValueError("it is a JP2 file without a codestream box (jp2c)")
 
 
-def rle_segment_offsets(frame, expected_segments: int, where: str) -> list[int]:
+def rle_segment_offsets(frame, samples: int, bits_allocated: int, where: str) -> list[int]:
     """Check an RLE Lossless frame's header (PS3.5 G.5) and return its segment offsets.
 
     The header is 16 little endian 32-bit values: the number of segments (one per byte of
@@ -217,13 +219,16 @@ def rle_segment_offsets(frame, expected_segments: int, where: str) -> list[int]:
         )
     header = struct.unpack_from("<16I", frame)
     segments = header[0]
+    expected_segments = samples * (bits_allocated // 8)
     if segments != expected_segments:
         raise CodestreamMismatchError(
-            f"{where}: the RLE header (PS3.5 G.5) declares {segments} segment(s) where Samples "
-            f"per Pixel x Bits Allocated / 8 need {expected_segments}: the compressed data and "
-            "the DICOM header disagree. Refused before decoding; ask the sender to export the "
-            "image again.",
-            attribute="Bits Allocated", dicom_value=expected_segments, codestream_value=segments,
+            f"{where}: the RLE header (PS3.5 G.5) declares {segments} segments where the DICOM "
+            f"header's Samples per Pixel ({samples}) x Bits Allocated ({bits_allocated}) / 8 "
+            f"is {expected_segments} (one segment per byte of each sample). The compressed "
+            "data and the header disagree, so the image is refused before decoding; ask the "
+            "sender to export it again.",
+            attribute="Bits Allocated (0028,0100)", dicom_value=expected_segments,
+            codestream_value=segments,
         )
     offsets = list(header[1:1 + segments])
     bounds = [*offsets, len(frame)]
@@ -247,7 +252,7 @@ def check_frame(frame, transfer_syntax_uid: str, *, rows: int, columns: int, sam
     """
     syntax = dicom_uid.UID(transfer_syntax_uid)
     if syntax == dicom_uid.RLELossless:
-        rle_segment_offsets(frame, samples * (bits_allocated // 8), where)
+        rle_segment_offsets(frame, samples, bits_allocated, where)
         return
     if syntax in _JPEG_2000_SYNTAXES:
         kind = "JPEG 2000"

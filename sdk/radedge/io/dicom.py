@@ -218,11 +218,11 @@ class _InflatedBytes:
     Deflate compresses zeros about 1000:1, so a file of one megabyte can inflate to a
     gigabyte. Reading inflates in bounded steps up to ``limit``; a read that needs more
     raises ``InputTooLargeError`` instead. The limit starts at the header allowance and is
-    raised to the end of the Pixel Data value once Rows x Columns have been checked; what
-    follows the Pixel Data is never inflated.
+    raised to the end of the Pixel Data value once Rows x Columns have been checked; of what
+    follows the Pixel Data, at most one step is inflated.
     """
 
-    _STEP = 1 << 20  # bytes read or inflated at a time
+    _STEP = 1 << 16  # bytes read or inflated at a time
 
     def __init__(self, stream: BinaryIO, offset: int, end: int, path: str | None):
         self._stream = stream

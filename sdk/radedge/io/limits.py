@@ -30,7 +30,7 @@ MAX_FILE_BYTES = 1 << 30
 #: Largest inflated header (the data set before Pixel Data) of a Deflated Explicit VR Little
 #: Endian file (PS3.5 A.5). Deflate compresses zeros about 1000:1, so without this a 1 MB
 #: file could claim a gigabyte of private elements. Pixel Data itself is inflated only as far
-#: as Rows x Columns x Bits Allocated need, and nothing after it is inflated at all.
+#: as Rows x Columns x Bits Allocated need, and what follows it at most 64 KiB further.
 MAX_INFLATED_HEADER_BYTES = 64 << 20
 
 #: Most data elements (nested ones included) read before Pixel Data. pydicom parses about
