@@ -353,6 +353,15 @@ def _jpeg_with_components(encoded: bytes, components: int) -> bytes:
     return _replace_frame(encoded, frame[:sof + 2] + header + frame[sof + 2 + old_length:])
 
 
+def _jpeg_hierarchical(encoded: bytes, rows: int, columns: int) -> bytes:
+    """The JPEG with a DHP segment (T.81 B.3.2) after SOI declaring the whole image's size."""
+    start = first_fragment_offset(encoded)
+    (length,) = struct.unpack_from("<I", encoded, start - 4)
+    frame = encoded[start:start + length]
+    dhp = b"\xff\xde" + struct.pack(">HBHHB", 11, 8, rows, columns, 1) + b"\x01\x11\x00"
+    return _replace_frame(encoded, frame[:2] + dhp + frame[2:])
+
+
 # (bomb builder, DICOM attribute named, DICOM value, codestream value)
 MISMATCHES = {
     "j2k-rows": (lambda: _patch(_jpeg_2000(), _siz(_jpeg_2000()) + 8, ">I", 4800),
@@ -373,6 +382,7 @@ MISMATCHES = {
     "jpeg-precision": (lambda: _patch(_jpeg(), _sof(_jpeg(), b"\xff\xc0") + 2, ">B", 12),
                        "Bits Allocated", 8, 12),
     "jpeg-components": (lambda: _jpeg_with_components(_jpeg(), 3), "Samples per Pixel", 1, 3),
+    "jpeg-hierarchical": (lambda: _jpeg_hierarchical(_jpeg(), 30000, 30000), "Rows", 48, 30000),
     "rle-segments": (lambda: _patch(_rle(), first_fragment_offset(_rle()), "<I", 15),
                      "Bits Allocated", 2, 15),
 }
@@ -439,14 +449,16 @@ print(json.dumps(report))
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in kilobytes on Linux only")
 def test_codestream_bombs_cost_no_decoder_memory(tmp_path):
-    """The four bombs measured at 0.4 s / 600 MB (JPEG 2000), 1 s / 1.5 GB (JPEG-LS) and
-    17 s / 5 GB (JPEG) inside the decoders before their headers were checked first."""
+    """Bombs measured inside the decoders before their headers were checked first: 0.4 s /
+    600 MB (JPEG 2000 SIZ), 1 s / 1.5 GB (JPEG-LS SOF55), 17 s / 5 GB (JPEG SOF1 of
+    pydicom's JPGExtended.dcm) and 0.6 s / 860 MB (a DHP segment)."""
     warm, bombs = [], []
     for index, make in enumerate((_jpeg_2000, _jpeg_ls, _jpeg, _rle)):
         path = tmp_path / f"valid{index}.dcm"
         path.write_bytes(make())
         warm.append(str(path))
-    for name in ("j2k-rows-one-tile", "jpeg-ls-rows-columns", "jpeg-rows-columns", "rle-segments"):
+    for name in ("j2k-rows-one-tile", "jpeg-ls-rows-columns", "jpeg-rows-columns", "jpeg-hierarchical",
+                 "rle-segments"):
         path = tmp_path / f"{name}.dcm"
         path.write_bytes(MISMATCHES[name][0]())
         bombs.append(str(path))

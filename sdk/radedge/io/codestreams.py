@@ -7,7 +7,8 @@ allocate gigabytes before it finds the data missing, and a JPEG frame header dec
 place, so it is parsed here and compared with the Image Pixel module (PS3.3 C.7.6.3):
 
 - JPEG 2000 and HTJ2K: the SIZ marker segment (ITU-T T.800 A.5.1), which follows SOC.
-- JPEG (ITU-T T.81): the frame header of the first SOFn marker (T.81 B.2.2).
+- JPEG (ITU-T T.81): the frame header of the first SOFn marker (T.81 B.2.2), or the DHP
+  segment that precedes the frames of a hierarchical JPEG (T.81 B.3.2).
 - JPEG-LS (ITU-T T.87): the SOF55 frame header (T.87 C.2.2, the T.81 layout) and any
   oversize-dimension LSE segment (T.87 C.2.4.1.4).
 - RLE Lossless (PS3.5 G.5): the 64-byte header's segment count and offsets.
@@ -40,6 +41,9 @@ _JPEG_2000_SYNTAXES = frozenset({
 JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_LS_SOF = 0xF7
 _JPEG_LS_LSE = 0xF8
+# T.81 B.3.2: in hierarchical mode the DHP segment, before every frame, gives the size of
+# the whole image (the frames may be smaller), in the frame header's layout.
+JPEG_DHP = 0xDE
 _SOS, _EOI = 0xDA, 0xD9
 # T.81 B.1.1.3: markers that stand alone, with no length after them (TEM, RSTm, SOI, EOI).
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
@@ -67,7 +71,7 @@ class JpegHeaderError(ValueError):
 
 
 def jpeg_frame_header(data, *, source: str = "JPEG frame header (ITU-T T.81 B.2.2)") -> tuple[int, FrameHeader]:
-    """The first frame header (SOFn or SOF55) of a JPEG / JPEG-LS stream: (marker, header).
+    """The first frame header (SOFn, DHP or SOF55) of a JPEG / JPEG-LS stream: (marker, header).
 
     Walks the marker segments from SOI (T.81 B.1.1.2: each marker is FF xx, fill bytes FF
     may precede it, every marker but the standalone ones carries a 16-bit length) up to
@@ -106,7 +110,7 @@ def jpeg_frame_header(data, *, source: str = "JPEG frame header (ITU-T T.81 B.2.
             break
         if position + length > size:
             raise JpegHeaderError(f"it ends inside the FF {marker:02X} marker segment", cut=True)
-        if found is None and (marker in JPEG_SOF_MARKERS or marker == _JPEG_LS_SOF):
+        if found is None and (marker in JPEG_SOF_MARKERS or marker in (_JPEG_LS_SOF, JPEG_DHP)):
             # T.81 B.2.2 (and T.87 C.2.2): Lf, P, Y, X, Nf, then Nf component specifications.
             if length < 8:
                 raise JpegHeaderError(f"its frame header (FF {marker:02X}) is {length} bytes, fewer than 8")
@@ -266,11 +270,13 @@ def check_frame(frame, transfer_syntax_uid: str, *, rows: int, columns: int, sam
             marker, header = jpeg_frame_header(frame)
         except JpegHeaderError as exc:
             raise _unreadable(where, kind, str(exc)) from None
-        header = FrameHeader(
-            "JPEG-LS SOF55 frame header (ITU-T T.87 C.2.2)" if marker == _JPEG_LS_SOF
-            else f"JPEG SOF{marker - 0xC0} frame header (ITU-T T.81 B.2.2)",
-            header.rows, header.columns, header.components, header.precision,
-        )
+        if marker == _JPEG_LS_SOF:
+            source = "JPEG-LS SOF55 frame header (ITU-T T.87 C.2.2)"
+        elif marker == JPEG_DHP:
+            source = "JPEG DHP marker segment of a hierarchical JPEG (ITU-T T.81 B.3.2)"
+        else:
+            source = f"JPEG SOF{marker - 0xC0} frame header (ITU-T T.81 B.2.2)"
+        header = FrameHeader(source, header.rows, header.columns, header.components, header.precision)
     else:
         raise UnsupportedTransferSyntaxError(
             f"{where}: Pixel Data is encoded as {syntax.name} ({syntax}), whose frame header "

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import CorruptPixelDataError, TruncatedPixelDataError, UnsupportedImageError
 from . import limits
-from .codestreams import JPEG_SOF_MARKERS, JpegHeaderError, jpeg_frame_header
+from .codestreams import JPEG_DHP, JPEG_SOF_MARKERS, JpegHeaderError, jpeg_frame_header
 from .files import open_regular_file
 from .image import Image, Intensity, Source
 from .limits import check_declared_size
@@ -254,7 +254,7 @@ def _jpeg_header(data: bytes, where: str) -> RasterHeader:
         if exc.cut:
             raise _cut_header(where, "JPEG") from None
         raise CorruptPixelDataError(f"{where}: the JPEG is damaged: {exc}.") from None
-    if marker not in JPEG_SOF_MARKERS:
+    if marker not in JPEG_SOF_MARKERS and marker != JPEG_DHP:
         raise UnsupportedImageError(
             f"{where} is a JPEG-LS file (ITU-T T.87), which OpenCV does not decode. Export "
             "the image as an 8- or 16-bit greyscale PNG."
