@@ -408,6 +408,25 @@ def test_codestreams_made_here_decode(encoded):
         np.testing.assert_array_equal(image.pixels, GRADIENT)
 
 
+def _with_empty_fragments(encoded: bytes, count: int) -> bytes:
+    """The file with ``count`` empty fragments before its one fragment (all one frame)."""
+    start = first_fragment_offset(encoded) - 8
+    return encoded[:start] + struct.pack("<HHI", 0xFFFE, 0xE000, 0) * count + encoded[start:]
+
+
+def test_fragments_of_one_frame_are_joined_and_counted(monkeypatch):
+    np.testing.assert_array_equal(read_dicom(_with_empty_fragments(_rle(), 20)).pixels, GRADIENT)
+    bomb = _with_empty_fragments(_rle(), 10 * limits.MAX_FRAGMENTS)
+    with cost(trace_memory=False) as spent:
+        with pytest.raises(InputTooLargeError, match="MAX_FRAGMENTS"):
+            read_dicom(bomb)
+    assert spent["seconds"] < 1
+    monkeypatch.setattr(limits, "MAX_FRAGMENTS", 22)
+    read_dicom(_with_empty_fragments(_rle(), 20))  # 22 items: the Basic Offset Table, 21 fragments
+    with pytest.raises(InputTooLargeError, match="more than 22 items"):
+        read_dicom(_with_empty_fragments(_rle(), 21))
+
+
 def test_rle_offsets_outside_the_frame_are_corrupt():
     encoded = _rle()
     start = first_fragment_offset(encoded)

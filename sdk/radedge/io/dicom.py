@@ -567,7 +567,7 @@ def _check_encapsulated_items(source, value_offset: int, path: str | None) -> in
     At most ``limits.MAX_FRAGMENTS`` items are walked.
     """
     position = value_offset
-    for _ in range(limits.MAX_FRAGMENTS + 2):
+    for _ in range(limits.MAX_FRAGMENTS + 1):
         raw = source.read_at(position, 8)
         if len(raw) < 8:
             raise TruncatedPixelDataError(

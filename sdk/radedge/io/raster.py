@@ -96,7 +96,7 @@ def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
             header = _parse_header(read_at, size, where)
             _check_declared(header, max_pixels, where)
             stream.seek(0)
-            data = stream.read()
+            data = stream.read(size)  # what fstat measured, should the file grow meanwhile
     elif isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         path, where = None, "the input"
         limits.check_input_size(memoryview(path_or_bytes).nbytes, where)

@@ -41,14 +41,6 @@ _SCAN_CHUNK = 1 << 16
 ReadAt = Callable[[int, int], bytes]
 
 
-class NeedMoreData(Exception):
-    """The walk reached the end of the bytes available; ``offset`` bytes are needed."""
-
-    def __init__(self, offset: int):
-        super().__init__(offset)
-        self.offset = offset
-
-
 @dataclass(frozen=True)
 class Walk:
     """Where the walk ended.
@@ -56,12 +48,11 @@ class Walk:
     ``pixel_data_offset``: the offset of the top-level (7FE0,0010), (7FE0,0008) or
     (7FE0,0009) element header, or ``None`` when the data set ended without one.
     ``understood``: False when the walk stopped at bytes it could not read as elements
-    (pydicom then decides what they are). ``elements``: data elements and items walked.
+    (pydicom then decides what they are).
     """
 
     pixel_data_offset: int | None
     understood: bool
-    elements: int
 
 
 @dataclass
@@ -82,13 +73,12 @@ def first_element_is_implicit(first_bytes: bytes) -> bool:
 
 
 def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little_endian: bool,
-                       where: str, more_may_come: bool = False) -> Walk:
+                       where: str) -> Walk:
     """Walk the data set at ``start`` up to its top-level Pixel Data element.
 
     ``implicit_vr`` / ``little_endian``: the encoding the transfer syntax declares; the
-    first element may overrule the VR encoding, as in pydicom. ``more_may_come``: the bytes
-    are still arriving (a data set being inflated); reaching their end raises
-    ``NeedMoreData`` instead of ending the walk.
+    first element may overrule the VR encoding, as in pydicom. ``read_at`` may produce
+    its bytes as they are asked for (a deflated data set inflating).
 
     Raises ``SequenceTooDeepError`` past ``limits.MAX_SEQUENCE_DEPTH`` nested sequences and
     ``InputTooLargeError`` past ``limits.MAX_HEADER_ELEMENTS`` elements; ``where`` names the
@@ -102,11 +92,7 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
 
     def read(offset: int, size: int) -> bytes | None:
         data = read_at(offset, size)
-        if len(data) == size:
-            return data
-        if more_may_come:
-            raise NeedMoreData(offset + size)
-        return None
+        return data if len(data) == size else None
 
     stack = [_Container(False, None, implicit_vr, detect_vr=True, top_level=True)]
     depth = elements = 0
@@ -120,7 +106,7 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
         header = read(position, 8)
         if header is None:
             ended_cleanly = container.top_level and not read_at(position, 1)
-            return Walk(None, ended_cleanly, elements)
+            return Walk(None, ended_cleanly)
         group, element, length = tag_length.unpack(header)
         tag = group << 16 | element
 
@@ -140,13 +126,13 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
                 stack.pop()
                 depth -= 1
             else:
-                return Walk(None, False, elements)
+                return Walk(None, False)
             continue
 
         if tag == _ITEM_DELIMITER:
             position += 8
             if container.top_level:
-                return Walk(None, False, elements)
+                return Walk(None, False)
             stack.pop()
             continue
         if container.detect_vr:
@@ -162,7 +148,7 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
             if vr in _LONG_VRS:
                 extension = read(position + 8, 4)
                 if extension is None:
-                    return Walk(None, False, elements)
+                    return Walk(None, False)
                 (length,) = long_length.unpack(extension)
                 value_at = position + 12
             elif vr in _KNOWN_VRS or b"AA" <= vr <= b"ZZ":
@@ -172,7 +158,7 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
                 # (config.assume_implicit_vr_switch): some writers switch inside sequences.
                 vr = None
         if container.top_level and tag in PIXEL_DATA_TAGS:
-            return Walk(position, True, elements)
+            return Walk(position, True)
 
         if _is_sequence(tag, vr, length, read_at, value_at, order):
             depth += 1
@@ -191,15 +177,13 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
         elif length == _UNDEFINED:
             # A value of undefined length that is not a sequence runs to a Sequence
             # Delimitation Item (PS3.5 7.1.3), as encapsulated Pixel Data does.
-            delimiter, searched_to = _find_delimiter(read_at, value_at, order)
+            delimiter = _find_delimiter(read_at, value_at, order)
             if delimiter is None:
-                if more_may_come:
-                    raise NeedMoreData(searched_to + _SCAN_CHUNK)
-                return Walk(None, False, elements)
+                return Walk(None, False)
             position = delimiter + 8
         else:
             position = value_at + length
-    return Walk(None, True, elements)
+    return Walk(None, True)
 
 
 def _too_many_elements(where: str, max_elements: int) -> InputTooLargeError:
@@ -236,18 +220,17 @@ def _is_sequence(tag: int, vr: bytes | None, length: int, read_at: ReadAt, value
         return False
 
 
-def _find_delimiter(read_at: ReadAt, start: int, order: str) -> tuple[int | None, int]:
-    """Offset of the next Sequence Delimitation Item tag at or after ``start`` (or None),
-    and how far the bytes were searched."""
+def _find_delimiter(read_at: ReadAt, start: int, order: str) -> int | None:
+    """Offset of the next Sequence Delimitation Item tag at or after ``start``, or None."""
     marker = struct.pack(order + "HH", 0xFFFE, 0xE0DD)
     position = start
     while True:
         chunk = read_at(position, _SCAN_CHUNK + 3)
         found = chunk.find(marker)
         if found >= 0:
-            return position + found, position + found
+            return position + found
         if len(chunk) < _SCAN_CHUNK + 3:
-            return None, position + len(chunk)
+            return None
         position += _SCAN_CHUNK
 
 
