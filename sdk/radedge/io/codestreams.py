@@ -70,7 +70,7 @@ class JpegHeaderError(ValueError):
         self.cut = cut
 
 
-def jpeg_frame_header(data, *, source: str = "JPEG frame header (ITU-T T.81 B.2.2)") -> tuple[int, FrameHeader]:
+def jpeg_frame_header(data) -> tuple[int, FrameHeader]:
     """The first frame header (SOFn, DHP or SOF55) of a JPEG / JPEG-LS stream: (marker, header).
 
     Walks the marker segments from SOI (T.81 B.1.1.2: each marker is FF xx, fill bytes FF
@@ -120,7 +120,8 @@ def jpeg_frame_header(data, *, source: str = "JPEG frame header (ITU-T T.81 B.2.
                     f"its frame header (FF {marker:02X}) is {length} bytes long for {components} "
                     f"components; T.81 B.2.2 makes it 8 + 3 x {components} = {8 + 3 * components}"
                 )
-            found = marker, FrameHeader(source, rows, columns, components, precision)
+            found = marker, FrameHeader("JPEG frame header (ITU-T T.81 B.2.2)", rows, columns,
+                                        components, precision)
             if marker != _JPEG_LS_SOF:
                 return found
         elif marker == _JPEG_LS_LSE and length >= 4 and data[position + 2] == 4:
@@ -167,7 +168,7 @@ def jpeg_2000_header(data) -> FrameHeader:
     if not 1 <= csiz <= 16384 or lsiz != 38 + 3 * csiz or len(data) < 4 + lsiz:
         raise ValueError(f"its SIZ marker segment is malformed (Lsiz {lsiz}, Csiz {csiz})")
     # A.5.1: the image area and the tile grid must be non-empty and the tiles must cover
-    # the image origin; B.3: at most 65535 tiles (Isot is 0 to 65534).
+    # the image origin; A.4.2: at most 65535 tiles (a tile index Isot is 0 to 65534).
     if xsiz <= xosiz or ysiz <= yosiz or xtsiz == 0 or ytsiz == 0:
         raise ValueError(f"its SIZ declares an empty image or tile ({xsiz} x {ysiz}, origin "
                          f"{xosiz}, {yosiz}, tiles {xtsiz} x {ytsiz})")
