@@ -140,14 +140,17 @@ def compressed(stored: np.ndarray, syntax: str, *, bits_stored: int) -> Dataset:
         ds["PixelData"].VR = "OB"
         ds["PixelData"].is_undefined_length = True
         return ds
-    ds.compress(syntax, encoding_plugin="pylibjpeg" if syntax == JPEG2000Lossless else "")
+    ds.compress(syntax, encoding_plugin="pylibjpeg" if syntax == JPEG2000Lossless else "",
+                generate_instance_uid=False)
     return ds
 
 
 def pixel_data_offset(encoded: bytes) -> int:
     """Where the top-level Pixel Data element (explicit VR little endian) starts in a file
-    made here: the last (7FE0,0010) tag followed by OB or OW."""
-    offset = max(encoded.rfind(b"\xe0\x7f\x10\x00OB"), encoded.rfind(b"\xe0\x7f\x10\x00OW"))
+    made here: the first (7FE0,0010) tag followed by OB or OW (the same bytes may recur by
+    chance inside its value or after it, never before it)."""
+    found = [encoded.find(b"\xe0\x7f\x10\x00" + vr) for vr in (b"OB", b"OW")]
+    offset = min(at for at in found if at >= 0)
     assert offset > 0
     return offset
 

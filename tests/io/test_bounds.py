@@ -362,29 +362,42 @@ def _jpeg_hierarchical(encoded: bytes, rows: int, columns: int) -> bytes:
     return _replace_frame(encoded, frame[:2] + dhp + frame[2:])
 
 
-# (bomb builder, DICOM attribute named, DICOM value, codestream value)
+def _patched(make, locate, fields) -> bytes:
+    """``make()``'s file with ``fields`` ((offset from ``locate(file)``, struct format,
+    value), ...) written into it."""
+    encoded = make()
+    base = locate(encoded)
+    for delta, fmt, value in fields:
+        encoded = _patch(encoded, base + delta, fmt, value)
+    return encoded
+
+
+def _jpeg_sof(encoded: bytes) -> int:
+    return _sof(encoded, b"\xff\xc0")
+
+
+def _jpeg_ls_sof(encoded: bytes) -> int:
+    return _sof(encoded, b"\xff\xf7")
+
+
+# (bomb builder, DICOM attribute named, DICOM value, codestream value). Offsets from the
+# SIZ's Lsiz (T.800 A.5.1): Xsiz +4, Ysiz +8, YTsiz +24, Ssiz of component 0 +38; from the
+# frame header's Lf (T.81 B.2.2): P +2, Y +3, X +5.
 MISMATCHES = {
-    "j2k-rows": (lambda: _patch(_jpeg_2000(), _siz(_jpeg_2000()) + 8, ">I", 4800),
-                 "Rows", 48, 4800),
-    "j2k-rows-one-tile": (lambda: _patch(_patch(_jpeg_2000(), _siz(_jpeg_2000()) + 8, ">I", 4194604),
-                                         _siz(_jpeg_2000()) + 24, ">I", 4194604),
+    "j2k-rows": (lambda: _patched(_jpeg_2000, _siz, [(8, ">I", 4800)]), "Rows", 48, 4800),
+    "j2k-rows-one-tile": (lambda: _patched(_jpeg_2000, _siz, [(8, ">I", 4194604), (24, ">I", 4194604)]),
                           "Rows", 48, 4194604),
-    "j2k-columns": (lambda: _patch(_jpeg_2000(), _siz(_jpeg_2000()) + 4, ">I", 30000),
-                    "Columns", 64, 30000),
-    "j2k-precision": (lambda: _patch(_jpeg_2000(), _siz(_jpeg_2000()) + 38, ">B", 0x1F),
-                      "Bits Allocated", 16, 32),
-    "jpeg-ls-rows-columns": (lambda: _patch(_jpeg_ls(), _sof(_jpeg_ls(), b"\xff\xf7") + 3, ">HH", 20000, 20000),
+    "j2k-columns": (lambda: _patched(_jpeg_2000, _siz, [(4, ">I", 30000)]), "Columns", 64, 30000),
+    "j2k-precision": (lambda: _patched(_jpeg_2000, _siz, [(38, ">B", 0x1F)]), "Bits Allocated", 16, 32),
+    "jpeg-ls-rows-columns": (lambda: _patched(_jpeg_ls, _jpeg_ls_sof, [(3, ">H", 20000), (5, ">H", 20000)]),
                              "Rows", 48, 20000),
-    "jpeg-rows-columns": (lambda: _patch(_jpeg(), _sof(_jpeg(), b"\xff\xc0") + 3, ">HH", 30000, 30000),
+    "jpeg-rows-columns": (lambda: _patched(_jpeg, _jpeg_sof, [(3, ">H", 30000), (5, ">H", 30000)]),
                           "Rows", 48, 30000),
-    "jpeg-columns": (lambda: _patch(_jpeg(), _sof(_jpeg(), b"\xff\xc0") + 5, ">H", 65535),
-                     "Columns", 64, 65535),
-    "jpeg-precision": (lambda: _patch(_jpeg(), _sof(_jpeg(), b"\xff\xc0") + 2, ">B", 12),
-                       "Bits Allocated", 8, 12),
+    "jpeg-columns": (lambda: _patched(_jpeg, _jpeg_sof, [(5, ">H", 65535)]), "Columns", 64, 65535),
+    "jpeg-precision": (lambda: _patched(_jpeg, _jpeg_sof, [(2, ">B", 12)]), "Bits Allocated", 8, 12),
     "jpeg-components": (lambda: _jpeg_with_components(_jpeg(), 3), "Samples per Pixel", 1, 3),
     "jpeg-hierarchical": (lambda: _jpeg_hierarchical(_jpeg(), 30000, 30000), "Rows", 48, 30000),
-    "rle-segments": (lambda: _patch(_rle(), first_fragment_offset(_rle()), "<I", 15),
-                     "Bits Allocated", 2, 15),
+    "rle-segments": (lambda: _patched(_rle, first_fragment_offset, [(0, "<I", 15)]), "Bits Allocated", 2, 15),
 }
 
 
