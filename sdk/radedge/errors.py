@@ -116,3 +116,54 @@ class InvalidWindowError(InputError, ValueError):
     LUTs the image carries, and for a percentile window of an image that is all pixel
     padding. Also a ValueError: the window is a bad argument to the intensity chain.
     """
+
+
+class NotRegularFileError(InputError):
+    """The path names a FIFO, a device, a socket or a directory, not a regular file.
+
+    Refused from ``fstat`` before a byte is read: reading a FIFO or a terminal blocks until
+    someone writes to it, and a device such as ``/dev/zero`` never ends.
+    """
+
+
+class InputTooLargeError(ImageTooLargeError):
+    """The input is larger than a limit in ``radedge.io.limits``, whatever size of image it declares.
+
+    Raised for a file longer than ``MAX_FILE_BYTES``, a deflated data set whose header
+    inflates past ``MAX_INFLATED_HEADER_BYTES``, and a DICOM header of more than
+    ``MAX_HEADER_ELEMENTS`` elements or encapsulated Pixel Data of more than
+    ``MAX_FRAGMENTS`` items. Refused before the excess is read, inflated or parsed.
+    """
+
+
+class SequenceTooDeepError(InputError):
+    """DICOM sequences nest deeper than ``radedge.io.limits.MAX_SEQUENCE_DEPTH`` (PS3.5 7.5).
+
+    Refused while the header's structure is walked, before pydicom parses it: pydicom
+    parses nested sequences recursively and would fail with a ``RecursionError``.
+    """
+
+
+class CodestreamMismatchError(CorruptPixelDataError):
+    """The compressed frame's own header disagrees with the DICOM Image Pixel module.
+
+    JPEG 2000 SIZ, JPEG SOFn, JPEG-LS SOF55 or the RLE header declares other rows, columns,
+    components, precision or segments than Rows, Columns, Samples per Pixel and Bits
+    Allocated say. Refused before the decoder runs, since the decoder allocates what the
+    codestream declares. ``attribute`` names the DICOM attribute, ``dicom_value`` and
+    ``codestream_value`` the two figures.
+    """
+
+    def __init__(self, message: str, attribute: str = "", dicom_value: int | None = None,
+                 codestream_value: int | None = None):
+        super().__init__(message)
+        self.attribute = attribute
+        self.dicom_value = dicom_value
+        self.codestream_value = codestream_value
+
+
+class EncapsulationMismatchError(CorruptPixelDataError):
+    """Pixel Data is encapsulated (undefined length, items) under a native transfer syntax,
+    or has a defined length under a compressed one (PS3.5 A.4): the file contradicts itself,
+    and decoding it either way would give wrong pixels.
+    """

@@ -2,7 +2,10 @@
 
 ``read_image`` recognises the format by content; ``read_dicom`` and ``read_raster`` read
 one family. All refuse an image whose declared size exceeds ``MAX_SIDE`` per side or
-``max_pixels`` (default ``MAX_PIXELS``) before decoding it.
+``max_pixels`` (default ``MAX_PIXELS``) before decoding it, and every other size an input
+declares before spending it: ``radedge.io.limits`` names each bound (file length, inflated
+header, header elements, sequence depth, fragments), and compressed frame headers must
+agree with the DICOM header before a decoder runs. Only regular files are opened.
 """
 
 from __future__ import annotations

@@ -14,12 +14,27 @@ What is read, and where the standard defines it:
 - Pixel spacing (PS3.3 10.7.1.1 Pixel Spacing, C.8.11.4 DX Detector, C.8.11.7
   ``EstimatedRadiographicMagnificationFactor``): see ``_spacing``.
 
-Reading is defensive: the header is parsed first (``stop_before_pixels``), the declared
-size, bit depths, frame count and transfer syntax are checked, the Pixel Data element's
-own length is compared with what the header and the file can hold, and only then is the
-data set read in full and the pixels decoded. Every failure is a ``radedge.errors``
-``InputError`` subclass whose message names the attribute and value at fault; no message
-or log line carries patient data (only technical attributes are ever read).
+Reading is defensive, and every bound is checked before the work it bounds:
+
+- A path must name a regular file (``files.open_regular_file``), and no input may exceed
+  ``limits.MAX_FILE_BYTES``.
+- The header's structure is walked without reading values (``structure``), so sequences
+  nested past ``limits.MAX_SEQUENCE_DEPTH`` or more than ``limits.MAX_HEADER_ELEMENTS``
+  elements are refused before pydicom parses them.
+- A Deflated Explicit VR Little Endian data set (PS3.5 A.5) is inflated as it is read: at
+  most ``limits.MAX_INFLATED_HEADER_BYTES`` before Pixel Data, then only the Pixel Data
+  value Rows x Columns need.
+- The header is parsed up to Pixel Data (``stop_before_pixels``); the declared size, bit
+  depths, frame count and transfer syntax are checked; the Pixel Data element's own
+  length and encoding are compared with what the syntax, the header and the file hold;
+  then only that element's value is read. Nothing after it is parsed.
+- A compressed frame's own header (JPEG 2000 SIZ, JPEG SOFn, JPEG-LS SOF55, RLE header)
+  must agree with Rows, Columns, Samples per Pixel and Bits Allocated before the decoder
+  runs (``codestreams``).
+
+Every failure is a ``radedge.errors`` ``InputError`` subclass whose message names the
+attribute and value at fault; no message or log line carries patient data (only technical
+attributes are ever read).
 """
 
 from __future__ import annotations
@@ -32,28 +47,35 @@ import struct
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import pydicom
 from pydicom import uid as dicom_uid
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from ..errors import (
     CorruptPixelDataError,
-    ImageTooLargeError,
+    EncapsulationMismatchError,
     InputError,
+    InputTooLargeError,
     NoPixelDataError,
     NotDicomError,
+    SequenceTooDeepError,
     TruncatedPixelDataError,
     UnsupportedImageError,
     UnsupportedTransferSyntaxError,
 )
+from . import limits
 from .codecs import describe_syntax, require_decoder
+from .codestreams import check_frame
+from .files import check_stream, open_regular_file
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source, Window
-from .limits import MAX_PIXELS, check_declared_size
+from .limits import check_declared_size
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
+from .structure import declared_encoding, first_element_is_implicit, walk_to_pixel_data
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +83,7 @@ _PIXEL_DATA = 0x7FE00010
 _FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)
 _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 _VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 # Where several installed plugins decode a syntax, the fastest first: CharLS (pyjpegls)
 # decodes a 5-Mpixel JPEG-LS radiograph about 3x faster than libjpeg (pylibjpeg). Without
@@ -78,16 +101,21 @@ def read_dicom(source, *, max_pixels: int | None = None) -> Image:
     (read from its current position), or a ``pydicom.Dataset``. A Part 10 file (preamble
     and ``DICM``) or a raw data set without preamble are both accepted; a raw data set
     without meta information is read in the encoding pydicom detects, and that is noted.
+    A path must name a regular file; no input may exceed ``limits.MAX_FILE_BYTES``.
 
     ``max_pixels`` bounds rows x columns (``None``: ``radedge.io.MAX_PIXELS``); the
-    declared size is checked before any pixel is read or decoded.
+    declared size is checked before any pixel is read or decoded, and a compressed frame's
+    own header is checked against it before the decoder runs. Nothing after the Pixel Data
+    element is read.
 
     Returns an ``Image`` whose ``pixels`` are ``uint8`` / ``uint16`` / ``int16``
     ``[rows, columns]``, every value inside ``intensity.stored_value_range``.
 
-    Raises ``NotDicomError``, ``NoPixelDataError``, ``TruncatedPixelDataError``,
-    ``UnsupportedTransferSyntaxError``, ``UnsupportedImageError``,
-    ``ImageTooLargeError`` or ``CorruptPixelDataError``.
+    Raises ``NotDicomError``, ``NotRegularFileError``, ``NoPixelDataError``,
+    ``TruncatedPixelDataError``, ``UnsupportedTransferSyntaxError``,
+    ``UnsupportedImageError``, ``ImageTooLargeError`` (``InputTooLargeError`` for the
+    limits on the input itself), ``SequenceTooDeepError`` or ``CorruptPixelDataError``
+    (``CodestreamMismatchError``, ``EncapsulationMismatchError``).
     """
     if isinstance(source, Dataset):
         filename = source.filename if isinstance(getattr(source, "filename", None), str) else None
@@ -110,6 +138,15 @@ def _damaged_header_is_an_input_error(path: str | None) -> Iterator[None]:
         yield
     except InputError:
         raise
+    except RecursionError:
+        # The structure walk refuses deep nesting before pydicom parses; this catches what
+        # it could not see: a caller's Dataset, or bytes the walk did not understand.
+        raise SequenceTooDeepError(
+            f"{_where(path)} nests its DICOM sequences too deeply for pydicom to parse "
+            f"(Python's recursion limit was reached); radiograph headers nest 3 or 4 deep. "
+            "The file is damaged or was made to exhaust the reader; ask the sender for the "
+            "image again."
+        ) from None
     except _PARSE_ERRORS as exc:
         raise NotDicomError(
             f"{_where(path)} has a damaged DICOM header ({type(exc).__name__}: "
@@ -122,18 +159,32 @@ def _damaged_header_is_an_input_error(path: str | None) -> Iterator[None]:
 
 @contextmanager
 def _binary_stream(source) -> Iterator[tuple[BinaryIO, str | None]]:
-    """Yield a seekable binary stream for a path, bytes or file object, and the path."""
+    """Yield a seekable binary stream for a path, bytes or file object, and the path.
+
+    Each is refused past ``limits.MAX_FILE_BYTES`` before it is read; a path (and a file
+    object with a descriptor) must be a regular file.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        with open(path, "rb") as stream:
+        with open_regular_file(path) as stream:
             yield stream, path
     elif isinstance(source, (bytes, bytearray, memoryview)):
+        limits.check_input_size(memoryview(source).nbytes, "the input")
         yield io.BytesIO(bytes(source)), None
     elif hasattr(source, "read"):
         name = getattr(source, "name", None)
         path = name if isinstance(name, str) else None
-        seekable = getattr(source, "seekable", lambda: False)()
-        yield (source if seekable else io.BytesIO(source.read())), path
+        check_stream(source, _where(path))
+        if getattr(source, "seekable", lambda: False)():
+            position = source.tell()
+            size = source.seek(0, io.SEEK_END) - position
+            source.seek(position)
+            limits.check_input_size(size, _where(path))
+            yield source, path
+        else:
+            content = source.read(limits.MAX_FILE_BYTES + 1)
+            limits.check_input_size(len(content), _where(path))
+            yield io.BytesIO(content), path
     else:
         raise TypeError(
             "read_dicom expects a path, bytes, a binary file object or a pydicom Dataset, "
@@ -145,17 +196,98 @@ def _where(path: str | None) -> str:
     return f"'{path}'" if path else "the input"
 
 
+class _StreamBytes:
+    """Random access to a seekable stream's bytes up to ``end``."""
+
+    def __init__(self, stream: BinaryIO, end: int):
+        self._stream = stream
+        self.end = end
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        self._stream.seek(offset)
+        return self._stream.read(max(0, min(size, self.end - offset)))
+
+    def available(self, upto: int) -> int:
+        """How many bytes there are, up to ``upto``."""
+        return min(upto, self.end)
+
+
+class _InflatedBytes:
+    """A Deflated Explicit VR Little Endian data set (PS3.5 A.5), inflated only as far as read.
+
+    Deflate compresses zeros about 1000:1, so a file of one megabyte can inflate to a
+    gigabyte. Reading inflates in bounded steps up to ``limit``; a read that needs more
+    raises ``InputTooLargeError`` instead. The limit starts at the header allowance and is
+    raised to the end of the Pixel Data value once Rows x Columns have been checked; of what
+    follows the Pixel Data, at most one step is inflated.
+    """
+
+    _STEP = 1 << 16  # bytes read or inflated at a time
+
+    def __init__(self, stream: BinaryIO, offset: int, end: int, path: str | None):
+        self._stream = stream
+        self._position = offset
+        self._end = end
+        self._path = path
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.content = bytearray()
+        self.limit = limits.MAX_INFLATED_HEADER_BYTES
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        self._inflate_to(offset + size)
+        return bytes(self.content[offset:offset + size])
+
+    def available(self, upto: int) -> int:
+        self._inflate_to(upto)
+        return min(upto, len(self.content))
+
+    def _inflate_to(self, target: int) -> None:
+        if len(self.content) >= target or self._inflater.eof:
+            return
+        if target > self.limit:
+            self._inflate_to(self.limit)
+            if len(self.content) >= self.limit and not self._inflater.eof:
+                raise InputTooLargeError(
+                    f"{_where(self._path)} is a Deflated Explicit VR Little Endian data set whose "
+                    f"header inflates to more than {limits.MAX_INFLATED_HEADER_BYTES} bytes "
+                    "before its Pixel Data (radedge.io.limits.MAX_INFLATED_HEADER_BYTES); a "
+                    "radiograph's header is a few kilobytes. Refused before inflating further: "
+                    "the file is damaged or a deflate bomb. Ask the sender for it uncompressed."
+                )
+            return
+        target = min(max(target, len(self.content) + self._STEP), self.limit)
+        while len(self.content) < target and not self._inflater.eof:
+            compressed = self._inflater.unconsumed_tail
+            if not compressed and self._position < self._end:
+                self._stream.seek(self._position)
+                compressed = self._stream.read(min(self._STEP, self._end - self._position))
+                self._position += len(compressed)
+            try:
+                inflated = self._inflater.decompress(
+                    compressed, min(target - len(self.content), self._STEP))
+            except zlib.error as exc:
+                raise CorruptPixelDataError(
+                    f"{_where(self._path)} uses Deflated Explicit VR Little Endian but its "
+                    f"deflate stream is damaged ({exc}). Send it again."
+                ) from None
+            if not inflated and not compressed:
+                raise TruncatedPixelDataError(
+                    f"{_where(self._path)} uses Deflated Explicit VR Little Endian and its "
+                    "deflate stream ends early: the file was cut off in transfer. Send it again."
+                )
+            self.content += inflated
+
+
 # --------------------------------------------------------------------------- reading
 
 
-def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None, *,
-                 inflated: bool = False) -> Image:
-    """Read from a seekable stream; ``inflated``: the stream is a deflated data set's content."""
+def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> Image:
+    """Read from a seekable stream: header up to Pixel Data, then that element alone."""
     start = stream.tell()
     head = stream.read(HEAD_SIZE)
     file_end = stream.seek(0, io.SEEK_END)
     stream.seek(start)
-    kind = "dicom-raw" if inflated else detect_format(head)
+    kind = detect_format(head)
     if kind not in ("dicom", "dicom-raw"):
         hint = (
             f" It is a {kind.upper()} image: read it with radedge.io.read_image or read_raster."
@@ -166,35 +298,60 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None, *,
             f"{_where(path)} is not DICOM: {describe_bytes(head)}; there is no 'DICM' at "
             f"byte 128 and it does not start like a raw data set.{hint}"
         )
-    force = kind == "dicom-raw"
-    if not inflated:
-        data_set_offset, declared_syntax = _file_meta_syntax(stream, start)
-        if declared_syntax == dicom_uid.DeflatedExplicitVRLittleEndian:
-            content = _inflate(stream, data_set_offset, file_end, path, max_pixels)
-            return _read_stream(io.BytesIO(content), path, max_pixels, inflated=True)
-
-    header = _parse(stream, start, force, path, stop_before_pixels=True)
-    if inflated:
+    data_set_offset, declared_syntax = _file_meta_syntax(stream, start)
+    if declared_syntax == dicom_uid.DeflatedExplicitVRLittleEndian:
+        content = _InflatedBytes(stream, data_set_offset, file_end, path)
+        walk = walk_to_pixel_data(content.read_at, 0, implicit_vr=False, little_endian=True,
+                                  where=_where(path))
+        if walk.pixel_data_offset is None and not walk.understood:
+            # The walk stopped at bytes it could not read as elements; pydicom reads some
+            # such headers, so it gets the whole header allowance to try.
+            content.available(content.limit + 1)
+        header_stream = io.BytesIO(bytes(content.content))
+        header = _parse(header_stream, 0, True, path, stop_before_pixels=True)
         # The inflated content is an Explicit VR Little Endian data set (PS3.5 A.5).
-        syntax_uid, syntax_note = str(dicom_uid.ExplicitVRLittleEndian), None
-    else:
-        syntax_uid, syntax_note = _transfer_syntax(header, path)
-    notes = [syntax_note] if syntax_note else []
+        return _read_pixel_data(header, content, header_stream.tell(),
+                                str(dicom_uid.ExplicitVRLittleEndian), None, path, max_pixels,
+                                reported_syntax=dicom_uid.DeflatedExplicitVRLittleEndian)
 
+    source = _StreamBytes(stream, file_end)
+    implicit_vr, little_endian = declared_encoding(declared_syntax,
+                                                   source.read_at(data_set_offset, 6))
+    walk_to_pixel_data(source.read_at, data_set_offset, implicit_vr=implicit_vr,
+                       little_endian=little_endian, where=_where(path))
+    header = _parse(stream, start, kind == "dicom-raw", path, stop_before_pixels=True)
+    syntax_uid, syntax_note = _transfer_syntax(header, path)
     # stop_before_pixels leaves the stream at the tag of the pixel data element.
-    pixel_element = _pixel_element_header(stream, syntax_uid)
+    return _read_pixel_data(header, source, stream.tell(), syntax_uid, syntax_note, path,
+                            max_pixels)
+
+
+def _read_pixel_data(header: Dataset, source, position: int, syntax_uid: str,
+                     syntax_note: str | None, path: str | None, max_pixels: int | None, *,
+                     reported_syntax: str | None = None) -> Image:
+    """Check the Pixel Data element at ``position`` against the header, read it, decode.
+
+    Only that element's value is read: whatever follows it (trailing padding, digital
+    signatures, or megabytes of junk) is never parsed.
+    """
+    notes = [syntax_note] if syntax_note else []
+    # The encoding pydicom found the data set in, which overrules the one declared.
+    implicit_vr, little_endian = header.original_encoding[:2]
+    pixel_element = _pixel_element_header(source.read_at, position, bool(implicit_vr),
+                                          little_endian is not False)
     if pixel_element is None:
         _raise_no_pixel_data(header, path)
-    if pixel_element[0] in _FLOAT_PIXEL_DATA:
+    if pixel_element.tag in _FLOAT_PIXEL_DATA:
         _raise_float_pixel_data(path)
     layout = _check_header(header, path, max_pixels)
-    _check_pixel_element_in_file(stream, pixel_element, syntax_uid, layout, file_end, path)
-
-    dataset = _parse(stream, start, force, path, stop_before_pixels=False)
-    if _PIXEL_DATA not in dataset:
-        _raise_no_pixel_data(dataset, path)
-    reported = dicom_uid.DeflatedExplicitVRLittleEndian if inflated else None
-    return _decode_and_describe(dataset, syntax_uid, layout, path, notes, reported_syntax=reported)
+    if isinstance(source, _InflatedBytes):
+        source.limit = max(source.limit, pixel_element.value_offset + layout.expected_bytes + 1)
+    value_offset, size = _pixel_value_extent(source, pixel_element, syntax_uid, layout, path)
+    value = source.read_at(value_offset, size)
+    undefined_length = pixel_element.length == _UNDEFINED_LENGTH
+    vr = pixel_element.vr or ("OB" if undefined_length else "OW")
+    header.add(DataElement(_PIXEL_DATA, vr, value, is_undefined_length=undefined_length))
+    return _decode_and_describe(header, syntax_uid, layout, path, notes, reported_syntax=reported_syntax)
 
 
 # File meta elements whose explicit-VR header has a 32-bit length (PS3.5 7.1.2).
@@ -232,38 +389,6 @@ def _file_meta_syntax(stream: BinaryIO, start: int) -> tuple[int, str | None]:
     return position, syntax
 
 
-def _inflate(stream: BinaryIO, offset: int, file_end: int, path: str | None,
-             max_pixels: int | None) -> bytes:
-    """Inflate a Deflated Explicit VR Little Endian data set (PS3.5 A.5), bounded.
-
-    Deflate compresses up to about 1000:1, so a small file can claim gigabytes (a
-    "deflate bomb"). Inflation stops at 4 bytes per allowed pixel (16-bit pixels twice
-    over) plus 1 MiB for the header, which any image within the limits fits.
-    """
-    limit = 4 * (MAX_PIXELS if max_pixels is None else int(max_pixels)) + (1 << 20)
-    stream.seek(offset)
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        content = inflater.decompress(stream.read(file_end - offset), limit)
-    except zlib.error as exc:
-        raise CorruptPixelDataError(
-            f"{_where(path)} uses Deflated Explicit VR Little Endian but its deflate stream is "
-            f"damaged ({exc}). Send it again."
-        ) from None
-    if inflater.unconsumed_tail:
-        raise ImageTooLargeError(
-            f"{_where(path)} is a deflated data set that inflates to more than {limit} bytes, "
-            "more than an image within the size limit (max_pixels) can need; refused before "
-            "inflating further."
-        )
-    if not inflater.eof:
-        raise TruncatedPixelDataError(
-            f"{_where(path)} uses Deflated Explicit VR Little Endian and its deflate stream ends "
-            "early: the file was cut off in transfer. Send it again."
-        )
-    return content
-
-
 def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | None) -> Image:
     syntax_uid, syntax_note = _transfer_syntax(dataset, path)
     notes = [syntax_note] if syntax_note else []
@@ -272,8 +397,19 @@ def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | N
             _raise_float_pixel_data(path)
         _raise_no_pixel_data(dataset, path)
     layout = _check_header(dataset, path, max_pixels)
-    if not describe_syntax(syntax_uid).encapsulated:
+    syntax = describe_syntax(syntax_uid)
+    if not syntax.encapsulated:
         element = dataset.get_item(_PIXEL_DATA, keep_deferred=True)
+        undefined_length = (element.length == _UNDEFINED_LENGTH if isinstance(element, RawDataElement)
+                            else element.is_undefined_length)
+        if undefined_length:
+            raise EncapsulationMismatchError(
+                f"{_where(path)} declares the uncompressed transfer syntax {syntax.name} but its "
+                "Pixel Data was read with undefined length, the encoding of compressed "
+                "fragments (PS3.5 A.4); read as uncompressed it would be shifted by the item "
+                "headers. Set file_meta.TransferSyntaxUID to the syntax the data was "
+                "compressed in, or ask the sender for the image uncompressed."
+            )
         value = element.value
         held = element.length if value is None else len(value)
         _check_native_length(held, layout, path)
@@ -343,49 +479,74 @@ def _transfer_syntax(dataset: Dataset, path: str | None) -> tuple[str, str | Non
     )
 
 
-def _pixel_element_header(stream: BinaryIO, syntax_uid: str) -> tuple[int, int, int] | None:
-    """Parse the element header at the stream position: (tag, value offset, length) or None."""
-    syntax = dicom_uid.UID(syntax_uid)
-    order = "<" if syntax.is_little_endian else ">"
-    offset = stream.tell()
-    raw = stream.read(12)
+class _PixelElement(NamedTuple):
+    """The header of the top-level Pixel Data element: where its value starts, how long it is."""
+
+    tag: int
+    value_offset: int
+    length: int  # _UNDEFINED_LENGTH for encapsulated Pixel Data
+    vr: str | None  # as written (explicit VR), None for implicit VR
+
+
+def _pixel_element_header(read_at, offset: int, implicit_vr: bool, little_endian: bool) -> _PixelElement | None:
+    """Parse the element header at ``offset`` if it is (7FE0,0010/0008/0009), else None."""
+    order = "<" if little_endian else ">"
+    raw = read_at(offset, 12)
     if len(raw) < 8:
         return None
     group, element = struct.unpack(order + "HH", raw[:4])
     tag = group << 16 | element
     if tag not in (_PIXEL_DATA, *_FLOAT_PIXEL_DATA):
         return None
-    if syntax.is_implicit_VR:
+    # An explicit VR element whose VR bytes are not letters is read as implicit, as pydicom
+    # does (some writers switch encodings).
+    if implicit_vr or first_element_is_implicit(raw):
         (length,) = struct.unpack(order + "I", raw[4:8])
-        return tag, offset + 8, length
+        return _PixelElement(tag, offset + 8, length, None)
     if len(raw) < 12:
-        return tag, offset + len(raw), 0
+        return _PixelElement(tag, offset + len(raw), 0, raw[4:6].decode("ascii"))
     (length,) = struct.unpack(order + "I", raw[8:12])
-    return tag, offset + 12, length
+    return _PixelElement(tag, offset + 12, length, raw[4:6].decode("ascii"))
 
 
-def _check_pixel_element_in_file(stream: BinaryIO, pixel_element, syntax_uid: str, layout,
-                                 file_end: int, path: str | None) -> None:
-    """Compare the Pixel Data element's declared extent with the header and the file."""
-    _tag, value_offset, length = pixel_element
-    available = file_end - value_offset
-    if length == 0xFFFFFFFF:
-        _check_encapsulated_items(stream, value_offset, file_end, path)
-        return
-    if describe_syntax(syntax_uid).encapsulated:
-        raise CorruptPixelDataError(
-            f"{_where(path)} uses the compressed transfer syntax {describe_syntax(syntax_uid).name} "
+def _pixel_value_extent(source, pixel_element: _PixelElement, syntax_uid: str, layout,
+                        path: str | None) -> tuple[int, int]:
+    """Where the Pixel Data value to read starts, and how many bytes of it to read.
+
+    Compares the element's declared extent with the transfer syntax, the header and the
+    bytes present. Native data is read only as far as Rows x Columns x Bits Allocated
+    need (pydicom drops any excess): a length field claiming gigabytes costs nothing.
+    """
+    value_offset, length = pixel_element.value_offset, pixel_element.length
+    syntax = describe_syntax(syntax_uid)
+    if length == _UNDEFINED_LENGTH:
+        if not syntax.encapsulated:
+            raise EncapsulationMismatchError(
+                f"{_where(path)} declares the uncompressed transfer syntax {syntax.name} but its "
+                "Pixel Data has undefined length, the encoding of compressed fragments "
+                "(PS3.5 A.4); read as uncompressed it would be shifted by the item headers. "
+                "The sender wrote an invalid file; ask for it again, uncompressed or with the "
+                "transfer syntax its data was compressed in."
+            )
+        end = _check_encapsulated_items(source, value_offset, path)
+        return value_offset, end - value_offset
+    if syntax.encapsulated:
+        raise EncapsulationMismatchError(
+            f"{_where(path)} uses the compressed transfer syntax {syntax.name} "
             "but its Pixel Data has a defined length instead of encapsulated fragments "
             "(PS3.5 A.4). The sender wrote an invalid file; ask for it uncompressed."
         )
-    if length > available:
+    needed = min(length, layout.expected_bytes + layout.expected_bytes % 2)
+    present = source.available(value_offset + needed) - value_offset
+    if present < needed:
         raise TruncatedPixelDataError(
-            f"{_where(path)} ends {available} bytes into its Pixel Data, which declares "
+            f"{_where(path)} ends {present} bytes into its Pixel Data, which declares "
             f"{length} bytes ({layout.rows} x {layout.columns} x {layout.bits_allocated // 8} "
             "bytes needs "
             f"{layout.expected_bytes}): the file was cut off in transfer. Send it again."
         )
     _check_native_length(length, layout, path)
+    return value_offset, needed
 
 
 def _check_native_length(held: int, layout, path: str | None) -> None:
@@ -398,39 +559,86 @@ def _check_native_length(held: int, layout, path: str | None) -> None:
         )
 
 
-def _check_encapsulated_items(stream: BinaryIO, value_offset: int, file_end: int,
-                              path: str | None) -> None:
+def _check_encapsulated_items(source, value_offset: int, path: str | None) -> int:
     """Walk the items of encapsulated Pixel Data (PS3.5 A.4) without reading fragments.
 
-    A file cut off inside the fragments makes pydicom silently drop the element; this
-    walk finds the cut and says so.
+    Returns the offset of the Sequence Delimitation Item. A file cut off inside the
+    fragments makes pydicom silently drop the element; this walk finds the cut and says so.
+    At most ``limits.MAX_FRAGMENTS`` items are walked.
     """
     position = value_offset
-    while True:
-        if position + 8 > file_end:
+    for _ in range(limits.MAX_FRAGMENTS + 1):
+        raw = source.read_at(position, 8)
+        if len(raw) < 8:
             raise TruncatedPixelDataError(
-                f"{_where(path)} ends inside its compressed Pixel Data ({file_end - value_offset} "
-                "bytes of fragments, no Sequence Delimitation Item): the file was cut off in "
-                "transfer. Send it again."
+                f"{_where(path)} ends inside its compressed Pixel Data "
+                f"({source.available(position + 8) - value_offset} bytes of fragments, no "
+                "Sequence Delimitation Item): the file was cut off in transfer. Send it again."
             )
-        stream.seek(position)
-        group, element, length = struct.unpack("<HHI", stream.read(8))
+        group, element, length = struct.unpack("<HHI", raw)
         tag = group << 16 | element
         if tag == _SEQUENCE_DELIMITER:
-            return
+            return position
         if tag != _ITEM:
             raise CorruptPixelDataError(
                 f"{_where(path)} has encapsulated Pixel Data with ({group:04X},{element:04X}) "
                 f"where an Item tag (FFFE,E000) belongs, {position - value_offset} bytes in: "
                 "the compressed data is damaged. Send the image again or uncompressed."
             )
-        position += 8 + length
-        if position > file_end:
+        end = position + 8 + length
+        if length == _UNDEFINED_LENGTH or source.available(end) < end:
+            remaining = source.available(end) - position - 8
             raise TruncatedPixelDataError(
                 f"{_where(path)} ends inside a fragment of its compressed Pixel Data (the "
-                f"fragment declares {length} bytes, {file_end - (position - length)} remain): "
+                f"fragment declares {length} bytes, {remaining} remain): "
                 "the file was cut off in transfer. Send it again."
             )
+        position = end
+    raise InputTooLargeError(
+        f"{_where(path)} has more than {limits.MAX_FRAGMENTS} items in its compressed Pixel Data "
+        "(radedge.io.limits.MAX_FRAGMENTS) for a single frame; writers use one fragment or a "
+        "few hundred. Refused before reading them: the file is damaged or was made to exhaust "
+        "the reader. Ask the sender for the image again."
+    )
+
+
+def _first_frame(value, path: str | None):
+    """The compressed bytes of frame 0 of encapsulated Pixel Data (PS3.5 A.4).
+
+    The first item is the Basic Offset Table; every fragment after it belongs to the one
+    frame of a single-frame image (multi-frame images are refused before this). One
+    fragment is returned as a view, several are joined, as pydicom's decoders join them.
+    """
+    view = memoryview(value)
+    fragments = []
+    position = 0
+    for index in range(limits.MAX_FRAGMENTS + 1):
+        if position + 8 > len(view):
+            break
+        group, element, length = struct.unpack_from("<HHI", view, position)
+        tag = group << 16 | element
+        if tag == _SEQUENCE_DELIMITER:
+            break
+        if tag != _ITEM or position + 8 + length > len(view):
+            raise CorruptPixelDataError(
+                f"{_where(path)} has encapsulated Pixel Data whose item {index} is not a whole "
+                "Item (FFFE,E000) of the declared length: the compressed data is damaged. "
+                "Send the image again or uncompressed."
+            )
+        if index > 0:
+            fragments.append(view[position + 8:position + 8 + length])
+        position += 8 + length
+    else:
+        raise InputTooLargeError(
+            f"{_where(path)} has more than {limits.MAX_FRAGMENTS} items in its compressed Pixel "
+            "Data (radedge.io.limits.MAX_FRAGMENTS) for a single frame. Refused before decoding."
+        )
+    if not fragments:
+        raise CorruptPixelDataError(
+            f"{_where(path)} has encapsulated Pixel Data without a fragment after its Basic "
+            "Offset Table (PS3.5 A.4): there is no compressed frame. Send the image again."
+        )
+    return fragments[0] if len(fragments) == 1 else b"".join(fragments)
 
 
 def _raise_no_pixel_data(dataset: Dataset, path: str | None) -> None:
@@ -465,9 +673,10 @@ def _raise_float_pixel_data(path: str | None) -> None:
 class _Layout:
     """The Image Pixel module attributes radedge depends on, validated."""
 
-    def __init__(self, rows, columns, bits_allocated, bits_stored, signed, photometric):
+    def __init__(self, rows, columns, samples, bits_allocated, bits_stored, signed, photometric):
         self.rows = rows
         self.columns = columns
+        self.samples = samples
         self.bits_allocated = bits_allocated
         self.bits_stored = bits_stored
         self.signed = signed
@@ -577,7 +786,7 @@ def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) ->
             f"{_where(path)} declares Rows {rows} x Columns {columns}: an empty image."
         )
     check_declared_size(rows, columns, max_pixels, f"{_where(path)} (DICOM Rows x Columns)")
-    return _Layout(rows, columns, bits_allocated, bits_stored, representation == 1, photometric)
+    return _Layout(rows, columns, samples, bits_allocated, bits_stored, representation == 1, photometric)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -624,6 +833,10 @@ def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None
             notes: list[str]) -> np.ndarray:
     """Decode frame 0 to stored values in native byte order, every value in range."""
     decoder = require_decoder(syntax_uid)
+    if describe_syntax(syntax_uid).encapsulated:
+        check_frame(_first_frame(dataset.PixelData, path), syntax_uid, rows=layout.rows,
+                    columns=layout.columns, samples=layout.samples,
+                    bits_allocated=layout.bits_allocated, where=_where(path))
     meta = getattr(dataset, "file_meta", None)
     if meta is None or not meta.get("TransferSyntaxUID"):
         # pydicom's decoders read the syntax from the meta; give a copy one, never mutate

@@ -6,11 +6,13 @@ rescale, window or inversion was applied before export and is not recorded. So t
 has no pixel spacing (PNG pHYs, JFIF density and TIFF X/YResolution are print
 resolutions, not distances in the patient).
 
-Before OpenCV decodes anything, the header is parsed here (PNG IHDR, JPEG SOFn, TIFF
-IFD 0 ImageWidth/ImageLength) and the declared size checked against the limits, and the
-file is checked for completeness (PNG chunks up to IEND, a JPEG EOI after the last scan,
-TIFF strips or tiles inside the file): libpng and libjpeg decode a cut-off file into an
-image with a grey or black band rather than failing.
+A path must name a regular file of at most ``limits.MAX_FILE_BYTES`` (``files``). Before
+the rest of the file is read, the header is parsed here from the bytes it occupies (PNG
+IHDR, JPEG SOFn, TIFF IFD 0 ImageWidth/ImageLength) and the declared size checked against
+the limits, and so are the samples per pixel and bits per sample. Before OpenCV decodes
+anything, the file is checked for completeness (PNG chunks up to IEND, a JPEG EOI after
+the last scan, TIFF strips or tiles inside the file): libpng and libjpeg decode a cut-off
+file into an image with a grey or black band rather than failing.
 
 Colour: a file whose colour channels are all equal (a grey image saved as RGB) gives that
 channel unchanged. A true colour file is converted to grey with ITU-R BT.601 luma
@@ -32,16 +34,21 @@ import cv2
 import numpy as np
 
 from ..errors import CorruptPixelDataError, TruncatedPixelDataError, UnsupportedImageError
+from . import limits
+from .codestreams import JPEG_DHP, JPEG_SOF_MARKERS, JpegHeaderError, jpeg_frame_header
+from .files import open_regular_file
 from .image import Image, Intensity, Source
 from .limits import check_declared_size
-from .sniff import describe_bytes, detect_format
+from .sniff import HEAD_SIZE, describe_bytes, detect_format
 
 log = logging.getLogger(__name__)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# SOFn markers (ITU-T T.81 Table B.1): all but DHT (C4), JPG (C8) and DAC (CC).
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# ITU-T T.81 Table B.1: the lossless processes' SOFn markers.
 _JPEG_LOSSLESS_SOF = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
+# Where a JPEG's frame header is looked for before the whole file is read: the segments
+# before it (JFIF, EXIF, ICC profile, tables) take a few tens of kilobytes.
+_JPEG_HEAD_BYTES = 1 << 20
 _RESOLUTION_NOTE = {
     "png": "its pHYs chunk, if any, is a print resolution",
     "jpeg": "its JFIF/EXIF density is a print resolution",
@@ -60,6 +67,7 @@ class RasterHeader:
     samples: int
     white_is_zero: bool = False
     lossless_jpeg: bool = False
+    data_end: int = 0  # TIFF: the end of the last strip or tile, to find a cut-off file
     notes: list[str] = field(default_factory=list)
 
 
@@ -77,17 +85,26 @@ def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
     """
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
-        with open(path, "rb") as stream:
-            data = stream.read()
+        where = f"'{path}'"
+        with open_regular_file(path) as stream:
+            size = os.fstat(stream.fileno()).st_size
+
+            def read_at(offset: int, length: int) -> bytes:
+                stream.seek(offset)
+                return stream.read(max(0, length))
+
+            header = _parse_header(read_at, size, where)
+            _check_declared(header, max_pixels, where)
+            stream.seek(0)
+            data = stream.read(size)  # what fstat measured, should the file grow meanwhile
     elif isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        path, data = None, bytes(path_or_bytes)
+        path, where = None, "the input"
+        limits.check_input_size(memoryview(path_or_bytes).nbytes, where)
+        data = bytes(path_or_bytes)
+        header = parse_header(data, where)
+        _check_declared(header, max_pixels, where)
     else:
         raise TypeError(f"read_raster expects a path or bytes, not {type(path_or_bytes).__name__}")
-    where = f"'{path}'" if path else "the input"
-
-    header = parse_header(data, where)
-    check_declared_size(header.height, header.width, max_pixels,
-                        f"{where} ({header.format.upper()} header)")
     _check_complete(data, header, where)
 
     try:
@@ -166,18 +183,45 @@ def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
 
 def parse_header(data: bytes, where: str = "the input") -> RasterHeader:
     """Read width, height, bits and samples from a PNG/JPEG/TIFF header without decoding."""
-    kind = detect_format(data[:132])
+    data = memoryview(data)
+    return _parse_header(lambda offset, length: bytes(data[offset:offset + max(0, length)]),
+                         len(data), where)
+
+
+def _parse_header(read_at, size: int, where: str) -> RasterHeader:
+    """``parse_header`` reading only the bytes the header occupies: ``read_at(offset, length)``
+    returns them (fewer at the end of the ``size``-byte file)."""
+    head = read_at(0, HEAD_SIZE)
+    kind = detect_format(head)
     if kind == "png":
-        return _png_header(data, where)
+        return _png_header(head, where)
     if kind == "jpeg":
-        return _jpeg_header(data, where)
+        try:
+            return _jpeg_header(read_at(0, _JPEG_HEAD_BYTES), where)
+        except TruncatedPixelDataError:
+            if size <= _JPEG_HEAD_BYTES:
+                raise
+        return _jpeg_header(read_at(0, size), where)
     if kind == "tiff":
-        return _tiff_header(data, where)
+        return _tiff_header(read_at, where)
     dicom = (" It is DICOM: read it with radedge.io.read_image or read_dicom."
              if kind in ("dicom", "dicom-raw") else "")
     raise UnsupportedImageError(
-        f"{where} is not a PNG, JPEG or TIFF file: {describe_bytes(data[:132])}.{dicom}"
+        f"{where} is not a PNG, JPEG or TIFF file: {describe_bytes(head)}.{dicom}"
     )
+
+
+def _check_declared(header: RasterHeader, max_pixels: int | None, where: str) -> None:
+    """Refuse, before decoding, a size beyond the limits or samples OpenCV would mis-read."""
+    kind = header.format.upper()
+    check_declared_size(header.height, header.width, max_pixels, f"{where} ({kind} header)")
+    if not 1 <= header.samples <= 4 or header.bits_per_sample > 16:
+        raise UnsupportedImageError(
+            f"{where}: the {kind} header declares {header.samples} sample(s) of "
+            f"{header.bits_per_sample} bits per pixel; radedge reads grey, grey + alpha, RGB "
+            "or RGBA images of 8 or 16 bits per sample. Export the image as 8- or 16-bit "
+            "greyscale."
+        )
 
 
 def _cut_header(where: str, kind: str) -> TruncatedPixelDataError:
@@ -203,50 +247,44 @@ def _png_header(data: bytes, where: str) -> RasterHeader:
 
 
 def _jpeg_header(data: bytes, where: str) -> RasterHeader:
-    # ITU-T T.81 B.1.1: marker segments, each FF xx + 16-bit length, until SOFn.
-    position = 2
-    while True:
-        while position < len(data) and data[position] != 0xFF:
-            position += 1
-        while position < len(data) and data[position] == 0xFF:
-            position += 1
-        if position + 3 > len(data):
-            raise _cut_header(where, "JPEG")
-        marker = data[position]
-        position += 1
-        if marker in (0x01, *range(0xD0, 0xD8)):
-            continue
-        if marker == 0xDA:
-            raise CorruptPixelDataError(
-                f"{where}: the JPEG has a scan before any frame header (SOFn); it is damaged."
-            )
-        (length,) = struct.unpack(">H", data[position:position + 2])
-        if marker in _JPEG_SOF:
-            if position + 8 > len(data):
-                raise _cut_header(where, "JPEG")
-            precision, height, width, samples = struct.unpack(">BHHB", data[position + 2:position + 8])
-            if height == 0:
-                raise UnsupportedImageError(
-                    f"{where}: the JPEG frame header gives height 0 (defined later by a DNL "
-                    "marker), which radedge does not read. Export the image again."
-                )
-            if width == 0:
-                raise CorruptPixelDataError(f"{where}: the JPEG frame header gives width 0; it is damaged.")
-            return RasterHeader("jpeg", width, height, precision, samples,
-                                lossless_jpeg=marker in _JPEG_LOSSLESS_SOF)
-        position += length
-
-
-def _tiff_header(data: bytes, where: str) -> RasterHeader:
-    """TIFF 6.0 section 2 (and BigTIFF): image file directory 0 of the file."""
-    order = "<" if data[:2] == b"II" else ">"
-    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    """The first frame header (ITU-T T.81 B.2.2) of a JPEG file."""
     try:
+        marker, frame = jpeg_frame_header(data)
+    except JpegHeaderError as exc:
+        if exc.cut:
+            raise _cut_header(where, "JPEG") from None
+        raise CorruptPixelDataError(f"{where}: the JPEG is damaged: {exc}.") from None
+    if marker not in JPEG_SOF_MARKERS and marker != JPEG_DHP:
+        raise UnsupportedImageError(
+            f"{where} is a JPEG-LS file (ITU-T T.87), which OpenCV does not decode. Export "
+            "the image as an 8- or 16-bit greyscale PNG."
+        )
+    if frame.rows == 0:
+        raise UnsupportedImageError(
+            f"{where}: the JPEG frame header gives height 0 (defined later by a DNL "
+            "marker), which radedge does not read. Export the image again."
+        )
+    if frame.columns == 0:
+        raise CorruptPixelDataError(f"{where}: the JPEG frame header gives width 0; it is damaged.")
+    return RasterHeader("jpeg", frame.columns, frame.rows, frame.precision, frame.components,
+                        lossless_jpeg=marker in _JPEG_LOSSLESS_SOF)
+
+
+def _tiff_header(read_at, where: str) -> RasterHeader:
+    """TIFF 6.0 section 2 (and BigTIFF): image file directory 0 of the file.
+
+    ``read_at(offset, length)``: the file's bytes; only the header, IFD 0 and the values it
+    points to are read, wherever in the file they are (writers often put IFD 0 last).
+    """
+    head = read_at(0, 16)
+    order = "<" if head[:2] == b"II" else ">"
+    try:
+        big = struct.unpack(order + "H", head[2:4])[0] == 43
         if big:
-            (first_ifd,) = struct.unpack(order + "Q", data[8:16])
+            (first_ifd,) = struct.unpack(order + "Q", head[8:16])
         else:
-            (first_ifd,) = struct.unpack(order + "I", data[4:8])
-        tags, next_ifd = _tiff_ifd(data, first_ifd, order, big)
+            (first_ifd,) = struct.unpack(order + "I", head[4:8])
+        tags, next_ifd = _tiff_ifd(read_at, first_ifd, order, big)
     except struct.error:
         raise _cut_header(where, "TIFF") from None
     width, height = tags.get(256, [0])[0], tags.get(257, [0])[0]
@@ -268,12 +306,7 @@ def _tiff_header(data: bytes, where: str) -> RasterHeader:
                           white_is_zero=tags.get(262, [1])[0] == 0 and samples == 1)
     offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
     if offsets and counts:
-        end = max(offset + count for offset, count in zip(offsets, counts))
-        if end > len(data):
-            raise TruncatedPixelDataError(
-                f"{where}: the TIFF's image data runs to byte {end} but the file has "
-                f"{len(data)} bytes: it was cut off. Send it again."
-            )
+        header.data_end = max(offset + count for offset, count in zip(offsets, counts))
     if next_ifd:
         header.notes.append("multi-page TIFF: the first page is used")
     return header
@@ -282,27 +315,33 @@ def _tiff_header(data: bytes, where: str) -> RasterHeader:
 _TIFF_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q", 6: "b", 8: "h", 9: "i", 17: "q"}
 
 
-def _tiff_ifd(data: bytes, offset: int, order: str, big: bool) -> tuple[dict[int, list[int]], int]:
-    """Integer-valued entries of one IFD ({tag: values}) and the next IFD's offset."""
+def _tiff_ifd(read_at, offset: int, order: str, big: bool) -> tuple[dict[int, list[int]], int]:
+    """Integer-valued entries of one IFD ({tag: values}) and the next IFD's offset.
+
+    Raises ``struct.error`` where the file ends inside them.
+    """
     count_format, entry_size, inline = ("Q", 20, 8) if big else ("H", 12, 4)
-    (count,) = struct.unpack_from(order + count_format, data, offset)
-    position = offset + struct.calcsize(count_format)
+    count_size = struct.calcsize(count_format)
+    (count,) = struct.unpack(order + count_format, read_at(offset, count_size))
+    entries = read_at(offset + count_size, min(count, 4096) * entry_size)
+    pointer = order + ("Q" if big else "I")
     tags: dict[int, list[int]] = {}
-    for _ in range(min(count, 4096)):
+    for position in range(0, min(count, 4096) * entry_size, entry_size):
         if big:
-            tag, kind, n = struct.unpack_from(order + "HHQ", data, position)
+            tag, kind, n = struct.unpack_from(order + "HHQ", entries, position)
         else:
-            tag, kind, n = struct.unpack_from(order + "HHI", data, position)
-        value_at = position + entry_size - inline
-        position += entry_size
+            tag, kind, n = struct.unpack_from(order + "HHI", entries, position)
         code = _TIFF_TYPES.get(kind)
         if code is None or n == 0 or n > 1 << 24:
             continue
         size = struct.calcsize(code) * n
+        value = entries[position + entry_size - inline:position + entry_size]
         if size > inline:
-            (value_at,) = struct.unpack_from(order + ("Q" if big else "I"), data, value_at)
-        tags[tag] = list(struct.unpack_from(f"{order}{n}{code}", data, value_at))
-    (next_ifd,) = struct.unpack_from(order + ("Q" if big else "I"), data, position)
+            (value_at,) = struct.unpack(pointer, value)
+            value = read_at(value_at, size)
+        tags[tag] = list(struct.unpack_from(f"{order}{n}{code}", value))
+    next_at = offset + count_size + count * entry_size
+    (next_ifd,) = struct.unpack(pointer, read_at(next_at, struct.calcsize(pointer)))
     return tags, next_ifd
 
 
@@ -331,6 +370,11 @@ def _check_complete(data: bytes, header: RasterHeader, where: str) -> None:
                 f"{where}: the JPEG has no end-of-image marker after its last scan: the file "
                 "was cut off. Send it again."
             )
+    if header.format == "tiff" and header.data_end > len(data):
+        raise TruncatedPixelDataError(
+            f"{where}: the TIFF's image data runs to byte {header.data_end} but the file has "
+            f"{len(data)} bytes: it was cut off. Send it again."
+        )
 
 
 # --------------------------------------------------------------------------- pixels

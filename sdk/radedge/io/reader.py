@@ -8,6 +8,7 @@ from pydicom.dataset import Dataset
 
 from ..errors import NotDicomError
 from .dicom import read_dicom
+from .files import open_regular_file
 from .image import Image
 from .raster import read_raster
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
@@ -21,13 +22,17 @@ def read_image(source, *, max_pixels: int | None = None) -> Image:
     (``DICM`` at byte 128, or a raw data set without preamble that parses as one), PNG,
     JPEG or TIFF (their signatures). ``max_pixels``: see ``read_dicom`` / ``read_raster``.
 
+    A path must name a regular file (``NotRegularFileError`` for a FIFO, a device or a
+    directory, refused without blocking) of at most ``limits.MAX_FILE_BYTES``
+    (``InputTooLargeError``), both checked before a byte is read.
+
     Raises ``NotDicomError`` for anything else, saying what the first bytes look like;
     otherwise what ``read_dicom`` or ``read_raster`` raise.
     """
     if isinstance(source, Dataset):
         return read_dicom(source, max_pixels=max_pixels)
     if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as stream:
+        with open_regular_file(source) as stream:
             head = stream.read(HEAD_SIZE)
         where = f"'{os.fspath(source)}'"
     elif isinstance(source, (bytes, bytearray, memoryview)):
