@@ -23,14 +23,13 @@ from typing import Any
 import numpy as np
 
 from radedge.errors import RadedgeError
+from radedge.io import image_files
 from radedge.spec import Manifest
 
 from .loaders import ExportError
 from .recipes.base import model_input
 
 LABELS_FILE = "labels.json"
-# Files that sit beside images (notes, ground truth) and are not images.
-_NOT_IMAGES = {".json", ".txt", ".md", ".csv", ".xml", ".html", ".py", ".yaml", ".yml", ".log"}
 
 
 @dataclass(frozen=True)
@@ -70,11 +69,7 @@ def folder_set(directory: str | Path, manifest: Manifest, *, progress: Callable[
     root = Path(directory)
     if not root.is_dir():
         raise ExportError(f"{root} is not a folder; give a folder of DICOM files")
-    files = sorted(
-        path for path in root.rglob("*")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
-        and path.suffix.lower() not in _NOT_IMAGES
-    )
+    files = image_files(root)
     if limit is not None:
         files = files[:limit]
     intensity = manifest.intensity

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from radedge.backends import create_backend
 from radedge.heads import DecodeContext, HeadResult, decode_heads
 from radedge.results import evaluate_flags
 from radedge.spec import GateThresholds, Manifest, ResizeGeometry
@@ -70,29 +71,22 @@ class TorchRunner(Runner):
 
 
 class OnnxRuntimeRunner(Runner):
-    """An ONNX model on ONNX Runtime's CPU provider; batches of ``batch`` when the model's
-    batch dimension is dynamic, else one image at a time."""
+    """An ONNX model on radedge's own ONNX Runtime backend (the CPU provider, as a console runs
+    it); batches of ``batch`` when the model's batch dimension is dynamic, else one image at a
+    time."""
 
     def __init__(self, onnx_bytes: bytes, name: str, *, threads: int | None = None, batch: int = 8):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(onnx_bytes, sess_options=options,
-                                                    providers=["CPUExecutionProvider"])
+        self.backend = create_backend("onnxruntime", onnx_bytes, threads=threads)
         self.name = name
-        declared = self.session.get_inputs()[0]
+        declared = self.backend.inputs[0]
         self.input_name = declared.name
-        self.batch = batch if not isinstance(declared.shape[0], int) else declared.shape[0]
-        self.output_names = [output.name for output in self.session.get_outputs()]
+        self.batch = batch if declared.shape[0] is None else declared.shape[0]
 
     def infer(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        collected: dict[str, list[np.ndarray]] = {name: [] for name in self.output_names}
+        collected: dict[str, list[np.ndarray]] = {spec.name: [] for spec in self.backend.outputs}
         for start in range(0, len(images), self.batch):
             batch = np.ascontiguousarray(images[start : start + self.batch], dtype=np.float32)
-            for name, value in zip(self.output_names, self.session.run(self.output_names, {self.input_name: batch})):
+            for name, value in self.backend.run({self.input_name: batch}).items():
                 collected[name].append(np.asarray(value, dtype=np.float32))
         return {name: np.concatenate(values) for name, values in collected.items()}
 

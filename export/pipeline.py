@@ -15,8 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from radedge import __version__
+from radedge._files import write_directory
+from radedge.heads import sigmoid, softmax
 from radedge.spec import PRECISION_FILES, PRECISIONS, Manifest, Precision
 
 from .calibration import ImageSet, print_progress, tensor_set
@@ -192,7 +192,7 @@ def export_bundle(
             progress(f"signed with key {sign_bundle(directory, sign_key)}")
 
     with clock("writing the bundle"):
-        bundle = _write_whole(Path(out), write)
+        bundle = write_directory(out, write)
     return ExportReport(bundle, written, refused, verdicts, document, seconds)
 
 
@@ -274,10 +274,9 @@ def activated(manifest: Manifest, outputs: dict[str, np.ndarray]) -> dict[str, n
             if name in raw or head.activation == "none":
                 result[name] = value
             elif head.activation == "sigmoid":
-                result[name] = 1.0 / (1.0 + np.exp(-np.clip(value, -60, 60)))
+                result[name] = sigmoid(np.clip(value, -60.0, 60.0))
             else:
-                shifted = np.exp(value - value.max(axis=1, keepdims=True))
-                result[name] = shifted / shifted.sum(axis=1, keepdims=True)
+                result[name] = np.moveaxis(softmax(np.moveaxis(value, 1, -1)), -1, 1)
     return result
 
 
@@ -317,29 +316,6 @@ def recipe_manifest(model_recipe: Any, module: Any, val_data: dict[str, np.ndarr
                        **model_recipe.validation_metrics(outputs, val_data)},
     }
     return model_recipe.manifest(model_recipe.operating_points(outputs, val_data), record)
-
-
-def _write_whole(out: Path, write: Callable[[Path], None]) -> Path:
-    """Run ``write`` into a new folder beside ``out``, then put it in ``out``'s place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    # mkdtemp makes it private (0700); a bundle folder is as readable as any other.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
-    try:
-        write(staging)
-        if out.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, retired / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
 
 
 class _Clock:

@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from radedge import __version__
+from radedge._files import write_directory
 from radedge.bundle import MANIFEST, Bundle, load_bundle
 from radedge.bundle.signing import SIGNATURE
 from radedge.errors import BundleError, InputError, MissingDependencyError
@@ -399,9 +399,7 @@ def write_triton_repository(
         f"{name}_postprocess": _postprocess_config(f"{name}_postprocess", outputs, bundle.digest, precision),
     }
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    def write(staging: Path) -> None:
         for model, config in models.items():
             (staging / model / "1").mkdir(parents=True)
             (staging / model / "config.pbtxt").write_text(config)
@@ -411,10 +409,8 @@ def write_triton_repository(
             shutil.copyfile(_MODEL_FILES / f"{step}.py", version / "model.py")
             _copy_bundle(bundle, version / "bundle")
         (staging / "README.txt").write_text(_readme(name, manifest, bundle.digest, precision, batch))
-        _move_into_place(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return directory
+
+    return write_directory(directory, write)
 
 
 def _check_network(manifest, inputs: list[TensorInfo], outputs: list[TensorInfo], max_batch_size: int | None) -> int:
@@ -616,22 +612,6 @@ def _copy_bundle(bundle: Bundle, directory: Path) -> None:
     for file in bundle.manifest.files:
         (directory / file).parent.mkdir(parents=True, exist_ok=True)
         (directory / file).write_bytes(bundle.read(file))
-
-
-def _move_into_place(staging: Path, directory: Path) -> None:
-    if not directory.exists() or (directory.is_dir() and not any(directory.iterdir())):
-        os.replace(staging, directory)
-        return
-    # Replacing: the old repository moves aside first, so the folder never holds a mix.
-    old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-    os.replace(directory, old / directory.name)
-    try:
-        os.replace(staging, directory)
-    except OSError:
-        os.replace(old / directory.name, directory)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _readme(name: str, manifest, digest: str, precision: str, batch: int) -> str:

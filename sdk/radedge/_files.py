@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -37,4 +39,35 @@ def writable_folder(path: str | os.PathLike) -> Path:
     descriptor, probe = tempfile.mkstemp(dir=path, prefix=".radedge-write-check-")
     os.close(descriptor)
     os.unlink(probe)
+    return path
+
+
+def write_directory(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Run ``write`` on a new folder beside ``path``, then put that folder in ``path``'s place,
+    so a reader never sees a half-written bundle or repository, nor a mix of the old and new.
+    An existing ``path`` moves aside first and comes back if the swap fails; on any failure
+    the new folder is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    # mkdtemp makes it private (0700); the result is as readable as any folder made here.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
+    try:
+        write(staging)
+        if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+            os.replace(staging, path)
+            return path
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        os.replace(path, old / path.name)
+        try:
+            os.replace(staging, path)
+        except OSError:
+            os.replace(old / path.name, path)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path

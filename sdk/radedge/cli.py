@@ -17,8 +17,6 @@ from ._files import writable_folder
 from .errors import RadedgeError
 from .spec.precision import PRECISIONS
 
-# Files that sit beside images in a folder (ground truth, notes) and are clearly not
-# images; they are skipped when walking a folder, but refused when named explicitly.
 _COMPRESSED_SYNTAXES = (
     "1.2.840.10008.1.2.5",  # RLE Lossless
     "1.2.840.10008.1.2.4.57",  # JPEG Lossless
@@ -29,7 +27,6 @@ _COMPRESSED_SYNTAXES = (
     "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
 )
-_NOT_IMAGES = {".json", ".txt", ".md", ".csv", ".xml", ".html", ".py", ".yaml", ".yml", ".log"}
 
 
 def _shown(text: str) -> str:
@@ -61,14 +58,13 @@ def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:
     """Yield (file, wanted output name) for every file named or found under a named folder.
     Names can repeat (the same stem in two folders named on the command line); ``_ResultNames``
     makes them distinct."""
+    from .io import image_files
+
     for given in paths:
         root = Path(given)
         if root.is_dir():
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                relative = path.relative_to(root)
-                if any(part.startswith(".") for part in relative.parts) or path.suffix.lower() in _NOT_IMAGES:
-                    continue
-                yield path, "__".join(relative.with_suffix("").parts)
+            for path in image_files(root):
+                yield path, "__".join(path.relative_to(root).with_suffix("").parts)
         else:
             yield root, root.stem
 

@@ -15,7 +15,7 @@ from ..spec.window import Percentile, Window, check_window
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source
 from .limits import MAX_PIXELS, MAX_SIDE
 from .raster import read_raster
-from .reader import read_image
+from .reader import image_files, read_image
 
 __all__ = [
     "MAX_PIXELS",
@@ -30,6 +30,7 @@ __all__ = [
     "Source",
     "Window",
     "check_window",
+    "image_files",
     "read_dicom",
     "read_image",
     "read_raster",

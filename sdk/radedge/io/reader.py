@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pydicom.dataset import Dataset
 
@@ -52,4 +53,20 @@ def read_image(source, *, max_pixels: int | None = None) -> Image:
     raise NotDicomError(
         f"{where} is neither DICOM nor a PNG, JPEG or TIFF image: {describe_bytes(head)}. "
         f"radedge reads {ACCEPTED}."
+    )
+
+
+# Files that sit beside images in a folder (ground truth, notes) and are clearly not images;
+# a folder walk skips them, but a file named explicitly is still read (and refused if need be).
+NOT_IMAGES = frozenset({".json", ".txt", ".md", ".csv", ".xml", ".html", ".py", ".yaml", ".yml", ".log"})
+
+
+def image_files(folder: str | os.PathLike) -> list[Path]:
+    """Every file under ``folder`` that may be an image, sorted: hidden files and folders and
+    files with a notes suffix (``NOT_IMAGES``) left out."""
+    root = Path(folder)
+    return sorted(
+        path for path in root.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        and path.suffix.lower() not in NOT_IMAGES
     )
