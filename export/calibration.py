@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from radedge._terminal import terminal_print
 from radedge.errors import RadedgeError
 from radedge.io import image_files
 from radedge.spec import Manifest
@@ -133,4 +134,5 @@ def _folder_labels(root: Path, names: list[str], manifest: Manifest) -> dict[str
 
 
 def print_progress(message: str) -> None:
-    print(f"  {message}", file=sys.stderr, flush=True)
+    """One progress line on stderr; it may quote a file name, so it is escaped like every line radedge prints."""
+    terminal_print(f"  {message}", file=sys.stderr, flush=True)

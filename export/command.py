@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from radedge._terminal import terminal_print
 from radedge.errors import MissingDependencyError, RadedgeError
 from radedge.spec import Manifest
 from radedge.spec.manifest import SCHEMA_VERSION
@@ -27,11 +28,12 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         report = _export(args)
     except (RadedgeError, OSError) as exc:
-        print(f"radedge export: {exc}", file=sys.stderr)
+        terminal_print(f"radedge export: {exc}", file=sys.stderr)
         return 2
-    print(report.table())
-    print(f"bundle {report.bundle}: {', '.join(report.written)}"
-          + (f"; refused {', '.join(report.refused)}" if report.refused else ""))
+    for line in report.table().splitlines():
+        terminal_print(line)
+    terminal_print(f"bundle {report.bundle}: {', '.join(report.written)}"
+                   + (f"; refused {', '.join(report.refused)}" if report.refused else ""))
     return 0 if report.complete else 1
 
 

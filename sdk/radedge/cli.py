@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import statistics
 import sys
 import unicodedata
@@ -14,6 +13,9 @@ from pathlib import Path
 
 from . import __version__
 from ._files import writable_folder
+from ._terminal import print_json as _print_json
+from ._terminal import shown as _shown
+from ._terminal import terminal_print as _print
 from .errors import RadedgeError
 from .spec.precision import PRECISIONS
 
@@ -27,31 +29,6 @@ _COMPRESSED_SYNTAXES = (
     "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
 )
-
-
-def _shown(text: str) -> str:
-    """``text`` with every character a terminal would act on or hide written as its escape
-    (``\\x1b``, ``\\u202e``): C0 and C1 controls, DEL, bidirectional overrides and other
-    format characters, line separators, spaces other than the ASCII one, lone surrogates
-    (the undecodable bytes of a file name).
-    The test is ``str.isprintable``, the one ``repr`` escapes by. File names and messages
-    that quote header text come from whoever wrote the file, not from the person at the
-    console, and could otherwise clear the screen or make one name read as another."""
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
-
-
-def _print(text: str, file=None) -> None:
-    """Every line radedge prints goes through here, escaped by ``_shown``."""
-    print(_shown(text), file=file)
-
-
-def _print_json(document) -> None:
-    # json.dumps escapes every control and non-ASCII character except DEL; escaped the JSON
-    # way, DEL leaves valid JSON and _shown nothing to change on any line.
-    for line in json.dumps(document, indent=2).replace("\x7f", "\\u007f").split("\n"):
-        _print(line)
 
 
 def _inputs(paths: Sequence[str]) -> Iterator[tuple[Path, str]]:

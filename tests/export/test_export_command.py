@@ -110,6 +110,17 @@ def test_a_state_dict_without_recipe_or_factory_is_refused(tmp_path, capsys):
     assert not (tmp_path / "bundle").exists()
 
 
+def test_export_messages_escape_what_a_file_name_carries(tmp_path, capsys):
+    # A checkpoint name with a terminal escape (clear screen) and a right-to-left override:
+    # the refusal quotes the name, escaped, and nothing raw reaches the terminal.
+    checkpoint = tmp_path / "model\x1b[2J\u202e.pt"
+    code = main(["export", str(checkpoint), "--recipe", "bone-tumor", "--out", str(tmp_path / "bundle")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "\\x1b[2J\\u202e.pt" in err
+    assert "\x1b" not in err and "\u202e" not in err
+
+
 def test_int8_returns_the_layer_that_breaks_it_to_float(tmp_path):
     """conv1 makes a second channel of 1000 beside the image; conv2 reads both. One INT8 scale
     for conv2's input spans 0-1000, so the image rounds to 0 and the mask vanishes. The gate
