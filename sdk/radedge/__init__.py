@@ -27,6 +27,7 @@ from .errors import (
     InputError,
     InputTooLargeError,
     InvalidWindowError,
+    MemoryBudgetExceededError,
     MissingDependencyError,
     NativeOpError,
     NoPixelDataError,
@@ -36,9 +37,11 @@ from .errors import (
     OutOfScopeError,
     RadedgeError,
     SequenceTooDeepError,
+    TimeBudgetExceededError,
     TruncatedPixelDataError,
     UnsupportedImageError,
     UnsupportedTransferSyntaxError,
+    WorkerCrashedError,
 )
 
 __version__ = "0.1.0"
@@ -53,6 +56,7 @@ _LAZY = {
     "Flag": "results",
     "read_image": "io",
     "Image": "io",
+    "IsolatedReader": "io",
     "load_bundle": "bundle",
     "build_lut": "intensity",
 }
@@ -78,6 +82,7 @@ __all__ = [
     "InputError",
     "InputTooLargeError",
     "InvalidWindowError",
+    "MemoryBudgetExceededError",
     "MissingDependencyError",
     "NativeOpError",
     "NoPixelDataError",
@@ -87,9 +92,11 @@ __all__ = [
     "OutOfScopeError",
     "RadedgeError",
     "SequenceTooDeepError",
+    "TimeBudgetExceededError",
     "TruncatedPixelDataError",
     "UnsupportedImageError",
     "UnsupportedTransferSyntaxError",
+    "WorkerCrashedError",
     "__version__",
     *_LAZY,
 ]

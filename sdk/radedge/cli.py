@@ -97,18 +97,35 @@ def _output_folder(given: str) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .pipeline import load_models
+    from .io import IsolatedReader
+    from .io.limits import TIME_BUDGET_S
 
+    budget = TIME_BUDGET_S if args.time_budget is None else args.time_budget
     try:
         out = None if args.out is None else _output_folder(args.out)
+        if not budget >= 0:
+            raise _UsageError(f"--time-budget {args.time_budget:g} is negative; give seconds per file, "
+                              f"or 0 to read in this process without a budget")
     except _UsageError as exc:
         _print(f"radedge: {exc}", file=sys.stderr)
         return 2
+    if budget == 0:
+        return _run_with(args, out, reader=None)
+    with IsolatedReader(time_budget_s=budget) as reader:
+        reader.start()  # the worker loads while the models do
+        return _run_with(args, out, reader=reader)
+
+
+def _run_with(args: argparse.Namespace, out: Path | None, reader) -> int:
+    from .io import read_image
+    from .pipeline import load_models
+
     try:
         models = load_models(args.model, threads=args.threads, precision=args.precision, trusted_keys=args.trust)
     except RadedgeError as exc:
         _print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
         return 2
+    read = read_image if reader is None else reader.read
     for model in models:
         _print(
             f"model {model.manifest.model_id} {model.manifest.model_version} "
@@ -131,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             source, label, wanted = path, str(path), stem
         try:
-            analysis = models.predict(source, label=label, check_scope=not args.no_scope_check)
+            analysis = models.predict(source, label=label, check_scope=not args.no_scope_check, reader=read)
         except (RadedgeError, OSError) as exc:
             failed += 1
             _print(f"{label}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -469,6 +486,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the first 16 hex digits of the SHA-256 of its bytes, for file names that may carry patient data",
     )
     run.add_argument("--threads", type=int, default=0, help="CPU threads for preprocessing and inference (0: all cores)")
+    run.add_argument(
+        "--time-budget", type=float, default=None, metavar="SECONDS",
+        help="each file is read and decoded in a worker process and stopped after this long, so one damaged or "
+        "hostile file cannot stall the run (default 30; 0: read in this process, without a budget)",
+    )
     run.add_argument("--no-overlay", action="store_true", help="write JSON only")
     run.add_argument("--no-scope-check", action="store_true", help="run every model on every image, whatever its scope")
     run.add_argument("--precision", choices=PRECISIONS, default=None,

@@ -10,6 +10,18 @@ from __future__ import annotations
 class RadedgeError(Exception):
     """Base class of every error radedge raises on purpose."""
 
+    def __reduce__(self):
+        # Pickled whole, extra fields included, so an error raised in a worker process
+        # reaches the caller as it was raised.
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls, args, fields):
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
+
 
 class InputError(RadedgeError):
     """An input image cannot be used (unreadable, unsupported or out of the model's scope)."""
@@ -167,3 +179,37 @@ class EncapsulationMismatchError(CorruptPixelDataError):
     or has a defined length under a compressed one (PS3.5 A.4): the file contradicts itself,
     and decoding it either way would give wrong pixels.
     """
+
+
+class TimeBudgetExceededError(InputError):
+    """Reading the input took longer than the time budget of one file, and was stopped.
+
+    Decoding runs in a worker process (``radedge run --time-budget``, default
+    ``radedge.io.limits.TIME_BUDGET_S``) so that a codestream that makes a native decoder
+    run away costs at most the budget, and the files after it are still read. ``limit``
+    is the budget in seconds.
+    """
+
+    def __init__(self, message: str, limit: float | None = None):
+        super().__init__(message)
+        self.limit = limit
+
+
+class MemoryBudgetExceededError(InputError):
+    """Reading the input needed more memory than the worker process reading it may use
+    (``radedge.io.limits.DECODE_MEMORY_BYTES``); the allocation failed and the read was stopped.
+    ``limit`` is the cap in bytes."""
+
+    def __init__(self, message: str, limit: int | None = None):
+        super().__init__(message)
+        self.limit = limit
+
+
+class WorkerCrashedError(InputError):
+    """The worker process reading the input died: a decoder crashed on it. The input is
+    refused; the next one is read by a new worker. ``exit_code`` is the process's (negative:
+    the signal that killed it)."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code

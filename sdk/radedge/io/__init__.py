@@ -6,6 +6,8 @@ one family. All refuse an image whose declared size exceeds ``MAX_SIDE`` per sid
 declares before spending it: ``radedge.io.limits`` names each bound (file length, inflated
 header, header elements, sequence depth, fragments), and compressed frame headers must
 agree with the DICOM header before a decoder runs. Only regular files are opened.
+``IsolatedReader`` reads in a worker process with a time budget per file and a memory cap,
+for what no header bound can stop: a native decoder running away inside a codestream.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from .dicom import read_dicom
 from ..spec.window import Percentile, Window, check_window
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source
+from .isolated import IsolatedReader
 from .limits import MAX_PIXELS, MAX_SIDE
 from .raster import read_raster
 from .reader import image_files, read_image
@@ -21,6 +24,7 @@ __all__ = [
     "MAX_PIXELS",
     "MAX_SIDE",
     "Image",
+    "IsolatedReader",
     "Intensity",
     "LookupTable",
     "Percentile",

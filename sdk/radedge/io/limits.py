@@ -78,3 +78,14 @@ def check_input_size(size: int, where: str) -> None:
             "limit. Refused before reading. If the file is a genuine image, ask the sender "
             "for a compressed copy or a single frame."
         )
+
+#: Wall time one file may take to be read and decoded when reading happens in a worker
+#: process (``radedge run``; ``radedge.io.IsolatedReader``), in seconds. A 36-million-pixel
+#: JPEG 2000 radiograph decodes in about 3 s on one core; a decoder still busy after ten
+#: times that is looping on a damaged codestream.
+TIME_BUDGET_S = 30.0
+
+#: Address space the worker process reading a file may add to what it holds at rest, in
+#: bytes: 4 GiB, what decoding a ``MAX_PIXELS`` JPEG 2000 image needs (32-bit samples per
+#: component plus the 16-bit result) with room to spare. An allocation past it fails.
+DECODE_MEMORY_BYTES = 4 << 30

@@ -13,7 +13,7 @@ without meaning, a uniform image, too few pixels), never a flag decision.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..bundle import Bundle, bundled_bundle_paths
@@ -83,15 +83,24 @@ class ModelSet:
         for model in self.models:
             model.warm_up()
 
-    def predict(self, source: Any, *, label: str | None = None, check_scope: bool = True) -> ImageAnalysis:
+    def predict(
+        self,
+        source: Any,
+        *,
+        label: str | None = None,
+        check_scope: bool = True,
+        reader: Callable[[Any], Image] = read_image,
+    ) -> ImageAnalysis:
         """Read ``source`` (a path, DICOM bytes, a pydicom Dataset or a ``radedge.io.Image``)
         once and run every model that applies to it. ``label`` names the input in the
         result (default: the path). ``check_scope=False`` runs every model whatever the
-        image's metadata says. A model that finds nothing to analyse in the image
+        image's metadata says. ``reader`` reads a source that is not an ``Image`` yet
+        (default ``read_image``; ``IsolatedReader(...).read`` to read in a worker process
+        with a time budget), its time counted as the ``read`` stage. A model that finds nothing to analyse in the image
         (``NotAnalysableError``) is recorded in ``not_analysable`` with the reason, and so is
         a second-stage model it feeds."""
         timer = StageTimer()
-        image = source if isinstance(source, Image) else read_image(source)
+        image = source if isinstance(source, Image) else reader(source)
         timer.lap("read")
         name = describe_source(source, label)
         # A table, or why the image has nothing to analyse under it, per intensity handling.
