@@ -51,7 +51,9 @@ class IsolatedWorker:
     ``memory_limit_bytes``: address space the child may add to what it holds after its
     initializer (``RLIMIT_AS``; Linux only, elsewhere only the time limit holds); an allocation past it fails inside the
     child and the call raises ``MemoryBudgetExceededError``. ``initializer(*initargs)`` runs
-    once in every child before its first call (load a model, warm a decoder).
+    once in every child before its first call (load a model, warm a decoder). ``quiet``
+    sends what the child prints (decoder warnings) to ``/dev/null`` instead of the caller's
+    output.
 
     Functions and arguments cross to the child by pickle, so a function must be importable
     by name (defined at module level). Use as a context manager, or call ``close``.
@@ -63,7 +65,9 @@ class IsolatedWorker:
         memory_limit_bytes: int | None = None,
         initializer: Callable[..., Any] | None = None,
         initargs: tuple = (),
+        quiet: bool = False,
     ):
+        self._quiet = quiet
         self._memory_limit = memory_limit_bytes
         self._initializer = initializer
         self._initargs = initargs
@@ -83,6 +87,7 @@ class IsolatedWorker:
         process = subprocess.Popen(
             [sys.executable, "-c", f"import {__name__} as m; m._child_main({child_end.fileno()})"],
             pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL, close_fds=True,
+            stdout=subprocess.DEVNULL if self._quiet else None, stderr=subprocess.DEVNULL if self._quiet else None,
         )
         child_end.close()
         channel = _Channel(Connection(parent_end.detach()))
@@ -216,11 +221,14 @@ def _serve(channel: _Channel, memory_limit: int | None, initializer, initargs) -
             reply = ("raised", _sendable(exc))
         seconds = time.perf_counter() - start
         try:
-            channel.send((*reply, seconds, _peak_rss()))
-        except MemoryError:
-            channel.send(("memory", None, seconds, _peak_rss()))
-        except Exception as exc:  # noqa: BLE001 - an unpicklable value or exception
-            channel.send(("raised", _sendable(exc), seconds, _peak_rss()))
+            try:
+                channel.send((*reply, seconds, _peak_rss()))
+            except MemoryError:
+                channel.send(("memory", None, seconds, _peak_rss()))
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an unpicklable value
+                channel.send(("raised", _sendable(exc), seconds, _peak_rss()))
+        except OSError:  # the parent has gone (or killed this call): nothing to answer
+            return
 
 
 #: Buffers at least this large cross in shared memory instead of through the socket.

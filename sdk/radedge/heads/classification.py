@@ -25,7 +25,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits))
+    # exp overflows to inf for logits below about -88 (float32); 1 / (1 + inf) is the right 0.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-logits))
 
 
 @dataclass(frozen=True)
