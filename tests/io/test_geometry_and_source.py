@@ -53,10 +53,42 @@ def test_invalid_pixel_spacing_falls_back_to_imager_spacing_with_a_note():
     assert any("Pixel Spacing (0028,0030) is 0\\0" in note for note in image.notes)
 
 
-def test_non_positive_magnification_factor_is_ignored_with_a_note():
-    image = _read(ImagerPixelSpacing=[0.15, 0.15], EstimatedRadiographicMagnificationFactor="0")
+# pydicom warns when it writes a DS that is not a decimal string: those values are the point.
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
+@pytest.mark.parametrize("factor", ["0", "-1.2", "NaN", "inf", "-inf", "1e-308", "5e-324", "0.5", "0.999",
+                                    "10.5", "1e308"])
+def test_magnification_factor_outside_one_to_ten_is_ignored_with_a_note(factor):
+    # SID / SOD (PS3.3 C.8.11.5) is at least 1; none of these may divide the detector spacing.
+    image = _read(ImagerPixelSpacing=[0.15, 0.16], EstimatedRadiographicMagnificationFactor=factor)
+    assert (image.spacing.row_mm, image.spacing.column_mm) == (0.15, 0.16)
     assert image.spacing.source == "ImagerPixelSpacing"
-    assert any("Magnification Factor is 0" in note for note in image.notes)
+    assert image.spacing.note == "detector plane, not corrected for geometric magnification"
+    assert image.spacing_problem is None
+    assert [note for note in image.notes if "Magnification Factor" in note] == [
+        f"Estimated Radiographic Magnification Factor is {float(factor):g}, not between 1 and 10 "
+        "(source-detector over source-patient distance); ignored, so the spacing is the detector plane's"]
+
+
+@pytest.mark.parametrize("factor, spacing_mm", [("1", 0.15), ("1.5", 0.1), ("10", 0.015)])
+def test_magnification_factor_from_one_to_ten_divides_the_detector_spacing(factor, spacing_mm):
+    image = _read(ImagerPixelSpacing=[0.15, 0.15], EstimatedRadiographicMagnificationFactor=factor)
+    assert image.spacing.row_mm == pytest.approx(spacing_mm)
+    assert image.spacing.source == "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor"
+    assert not any("Magnification Factor" in note for note in image.notes)
+
+
+def test_magnification_factor_that_is_not_numeric_is_ignored_with_a_note():
+    encoded = to_bytes(make_dataset(np.zeros((4, 4)), bits_stored=12, ImagerPixelSpacing=[0.15, 0.15],
+                                    EstimatedRadiographicMagnificationFactor="1.25"))
+    image = read_dicom(encoded.replace(b"1.25", b"x.25", 1))
+    assert image.spacing.source == "ImagerPixelSpacing" and image.spacing.row_mm == 0.15
+    assert "Estimated Radiographic Magnification Factor is not numeric; ignored" in image.notes
+
+
+def test_magnification_factor_beside_pixel_spacing_is_not_used():
+    image = _read(PixelSpacing=[0.2, 0.2], ImagerPixelSpacing=[0.15, 0.15],
+                  EstimatedRadiographicMagnificationFactor="1e-308")
+    assert (image.spacing.row_mm, image.spacing.source) == (0.2, "PixelSpacing")
 
 
 @pytest.mark.parametrize("attributes, problem", [

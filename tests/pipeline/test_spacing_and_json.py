@@ -37,10 +37,6 @@ def model():
 
 @pytest.mark.parametrize("attributes, problem", [
     ({"imager_pixel_spacing": ("1e308", "1e308")}, "ImagerPixelSpacing gives 1e+308 x 1e+308 mm per pixel"),
-    ({"EstimatedRadiographicMagnificationFactor": "1e-308"},
-     "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor gives 1e+307 x 1e+307 mm per pixel"),
-    ({"EstimatedRadiographicMagnificationFactor": "inf"},
-     "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor gives 0 x 0 mm per pixel"),
     ({"imager_pixel_spacing": (0.1, 2000)}, "gives 0.1 x 2000 mm per pixel"),
     ({"PixelSpacing": ["1e-5", "1e-5"]}, "PixelSpacing gives 1e-05 x 1e-05 mm per pixel"),
 ])
@@ -60,11 +56,20 @@ def test_a_spacing_no_detector_has_gives_no_mm_figures(model, attributes, proble
     assert document["segmentations"]["lesion_logits"]["regions"][0]["area_mm2"] is None
 
 
-def test_a_magnification_factor_that_is_not_a_number_leaves_the_detector_spacing():
-    # The reader ignores it, with a note, and the detector-plane spacing stays usable.
-    image = read_image(to_bytes(dx_dataset(np.eye(16, dtype=np.uint16) * 3000,
-                                           EstimatedRadiographicMagnificationFactor="NaN")))
-    assert image.spacing.source == "ImagerPixelSpacing" and image.spacing_problem is None
+@pytest.mark.parametrize("factor", ["NaN", "1e-308", "inf", "1e308"])
+def test_an_absurd_magnification_factor_leaves_the_detector_spacing(model, factor):
+    # The reader ignores it, with a note, and the detector-plane spacing stays usable:
+    # the mm figures are the detector's, never ones divided by a damaged factor.
+    prediction = model.predict(dx_dataset(disc_image(600, 900, (610, 250), 120, 3900, 2250),
+                                          imager_pixel_spacing=(0.1, 0.1),
+                                          EstimatedRadiographicMagnificationFactor=factor))
+    image = strict_json(prediction.to_json())["image"]
+    assert image["pixel_spacing_mm"] == [0.1, 0.1] and image["pixel_spacing_source"] == "ImagerPixelSpacing"
+    assert image["pixel_spacing_problem"] is None
+    assert any(note.startswith(f"Estimated Radiographic Magnification Factor is {float(factor):g}, not between 1 and 10")
+               for note in image["notes"])
+    region = prediction.segmentations["lesion_logits"].region("lesion")
+    assert region.area_mm2 == pytest.approx(region.pixel_count * 0.01)
 
 
 def test_the_spacing_rule_holds_for_any_image_and_any_decode():

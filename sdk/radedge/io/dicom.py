@@ -11,8 +11,8 @@ What is read, and where the standard defines it:
 - Intensity (PS3.3 C.11.1 Modality LUT Module, C.11.2 VOI LUT Module, C.11.6
   Presentation LUT Shape, C.7.5.1.1.2 Pixel Padding Value and Pixel Padding Range
   Limit): recorded in ``Intensity``, applied later by ``radedge.intensity.build_lut``.
-- Pixel spacing (PS3.3 10.7.1.1 Pixel Spacing, C.8.11.4 DX Detector, C.8.11.7
-  ``EstimatedRadiographicMagnificationFactor``): see ``_spacing``.
+- Pixel spacing (PS3.3 10.7.1.1 Pixel Spacing, C.8.11.4 DX Detector, C.8.11.5 DX
+  Positioning ``EstimatedRadiographicMagnificationFactor``): see ``_spacing``.
 
 Reading is defensive, and every bound is checked before the work it bounds:
 
@@ -1185,6 +1185,14 @@ def _meaning(dataset, layout: _Layout, rescale, modality_lut, windows, voi_luts)
 # --------------------------------------------------------------------------- geometry
 
 
+#: The Estimated Radiographic Magnification Factors (0018,1114) ``_spacing`` divides by. The
+#: factor is SID / SOD (PS3.3 C.8.11.5 DX Positioning): at least 1, as the patient lies between
+#: the source and the detector; about 1.05-1.4 for chest and spine, 1.5-2 for magnification
+#: views. A factor outside is a damaged header, and dividing by it (1e-308, 1e308) could make
+#: any spacing. Ignoring one just below 1 moves the spacing only as far as the factor is from 1.
+USABLE_MAGNIFICATION = (1.0, 10.0)
+
+
 def _spacing(dataset: Dataset, notes: list[str]) -> tuple[PixelSpacing | None, str | None]:
     """Physical pixel size and the attribute it came from (PS3.3 10.7.1.1, C.8.11.4).
 
@@ -1193,7 +1201,9 @@ def _spacing(dataset: Dataset, notes: list[str]) -> tuple[PixelSpacing | None, s
        Spacing Calibration Type saying how).
     2. Else Imager Pixel Spacing (0018,1164), at the detector front plane; divided by
        Estimated Radiographic Magnification Factor (0018,1114) when that is present and
-       positive, which approximates the spacing at the isocenter.
+       within ``USABLE_MAGNIFICATION``, which approximates the spacing at the isocenter.
+       A factor outside (not a number, infinite, zero, negative, absurd) is ignored
+       with a note, and the detector-plane spacing is used.
     3. Else no spacing, and the problem says which attribute was what.
     """
     pixel_spacing, pixel_problem = _pair(dataset, "PixelSpacing")
@@ -1217,7 +1227,8 @@ def _spacing(dataset: Dataset, notes: list[str]) -> tuple[PixelSpacing | None, s
         except ValueError:
             factor = None
             notes.append("Estimated Radiographic Magnification Factor is not numeric; ignored")
-        if factor and factor[0] > 0:
+        low, high = USABLE_MAGNIFICATION
+        if factor and low <= factor[0] <= high:
             return PixelSpacing(
                 imager[0] / factor[0], imager[1] / factor[0],
                 "ImagerPixelSpacing / EstimatedRadiographicMagnificationFactor",
@@ -1225,8 +1236,9 @@ def _spacing(dataset: Dataset, notes: list[str]) -> tuple[PixelSpacing | None, s
                 f"{factor[0]:g}: approximately the spacing at the isocenter",
             ), None
         if factor:
-            notes.append(f"Estimated Radiographic Magnification Factor is {factor[0]:g}, not "
-                         "positive; ignored")
+            notes.append(f"Estimated Radiographic Magnification Factor is {factor[0]:g}, not between "
+                         f"{low:g} and {high:g} (source-detector over source-patient distance); ignored, "
+                         "so the spacing is the detector plane's")
         return PixelSpacing(imager[0], imager[1], "ImagerPixelSpacing",
                             "detector plane, not corrected for geometric magnification"), None
 
