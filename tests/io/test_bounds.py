@@ -39,6 +39,7 @@ from radedge.errors import (
     InputTooLargeError,
     NotRegularFileError,
     SequenceTooDeepError,
+    TruncatedPixelDataError,
     UnsupportedImageError,
 )
 from radedge.io import limits, read_dicom, read_image, read_raster
@@ -559,3 +560,32 @@ def test_every_refusal_here_is_an_input_error():
         assert issubclass(error, InputError)
     assert issubclass(InputTooLargeError, ImageTooLargeError)
     assert issubclass(CodestreamMismatchError, CorruptPixelDataError)
+
+
+def _frame(encoded: bytes) -> bytes:
+    start = first_fragment_offset(encoded)
+    (length,) = struct.unpack_from("<I", encoded, start - 4)
+    return encoded[start:start + length]
+
+
+@pytest.mark.parametrize("make", [_jpeg_2000, _jpeg_ls, _jpeg], ids=["jpeg2000", "jpeg-ls", "jpeg"])
+def test_a_codestream_cut_short_is_refused_before_decoding(make):
+    # Every file and fragment boundary intact; only the codestream stops early. CharLS spent
+    # about 4 s on such a stream before failing, whatever the image size.
+    encoded = make()
+    frame = _frame(encoded).rstrip(b"\x00")
+    for keep in (len(frame) // 2, len(frame) - 2):
+        with cost() as spent:
+            with pytest.raises(TruncatedPixelDataError, match="end-of-image marker"):
+                read_image(_replace_frame(encoded, frame[:keep]))
+        assert spent["seconds"] < 0.5
+
+
+@pytest.mark.parametrize("padding", [b"", b"\x00", b"\xff", b"\x00" * 7])
+@pytest.mark.parametrize("make", [_jpeg_2000, _jpeg_ls, _jpeg], ids=["jpeg2000", "jpeg-ls", "jpeg"])
+def test_padding_after_the_end_marker_is_accepted(make, padding):
+    encoded = make()
+    frame = _frame(encoded).rstrip(b"\x00")
+    assert frame.endswith(b"\xff\xd9")
+    expected = read_image(encoded).pixels
+    np.testing.assert_array_equal(read_image(_replace_frame(encoded, frame + padding)).pixels, expected)

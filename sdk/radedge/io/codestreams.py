@@ -15,7 +15,9 @@ place, so it is parsed here and compared with the Image Pixel module (PS3.3 C.7.
 
 Every header must declare the DICOM Rows and Columns, Samples per Pixel components, and
 a precision no wider than Bits Allocated; otherwise ``CodestreamMismatchError`` names
-both values. A header that cannot be read at all is ``CorruptPixelDataError``.
+both values. A header that cannot be read at all is ``CorruptPixelDataError``. A JPEG,
+JPEG-LS or JPEG 2000 codestream must also end with its end marker (FF D9), padding aside,
+or it was cut off: ``TruncatedPixelDataError``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from dataclasses import dataclass
 
 from pydicom import uid as dicom_uid
 
-from ..errors import CodestreamMismatchError, CorruptPixelDataError, UnsupportedTransferSyntaxError
+from ..errors import (
+    CodestreamMismatchError,
+    CorruptPixelDataError,
+    TruncatedPixelDataError,
+    UnsupportedTransferSyntaxError,
+)
 
 _JPEG_SYNTAXES = frozenset({
     dicom_uid.JPEGBaseline8Bit, dicom_uid.JPEGExtended12Bit, dicom_uid.JPEGLossless,
@@ -286,6 +293,27 @@ def check_frame(frame, transfer_syntax_uid: str, *, rows: int, columns: int, sam
             transfer_syntax_uid=str(syntax),
         )
     _compare(header, where, rows=rows, columns=columns, samples=samples, bits_allocated=bits_allocated)
+    if bytes(frame[:2]) == b"\xff\x4f" or syntax not in _JPEG_2000_SYNTAXES:  # JP2 boxes may follow the codestream
+        _check_end(frame, where, kind)
+
+
+#: Bytes allowed after a codestream's end marker: DICOM pads a fragment to even length with
+#: one 00 (PS3.5 A.4), some writers with FF; the test files of pydicom, dcmtk and GDCM add one.
+_END_PADDING = 8
+
+
+def _check_end(frame, where: str, kind: str) -> None:
+    """Refuse a JPEG, JPEG-LS or JPEG 2000 codestream that does not end with its end marker
+    (EOI, T.81 B.2.1; EOC, T.800 A.4.4; both FF D9), padding aside: it was cut off. Some
+    decoders spend seconds on a cut stream before failing (CharLS about 4 s whatever the
+    image size); the marker says in two bytes that the data is incomplete."""
+    tail = bytes(frame[-(_END_PADDING + 2):])
+    body = tail.rstrip(b"\x00\xff") if not tail.endswith(b"\xff\xd9") else tail
+    if not body.endswith(b"\xff\xd9") or len(tail) - len(body) > _END_PADDING:
+        raise TruncatedPixelDataError(
+            f"{where}: the {kind} codestream does not end with its end-of-image marker (FF D9): the "
+            f"compressed data is cut off. The image is refused before decoding; send it again."
+        )
 
 
 def _compare(header: FrameHeader, where: str, *, rows: int, columns: int, samples: int,

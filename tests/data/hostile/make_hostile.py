@@ -168,6 +168,15 @@ def jpeg_ls_size(name: str) -> bytes:
     return _patched(encoded, sof55, [(3, ">H", 20_000), (5, ">H", 20_000)])
 
 
+def jpeg_ls_cut(name: str, keep: int = 40) -> bytes:
+    # The frame cut after ``keep`` bytes of codestream, its fragment length and the sequence
+    # delimiter written to match: a well-formed file whose JPEG-LS stream simply stops.
+    encoded = to_bytes(compressed(GRADIENT, JPEGLSLossless, bits_stored=12))
+    start = first_fragment_offset(encoded)
+    return (encoded[:start - 4] + struct.pack("<I", keep) + encoded[start:start + keep]
+            + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+
+
 def deflate_bomb(name: str, zeros: int = 128 << 20) -> bytes:
     # Twice the header allowance (limits.MAX_INFLATED_HEADER_BYTES, 64 MiB); deflate's 1032:1 at
     # most makes a gigabyte a megabyte, too big for this folder.
@@ -269,6 +278,10 @@ CORPUS = {
     "jpeg_ls_sof55_20000x20000.dcm": (
         "JPEG-LS whose SOF55 declares 20000 x 20000 against the header's 48 x 64: was 1.5 GB in the decoder.",
         {"error": "CodestreamMismatchError"}, jpeg_ls_size),
+    "jpeg_ls_cut_after_40_bytes.dcm": (
+        ("JPEG-LS whose codestream stops after 40 bytes, its fragment and sequence well formed: the "
+         "decoder spent about 4 s on it (whatever the image size) before failing."),
+        {"error": "TruncatedPixelDataError"}, jpeg_ls_cut),
     "deflate_bomb_128mib.dcm": (
         ("A Deflated file that inflates to 128 MiB of zeros before Pixel Data (the 1 GB original "
          "was 1 MB): refused at the inflated header allowance."),
