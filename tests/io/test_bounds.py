@@ -51,6 +51,7 @@ from .dicom_factory import (
     first_fragment_offset,
     insert_before_pixel_data,
     make_dataset,
+    PRIVATE_CREATOR,
     nested_sequences,
     pixel_data_offset,
     private_element,
@@ -589,3 +590,17 @@ def test_padding_after_the_end_marker_is_accepted(make, padding):
     assert frame.endswith(b"\xff\xd9")
     expected = read_image(encoded).pixels
     np.testing.assert_array_equal(read_image(_replace_frame(encoded, frame + padding)).pixels, expected)
+
+
+def test_an_element_longer_than_the_file_costs_no_more_than_the_file(tmp_path):
+    # A header element declaring 4 GiB - 16 bytes in a file of a few kilobytes: pydicom asks
+    # the file for the declared length, which once allocated 4 GiB before finding less.
+    encoded = to_bytes(make_dataset(GRADIENT, bits_stored=12))
+    offset = pixel_data_offset(encoded)
+    damaged = encoded[:offset] + PRIVATE_CREATOR + struct.pack("<HH2sHI", 0x0029, 0x1010, b"OB", 0, 0xFFFFFFF0)
+    path = tmp_path / "long_element.dcm"
+    path.write_bytes(damaged + encoded[offset:])
+    with cost() as spent:
+        with pytest.raises(InputError):
+            read_image(path)
+    assert spent["peak_bytes"] < 16 << 20

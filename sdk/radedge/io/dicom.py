@@ -212,6 +212,28 @@ class _StreamBytes:
         return min(upto, self.end)
 
 
+class _ReadsWithinTheFile:
+    """``stream`` for pydicom, each read asking for no more than is left before ``end``.
+
+    pydicom reads an element's value with ``read(length)`` as its header declares it, and a
+    buffered file allocates the bytes asked for before it finds fewer: one damaged length of
+    4 GiB cost 4 GiB of address space (refused outright where memory is not overcommitted)
+    for a file of a few kilobytes. The value read is the same.
+    """
+
+    def __init__(self, stream: BinaryIO, end: int):
+        self._stream = stream
+        self._end = end
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self._stream.read()
+        return self._stream.read(max(0, min(size, self._end - self._stream.tell())))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 class _InflatedBytes:
     """A Deflated Explicit VR Little Endian data set (PS3.5 A.5), inflated only as far as read.
 
@@ -319,7 +341,8 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> 
                                                    source.read_at(data_set_offset, 6))
     walk_to_pixel_data(source.read_at, data_set_offset, implicit_vr=implicit_vr,
                        little_endian=little_endian, where=_where(path))
-    header = _parse(stream, start, kind == "dicom-raw", path, stop_before_pixels=True)
+    header = _parse(_ReadsWithinTheFile(stream, file_end), start, kind == "dicom-raw", path,
+                    stop_before_pixels=True)
     syntax_uid, syntax_note = _transfer_syntax(header, path)
     # stop_before_pixels leaves the stream at the tag of the pixel data element.
     return _read_pixel_data(header, source, stream.tell(), syntax_uid, syntax_note, path,
