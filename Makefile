@@ -18,7 +18,7 @@ INSTALL_INPUTS := CMakeLists.txt pyproject.toml $(shell find kernels -type f 2>/
 EMULATED := build/cuda-emulation
 VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: demo test test-cuda-emulated bench venv clean
+.PHONY: demo test test-cuda-emulated fuzz fuzz-slice bench venv clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,19 @@ test-cuda-emulated: $(VENV)/.test-deps
 	cmake --build $(EMULATED)-asan --parallel "$$(nproc)"
 	RADEDGE_TEST_KERNELS="$$(ls $(EMULATED)-asan/_kernels*.so)" RADEDGE_EMULATION_ORDER=reverse \
 	  LD_PRELOAD="$(SANITIZERS)" ASAN_OPTIONS=detect_leaks=0 $(EMULATED_TEST) -p no:faulthandler -s
+
+# Hostile inputs (tests/fuzz): mutated DICOM headers, codestreams and rasters through radedge in
+# worker processes, each case capped at 10 s and 1.5 GiB; counts by outcome, failures saved under
+# out/fuzz. Exit status 1 on any untyped error, crash, hang, memory over the cap or bad result.
+# `make fuzz` runs 100 000 cases (about an hour on 2 cores); CI runs the first FUZZ_SLICE of them.
+FUZZ_CASES ?= 100000
+FUZZ_SLICE ?= 3000
+
+fuzz: $(VENV)/.installed
+	$(PY) -m tests.fuzz --cases $(FUZZ_CASES)
+
+fuzz-slice: $(VENV)/.installed
+	$(PY) -m tests.fuzz --cases $(FUZZ_SLICE) --save out/fuzz-slice
 
 bench: $(VENV)/.installed
 	$(PY) examples/bench_preprocess.py
