@@ -211,7 +211,7 @@ def _serve(channel: _Channel, memory_limit: int | None, initializer, initargs) -
         if request is None:
             return
         function, args = request
-        _reset_peak_rss()
+        reset_peak_rss()
         start = time.perf_counter()
         try:
             reply = ("ok", function(*args))
@@ -222,11 +222,11 @@ def _serve(channel: _Channel, memory_limit: int | None, initializer, initargs) -
         seconds = time.perf_counter() - start
         try:
             try:
-                channel.send((*reply, seconds, _peak_rss()))
+                channel.send((*reply, seconds, peak_rss()))
             except MemoryError:
-                channel.send(("memory", None, seconds, _peak_rss()))
+                channel.send(("memory", None, seconds, peak_rss()))
             except (pickle.PicklingError, TypeError, AttributeError) as exc:  # an unpicklable value
-                channel.send(("raised", _sendable(exc), seconds, _peak_rss()))
+                channel.send(("raised", _sendable(exc), seconds, peak_rss()))
         except OSError:  # the parent has gone (or killed this call): nothing to answer
             return
 
@@ -334,7 +334,7 @@ def _cap_address_space(extra_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, resource.RLIM_INFINITY))
 
 
-def _reset_peak_rss() -> None:
+def reset_peak_rss() -> None:
     # Linux: writing 5 to clear_refs resets VmHWM, so each call reports its own peak.
     try:
         with open("/proc/self/clear_refs", "w") as clear:
@@ -343,7 +343,7 @@ def _reset_peak_rss() -> None:
         pass
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     peak = _status_kib("VmHWM")
     if peak:
         return peak

@@ -10,7 +10,7 @@ import numpy as np
 
 from .runner import CaseReport
 
-BEHAVIOUR = {0: "analysed", 1: "untyped", 2: "crash", 3: "hang", 4: "memory", 5: "refused"}
+BEHAVIOUR = {0: "analysed", 1: "untyped", 2: "crash", 3: "hang", 4: "memory", 5: "refused", 6: "slow"}
 
 
 def case(master_seed: int, number: int) -> CaseReport:
@@ -23,6 +23,8 @@ def case(master_seed: int, number: int) -> CaseReport:
         np.ones(4 << 30, dtype=np.uint8)
     if behaviour == "untyped":
         return CaseReport(number, "untyped", "IndexError: made up", "seed", ("m",), 10)
+    if behaviour == "slow":  # finished, but took longer than the limit (as measured in the worker)
+        return CaseReport(number, "analysed", "no flags", "seed", ("m",), 10, seconds=30.0)
     if behaviour == "refused":
         return CaseReport(number, "refused", "NotDicomError", "seed", ("m",), 10)
     return CaseReport(number, "analysed", "no flags", "seed", ("m",), 10)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from radedge._isolation import IsolatedWorker
+from radedge._isolation import IsolatedWorker, peak_rss, reset_peak_rss
 from radedge.errors import MemoryBudgetExceededError, RadedgeError, TimeBudgetExceededError, WorkerCrashedError
 
 FAILURES = ("untyped", "crash", "hang", "memory", "bad result")
@@ -42,6 +42,7 @@ OUTCOMES = ("analysed", "not analysed", "refused", *FAILURES)
 EVERY_MODEL_EVERY = 8
 
 
+
 @dataclass(frozen=True)
 class CaseReport:
     case: int
@@ -50,8 +51,8 @@ class CaseReport:
     seed: str = ""
     mutations: tuple[str, ...] = ()
     size: int = 0
-    seconds: float = 0.0  # in the worker, generation included
-    peak_rss_bytes: int = 0
+    seconds: float = 0.0  # radedge's time on the case, in the worker
+    peak_rss_bytes: int = 0  # the worker's peak resident memory while radedge had the case
     trace: str = ""
 
 
@@ -77,14 +78,21 @@ def run_case(master_seed: int, case: int) -> CaseReport:
     generated = generate(_STATE["seeds"], master_seed, case)
     path = _STATE["folder"] / f"case{os.getpid()}"
     path.write_bytes(generated.data)
+    # Time and memory are radedge's alone: making a deflate bomb costs seconds and a gigabyte.
+    reset_peak_rss()
+    start = time.perf_counter()
     outcome, detail, trace = analyse_file(path, every_model=case % EVERY_MODEL_EVERY == 0)
-    return CaseReport(case, outcome, detail, generated.seed, generated.mutations, len(generated.data), trace=trace)
+    return CaseReport(case, outcome, detail, generated.seed, generated.mutations, len(generated.data),
+                      time.perf_counter() - start, peak_rss(), trace)
 
 
 def run_file(path: str) -> CaseReport:
     """One given file (a saved reproducer) through radedge; never raises."""
+    reset_peak_rss()
+    start = time.perf_counter()
     outcome, detail, trace = analyse_file(Path(path), every_model=True)
-    return CaseReport(-1, outcome, detail, seed=str(path), size=Path(path).stat().st_size, trace=trace)
+    return CaseReport(-1, outcome, detail, str(path), (), Path(path).stat().st_size,
+                      time.perf_counter() - start, peak_rss(), trace)
 
 
 def analyse_file(path: Path, *, every_model: bool) -> tuple[str, str, str]:
@@ -196,8 +204,14 @@ class Tally:
 
 @dataclass(frozen=True)
 class Limits:
+    """``time_limit_s``: radedge's time on one case, measured in the worker; the worker is
+    stopped only after ``generation_allowance_s`` more, the time making a case may take (a
+    deflate bomb of 1.6 GiB of zeros, about 3 s). ``memory_limit_bytes``: address space a
+    case may add to a worker at rest."""
+
     time_limit_s: float = 10.0
     memory_limit_bytes: int = int(1.5 * 2**30)
+    generation_allowance_s: float = 20.0
 
 
 def run_cases(
@@ -267,18 +281,20 @@ def replay(paths: list[Path], limits: Limits) -> list[CaseReport]:
 def _call(worker: IsolatedWorker, function, args: tuple, case: int, limits: Limits, seed: str = "") -> CaseReport:
     start = time.perf_counter()
     try:
-        result = worker.call(function, *args, time_limit_s=limits.time_limit_s)
+        result = worker.call(function, *args, time_limit_s=limits.time_limit_s + limits.generation_allowance_s)
     except TimeBudgetExceededError:
-        return CaseReport(case, "hang", f"still running after {limits.time_limit_s:g} s", seed,
-                          seconds=time.perf_counter() - start)
+        return CaseReport(case, "hang", f"still running after {limits.time_limit_s + limits.generation_allowance_s:g} s",
+                          seed, seconds=time.perf_counter() - start)
     except MemoryBudgetExceededError:
         return CaseReport(case, "memory", f"over the cap of {limits.memory_limit_bytes / 2**30:.2f} GiB", seed,
                           seconds=time.perf_counter() - start)
     except WorkerCrashedError as exc:
         return CaseReport(case, "crash", str(exc), seed, seconds=time.perf_counter() - start)
     report = result.value
-    return CaseReport(**{**asdict(report), "mutations": tuple(report.mutations),
-                         "seconds": result.seconds, "peak_rss_bytes": result.peak_rss_bytes})
+    if report.seconds > limits.time_limit_s:  # finished, but later than a hang's limit
+        return CaseReport(**{**asdict(report), "mutations": tuple(report.mutations), "outcome": "hang",
+                             "detail": f"took {report.seconds:.1f} s ({report.outcome}: {report.detail})"})
+    return report
 
 
 def _completed(report: CaseReport, generated, save: Path | None) -> CaseReport:
