@@ -49,8 +49,9 @@ class IsolatedWorker:
     """One child process that runs calls one at a time.
 
     ``memory_limit_bytes``: address space the child may add to what it holds after its
-    initializer (``RLIMIT_AS``; Linux only, elsewhere only the time limit holds); an allocation past it fails inside the
-    child and the call raises ``MemoryBudgetExceededError``. ``initializer(*initargs)`` runs
+    initializer (``RLIMIT_AS``; Linux only, elsewhere only the time limit holds); an
+    allocation past it fails inside the child and the call raises
+    ``MemoryBudgetExceededError``. ``initializer(*initargs)`` runs
     once in every child before its first call (load a model, warm a decoder). ``quiet``
     sends what the child prints (decoder warnings) to ``/dev/null`` instead of the caller's
     output.
@@ -105,7 +106,10 @@ class IsolatedWorker:
         """
         self.start()
         self._await_ready()
-        self._channel.send((function, args))
+        try:
+            self._channel.send((function, args))
+        except OSError:  # the child died while idle (killed from outside)
+            raise self._crashed() from None
         if not self._channel.connection.poll(time_limit_s):
             self._kill()
             raise TimeBudgetExceededError(f"did not finish within {time_limit_s:g} s; stopped", limit=time_limit_s)
@@ -271,6 +275,8 @@ class _Channel:
         header, sizes, new_region = self.connection.recv()
         if new_region:
             descriptor = recv_handle(self.connection)
+            if self._region is not None:
+                self._region.close()
             try:
                 self._region = mmap.mmap(descriptor, new_region)
             finally:
