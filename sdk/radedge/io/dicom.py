@@ -75,7 +75,7 @@ from .files import check_stream, open_regular_file
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source, Window
 from .limits import check_declared_size
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
-from .structure import declared_encoding, first_element_is_implicit, walk_to_pixel_data
+from .structure import declared_encoding, first_element_is_implicit, too_many_elements, walk_to_pixel_data
 
 log = logging.getLogger(__name__)
 
@@ -212,22 +212,35 @@ class _StreamBytes:
         return min(upto, self.end)
 
 
-class _ReadsWithinTheFile:
-    """``stream`` for pydicom, each read asking for no more than is left before ``end``.
+class _HeaderReads:
+    """``stream`` as pydicom parses a header from it, bounded in two ways.
 
-    pydicom reads an element's value with ``read(length)`` as its header declares it, and a
-    buffered file allocates the bytes asked for before it finds fewer: one damaged length of
-    4 GiB cost 4 GiB of address space (refused outright where memory is not overcommitted)
-    for a file of a few kilobytes. The value read is the same.
+    Each read asks for no more than is left before ``end``: pydicom reads an element's value
+    with ``read(length)`` as its header declares it, and a buffered file allocates the bytes
+    asked for before it finds fewer, so one damaged length of 4 GiB cost 4 GiB of address
+    space (refused outright where memory is not overcommitted) for a file of a few kilobytes.
+
+    Reads are counted: pydicom makes two or three per element, and past ``READS_PER_ELEMENT``
+    x ``limits.MAX_HEADER_ELEMENTS`` the parse stops with ``InputTooLargeError``. The header
+    walk (``structure.walk_to_pixel_data``) counts elements first, but hands over when it
+    meets bytes it cannot read as elements; pydicom, reading on, once parsed the eight
+    million empty elements of 60 MiB of zeros for a minute.
     """
 
-    def __init__(self, stream: BinaryIO, end: int):
+    READS_PER_ELEMENT = 4
+
+    def __init__(self, stream: BinaryIO, end: int, where: str):
         self._stream = stream
         self._end = end
+        self._where = where
+        self._reads_left = self.READS_PER_ELEMENT * limits.MAX_HEADER_ELEMENTS
 
     def read(self, size: int | None = -1) -> bytes:
+        self._reads_left -= 1
+        if self._reads_left < 0:
+            raise too_many_elements(self._where, limits.MAX_HEADER_ELEMENTS)
         if size is None or size < 0:
-            return self._stream.read()
+            return self._stream.read(max(0, self._end - self._stream.tell()))
         return self._stream.read(max(0, min(size, self._end - self._stream.tell())))
 
     def __getattr__(self, name: str):
@@ -329,7 +342,8 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> 
             # The walk stopped at bytes it could not read as elements; pydicom reads some
             # such headers, so it gets the whole header allowance to try.
             content.available(content.limit + 1)
-        header_stream = io.BytesIO(bytes(content.content))
+        inflated = bytes(content.content)
+        header_stream = _HeaderReads(io.BytesIO(inflated), len(inflated), _where(path))
         header = _parse(header_stream, 0, True, path, stop_before_pixels=True)
         # The inflated content is an Explicit VR Little Endian data set (PS3.5 A.5).
         return _read_pixel_data(header, content, header_stream.tell(),
@@ -341,7 +355,7 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> 
                                                    source.read_at(data_set_offset, 6))
     walk_to_pixel_data(source.read_at, data_set_offset, implicit_vr=implicit_vr,
                        little_endian=little_endian, where=_where(path))
-    header = _parse(_ReadsWithinTheFile(stream, file_end), start, kind == "dicom-raw", path,
+    header = _parse(_HeaderReads(stream, file_end, _where(path)), start, kind == "dicom-raw", path,
                     stop_before_pixels=True)
     syntax_uid, syntax_note = _transfer_syntax(header, path)
     # stop_before_pixels leaves the stream at the tag of the pixel data element.

@@ -90,8 +90,12 @@ def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
             size = os.fstat(stream.fileno()).st_size
 
             def read_at(offset: int, length: int) -> bytes:
+                # Offsets and lengths come from the header (a TIFF IFD offset may be 2**64 - 1):
+                # none past the file is sought or asked for.
+                if not 0 <= offset < size:
+                    return b""
                 stream.seek(offset)
-                return stream.read(max(0, length))
+                return stream.read(max(0, min(length, size - offset)))
 
             header = _parse_header(read_at, size, where)
             _check_declared(header, max_pixels, where)

@@ -112,7 +112,7 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
 
         elements += 1
         if elements > max_elements:
-            raise _too_many_elements(where, max_elements)
+            raise too_many_elements(where, max_elements)
 
         if container.is_sequence:
             # PS3.5 7.5: a sequence holds items, each a data set, and (undefined length)
@@ -186,7 +186,7 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
     return Walk(None, True)
 
 
-def _too_many_elements(where: str, max_elements: int) -> InputTooLargeError:
+def too_many_elements(where: str, max_elements: int) -> InputTooLargeError:
     return InputTooLargeError(
         f"{where} has more than {max_elements} data elements and sequence items before its "
         "Pixel Data (radedge.io.limits.MAX_HEADER_ELEMENTS); a radiograph's header has a few "
