@@ -349,6 +349,11 @@ def reset_peak_rss() -> None:
         pass
 
 
+def current_rss() -> int:
+    """Resident memory now, in bytes (Linux; 0 elsewhere)."""
+    return _status_kib("VmRSS")
+
+
 def peak_rss() -> int:
     peak = _status_kib("VmHWM")
     if peak:

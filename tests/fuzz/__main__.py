@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory_limit_bytes": limits.memory_limit_bytes, "outcomes": dict(tally.outcomes),
         "details": {outcome: dict(counts) for outcome, counts in tally.details.items()},
         "slowest": asdict(tally.slowest) if tally.slowest else None,
-        "largest_peak_rss_bytes": tally.largest.peak_rss_bytes if tally.largest else 0,
+        "largest_added_rss_bytes": tally.largest.peak_rss_bytes if tally.largest else 0,
         "baseline_rss_bytes": tally.baseline_rss_bytes,
         "machine": {"processor": platform.processor(), "cores": os.cpu_count(), "python": platform.python_version()},
     }
