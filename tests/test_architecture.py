@@ -22,6 +22,7 @@ LAYERS = [
     {"bundle"},
     {"backends"},
     {"heads"},
+    {"dicom_out"},  # below results: Prediction.to_dicom calls it, it reads results by their fields
     {"results"},
     {"pipeline"},
     {"export"},  # the export stage (export/ in the tree): the CLI loads it lazily for `radedge export`

@@ -181,6 +181,12 @@ class EncapsulationMismatchError(CorruptPixelDataError):
     """
 
 
+class NotDicomSourceError(InputError):
+    """DICOM outputs (SEG, SR, GSPS, KOS) were asked for a result whose input was not DICOM
+    (PNG, JPEG, TIFF or an array): there is no patient, study or instance for them to
+    belong to."""
+
+
 class TimeBudgetExceededError(InputError):
     """Reading the input took longer than the time budget of one file, and was stopped.
 

@@ -863,7 +863,24 @@ def _decode_and_describe(dataset: Dataset, syntax_uid: str, layout: _Layout, pat
         spacing=spacing,
         spacing_problem=spacing_problem,
         notes=tuple(notes),
+        header=_without_pixel_data(dataset, source.transfer_syntax_uid),
     )
+
+
+# Pixel Data, Float Pixel Data, Double Float Pixel Data (PS3.3 C.7.6.3).
+_PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+
+
+def _without_pixel_data(dataset: Dataset, syntax_uid: str | None) -> Dataset:
+    """``dataset``'s elements but Pixel Data, with its file meta and the transfer syntax it
+    was read in, in a plain ``Dataset``: unlike the ``FileDataset`` pydicom read, it holds no
+    open file and pickles."""
+    header = Dataset({tag: element for tag, element in dataset.items() if int(tag) not in _PIXEL_DATA_TAGS})
+    meta = getattr(dataset, "file_meta", None)
+    header.file_meta = FileMetaDataset(meta) if meta is not None else FileMetaDataset()
+    if syntax_uid:
+        header.file_meta.TransferSyntaxUID = syntax_uid
+    return header
 
 
 def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None,

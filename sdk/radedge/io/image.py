@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -166,6 +166,9 @@ class Image:
     ``None`` and the problem here, whichever reader made the image.
     ``notes`` records anything surprising found while reading (an inconsistent
     Presentation LUT Shape, a High Bit that was tolerated, ...), free of patient data.
+    ``header``: for a DICOM input, its data set without Pixel Data (a ``pydicom.Dataset``),
+    which DICOM outputs reference and copy patient and study attributes from; None for
+    PNG, JPEG and TIFF. It holds patient data: nothing radedge prints or logs reads it.
     """
 
     pixels: np.ndarray
@@ -174,6 +177,7 @@ class Image:
     spacing: PixelSpacing | None = None
     spacing_problem: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    header: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         problem = None if self.spacing is None else unusable_spacing(self.spacing)

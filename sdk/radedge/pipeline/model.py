@@ -121,7 +121,7 @@ class Model:
         return conclude(
             self.manifest, heads, timer=timer, source=source, geometry=geometry,
             image=describe_image(image, lut, notes), provenance=self.provenance(),
-            display=DisplayImage(image.pixels, lut.table, lut.first_stored_value),
+            display=DisplayImage(image.pixels, lut.table, lut.first_stored_value), header=image.header,
         )
 
     def provenance(self) -> dict[str, Any]:
@@ -166,13 +166,15 @@ def conclude(
     image: dict[str, Any],
     provenance: dict[str, Any],
     display: DisplayImage | None = None,
+    header: Any = None,
 ) -> Prediction:
     """The flag rules over decoded ``heads`` and the ``Prediction`` holding both: the last
     stage of ``Model.analyse``, and of a server that ran preprocessing and inference in
     other processes (``radedge triton``). Laps ``flags`` on ``timer``, then finishes it.
 
     ``image``: ``describe_image``'s record of the input; ``display``: the windowed image an
-    overlay is drawn on (None: the prediction draws no overlay).
+    overlay is drawn on (None: the prediction draws no overlay); ``header``: the source's
+    DICOM header, which DICOM outputs reference (None: no DICOM outputs).
     """
     flags, flag_notes = evaluate_flags(manifest.flag_rules, heads, model=manifest.model_id)
     timer.lap("flags")
@@ -188,6 +190,8 @@ def conclude(
         display_head=manifest.display_head,
         notes=flag_notes,
         _display=display,
+        _header=header,
+        _manifest=manifest,
     )
 
 

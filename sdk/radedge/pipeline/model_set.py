@@ -162,6 +162,7 @@ class ModelSet:
             not_analysable=not_analysable,
             _display=next(iter(predictions.values()))._display if predictions else None,
             _unanalysed=None if predictions else image,
+            _header=image.header,
         )
 
 

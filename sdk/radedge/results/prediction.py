@@ -60,6 +60,10 @@ class Prediction:
     display_head: str | None = None
     notes: list[str] = field(default_factory=list)
     _display: DisplayImage | None = field(default=None, repr=False)
+    # For DICOM outputs (to_dicom): the source's header (patient data; never printed) and the
+    # manifest (codes, flag rules). None for a result made without them.
+    _header: Any = field(default=None, repr=False)
+    _manifest: Any = field(default=None, repr=False)
 
     @property
     def flagged(self) -> bool:
@@ -166,6 +170,7 @@ class ImageAnalysis:
     _display: DisplayImage | None = field(default=None, repr=False)
     # The image no model analysed: its own window is built only if an overlay is asked for.
     _unanalysed: Image | None = field(default=None, repr=False)
+    _header: Any = field(default=None, repr=False)  # the source's DICOM header, for to_dicom
 
     def _canvas(self) -> DisplayImage | None:
         if self._display is None and self._unanalysed is not None:
