@@ -877,7 +877,8 @@ def _without_pixel_data(dataset: Dataset, syntax_uid: str | None) -> Dataset:
     open file and pickles."""
     header = Dataset({tag: element for tag, element in dataset.items() if int(tag) not in _PIXEL_DATA_TAGS})
     meta = getattr(dataset, "file_meta", None)
-    header.file_meta = FileMetaDataset(meta) if meta is not None else FileMetaDataset()
+    # Group 2 only: FileMetaDataset refuses anything else, and a damaged file's meta may hold it.
+    header.file_meta = FileMetaDataset({tag: element for tag, element in (meta or {}).items() if tag.group == 2})
     if syntax_uid:
         header.file_meta.TransferSyntaxUID = syntax_uid
     return header
