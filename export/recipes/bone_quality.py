@@ -27,6 +27,7 @@ from .. import phantoms
 from ..metrics import auroc
 from ..models.bone_quality import INPUT_SIZE, QUALITY_LABELS
 from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, fit_loop, model_input
+from .codes import head_codes
 
 MEAN, STD = 0.3, 0.3
 #: The bone window (HU) every input goes through: center 400, width 1800 (-500 to 1300 HU).
@@ -224,9 +225,12 @@ class BoneQualityRecipe(Recipe):
             preprocess=self.spec,
             intensity=IntensitySpec(window=BONE_WINDOW),
             heads=(
-                HeadSpec("blastic_logits", "classification", ("blastic",), "sigmoid"),
-                HeadSpec("lytic_logits", "classification", ("lytic",), "sigmoid"),
-                HeadSpec("quality_logits", "classification", QUALITY_LABELS, "softmax", flags=flags),
+                HeadSpec("blastic_logits", "classification", ("blastic",), "sigmoid",
+                         codes=head_codes(self.model_id, "blastic_logits")),
+                HeadSpec("lytic_logits", "classification", ("lytic",), "sigmoid",
+                         codes=head_codes(self.model_id, "lytic_logits")),
+                HeadSpec("quality_logits", "classification", QUALITY_LABELS, "softmax", flags=flags,
+                         codes=head_codes(self.model_id, "quality_logits")),
             ),
             scope=CT_SCOPE,
             display_head="quality_logits",

@@ -21,6 +21,7 @@ from .. import phantoms
 from ..metrics import dice
 from ..models.bone_tumor import INPUT_SIZE, LABELS
 from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, mask_input, model_input
+from .codes import head_codes
 
 MEAN, STD = 0.5, 0.25
 FLAG_CODE = "SUSPECTED_MALIGNANT_BONE_LESION"
@@ -113,11 +114,13 @@ class BoneTumorRecipe(Recipe):
             description=self.description,
             preprocess=self.spec,
             heads=(
-                HeadSpec("lesion_logits", "segmentation", ("lesion",), "sigmoid", SegmentationDecode(threshold=0.5)),
+                HeadSpec("lesion_logits", "segmentation", ("lesion",), "sigmoid", SegmentationDecode(threshold=0.5),
+                         codes=head_codes(self.model_id, "lesion_logits")),
                 HeadSpec(
                     "tumor_logits", "classification", LABELS, "softmax",
                     flags=(FlagRule(FLAG_CODE, "Suspected malignant bone lesion", "tumor_logits", "malignant",
                                     point["threshold"], operating_point=point),),
+                    codes=head_codes(self.model_id, "tumor_logits"),
                 ),
             ),
             scope=LONG_BONE_SCOPE,

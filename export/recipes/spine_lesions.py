@@ -27,6 +27,7 @@ from ..metrics import auroc, mean_average_precision
 from ..models.spine_lesions import CLASSES, INPUT_SIZE, STRIDES
 from ..phantoms.spine_lesions import FINDINGS, spine_lesion_radiograph
 from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, model_input
+from .codes import head_codes
 
 MEAN, STD = 0.5, 0.25
 FLAG_CODE = "SPINE_RADIOGRAPH_ABNORMAL"
@@ -217,6 +218,7 @@ class SpineLesionsRecipe(Recipe):
                     "abnormal_logits", "classification", CLASSES, "softmax",
                     flags=(FlagRule(FLAG_CODE, FLAG_TITLE, "abnormal_logits", "abnormal", point["threshold"],
                                     operating_point=point),),
+                    codes=head_codes(self.model_id, "abnormal_logits"),
                 ),
                 HeadSpec(
                     "lesions", "detection", FINDINGS, "sigmoid",
@@ -226,6 +228,7 @@ class SpineLesionsRecipe(Recipe):
                         score_threshold=BOX_SCORE_THRESHOLD, iou_threshold=0.5, pre_nms_top_k=1000,
                         max_detections=20,
                     ),
+                    codes=head_codes(self.model_id, "lesions"),
                 ),
             ),
             scope=SPINE_SCOPE,

@@ -49,6 +49,7 @@ from .base import (
     run_model,
 )
 from .bone_tumor import LONG_BONE_SCOPE
+from .codes import head_codes
 
 INPUT_SIZE = 160
 WIDTH = 0.125  # of ResNet50's channels in the committed bundle; 1.0 is ResNet50 itself
@@ -340,8 +341,10 @@ class TumorClsRecipe(Recipe):
                     "malignancy", "classification", LABELS, "softmax",
                     flags=(FlagRule(FLAG_CODE, "Region classified malignant", "malignancy", "malignant",
                                     point["threshold"], operating_point=point),),
+                    codes=head_codes(self.model_id, "malignancy"),
                 ),
-                HeadSpec("malignancy_cam", "cam", LABELS, "none", CamDecode(explains="malignancy")),
+                HeadSpec("malignancy_cam", "cam", LABELS, "none", CamDecode(explains="malignancy"),
+                         codes=head_codes(self.model_id, "malignancy_cam")),
             ),
             scope=LONG_BONE_SCOPE,
             display_head="malignancy",

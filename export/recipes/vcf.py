@@ -31,6 +31,7 @@ from .. import phantoms
 from ..models.vcf import GRADES, INPUT_SIZE, LEVELS, OUTPUT_STRIDE
 from ..metrics import auroc, rates
 from .base import Recipe, TrainingPlan, choose_threshold, dicom_bytes, mask_input, model_input
+from .codes import head_codes
 
 MEAN, STD = 0.5, 0.25
 GRID = INPUT_SIZE // OUTPUT_STRIDE
@@ -297,8 +298,9 @@ class VcfRecipe(Recipe):
                 HeadSpec("fracture", "heatmap", FRACTURE_LABELS, "sigmoid",
                          HeatmapDecode(mode="peaks", threshold=threshold, k=len(LEVELS), radius=2,
                                        exclusive_radius=3),
-                         flags=rules),
-                HeadSpec("levels", "heatmap", LEVELS, "sigmoid", HeatmapDecode(mode="argmax", threshold=0.05)),
+                         flags=rules, codes=head_codes(self.model_id, "fracture")),
+                HeadSpec("levels", "heatmap", LEVELS, "sigmoid", HeatmapDecode(mode="argmax", threshold=0.05),
+                         codes=head_codes(self.model_id, "levels")),
             ),
             scope=SPINE_SCOPE,
             display_head="fracture",
