@@ -75,24 +75,28 @@ def _digest_label(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+class _NotSaved(Exception):
+    """An image's outputs were not all written; the reason is printed already."""
+
+
 class _UsageError(Exception):
     """A mistake in the command line, found before any image is read: one line, exit status 2."""
 
 
-def _output_folder(given: str) -> Path:
-    """The ``--out`` folder, created if missing and proven writable, or a ``_UsageError`` saying why not."""
+def _output_folder(given: str, option: str = "--out") -> Path:
+    """The ``option`` folder, created if missing and proven writable, or a ``_UsageError`` saying why not."""
     try:
         return writable_folder(given)
     except OSError as exc:
         why = exc.strerror or str(exc)
     folder = Path(given)
     if folder.is_dir():
-        raise _UsageError(f"--out {given} is a folder radedge cannot write in ({why}); "
+        raise _UsageError(f"{option} {given} is a folder radedge cannot write in ({why}); "
                           f"make it writable for this user or name another folder")
     if folder.exists():
-        raise _UsageError(f"--out {given} is a file, not a folder; name a folder for the results "
+        raise _UsageError(f"{option} {given} is a file, not a folder; name a folder for the results "
                           f"(radedge creates it when missing)")
-    raise _UsageError(f"--out {given} does not exist and cannot be created ({why}); "
+    raise _UsageError(f"{option} {given} does not exist and cannot be created ({why}); "
                       f"create it first or name a folder radedge can create")
 
 
@@ -103,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     budget = TIME_BUDGET_S if args.time_budget is None else args.time_budget
     try:
         out = None if args.out is None else _output_folder(args.out)
+        dicom_out = None if args.dicom_out is None else _output_folder(args.dicom_out, "--dicom-out")
         if not budget >= 0:
             raise _UsageError(f"--time-budget {args.time_budget:g} is negative; give seconds per file, "
                               f"or 0 to read in this process without a budget")
@@ -110,13 +115,13 @@ def _run(args: argparse.Namespace) -> int:
         _print(f"radedge: {exc}", file=sys.stderr)
         return 2
     if budget == 0:
-        return _run_with(args, out, reader=None)
+        return _run_with(args, out, dicom_out, reader=None)
     with IsolatedReader(time_budget_s=budget) as reader:
         reader.start()  # the worker loads while the models do
-        return _run_with(args, out, reader=reader)
+        return _run_with(args, out, dicom_out, reader=reader)
 
 
-def _run_with(args: argparse.Namespace, out: Path | None, reader) -> int:
+def _run_with(args: argparse.Namespace, out: Path | None, dicom_out: Path | None, reader) -> int:
     from .io import read_image
     from .pipeline import load_models
 
@@ -133,7 +138,7 @@ def _run_with(args: argparse.Namespace, out: Path | None, reader) -> int:
             f"on {model.backend.name}/{model.backend.device}"
         )
     names = _ResultNames()
-    latencies, failed, flagged, not_analysed, not_saved = [], 0, 0, 0, 0
+    latencies, failed, flagged, not_analysed, not_saved, dicom_written = [], 0, 0, 0, 0, 0
     for number, (path, stem) in enumerate(_inputs(args.paths), start=1):
         if args.label_by == "hash":
             try:
@@ -157,19 +162,26 @@ def _run_with(args: argparse.Namespace, out: Path | None, reader) -> int:
         flagged += analysis.flagged
         not_analysed += not analysis.analysed
         line = f"{label}  {_summary(analysis, len(models))}  {analysis.timings_ms['total']:.1f} ms"
-        if out is None:
+        if out is None and dicom_out is None:
             _print(line)
             continue
         name, holder = names.claim(wanted)
         if holder is not None:
             line += f"  (results named {name}: an earlier input of this run has {holder})"
         _print(line)
-        target = out / f"{name}.json"
+        target = None
         try:
-            analysis.save_json(target)
-            if not args.no_overlay and analysis.drawable:
-                target = out / f"{name}.overlay.png"
-                analysis.save_overlay(target)
+            if out is not None:
+                target = out / f"{name}.json"
+                analysis.save_json(target)
+                if not args.no_overlay and analysis.drawable:
+                    target = out / f"{name}.overlay.png"
+                    analysis.save_overlay(target)
+            if dicom_out is not None:
+                target = dicom_out / f"{name}.*.dcm"
+                dicom_written += _save_dicom(analysis, dicom_out, name, label)
+        except _NotSaved:
+            not_saved += 1
         except OSError as exc:
             not_saved += 1
             _print(f"{label}  ERROR cannot write {target} ({exc.strerror or exc}); the analysis above is not "
@@ -183,11 +195,30 @@ def _run_with(args: argparse.Namespace, out: Path | None, reader) -> int:
         summary += f"; end-to-end latency median {statistics.median(latencies):.1f} ms, max {max(latencies):.1f} ms"
     if out is not None:
         summary += f"; results in {out}/"
+    if dicom_out is not None:
+        summary += f"; {dicom_written} DICOM object(s) in {dicom_out}/"
     _print(summary)
     if total == 0:
         _print("radedge: no input files found", file=sys.stderr)
         return 2
     return 1 if failed or not_saved else 0
+
+
+def _save_dicom(analysis, folder: Path, name: str, label: str) -> int:
+    """Write ``analysis``'s DICOM objects as ``<name>.<kind>.dcm``; how many were written.
+    An input that is not DICOM has none, and its line says so."""
+    from .errors import DicomOutputError, NotDicomSourceError
+
+    try:
+        objects = analysis.to_dicom()
+    except NotDicomSourceError:
+        _print(f"{label}  no DICOM objects: the input is not DICOM, so they would have no patient, study or "
+               f"image to belong to (see the JSON result)")
+        return 0
+    except DicomOutputError as exc:
+        _print(f"{label}  ERROR DicomOutputError: {exc}; the JSON result is unaffected", file=sys.stderr)
+        raise _NotSaved from None
+    return len(objects.save(folder, name))
 
 
 def _summary(analysis, model_count: int) -> str:
@@ -479,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, metavar="DIR",
         help="write <name>.json and <name>.overlay.png per image here (created if missing; checked before the first "
         "image). An input whose name an earlier input of the run has gets <name>-2, -3...",
+    )
+    run.add_argument(
+        "--dicom-out", default=None, metavar="DIR",
+        help="write DICOM objects per DICOM image here: <name>.seg.dcm (segmentations), <name>.sr.dcm (TID 1500 "
+        "measurement report), <name>.gsps.dcm (presentation state drawing the findings), <name>.kos.dcm (key object "
+        "selection, flagged images only); an image no model analysed gets the SR saying why",
     )
     run.add_argument(
         "--label-by", choices=("path", "hash"), default="path",

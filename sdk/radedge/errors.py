@@ -187,6 +187,13 @@ class NotDicomSourceError(InputError):
     belong to."""
 
 
+class DicomOutputError(RadedgeError):
+    """The DICOM objects for a result could not be made: the source's header lacks, or holds
+    malformed, what a SEG, SR, GSPS or KOS must copy or reference (a Study Instance UID, a
+    valid SOP Instance UID...). The message names what highdicom refused; the result itself
+    (JSON, overlay) is unaffected."""
+
+
 class TimeBudgetExceededError(InputError):
     """Reading the input took longer than the time budget of one file, and was stopped.
 

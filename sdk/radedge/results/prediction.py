@@ -141,6 +141,16 @@ class Prediction:
         """Write ``overlay()`` as a PNG, whole or not at all."""
         return write_atomically(Path(path), encode_png(self.overlay(max_side)))
 
+    def to_dicom(self):
+        """The DICOM objects for this result, a ``radedge.dicom_out.DicomResults``: a SEG per
+        segmentation head, a TID 1500 measurement report (SR), a presentation state (GSPS)
+        drawing the findings over the source, and a key object selection (KOS) when flagged;
+        for an image no model analysed, the SR alone, saying why. Iterate it for the pydicom data sets; ``.save(folder, stem)`` writes them. Raises
+        ``NotDicomSourceError`` when the input was not DICOM."""
+        from ..dicom_out import to_dicom
+
+        return to_dicom(self)
+
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write ``to_json()``, whole or not at all."""
         return write_atomically(Path(path), self.to_json().encode())
@@ -250,6 +260,16 @@ class ImageAnalysis:
     def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
         """Write ``overlay()`` as a PNG, whole or not at all."""
         return write_atomically(Path(path), encode_png(self.overlay(max_side)))
+
+    def to_dicom(self):
+        """The DICOM objects for this result, a ``radedge.dicom_out.DicomResults``: a SEG per
+        segmentation head, a TID 1500 measurement report (SR), a presentation state (GSPS)
+        drawing the findings over the source, and a key object selection (KOS) when flagged;
+        for an image no model analysed, the SR alone, saying why. Iterate it for the pydicom data sets; ``.save(folder, stem)`` writes them. Raises
+        ``NotDicomSourceError`` when the input was not DICOM."""
+        from ..dicom_out import to_dicom
+
+        return to_dicom(self)
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write ``to_json()``, whole or not at all."""

@@ -1,0 +1,78 @@
+"""``radedge run --dicom-out``: every DICOM example gets its SR and GSPS, a SEG per segmentation
+head and a KOS when flagged; every object passes dciodvfy; a PNG gets none, and says so."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+import cv2
+import pydicom
+import pytest
+
+from radedge.cli import main
+from radedge.io import read_image
+
+from .validate import dciodvfy, needs_dciodvfy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One run over the examples and a PNG made from one of them."""
+    folder = tmp_path_factory.mktemp("inputs")
+    shutil.copytree(REPO / "examples", folder / "examples", ignore=shutil.ignore_patterns("*.py", "*.json"))
+    pixels = read_image(REPO / "examples/radiographs/femur_malignant.dcm").pixels
+    cv2.imwrite(str(folder / "femur.png"), (pixels >> 4).astype("uint8"))
+    out = tmp_path_factory.mktemp("dicom")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["run", str(folder), "--dicom-out", str(out), "--time-budget", "0"])
+    return code, stdout.getvalue(), stderr.getvalue(), out, folder
+
+
+def test_every_dicom_example_gets_its_objects(run):
+    code, stdout, stderr, out, _ = run
+    assert code == 0, stderr
+    written = {path.name for path in out.iterdir()}
+    for example in sorted((REPO / "examples").rglob("*.dcm")):
+        stem = "examples__" + "__".join(example.relative_to(REPO / "examples").with_suffix("").parts)
+        assert f"{stem}.sr.dcm" in written and f"{stem}.gsps.dcm" in written, stem
+    # The bone-tumor model segments lesions: each radiograph it analysed has a SEG.
+    assert any(name.endswith(".seg.dcm") for name in written)
+    assert "femur.png  no DICOM objects: the input is not DICOM" in stdout
+    assert f"DICOM object(s) in {out}/" in stdout
+
+
+def test_key_objects_exactly_for_flagged_images(run):
+    _, stdout, _, out, folder = run
+    lines = [line for line in stdout.splitlines() if line.startswith(str(folder)) and ".dcm  " in line]
+    assert len(lines) == len(list((REPO / "examples").rglob("*.dcm")))
+    for line in lines:
+        stem = "__".join(Path(line.split("  ")[0]).relative_to(folder).with_suffix("").parts)
+        flagged = not line.split("  ")[1].startswith(("no flags", "not analysed"))
+        assert (out / f"{stem}.kos.dcm").exists() == flagged, line
+
+
+@needs_dciodvfy
+def test_every_object_passes_the_validator(run):
+    _, _, _, out, _ = run
+    objects = sorted(out.glob("*.dcm"))
+    assert objects
+    for path in objects:
+        verdict = dciodvfy(path)
+        assert not verdict.errors, f"{path.name}:\n" + "\n".join(verdict.errors)
+
+
+def test_objects_are_explicit_vr_little_endian_and_new(run):
+    _, _, _, out, _ = run
+    sources = {pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID for path in (REPO / "examples").rglob("*.dcm")}
+    seen = set()
+    for path in sorted(out.glob("*.dcm")):
+        dataset = pydicom.dcmread(path)
+        assert dataset.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian, path.name
+        assert dataset.SOPInstanceUID not in sources and dataset.SOPInstanceUID not in seen
+        seen.add(dataset.SOPInstanceUID)
