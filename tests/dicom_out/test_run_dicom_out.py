@@ -76,3 +76,20 @@ def test_objects_are_explicit_vr_little_endian_and_new(run):
         assert dataset.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian, path.name
         assert dataset.SOPInstanceUID not in sources and dataset.SOPInstanceUID not in seen
         seen.add(dataset.SOPInstanceUID)
+
+
+@needs_dciodvfy
+def test_a_source_without_its_optional_patient_and_study_attributes(models):
+    # Type 2 attributes a sender may leave out altogether: each object still copies them, empty.
+    source = pydicom.dcmread(REPO / "examples/radiographs/femur_malignant.dcm")
+    for keyword in ("PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "ReferringPhysicianName",
+                    "StudyDate", "StudyTime"):
+        if keyword in source:
+            delattr(source, keyword)
+    analysis = models.predict(source)
+    objects = list(analysis.to_dicom())
+    assert len(objects) == 4  # SEG, SR, GSPS, KOS: the femur is flagged
+    for dataset in objects:
+        assert dataset.PatientID == source.PatientID and "PatientBirthDate" in dataset and not dataset.PatientBirthDate
+        verdict = dciodvfy(dataset)
+        assert not verdict.errors, f"{dataset.Modality}:\n" + "\n".join(verdict.errors)

@@ -14,7 +14,8 @@ from pydicom.uid import ExplicitVRLittleEndian, SegmentationStorage
 
 from radedge.bundle import bundled_bundle_paths, load_bundle
 from radedge.dicom_out.common import PRIVATE_SCHEME, concept, model_outputs
-from radedge.dicom_out.seg import SERIES_NUMBER, segment_category, segmentations
+from radedge.dicom_out.common import SERIES_NUMBER
+from radedge.dicom_out.seg import segment_category, segmentations
 from radedge.errors import NotDicomSourceError
 
 from .conftest import EXAMPLES, REPO
@@ -140,7 +141,7 @@ def test_references_the_source_and_copies_patient_and_study_exactly(written, exa
                 assert read[keyword].value == header[keyword].value, keyword
         assert read.SOPInstanceUID != header.SOPInstanceUID
         assert read.SeriesInstanceUID != header.SeriesInstanceUID
-        assert read.SeriesNumber == SERIES_NUMBER and read.Modality == "SEG"
+        assert read.SeriesNumber == SERIES_NUMBER["seg"] and read.Modality == "SEG"
         assert read.Manufacturer == "radedge" and read.ManufacturerModelName == output.model_id
         assert output.model_id in read.ContentDescription and "radedge" in read.ContentDescription
 

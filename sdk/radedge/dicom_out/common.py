@@ -8,6 +8,9 @@ it by highdicom exactly as the IODs require and never written anywhere else.
 
 from __future__ import annotations
 
+import copy
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,17 @@ from ..errors import NotDicomSourceError
 PRIVATE_SCHEME = "99RADEDGE"
 
 MANUFACTURER = "radedge"
+
+#: Series Number of each kind of object (PS3.3 C.7.3.1; a new series per object): fixed, past
+#: the numbers consoles give acquired series, so a viewer lists them after the images.
+SERIES_NUMBER = {"seg": 9101, "sr": 9102, "gsps": 9103, "kos": 9104}
+
+#: Type 2 patient and study attributes highdicom copies from the source by attribute access
+#: (PS3.3 C.7.1.1, C.7.2.1): a source may lack them (they may be empty, not absent).
+_TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "ReferringPhysicianName",
+)
 
 
 @dataclass(frozen=True)
@@ -54,14 +68,15 @@ class ModelOutput:
 
 
 def source_header(result: Any) -> Dataset:
-    """The DICOM header a result's outputs reference, or ``NotDicomSourceError``."""
+    """The DICOM header a result's outputs reference (``copy_source``: absent Type 2 patient
+    and study attributes present and empty), or ``NotDicomSourceError``."""
     header = getattr(result, "_header", None)
     if header is None:
         raise NotDicomSourceError(
             f"{result.source} was not read from DICOM, so its results cannot be written as DICOM "
             "objects (they reference the source's patient, study and instance); use the JSON result"
         )
-    return header
+    return copy_source(header)
 
 
 def model_outputs(result: Any) -> list[ModelOutput]:
@@ -103,15 +118,58 @@ def concept(output: ModelOutput, head: str, label: str):
                               meaning=label.replace("_", " "))
 
 
-def equipment(output: ModelOutput) -> dict[str, str]:
-    """General Equipment attributes of an output (PS3.3 C.7.5.1): who made it. The device
-    serial number is the bundle digest's first 16 hex digits: the exact weights."""
-    return {
-        "manufacturer": MANUFACTURER,
+def equipment(outputs: ModelOutput | Sequence[ModelOutput]) -> dict[str, Any]:
+    """General Equipment attributes of an output (PS3.3 C.7.5.1): who made it. For one model,
+    the device serial number is its bundle digest's first 16 hex digits (the exact weights);
+    for several, radedge with each model's version and digest."""
+    outputs = [outputs] if isinstance(outputs, ModelOutput) else list(outputs)
+    each = [{
         "manufacturer_model_name": output.model_id,
         "software_versions": f"radedge {__version__}; {output.model_id} {output.model_version}".strip(),
         "device_serial_number": output.bundle_digest[:16] or "unknown",
+    } for output in outputs]
+    if len(each) == 1:
+        return {"manufacturer": MANUFACTURER, **each[0]}
+    return {
+        "manufacturer": MANUFACTURER,
+        "manufacturer_model_name": long_string(", ".join(o.model_id for o in outputs) or MANUFACTURER),
+        "software_versions": [long_string(e["software_versions"]) for e in each] or f"radedge {__version__}",
+        "device_serial_number": long_string("/".join(e["device_serial_number"] for e in each) or "none"),
     }
+
+
+def long_string(text: str) -> str:
+    """``text`` as a Long String (LO, at most 64 characters, no backslash)."""
+    text = text.replace("\\", "/")
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+def private_scheme():
+    """The Coding Scheme Identification item declaring ``PRIVATE_SCHEME`` (PS3.3 C.12.1.1.3),
+    for an object that uses one of its concepts."""
+    from highdicom.coding_schemes import CodingSchemeIdentificationItem
+
+    return CodingSchemeIdentificationItem(
+        designator=PRIVATE_SCHEME, name="radedge model labels and results", responsible_organization=MANUFACTURER
+    )
+
+
+def copy_source(header: Dataset) -> Dataset:
+    """The source as highdicom reads it to copy patient and study: absent Type 2 attributes
+    present and empty, every other value as the source has it (the source is not changed)."""
+    absent = [keyword for keyword in _TYPE2_COPIED if keyword not in header]
+    if not absent:
+        return header
+    source = copy.deepcopy(header)
+    for keyword in absent:
+        setattr(source, keyword, None)
+    return source
+
+
+# highdicom logs at INFO each attribute it copies from the source, UIDs included; radedge
+# never logs header values. Its loggers inherit this level unless the application set one.
+if logging.getLogger("highdicom").level == logging.NOTSET:
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
 
 
 def new_uid() -> str:

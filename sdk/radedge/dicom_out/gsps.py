@@ -33,21 +33,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from .. import __version__
 from ..errors import InvalidWindowError
 from ..heads.base import BoxLayer, MaskLayer, PointLayer
 from ..spec.window import Window, check_window
-from .common import (
-    MANUFACTURER,
-    ModelOutput,
-    equipment,
-    model_outputs,
-    new_uid,
-    source_header,
-)
-
-#: Series Number of radedge's presentation states.
-SERIES_NUMBER = 9103
+from .common import SERIES_NUMBER, ModelOutput, equipment, long_string, model_outputs, new_uid, source_header
 
 #: Most vertices of one outline: a viewer redraws every graphic on each pan and zoom.
 MAX_OUTLINE_POINTS = 256
@@ -102,12 +91,12 @@ def presentation_state(result: Any):
     state = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=[header],
         series_instance_uid=new_uid(),
-        series_number=SERIES_NUMBER,
+        series_number=SERIES_NUMBER["gsps"],
         sop_instance_uid=new_uid(),
         instance_number=1,
-        **equipment_of(outputs),
+        **equipment(outputs),
         content_label=CONTENT_LABEL,
-        content_description=_long_string(f"radedge findings: {described or 'not analysed'}"),
+        content_description=long_string(f"radedge findings: {described or 'not analysed'}"),
         graphic_annotations=annotations,
         graphic_layers=layers,
         voi_lut_transformations=None if voi is None else [voi],
@@ -161,7 +150,7 @@ def model_voi(outputs: Sequence[ModelOutput], header: Dataset):
     # One-item lists: highdicom stores a lone explanation string character by character.
     return hd.pr.SoftcopyVOILUTTransformation(
         window_center=[float(window.center)], window_width=[float(window.width)],
-        window_explanation=[_long_string(explanation)], voi_lut_function=str(window.function),
+        window_explanation=[long_string(explanation)], voi_lut_function=str(window.function),
     )
 
 
@@ -316,7 +305,7 @@ def _banner(lines: Sequence[str], first_line: int) -> list:
 def _layer(name: str, order: int, description: str, rgb: tuple[int, int, int]):
     import highdicom as hd
 
-    layer = hd.pr.GraphicLayer(name, order, description=_long_string(description),
+    layer = hd.pr.GraphicLayer(name, order, description=long_string(description),
                                display_color=hd.color.CIELabColor.from_rgb(*rgb))
     # Grayscale reading monitors draw the layer white.
     layer.GraphicLayerRecommendedDisplayGrayscaleValue = 0xFFFF
@@ -333,25 +322,6 @@ def _layer_name(model_id: str, taken: Sequence[str]) -> str:
         number += 1
         name = f"{base[:16 - len(str(number)) - 1].rstrip('_')}_{number}"
     return name
-
-
-def equipment_of(outputs: Sequence[ModelOutput]) -> dict[str, Any]:
-    """General Equipment (PS3.3 C.7.5.1) of a presentation state of one model or several."""
-    if len(outputs) == 1:
-        return equipment(outputs[0])
-    each = [equipment(output) for output in outputs]
-    return {
-        "manufacturer": MANUFACTURER,
-        "manufacturer_model_name": _long_string(", ".join(output.model_id for output in outputs) or "radedge"),
-        "software_versions": [_long_string(e["software_versions"]) for e in each] or f"radedge {__version__}",
-        "device_serial_number": _long_string("/".join(e["device_serial_number"] for e in each) or "none"),
-    }
-
-
-def _long_string(text: str) -> str:
-    """``text`` as a Long String (LO, at most 64 characters, no backslash)."""
-    text = text.replace("\\", "/")
-    return text if len(text) <= 64 else text[:61] + "..."
 
 
 def _numbers(value: Any) -> list[float]:

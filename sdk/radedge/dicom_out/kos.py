@@ -16,11 +16,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from .common import MANUFACTURER, model_outputs, new_uid, source_header
-from .gsps import equipment_of
-
-#: Series Number of radedge's key object selections.
-SERIES_NUMBER = 9104
+from .common import MANUFACTURER, SERIES_NUMBER, equipment, model_outputs, new_uid, source_header
 
 
 def key_objects(result: Any, references: Sequence[Dataset] = ()):
@@ -67,10 +63,10 @@ def key_objects(result: Any, references: Sequence[Dataset] = ()):
         evidence=[header, *references],
         content=content,
         series_instance_uid=new_uid(),
-        series_number=SERIES_NUMBER,
+        series_number=SERIES_NUMBER["kos"],
         sop_instance_uid=new_uid(),
         instance_number=1,
-        **equipment_of(outputs),
+        **equipment(outputs),
         series_description="radedge: flagged for review",
     )
 

@@ -23,11 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from .common import PRIVATE_SCHEME, ModelOutput, algorithm_identification, concept, equipment, new_uid
-
-#: Series Number of radedge's Segmentation series (PS3.3 C.7.3.1): one fixed number, after the
-#: numbers consoles give acquired series, so the segmentations sort after the images.
-SERIES_NUMBER = 901
+from .common import (
+    PRIVATE_SCHEME,
+    SERIES_NUMBER,
+    ModelOutput,
+    algorithm_identification,
+    concept,
+    equipment,
+    new_uid,
+    private_scheme,
+)
 
 # PS3.16 CID 7150 Segmentation Property Category, and the context group of the property types
 # each category admits (CID 7191-7198; CID 7151 is their union). Morphologically abnormal
@@ -112,7 +117,7 @@ def _segmentation(output: ModelOutput, head: str, result: Any, series_uid: str, 
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=series_uid,
-        series_number=SERIES_NUMBER,
+        series_number=SERIES_NUMBER["seg"],
         sop_instance_uid=new_uid(),
         instance_number=instance_number,
         **equipment(output),
@@ -122,7 +127,7 @@ def _segmentation(output: ModelOutput, head: str, result: Any, series_uid: str, 
         transfer_syntax_uid=ExplicitVRLittleEndian,
         omit_empty_frames=False,
         # PS3.3 C.12.1.1.2: a private coding scheme in use is identified in the instance.
-        coding_schemes=[_private_scheme()] if private else None,
+        coding_schemes=[private_scheme()] if private else None,
     )
     shared = segmentation.SharedFunctionalGroupsSequence[0]
     if "FrameOfReferenceUID" not in segmentation:
@@ -138,14 +143,6 @@ def _segmentation(output: ModelOutput, head: str, result: Any, series_uid: str, 
         if "PixelMeasuresSequence" in shared and "SliceThickness" not in shared.PixelMeasuresSequence[0]:
             del shared.PixelMeasuresSequence
     return segmentation
-
-
-def _private_scheme():
-    from highdicom.coding_schemes import CodingSchemeIdentificationItem
-
-    return CodingSchemeIdentificationItem(
-        designator=PRIVATE_SCHEME, name="radedge model labels", responsible_organization="radedge"
-    )
 
 
 def _content_label(model_id: str) -> str:

@@ -53,16 +53,24 @@ copied from the source by highdicom; nothing here reads, prints or logs them.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from .. import __version__
 from ..heads import ClassificationResult, DetectionResult, HeatmapResult, SegmentationResult
-from .common import MANUFACTURER, PRIVATE_SCHEME, ModelOutput, algorithm_identification, concept, model_outputs, \
-    new_uid, source_header
+from .common import (
+    MANUFACTURER,
+    PRIVATE_SCHEME,
+    SERIES_NUMBER,
+    ModelOutput,
+    algorithm_identification,
+    concept,
+    equipment,
+    model_outputs,
+    new_uid,
+    private_scheme,
+    source_header,
+)
 
-#: Series Number of radedge's SR documents (Type 1 in the SR Document Series module).
-SERIES_NUMBER = 9101
 
 SERIES_DESCRIPTION = "radedge measurement report"
 
@@ -70,10 +78,6 @@ SERIES_DESCRIPTION = "radedge measurement report"
 #: Study modules, where all are Type 2 (present, possibly empty). A source lacking one gets it
 #: empty in the copy highdicom reads, so the SR holds it empty as the IOD asks; no value the
 #: source has is changed.
-_TYPE2_COPIED = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-    "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "ReferringPhysicianName",
-)
 _REFERENCE_ATTRIBUTES = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
@@ -124,7 +128,6 @@ def measurement_report(result: Any):
     in a new series, in the source's study. Raises ``NotDicomSourceError`` for a result on an
     image not read from DICOM. See the module docstring for the content tree."""
     import highdicom as hd
-    from highdicom.coding_schemes import CodingSchemeIdentificationItem
 
     header = source_header(result)
     missing = [keyword for keyword in _REFERENCE_ATTRIBUTES if keyword not in header]
@@ -151,48 +154,20 @@ def measurement_report(result: Any):
         imaging_measurements=groups,
         referenced_images=[header],
     )
-    equipment = _equipment(outputs)
     return hd.sr.ComprehensiveSR(
-        evidence=[_evidence(header)],
+        evidence=[header],
         content=report[0],
         series_instance_uid=new_uid(),
-        series_number=SERIES_NUMBER,
+        series_number=SERIES_NUMBER["sr"],
         sop_instance_uid=new_uid(),
         instance_number=1,
         series_description=SERIES_DESCRIPTION,
         is_complete=True,
         # An unverified machine reading: a radiologist's report is the definitive one.
         is_final=False,
-        coding_schemes=[CodingSchemeIdentificationItem(
-            designator=PRIVATE_SCHEME, name="radedge model labels and results",
-            responsible_organization=MANUFACTURER,
-        )],
-        **equipment,
+        coding_schemes=[private_scheme()],
+        **equipment(outputs),
     )
-
-
-def _evidence(header):
-    """The source as highdicom reads it for the patient and study: absent Type 2 attributes
-    present and empty (``_TYPE2_COPIED``), every other value as the source has it."""
-    absent = [keyword for keyword in _TYPE2_COPIED if keyword not in header]
-    if not absent:
-        return header
-    evidence = copy.deepcopy(header)
-    for keyword in absent:
-        setattr(evidence, keyword, None)
-    return evidence
-
-
-def _equipment(outputs: list[ModelOutput]) -> dict[str, Any]:
-    """General Equipment of the SR: the one model's (``common.equipment``), or radedge's with
-    every model's software version when several models contributed."""
-    from .common import equipment
-
-    if len(outputs) == 1:
-        return equipment(outputs[0])
-    versions = [f"radedge {__version__}"] + [f"{o.model_id} {o.model_version}".strip() for o in outputs]
-    return {"manufacturer": MANUFACTURER, "manufacturer_model_name": MANUFACTURER,
-            "software_versions": versions}
 
 
 def _device_observer(outputs: list[ModelOutput]):
