@@ -93,3 +93,53 @@ def test_a_source_without_its_optional_patient_and_study_attributes(models):
         assert dataset.PatientID == source.PatientID and "PatientBirthDate" in dataset and not dataset.PatientBirthDate
         verdict = dciodvfy(dataset)
         assert not verdict.errors, f"{dataset.Modality}:\n" + "\n".join(verdict.errors)
+
+
+@pytest.mark.needs_dcmtk
+def test_the_objects_are_accepted_by_a_dicom_receiver(models, tmp_path):
+    # What the README tells a site to do: send the folder on with dcmtk's storescu. A real
+    # storescp on loopback receives every object, byte for byte the same instances.
+    import socket
+    import subprocess
+    import time
+
+    objects = models.predict(REPO / "examples/radiographs/femur_malignant.dcm").to_dicom()
+    sent = objects.save(tmp_path / "out", "femur")
+    received = tmp_path / "received"
+    received.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    receiver = subprocess.Popen(["storescp", "--aetitle", "PACS", "--output-directory", str(received),
+                                 "--filename-extension", ".dcm", "+xa", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline and receiver.poll() is None, "storescp did not start"
+            time.sleep(0.1)
+        # --required: propose the SOP classes of the files sent (storescu's default list has no SEG).
+        done = subprocess.run(["storescu", "--required", "-aet", "RADEDGE", "-aec", "PACS", "127.0.0.1",
+                               str(port), *map(str, sent)], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+    uids = {pydicom.dcmread(path).SOPInstanceUID for path in received.iterdir()}
+    assert uids == {dataset.SOPInstanceUID for dataset in objects} and len(uids) == 4
+
+
+def test_nothing_from_the_header_is_printed_or_logged(models, capsys, caplog):
+    source = pydicom.dcmread(REPO / "examples/radiographs/femur_malignant.dcm")
+    source.PatientName, source.PatientID, source.AccessionNumber = "Quenby^Ottoline", "PID-80417-ZX", "ACC-55102-QR"
+    source.PatientBirthDate = "19470613"
+    with caplog.at_level("DEBUG"):
+        objects = list(models.predict(source).to_dicom())
+    assert objects and all(dataset.PatientID == "PID-80417-ZX" for dataset in objects)
+    said = capsys.readouterr()
+    text = said.out + said.err + caplog.text
+    for value in ("Quenby", "PID-80417-ZX", "ACC-55102-QR", "19470613", source.SOPInstanceUID):
+        assert value not in text
