@@ -6,7 +6,8 @@ bundled model that applies (``ModelSet.predict``), write the JSON strictly and, 
 cases, the overlay. Outcomes:
 
 - ``analysed``: a result with flags or none, its JSON strict (no NaN or Infinity), every
-  score a probability, no patient name or ID from the header in it;
+  score a probability, no patient name or ID from the header in it; for one case in eight,
+  its DICOM objects (SEG, SR, GSPS, KOS) made and encoded too;
 - ``not analysed``: a result that says why no model analysed the image;
 - ``refused``: a typed ``RadedgeError`` (counted by type);
 - failures: ``untyped`` (any other exception), ``crash`` (the worker process died),
@@ -120,24 +121,48 @@ def analyse_file(path: Path, patient_text: list[str], *, every_model: bool) -> t
     ``patient_text``: names and IDs that must not appear in the result."""
     from radedge.io import read_image
 
+    dicom = ""
     try:
         image = read_image(path)
         analysis = _STATE["models"].predict(image, label="case", check_scope=not every_model)
         document = analysis.to_json()
-        if every_model and analysis.drawable:
-            analysis.save_overlay(_STATE["folder"] / "overlay.png")
+        if every_model:
+            if analysis.drawable:
+                analysis.save_overlay(_STATE["folder"] / "overlay.png")
+            dicom = dicom_outputs(analysis, patient_text)
     except RadedgeError as exc:
         return "refused", type(exc).__name__, ""
     except MemoryError:
         raise  # the worker reports it as over the memory cap
     except Exception as exc:  # noqa: BLE001 - every other exception is the finding
         return "untyped", f"{type(exc).__name__}: {exc}"[:300], traceback.format_exc()
-    problem = result_problem(document, patient_text)
+    problem = result_problem(document, patient_text) or (dicom if dicom.startswith("bad:") else "")
     if problem:
         return "bad result", problem, document[:4000]
     if not analysis.analysed:
-        return "not analysed", _reason_kind(analysis.reason), ""
-    return "analysed", "flagged" if analysis.flagged else "no flags", ""
+        return "not analysed", _reason_kind(analysis.reason) + dicom, ""
+    return "analysed", ("flagged" if analysis.flagged else "no flags") + dicom, ""
+
+
+def dicom_outputs(analysis, patient_text: list[str]) -> str:
+    """Make and encode the result's DICOM objects (``radedge run --dicom-out``): '' when they
+    were made, a note when refused typed, ``bad: ...`` when one carries another patient's name
+    (a name is copied from the source, so it must be the source's)."""
+    from radedge.dicom_out import encode
+    from radedge.errors import DicomOutputError, NotDicomSourceError
+
+    try:
+        objects = analysis.to_dicom()
+    except NotDicomSourceError:
+        return ""
+    except DicomOutputError:
+        return " (no DICOM objects: DicomOutputError)"
+    source = analysis._header
+    for dataset in objects:
+        encode(dataset)
+        if str(dataset.get("PatientID", "")) != str(source.get("PatientID", "") or ""):
+            return f"bad: {dataset.Modality} object's PatientID differs from the source's"
+    return ""
 
 
 def result_problem(document: str, patient_text: list[str]) -> str:
