@@ -141,17 +141,29 @@ def _damaged_header_is_an_input_error(path: str | None) -> Iterator[None]:
     except RecursionError:
         # The structure walk refuses deep nesting before pydicom parses; this catches what
         # it could not see: a caller's Dataset, or bytes the walk did not understand.
-        raise SequenceTooDeepError(
-            f"{_where(path)} nests its DICOM sequences too deeply for pydicom to parse "
-            f"(Python's recursion limit was reached); radiograph headers nest 3 or 4 deep. "
-            "The file is damaged or was made to exhaust the reader; ask the sender for the "
-            "image again."
-        ) from None
+        raise _too_deep(path) from None
     except _PARSE_ERRORS as exc:
+        if _recursion_behind(exc):
+            raise _too_deep(path) from None
         raise NotDicomError(
             f"{_where(path)} has a damaged DICOM header ({type(exc).__name__}: "
             f"{_first_line(exc)}). The file was corrupted in storage or transfer; send it again."
         ) from None
+
+
+def _too_deep(path: str | None) -> SequenceTooDeepError:
+    return SequenceTooDeepError(
+        f"{_where(path)} nests its DICOM sequences too deeply for pydicom to parse "
+        f"(Python's recursion limit was reached); radiograph headers nest 3 or 4 deep. "
+        "The file is damaged or was made to exhaust the reader; ask the sender for the "
+        "image again."
+    )
+
+
+def _recursion_behind(exc: BaseException) -> bool:
+    """Whether ``exc`` stands for a RecursionError: pydicom turns any exception while reading
+    an item's tag into ``OSError("No tag to read ...")``, the RecursionError as its context."""
+    return isinstance(exc, RecursionError) or isinstance(exc.__context__, RecursionError)
 
 
 # --------------------------------------------------------------------------- sources
@@ -465,7 +477,11 @@ def _parse(stream: BinaryIO, start: int, force: bool, path: str | None, *,
             f"cannot be inflated ({exc}): the file was cut off or damaged in transfer. "
             "Send it again."
         ) from None
+    except RecursionError:
+        raise _too_deep(path) from None
     except _PARSE_ERRORS as exc:
+        if _recursion_behind(exc):
+            raise _too_deep(path) from None
         what = "a raw data set" if force else "a DICOM file ('DICM' at byte 128)"
         raise NotDicomError(
             f"{_where(path)} starts like {what} but its header cannot be parsed "
