@@ -1,9 +1,10 @@
 """A transfer syntax whose decoder is not installed: the error names the pip package.
 
 No mocks: the test runs a real Python process whose import path is this environment's
-site-packages minus pylibjpeg-openjpeg (its ``openjpeg`` package, its extension module
-and its dist-info, which is where pylibjpeg discovers the plugin's entry points). In that
-process the package is simply not installed.
+site-packages minus the JPEG 2000 decoders: pylibjpeg-openjpeg (its ``openjpeg`` package,
+its extension module and its dist-info, which is where pylibjpeg discovers the plugin's
+entry points) and Pillow (installed for highdicom; pydicom decodes JPEG 2000 with it too).
+In that process neither is installed.
 """
 
 from __future__ import annotations
@@ -40,11 +41,12 @@ else:
 
 
 def _without_openjpeg(overlay: Path) -> None:
-    """Link every site-packages entry into ``overlay`` except pylibjpeg-openjpeg's."""
+    """Link every site-packages entry into ``overlay`` except pylibjpeg-openjpeg's and Pillow's."""
     overlay.mkdir()
     for entry in SITE_PACKAGES.iterdir():
         name = entry.name
-        if name == "openjpeg" or name.startswith(("_openjpeg.", "pylibjpeg_openjpeg-")) or name.endswith(".pth"):
+        if name in ("openjpeg", "PIL", "pillow.libs") or name.endswith(".pth") \
+                or name.startswith(("_openjpeg.", "pylibjpeg_openjpeg-", "pillow-")):
             continue
         (overlay / name).symlink_to(entry)
 
