@@ -158,7 +158,8 @@ def dicom_outputs(analysis, patient_text: list[str]) -> str:
     source = analysis._header
     for dataset in objects:
         encode(dataset)
-        if str(dataset.get("PatientID", "")) != str(source.get("PatientID", "") or ""):
+        # Absent and empty are one value here: an absent Type 2 attribute is written empty.
+        if str(dataset.get("PatientID") or "") != str(source.get("PatientID") or ""):
             return f"bad: {dataset.Modality} object's PatientID differs from the source's"
     return ""
 
