@@ -13,7 +13,6 @@ the GPU; this prints what they cost where they are only gated.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from benchlib import cpu_model, measure, resolved_threads
