@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 
 from .._files import write_atomically
 from ..errors import DicomOutputError
+from ..io.dicom import PARSE_ERRORS
 from .common import model_outputs, source_header
 
 
@@ -96,9 +97,9 @@ def to_dicom(result: Any) -> DicomResults:
         state = presentation_state(result) if analysed else None
         made = [*segmentation_objects, report, *([state] if state is not None else [])]
         selection = key_objects(result, references=made) if analysed else None
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-        # highdicom checks the source attributes it copies; a header from an arbitrary sender
-        # may lack or garble them.
+    except PARSE_ERRORS as exc:
+        # highdicom checks the source attributes it copies, and pydicom converts each on first
+        # access: a header from an arbitrary sender may lack or garble them.
         # Its text is not repeated: highdicom may quote the header values it refused.
         raise DicomOutputError(
             f"no DICOM objects for {result.source}: the source's header does not hold what they must copy or "

@@ -125,9 +125,10 @@ def read_dicom(source, *, max_pixels: int | None = None) -> Image:
         return _read_stream(stream, path, max_pixels)
 
 
-# What pydicom raises while converting a damaged element (it converts lazily, on first
-# access: an unknown VR, a value of the wrong length, a sequence item without a tag).
-_PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, struct.error,
+#: What pydicom raises while converting a damaged element (it converts lazily, on first
+#: access: an unknown VR, a value of the wrong length, a sequence item without a tag). Code
+#: reading ``Image.header`` later (the DICOM outputs) meets the same.
+PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, struct.error,
                  ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError,
                  NotImplementedError)
 
@@ -142,7 +143,7 @@ def _damaged_header_is_an_input_error(path: str | None) -> Iterator[None]:
         # The structure walk refuses deep nesting before pydicom parses; this catches what
         # it could not see: a caller's Dataset, or bytes the walk did not understand.
         raise _too_deep(path) from None
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         if _recursion_behind(exc):
             raise _too_deep(path) from None
         raise NotDicomError(
@@ -479,7 +480,7 @@ def _parse(stream: BinaryIO, start: int, force: bool, path: str | None, *,
         ) from None
     except RecursionError:
         raise _too_deep(path) from None
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         if _recursion_behind(exc):
             raise _too_deep(path) from None
         what = "a raw data set" if force else "a DICOM file ('DICM' at byte 128)"
