@@ -65,7 +65,7 @@ test-cuda-emulated: $(VENV)/.test-deps
 # Hostile inputs (tests/fuzz): mutated DICOM headers, codestreams and rasters through radedge in
 # worker processes, each case capped at 10 s and 1.5 GiB; counts by outcome, failures saved under
 # out/fuzz. Exit status 1 on any untyped error, crash, hang, memory over the cap or bad result.
-# `make fuzz` runs 100 000 cases (about an hour on 2 cores); CI runs the first FUZZ_SLICE of them.
+# `make fuzz` runs 100 000 cases (about 18 minutes on 2 cores); CI runs the first FUZZ_SLICE of them.
 FUZZ_CASES ?= 100000
 FUZZ_SLICE ?= 3000
 
