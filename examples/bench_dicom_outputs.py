@@ -1,5 +1,6 @@
 """What the DICOM outputs cost beside the analysis they describe: SEG, SR, GSPS and KOS made and
-encoded for each example, against the analysis itself (read to flags), taking turns in this process.
+encoded for each example, against the analysis itself (decoded image to flags), taking turns in
+this process.
 
     .venv/bin/python examples/bench_dicom_outputs.py [--seconds S]
 
