@@ -97,3 +97,20 @@ def test_spec_types_check_their_own_values():
         Scope(modalities="DX")
     with pytest.raises(ValueError, match="repeats a label"):
         HeadSpec("h", "classification", ("a", "a"), "softmax")
+
+
+@pytest.mark.parametrize(
+    ("codes", "says"),
+    [
+        ({"c": {"value": "1", "scheme": "SCT", "meaning": "C"}}, "not one of"),
+        ({"a": {"value": "52988006", "scheme": "SCT"}}, "value, scheme and meaning"),
+        ({"a": {"value": "", "scheme": "SCT", "meaning": "Lesion"}}, "value, scheme and meaning"),
+        ({"a": "SCT 52988006"}, "value, scheme and meaning"),
+    ],
+)
+def test_label_codes_are_checked_when_the_manifest_is_read(codes, says):
+    # DICOM outputs code each label from here; a code they could not write is refused at load.
+    with pytest.raises(ValueError, match=says):
+        HeadSpec("h", "classification", ("a", "b"), "softmax", codes=codes)
+    assert HeadSpec("h", "classification", ("a", "b"), "softmax",
+                    codes={"a": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"}}).codes

@@ -50,7 +50,7 @@ def test_create_writes_every_kind_of_field_and_reads_it_back():
                  flags=(FlagRule("HIGH", "High", "grade", "high", 0.7,
                                  requires=(Condition("boxes", "b", 0.4),),
                                  operating_point={"sensitivity": 0.9}),),
-                 codes={"high": {"scheme": "SCT", "value": "1"}}),
+                 codes={"high": {"scheme": "SCT", "value": "1", "meaning": "High"}}),
         HeadSpec("grade_cam", "cam", ("low", "high"), "none", CamDecode(explains="grade", floor=0.1)),
     )
     manifest = Manifest.create(

@@ -279,7 +279,8 @@ class HeadSpec:
     ``activation``: ``softmax`` / ``sigmoid`` / ``none``, as ``ACTIVATIONS`` allows for the
     kind. ``decode``: the kind's decode parameters. ``flags``: the rules that raise flags
     from this head. ``codes``: optional coded concepts per label (e.g. SNOMED CT), carried
-    to DICOM outputs.
+    to DICOM outputs: label -> ``{"value", "scheme", "meaning"}`` (strings, optionally
+    ``"version"``), for labels of this head only.
     """
 
     name: str
@@ -314,6 +315,7 @@ class HeadSpec:
             raise ValueError(f"head {self.name!r}: decode must be a {parameters.__name__}; got {type(decode).__name__}")
         object.__setattr__(self, "decode", decode)
         object.__setattr__(self, "flags", tuple(self.flags))
+        _check_codes(self.name, self.labels, self.codes)
         for rule in self.flags:
             if rule.head != self.name:
                 raise ValueError(f"flag {rule.code} is listed under head {self.name!r} but reads head {rule.head!r}")
@@ -339,3 +341,18 @@ class HeadSpec:
         if self.flags:
             document["flags"] = [rule.to_document() for rule in self.flags]
         return document
+
+
+_CODE_FIELDS = {"value", "scheme", "meaning"}
+
+
+def _check_codes(head: str, labels: tuple[str, ...], codes: Mapping[str, Any]) -> None:
+    """Refuse a ``codes`` table naming a label the head does not have, or a code without its
+    value, scheme or meaning (DICOM outputs need all three, PS3.3 8.8)."""
+    for label, code in codes.items():
+        if label not in labels:
+            raise ValueError(f"head {head!r}: codes name label {label!r}, which is not one of {list(labels)}")
+        if not isinstance(code, Mapping) or not _CODE_FIELDS <= set(code) \
+                or not all(isinstance(code[key], str) and code[key].strip() for key in _CODE_FIELDS):
+            raise ValueError(f"head {head!r}: the code of label {label!r} must give a non-empty value, scheme and "
+                             f"meaning as text; got {code!r}")
