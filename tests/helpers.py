@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import math
 from fractions import Fraction
 from types import SimpleNamespace
@@ -219,3 +220,12 @@ class FakeDLPack:
     @property
     def name(self) -> str:
         return _capsule_name(self.capsule).decode()
+
+
+def strict_json(text: str):
+    """``json.loads`` that refuses NaN and Infinity, as every JSON reader but Python's does."""
+
+    def refuse(constant: str):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)

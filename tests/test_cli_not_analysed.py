@@ -3,7 +3,6 @@ each image it could not analyse with the reason (or the typed error), and writes
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from pydicom.dataelem import DataElement
 
 from radedge.io import read_image
 
+from .helpers import strict_json
 from .synthetic import PATIENT_VALUES, dx_dataset, to_bytes
 from .test_cli import ROOT, radedge
 
@@ -20,10 +20,6 @@ WINDOW = (1901.6, 3577.9)
 FLAGS = {"SUSPECTED_MALIGNANT_BONE_LESION", "MALIGNANT_REGION"}
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
-
-
-def _refuse(constant: str):
-    raise ValueError(f"not JSON: {constant}")
 
 
 def _femur(pixels: np.ndarray, *, window=WINDOW, imager_pixel_spacing=(0.1, 0.1), **attributes):
@@ -78,7 +74,7 @@ def test_run_reports_every_image_it_cannot_analyse_and_carries_on(tmp_path: Path
         assert "  not analysed: " in printed[name] and reason in printed[name], printed[name]
     assert "11 image(s): 4 flagged, 6 not analysed, 1 failed" in result.stdout
 
-    documents = {path.stem: json.loads(path.read_text(), parse_constant=_refuse) for path in out.glob("*.json")}
+    documents = {path.stem: strict_json(path.read_text()) for path in out.glob("*.json")}
     assert sorted(documents) == sorted(printed)
     for name in NOT_ANALYSED:
         document = documents[name]

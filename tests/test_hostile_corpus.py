@@ -16,20 +16,13 @@ import pytest
 import radedge.errors
 from radedge.cli import main
 
+from .helpers import strict_json
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path("tests") / "data" / "hostile"
 INDEX = json.loads((ROOT / CORPUS / "index.json").read_text())
 ENTRIES = {entry["file"]: entry for entry in INDEX["files"]}
 NOT_CORPUS = {"make_hostile.py", "index.json"}
-
-
-def strict_json(text: str):
-    """``json.loads`` that refuses NaN and Infinity, as every JSON reader but Python's does."""
-
-    def refuse(constant: str):
-        raise ValueError(f"not JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture(scope="module")

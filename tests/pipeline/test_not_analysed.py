@@ -8,7 +8,6 @@ patient identity that must never leave radedge.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from radedge.pipeline import load_model, load_models
 from radedge.pipeline.analysable import MAX_UPSCALE, MIN_SIDE, check_size
 
 from ..io.dicom_factory import lut_item
+from ..helpers import strict_json
 from ..models import tiny
 from ..models.make_tiny import manifest as tiny_manifest
 from ..models.make_tiny import tiny_model
@@ -33,15 +33,6 @@ FEMUR_MODELS = {"bone-tumor", "tumor-cls"}
 # pydicom warns when it writes a DS that is not a decimal string ("NaN", "inf"): those files are
 # what these tests are about.
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
-
-
-def strict_json(text: str):
-    """``json.loads`` that refuses NaN and Infinity, as every JSON reader but Python's does."""
-
-    def refuse(constant: str):
-        raise ValueError(f"not JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ strict: it never holds NaN or Infinity, which JSON readers other than Python's r
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -15,19 +14,11 @@ from radedge.io.image import USABLE_SPACING_MM
 from radedge.pipeline import load_model
 from radedge.spec.geometry import ResizeGeometry
 
+from ..helpers import strict_json
 from ..models import tiny
 from ..synthetic import disc_image, dx_dataset, to_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR DS")
-
-
-def strict_json(text: str):
-    """``json.loads`` that refuses NaN and Infinity, as every JSON reader but Python's does."""
-
-    def refuse(constant: str):
-        raise ValueError(f"not JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture(scope="module")
