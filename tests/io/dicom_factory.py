@@ -194,6 +194,18 @@ def nested_sequences(depth: int, *, defined_length: bool = False) -> bytes:
     return b"".join(parts) + leaf
 
 
+def encapsulated_under_native_syntax(ds: Dataset) -> bytes:
+    """``ds`` (native Explicit VR Little Endian) written with its Pixel Data encapsulated
+    (undefined length, an empty Basic Offset Table and one fragment), its syntax left native:
+    a file that contradicts itself (PS3.5 A.4)."""
+    encoded = to_bytes(ds)
+    offset = pixel_data_offset(encoded)
+    value = bytes(ds.PixelData)
+    items = (struct.pack("<HHI", 0xFFFE, 0xE000, 0) + struct.pack("<HHI", 0xFFFE, 0xE000, len(value))
+             + value + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    return encoded[:offset] + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, 0xFFFFFFFF) + items
+
+
 def insert_before_pixel_data(encoded: bytes, elements: bytes) -> bytes:
     """The file with ``elements`` (and the private creator) spliced in before Pixel Data."""
     offset = pixel_data_offset(encoded)

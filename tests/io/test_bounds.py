@@ -48,6 +48,7 @@ from radedge.io.codestreams import jpeg_frame_header
 from .dicom_factory import (
     compressed,
     deflated,
+    encapsulated_under_native_syntax,
     first_fragment_offset,
     insert_before_pixel_data,
     make_dataset,
@@ -269,13 +270,7 @@ def test_deflated_data_after_pixel_data_is_never_inflated():
 
 
 def _encapsulated_under_native_syntax() -> bytes:
-    ds = make_dataset(GRADIENT, bits_stored=12)
-    encoded = to_bytes(ds)
-    offset = pixel_data_offset(encoded)
-    value = bytes(ds.PixelData)
-    items = (struct.pack("<HHI", 0xFFFE, 0xE000, 0) + struct.pack("<HHI", 0xFFFE, 0xE000, len(value))
-             + value + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
-    return encoded[:offset] + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, 0xFFFFFFFF) + items
+    return encapsulated_under_native_syntax(make_dataset(GRADIENT, bits_stored=12))
 
 
 def test_encapsulated_pixel_data_under_a_native_syntax_is_refused():

@@ -51,12 +51,12 @@ sys.path.insert(0, str(ROOT))
 from tests.io.dicom_factory import (  # noqa: E402 - the repository root is on the path only now
     compressed,
     deflated,
+    encapsulated_under_native_syntax,
     first_fragment_offset,
     insert_before_pixel_data,
     lut_item,
     make_dataset,
     nested_sequences,
-    pixel_data_offset,
     to_bytes,
 )
 
@@ -184,13 +184,7 @@ def deflate_bomb(name: str, zeros: int = 128 << 20) -> bytes:
 
 
 def encapsulated_under_native(name: str) -> bytes:
-    ds = make_dataset(GRADIENT, bits_stored=12)
-    encoded = to_bytes(ds)
-    offset = pixel_data_offset(encoded)
-    value = bytes(ds.PixelData)
-    items = (struct.pack("<HHI", 0xFFFE, 0xE000, 0) + struct.pack("<HHI", 0xFFFE, 0xE000, len(value))
-             + value + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
-    return encoded[:offset] + struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, 0xFFFFFFFF) + items
+    return encapsulated_under_native_syntax(make_dataset(GRADIENT, bits_stored=12))
 
 
 def png_huge(name: str) -> bytes:
