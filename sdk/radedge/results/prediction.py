@@ -33,8 +33,32 @@ def _of_kind(heads: dict[str, HeadResult], kind: type) -> dict[str, Any]:
     return {name: result for name, result in heads.items() if isinstance(result, kind)}
 
 
+class _Outputs:
+    """What ``Prediction`` and ``ImageAnalysis`` write the same way, from their ``overlay()``
+    and ``to_json()``."""
+
+    def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
+        """Write ``overlay()`` as a PNG, whole or not at all."""
+        return write_atomically(Path(path), encode_png(self.overlay(max_side)))
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        """Write ``to_json()``, whole or not at all."""
+        return write_atomically(Path(path), self.to_json().encode())
+
+    def to_dicom(self):
+        """The DICOM objects for this result, a ``radedge.dicom_out.DicomResults``: a SEG per
+        segmentation head, a TID 1500 measurement report (SR), a presentation state (GSPS)
+        drawing the findings over the source, and a key object selection (KOS) when flagged;
+        for an image no model analysed, the SR alone, saying why. Iterate it for the pydicom
+        data sets; ``.save(folder, stem)`` writes them. Raises ``NotDicomSourceError`` when
+        the input was not DICOM."""
+        from ..dicom_out import to_dicom
+
+        return to_dicom(self)
+
+
 @dataclass
-class Prediction:
+class Prediction(_Outputs):
     """Everything one model concluded about one image.
 
     ``heads``: every head's result by head name (also by kind: ``classifications``,
@@ -137,27 +161,9 @@ class Prediction:
             raise ValueError("this Prediction was not made by Model.predict, so it holds no image to draw on")
         return render_overlay(self._display, self.layers(), self.banner(), alert=self.flagged, max_side=max_side)
 
-    def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
-        """Write ``overlay()`` as a PNG, whole or not at all."""
-        return write_atomically(Path(path), encode_png(self.overlay(max_side)))
-
-    def to_dicom(self):
-        """The DICOM objects for this result, a ``radedge.dicom_out.DicomResults``: a SEG per
-        segmentation head, a TID 1500 measurement report (SR), a presentation state (GSPS)
-        drawing the findings over the source, and a key object selection (KOS) when flagged;
-        for an image no model analysed, the SR alone, saying why. Iterate it for the pydicom data sets; ``.save(folder, stem)`` writes them. Raises
-        ``NotDicomSourceError`` when the input was not DICOM."""
-        from ..dicom_out import to_dicom
-
-        return to_dicom(self)
-
-    def save_json(self, path: str | os.PathLike) -> Path:
-        """Write ``to_json()``, whole or not at all."""
-        return write_atomically(Path(path), self.to_json().encode())
-
 
 @dataclass
-class ImageAnalysis:
+class ImageAnalysis(_Outputs):
     """One image through every model of a ``ModelSet``.
 
     ``predictions``: by model id, the models whose scope accepted the image (first-stage
@@ -256,21 +262,3 @@ class ImageAnalysis:
             banner = ["Not analysed: nothing in this image a model can analyse" if self.not_analysable
                       else "Not analysed: no model applies to this image"]
         return render_overlay(display, layers, banner, alert=self.flagged, max_side=max_side)
-
-    def save_overlay(self, path: str | os.PathLike, max_side: int = 1024) -> Path:
-        """Write ``overlay()`` as a PNG, whole or not at all."""
-        return write_atomically(Path(path), encode_png(self.overlay(max_side)))
-
-    def to_dicom(self):
-        """The DICOM objects for this result, a ``radedge.dicom_out.DicomResults``: a SEG per
-        segmentation head, a TID 1500 measurement report (SR), a presentation state (GSPS)
-        drawing the findings over the source, and a key object selection (KOS) when flagged;
-        for an image no model analysed, the SR alone, saying why. Iterate it for the pydicom data sets; ``.save(folder, stem)`` writes them. Raises
-        ``NotDicomSourceError`` when the input was not DICOM."""
-        from ..dicom_out import to_dicom
-
-        return to_dicom(self)
-
-    def save_json(self, path: str | os.PathLike) -> Path:
-        """Write ``to_json()``, whole or not at all."""
-        return write_atomically(Path(path), self.to_json().encode())
