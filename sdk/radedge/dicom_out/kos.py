@@ -16,7 +16,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from .common import MANUFACTURER, SERIES_NUMBER, equipment, model_outputs, new_uid, source_header
+from .common import MANUFACTURER, SERIES_NUMBER, equipment, long_string, model_outputs, new_uid, source_header
 
 
 def key_objects(result: Any, references: Sequence[Dataset] = ()):
@@ -49,7 +49,7 @@ def key_objects(result: Any, references: Sequence[Dataset] = ()):
     device = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=_device_uid(outputs), name="radedge", manufacturer_name=MANUFACTURER, model_name=models[:64],
+            uid=_device_uid(outputs), name="radedge", manufacturer_name=MANUFACTURER, model_name=long_string(models),
         ),
     )
     flags = "; ".join(f"{flag.title} ({flag.model}, score {flag.score:.2f})" for flag in result.flags)

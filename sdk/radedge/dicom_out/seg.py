@@ -30,6 +30,7 @@ from .common import (
     algorithm_identification,
     concept,
     equipment,
+    long_string,
     new_uid,
     private_scheme,
 )
@@ -99,7 +100,7 @@ def _segmentation(output: ModelOutput, head: str, result: Any, series_uid: str, 
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
-                segment_label=label[:64],
+                segment_label=long_string(label),
                 segmented_property_category=segment_category(property_type),
                 segmented_property_type=property_type,
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
@@ -122,8 +123,8 @@ def _segmentation(output: ModelOutput, head: str, result: Any, series_uid: str, 
         instance_number=instance_number,
         **equipment(output),
         content_label=_content_label(output.model_id),
-        content_description=f"radedge {identity}: {head}"[:64],
-        series_description=f"radedge {output.model_id} segmentation"[:64],
+        content_description=long_string(f"radedge {identity}: {head}"),
+        series_description=long_string(f"radedge {output.model_id} segmentation"),
         transfer_syntax_uid=ExplicitVRLittleEndian,
         omit_empty_frames=False,
         # PS3.3 C.12.1.1.2: a private coding scheme in use is identified in the instance.

@@ -65,6 +65,7 @@ from .common import (
     algorithm_identification,
     concept,
     equipment,
+    long_string,
     model_outputs,
     new_uid,
     private_scheme,
@@ -84,12 +85,7 @@ _REFERENCE_ATTRIBUTES = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "S
 def _private(value: str, meaning: str):
     import highdicom as hd
 
-    return hd.sr.CodedConcept(value=value, scheme_designator=PRIVATE_SCHEME, meaning=_fit_meaning(meaning))
-
-
-def _fit_meaning(text: str) -> str:
-    """Code Meaning is LO: 64 characters at most."""
-    return text if len(text) <= 64 else text[:61] + "..."
+    return hd.sr.CodedConcept(value=value, scheme_designator=PRIVATE_SCHEME, meaning=long_string(meaning))
 
 
 def _ucum(value: str, meaning: str):
@@ -184,7 +180,7 @@ def _device_observer(outputs: list[ModelOutput]):
             uid=generate_uid(entropy_srcs=[MANUFACTURER, __version__]),
             name=f"radedge {__version__}",
             manufacturer_name=MANUFACTURER,
-            model_name=_fit_meaning(models),
+            model_name=long_string(models),
         ),
     )
 
