@@ -978,6 +978,17 @@ def _patch_be(stream: bytes, at: int, size: int, value: int) -> bytes:
     return stream[:at] + (value & ((1 << (8 * size)) - 1)).to_bytes(size, "big") + stream[at + size:]
 
 
+def _mutate_field(rng: random.Random, stream: bytes, at: int,
+                  fields: dict[str, tuple[int, int, tuple]]) -> tuple[bytes, str]:
+    """One of ``fields`` (name -> offset from ``at``, bytes, curated values) of the big-endian
+    segment at ``at`` set to an ``_interesting`` value: the stream and "name old -> new"."""
+    field = rng.choice(list(fields))
+    offset, size, curated = fields[field]
+    current = _read_be(stream, at + offset, size)
+    value = _interesting(rng, current, size, curated)
+    return _patch_be(stream, at + offset, size, value), f"{field} {current} -> {value}"
+
+
 def _interesting(rng: random.Random, current: int, size: int, curated=()) -> int:
     """A value for a ``size``-byte field now holding ``current``: a curated one, an edge of
     the field's range or a neighbour of the current value."""
@@ -1083,12 +1094,8 @@ def _mutate_j2k(rng: random.Random, stream: bytes) -> tuple[bytes, str]:
     if not present:
         raise NotApplicable("no SIZ in the JPEG 2000 codestream")
     code = rng.choice(present)
-    field = rng.choice(list(J2K_FIELDS[code]))
-    offset, size, curated = J2K_FIELDS[code][field]
-    current = _read_be(stream, markers[code] + offset, size)
-    value = _interesting(rng, current, size, curated)
-    return (_patch_be(stream, markers[code] + offset, size, value),
-            f"{_J2K_MARKER_NAMES[code]} {field} {current} -> {value}")
+    stream, change = _mutate_field(rng, stream, markers[code], J2K_FIELDS[code])
+    return stream, f"{_J2K_MARKER_NAMES[code]} {change}"
 
 
 def _sos_fields(stream: bytes, at: int) -> dict[str, tuple[int, int, tuple]]:
@@ -1116,11 +1123,8 @@ def _mutate_jpeg(rng: random.Random, stream: bytes, *, lossless_ls: bool = False
         raise NotApplicable("no SOF segment")
     if operation == "sof":
         code, at, _ = frames[0]
-        field = rng.choice(list(SOF_FIELDS))
-        offset, size, curated = SOF_FIELDS[field]
-        current = _read_be(stream, at + offset, size)
-        value = _interesting(rng, current, size, curated)
-        return _patch_be(stream, at + offset, size, value), f"SOF{code - 0xFFC0} {field} {current} -> {value}"
+        stream, change = _mutate_field(rng, stream, at, SOF_FIELDS)
+        return stream, f"SOF{code - 0xFFC0} {change}"
     if operation == "sof type":
         code, at, _ = frames[0]
         new = _different(rng, _SOF_CODES, code)
@@ -1142,12 +1146,8 @@ def _mutate_jpeg(rng: random.Random, stream: bytes, *, lossless_ls: bool = False
         return stream[:at + 5] + bytes(max(length - 3, 0)) + stream[at + 2 + length:], "DQT all zero"
     if operation == "sos" and 0xFFDA in by_code:
         at, _ = by_code[0xFFDA]
-        fields = _sos_fields(stream, at)
-        field = rng.choice(list(fields))
-        offset, size, curated = fields[field]
-        current = _read_be(stream, at + offset, size)
-        value = _interesting(rng, current, size, curated)
-        return _patch_be(stream, at + offset, size, value), f"SOS {field} {current} -> {value}"
+        stream, change = _mutate_field(rng, stream, at, _sos_fields(stream, at))
+        return stream, f"SOS {change}"
     if operation == "lse":
         return _mutate_lse(rng, stream, segments)
     if operation == "drop":
