@@ -1,0 +1,1 @@
+"""radedge serve: the console service."""
