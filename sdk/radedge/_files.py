@@ -6,22 +6,42 @@ import errno
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 
-def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
+def write_atomically(path: str | os.PathLike, data: bytes, *, durable: bool = False) -> Path:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place, so a
-    reader (a PACS forwarder, a viewer polling the folder) never sees a partial file."""
+    reader (a PACS forwarder, a viewer polling the folder) never sees a partial file.
+
+    ``durable``: also flush the file and then its folder to the disk before returning, so the
+    file survives a power cut or a killed process from that moment on (what a service must
+    know before it tells a sender the image is safe)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as stream:
+            stream.write(data)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    if durable:
+        sync_folder(path.parent)
     return path
+
+
+def sync_folder(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (files created, renamed or removed in it) to the disk."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def writable_folder(path: str | os.PathLike) -> Path:

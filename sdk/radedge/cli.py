@@ -495,6 +495,30 @@ def _doctor(_: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import ServeConfigError, Service, check, load_config, log_to_stderr
+
+    try:
+        config = load_config(args.config)
+    except ServeConfigError as exc:
+        _print(f"radedge: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        problems = check(config, args.state)
+        for line in config.describe():
+            _print(f"  {line}")
+        for problem in problems:
+            _print(f"radedge: {problem}", file=sys.stderr)
+        _print(f"{args.config}: " + ("cannot serve, see above" if problems else "OK"))
+        return 2 if problems else 0
+    log_to_stderr(verbose=args.verbose)
+    try:
+        return Service(config, args.state).run()
+    except (RadedgeError, OSError, RuntimeError) as exc:
+        _print(f"radedge: cannot serve: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="radedge", description="Run X-ray imaging AI models at the console.")
     parser.add_argument("--version", action="version", version=f"radedge {__version__}")
@@ -598,6 +622,17 @@ def build_parser() -> argparse.ArgumentParser:
     triton.add_argument("--name", default=None, help="Triton model name of the ensemble (default: the model id)")
     triton.add_argument("--force", action="store_true", help="replace DIR when it holds something already")
     triton.set_defaults(func=_triton)
+
+    serve = commands.add_parser(
+        "serve", help="the console service: receive images (C-STORE, a folder), flag them live, forward results")
+    serve.add_argument("--config", required=True, metavar="SERVE.toml", help="the configuration (see examples/serve.toml)")
+    serve.add_argument("--state", default="radedge-state", metavar="DIR",
+                       help="where the journal, the received images, the results and the audit log live "
+                            "(default: ./radedge-state)")
+    serve.add_argument("--check", action="store_true",
+                       help="check the configuration, the models, the state folder and the ports, then exit")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log each step (still never a patient's data)")
+    serve.set_defaults(func=_serve)
     return parser
 
 

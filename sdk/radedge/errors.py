@@ -226,3 +226,8 @@ class WorkerCrashedError(InputError):
     def __init__(self, message: str, exit_code: int | None = None):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ServeConfigError(RadedgeError):
+    """A ``radedge serve`` configuration cannot be used: a setting is unknown, of the wrong
+    type or out of range, or names a file that is not there. The message names the setting."""

@@ -12,7 +12,7 @@ for what no header bound can stop: a native decoder running away inside a codest
 
 from __future__ import annotations
 
-from .dicom import read_dicom
+from .dicom import check_dicom, read_dicom
 from ..spec.window import Percentile, Window, check_window
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source
 from .isolated import IsolatedReader
@@ -21,6 +21,7 @@ from .raster import read_raster
 from .reader import image_files, read_image
 
 __all__ = [
+    "check_dicom",
     "MAX_PIXELS",
     "MAX_SIDE",
     "Image",

@@ -117,12 +117,27 @@ def read_dicom(source, *, max_pixels: int | None = None) -> Image:
     limits on the input itself), ``SequenceTooDeepError`` or ``CorruptPixelDataError``
     (``CodestreamMismatchError``, ``EncapsulationMismatchError``).
     """
+    return _read(source, max_pixels, decode=True)
+
+
+def check_dicom(source, *, max_pixels: int | None = None) -> Source:
+    """Everything ``read_dicom`` checks before a decoder runs, and the ``Source`` it would
+    describe: the header parses, Pixel Data is there and as long as the header says, the
+    transfer syntax has a decoder here, the size is within the limits, a compressed frame's
+    own header agrees, the lookup tables are well formed. No pixel is decoded, so it costs
+    milliseconds: what a receiver can afford before it answers the sender. Raises what
+    ``read_dicom`` raises; a file that passes may still fail to decode (a codestream damaged
+    past its header)."""
+    return _read(source, max_pixels, decode=False)
+
+
+def _read(source, max_pixels: int | None, *, decode: bool):
     if isinstance(source, Dataset):
         filename = source.filename if isinstance(getattr(source, "filename", None), str) else None
         with _damaged_header_is_an_input_error(filename):
-            return _read_dataset_object(source, filename, max_pixels)
+            return _read_dataset_object(source, filename, max_pixels, decode)
     with _binary_stream(source) as (stream, path), _damaged_header_is_an_input_error(path):
-        return _read_stream(stream, path, max_pixels)
+        return _read_stream(stream, path, max_pixels, decode)
 
 
 #: What pydicom raises while converting a damaged element (it converts lazily, on first
@@ -329,7 +344,7 @@ class _InflatedBytes:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> Image:
+def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None, decode: bool) -> Image | Source:
     """Read from a seekable stream: header up to Pixel Data, then that element alone."""
     start = stream.tell()
     head = stream.read(HEAD_SIZE)
@@ -360,7 +375,7 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> 
         header = _parse(header_stream, 0, True, path, stop_before_pixels=True)
         # The inflated content is an Explicit VR Little Endian data set (PS3.5 A.5).
         return _read_pixel_data(header, content, header_stream.tell(),
-                                str(dicom_uid.ExplicitVRLittleEndian), None, path, max_pixels,
+                                str(dicom_uid.ExplicitVRLittleEndian), None, path, max_pixels, decode,
                                 reported_syntax=dicom_uid.DeflatedExplicitVRLittleEndian)
 
     source = _StreamBytes(stream, file_end)
@@ -373,12 +388,12 @@ def _read_stream(stream: BinaryIO, path: str | None, max_pixels: int | None) -> 
     syntax_uid, syntax_note = _transfer_syntax(header, path)
     # stop_before_pixels leaves the stream at the tag of the pixel data element.
     return _read_pixel_data(header, source, stream.tell(), syntax_uid, syntax_note, path,
-                            max_pixels)
+                            max_pixels, decode)
 
 
 def _read_pixel_data(header: Dataset, source, position: int, syntax_uid: str,
-                     syntax_note: str | None, path: str | None, max_pixels: int | None, *,
-                     reported_syntax: str | None = None) -> Image:
+                     syntax_note: str | None, path: str | None, max_pixels: int | None, decode: bool, *,
+                     reported_syntax: str | None = None) -> Image | Source:
     """Check the Pixel Data element at ``position`` against the header, read it, decode.
 
     Only that element's value is read: whatever follows it (trailing padding, digital
@@ -401,7 +416,7 @@ def _read_pixel_data(header: Dataset, source, position: int, syntax_uid: str,
     undefined_length = pixel_element.length == _UNDEFINED_LENGTH
     vr = pixel_element.vr or ("OB" if undefined_length else "OW")
     header.add(DataElement(_PIXEL_DATA, vr, value, is_undefined_length=undefined_length))
-    return _decode_and_describe(header, syntax_uid, layout, path, notes, reported_syntax=reported_syntax)
+    return _decode_and_describe(header, syntax_uid, layout, path, notes, decode, reported_syntax=reported_syntax)
 
 
 # File meta elements whose explicit-VR header has a 32-bit length (PS3.5 7.1.2).
@@ -439,7 +454,8 @@ def _file_meta_syntax(stream: BinaryIO, start: int) -> tuple[int, str | None]:
     return position, syntax
 
 
-def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | None) -> Image:
+def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | None,
+                         decode: bool) -> Image | Source:
     syntax_uid, syntax_note = _transfer_syntax(dataset, path)
     notes = [syntax_note] if syntax_note else []
     if _PIXEL_DATA not in dataset:
@@ -463,7 +479,7 @@ def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | N
         value = element.value
         held = element.length if value is None else len(value)
         _check_native_length(held, layout, path)
-    return _decode_and_describe(dataset, syntax_uid, layout, path, notes)
+    return _decode_and_describe(dataset, syntax_uid, layout, path, notes, decode)
 
 
 def _parse(stream: BinaryIO, start: int, force: bool, path: str | None, *,
@@ -847,13 +863,16 @@ def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) ->
 
 
 def _decode_and_describe(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None,
-                         notes: list[str], reported_syntax: str | None = None) -> Image:
+                         notes: list[str], decode: bool, reported_syntax: str | None = None) -> Image | Source:
     # Parse intensity metadata first: a malformed LUT refuses the image before decoding.
     little_endian = dicom_uid.UID(syntax_uid).is_little_endian
     if little_endian is None:
         little_endian = dataset.original_encoding[1] is not False
     intensity = _intensity(dataset, layout, bool(little_endian), path, notes)
-    pixels = _decode(dataset, syntax_uid, layout, path, notes)
+    if decode:
+        pixels = _decode(dataset, syntax_uid, layout, path, notes)
+    else:
+        _check_decodable(dataset, syntax_uid, layout, path)
     spacing, spacing_problem = _spacing(dataset, notes)
     syntax = describe_syntax(reported_syntax or syntax_uid)
     source = Source(
@@ -867,6 +886,8 @@ def _decode_and_describe(dataset: Dataset, syntax_uid: str, layout: _Layout, pat
         body_part=_text(dataset, "BodyPartExamined"),
         view_position=_text(dataset, "ViewPosition"),
     )
+    if not decode:
+        return source
     log.debug(
         "read DICOM %s: %s, %d x %d, %d of %d bits %s, %s",
         source.modality or "(no modality)", syntax.name, layout.rows, layout.columns,
@@ -901,14 +922,21 @@ def _without_pixel_data(dataset: Dataset, syntax_uid: str | None) -> Dataset:
     return header
 
 
-def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None,
-            notes: list[str]) -> np.ndarray:
-    """Decode frame 0 to stored values in native byte order, every value in range."""
+def _check_decodable(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None):
+    """pydicom's decoder for the syntax, once a compressed first frame's own header agrees
+    with the DICOM header."""
     decoder = require_decoder(syntax_uid)
     if describe_syntax(syntax_uid).encapsulated:
         check_frame(_first_frame(dataset.PixelData, path), syntax_uid, rows=layout.rows,
                     columns=layout.columns, samples=layout.samples,
                     bits_allocated=layout.bits_allocated, where=_where(path))
+    return decoder
+
+
+def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None,
+            notes: list[str]) -> np.ndarray:
+    """Decode frame 0 to stored values in native byte order, every value in range."""
+    decoder = _check_decodable(dataset, syntax_uid, layout, path)
     meta = getattr(dataset, "file_meta", None)
     if meta is None or not meta.get("TransferSyntaxUID"):
         # pydicom's decoders read the syntax from the meta; give a copy one, never mutate
