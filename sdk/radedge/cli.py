@@ -504,11 +504,13 @@ def _serve(args: argparse.Namespace) -> int:
         _print(f"radedge: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        problems = check(config, args.state)
+        problems, notes = check(config, args.state)
         for line in config.describe():
             _print(f"  {line}")
+        for note in notes:
+            _print(f"  note: {note}")
         for problem in problems:
-            _print(f"radedge: {problem}", file=sys.stderr)
+            _print(f"  PROBLEM: {problem}")
         _print(f"{args.config}: " + ("cannot serve, see above" if problems else "OK"))
         return 2 if problems else 0
     log_to_stderr(verbose=args.verbose)

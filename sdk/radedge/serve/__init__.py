@@ -40,14 +40,15 @@ def log_to_stderr(*, verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def check(config: ServeConfig, state: str | Path) -> list[str]:
-    """What would stop ``config`` from serving on ``state``: the problems, one line each (none:
-    it can serve). Loads and verifies the models, proves the state folder writable and the
-    ports free, and asks the forward destination for a C-ECHO."""
+def check(config: ServeConfig, state: str | Path) -> tuple[list[str], list[str]]:
+    """What would stop ``config`` from serving on ``state`` (the problems; none: it can
+    serve), and what is worth knowing (the notes), one line each. Loads and verifies the
+    models, proves the state folder writable and the ports free, and asks the forward
+    destination for a C-ECHO."""
     from .._files import writable_folder
     from ..pipeline import load_models
 
-    problems = []
+    problems, notes = [], []
     try:
         writable_folder(state)
     except OSError as exc:
@@ -72,9 +73,9 @@ def check(config: ServeConfig, state: str | Path) -> list[str]:
                             f"or a running radedge serve, holds it)")
     if config.forward is not None and not _echo(config):
         # Not a problem: the outbox keeps the results until the destination is back.
-        print(f"  note: {config.forward.ae_title} at {config.forward.host}:{config.forward.port} does not answer "
-              f"C-ECHO now; results wait in the outbox until it does", file=sys.stderr)
-    return problems
+        notes.append(f"{config.forward.ae_title} at {config.forward.host}:{config.forward.port} does not answer "
+                     f"C-ECHO now; results wait in the outbox until it does")
+    return problems, notes
 
 
 def _echo(config: ServeConfig) -> bool:
