@@ -86,7 +86,7 @@ class Browser:
              "--remote-debugging-port=0", f"--user-data-dir={self._profile}", "--no-first-run",
              "--no-default-browser-check", "--disable-extensions", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-            # Its own process group, so close() can end the renderer and helper processes with it.
+            # Its own process group, so close() ends the renderer and utility processes with it.
             start_new_session=True,
         )
         port = self._devtools_port()
