@@ -38,6 +38,9 @@ def log_to_stderr(*, verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in ("pynetdicom", "highdicom", "pydicom"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if not verbose:
+        # It logs each failed connection at ERROR; the forwarder says once that the PACS is down.
+        logging.getLogger("pynetdicom.transport").setLevel(logging.CRITICAL)
 
 
 def check(config: ServeConfig, state: str | Path) -> tuple[list[str], list[str]]:

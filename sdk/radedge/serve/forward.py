@@ -51,6 +51,9 @@ class Forwarder:
         self._thread = threading.Thread(target=self._loop, name="radedge-forward", daemon=True)
         self.failure: BaseException | None = None
         self.last_error: str | None = None
+        # The destination as a whole: while it is down, no object is tried before ``_down_until``.
+        self._outages = 0
+        self._down_until = 0.0
 
     def start(self) -> None:
         log.info("forwarding results to AE title %s at %s:%d", self._config.ae_title, self._config.host,
@@ -68,13 +71,14 @@ class Forwarder:
     def _loop(self) -> None:
         try:
             while not self._stopping.is_set():
-                items = self._journal.due(time.time())
+                now = time.time()
+                items = self._journal.due(now) if now >= self._down_until else []
                 if items:
                     self.send(items)
                     self._changed()
                     continue
-                due = self._journal.next_due_at()
-                wait = 5.0 if due is None else min(5.0, max(0.0, due - time.time()))
+                due = max(self._journal.next_due_at() or now + 5.0, self._down_until)
+                wait = min(5.0, max(0.0, due - now))
                 self._wake.wait(wait)
                 self._wake.clear()
         except BaseException as exc:
@@ -96,10 +100,13 @@ class Forwarder:
             ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
         assoc = ae.associate(self._config.host, self._config.port, ae_title=self._config.ae_title)
         if not assoc.is_established:
-            why = ("rejected the association" if assoc.is_rejected else
-                   "aborted the association" if assoc.is_aborted else "could not be reached")
+            why = "rejected the association" if assoc.is_rejected else "cannot be reached"
             self._unreachable(items, f"{self._config.ae_title} at {self._config.host}:{self._config.port} {why}")
             return
+        if self._outages:
+            log.info("%s is back: forwarding resumes", self._config.ae_title)
+            self._outages = 0
+            self._down_until = 0.0
         try:
             for number, item in enumerate(items):
                 if self._stopping.is_set():
@@ -142,9 +149,15 @@ class Forwarder:
                     item.id, error)
 
     def _unreachable(self, items: list[OutboxItem], why: str) -> None:
+        """The destination is down or busy: every object waits for the next try at it."""
+        self._outages += 1
+        delay = self.backoff_s(self._outages)
+        self._down_until = time.time() + delay
         for item in items:
-            self._journal.retry(item.id, error=why, next_attempt_at=time.time() + self.backoff_s(item.attempts + 1),
-                                refused=False, refusals_before_giving_up=self._config.refusals_before_giving_up)
+            self._journal.retry(item.id, error=why, next_attempt_at=self._down_until, refused=False,
+                                refusals_before_giving_up=self._config.refusals_before_giving_up)
         self.last_error = why
-        log.warning("forwarding %d object(s) waits: %s; next try in %.0f s", len(items), why,
-                    self.backoff_s(items[0].attempts + 1))
+        # Once when it starts, then at the longest interval: an outage of a day is not 300 lines.
+        if self._outages == 1 or delay >= self._config.retry_max_s:
+            log.warning("forwarding waits: %s; %d object(s) to send, next try in %.0f s", why,
+                        self._journal.outbox_counts()["pending"], delay)
