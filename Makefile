@@ -31,7 +31,7 @@ $(VENV)/.installed: $(VENV)/bin/activate $(INSTALL_INPUTS)
 
 $(VENV)/.test-deps: $(VENV)/.installed
 	$(PIP) install --quiet "$(TORCH)"
-	$(PIP) install --quiet --no-build-isolation --editable ".[test,export]"
+	$(PIP) install --quiet --no-build-isolation --editable ".[test,export,serve]"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -67,13 +67,14 @@ def test_a_refusal_does_not_overwrite_a_received_instance(journal):
     assert journal.all_instances()[0].state == RECEIVED
 
 
-def test_claims_go_oldest_first_and_count_attempts(journal):
+def test_claims_go_oldest_first_and_attempts_count_when_the_models_start(journal):
     for number in (1, 2, 3):
         _receive(journal, number)
     first, second = journal.claim_next(), journal.claim_next()
     assert (first.uid, second.uid) == ("1.2.3.1", "1.2.3.2")
     assert journal.instance_by_seq(first.seq).state == ANALYSING
-    assert journal.instance_by_seq(first.seq).attempts == 1
+    assert journal.instance_by_seq(first.seq).attempts == 0
+    assert journal.attempt(first.seq) == 1 and journal.attempt(first.seq) == 2
     assert journal.counts()[RECEIVED] == 1 and journal.counts()[ANALYSING] == 2
 
 
@@ -105,7 +106,7 @@ def test_recovery_resumes_interrupted_analyses_and_gives_up_on_a_repeat_killer(t
     journal = Journal(tmp_path / "journal.sqlite")
     _receive(journal, 1)
     _receive(journal, 2)
-    journal.claim_next()
+    journal.attempt(journal.claim_next().seq)
     journal.close()
     # Killed during its first analysis, and again during each analysis after a restart.
     for restart in range(MAX_ATTEMPTS - 1):
@@ -113,12 +114,12 @@ def test_recovery_resumes_interrupted_analyses_and_gives_up_on_a_repeat_killer(t
         recovery = journal.recover()
         assert recovery.resumed == 1 and recovery.given_up == 0
         claimed = journal.claim_next()
-        assert claimed.uid == "1.2.3.1" and claimed.attempts == restart + 2
+        assert claimed.uid == "1.2.3.1" and journal.attempt(claimed.seq) == restart + 2
         journal.close()
     journal = Journal(tmp_path / "journal.sqlite")
     recovery = journal.recover()
     instance = journal.all_instances()[0]
-    assert recovery.given_up == 1 and instance.state == FAILED and "3 times" in instance.reason
+    assert recovery.given_up == 1 and instance.state == FAILED and f"{MAX_ATTEMPTS} times" in instance.reason
     assert journal.claim_next().uid == "1.2.3.2"
     journal.close()
 

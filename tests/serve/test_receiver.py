@@ -18,7 +18,7 @@ from radedge.serve.journal import REFUSED, Journal
 from radedge.serve.receiver import StorageReceiver
 from radedge.serve.state import StateFolder
 
-from .service import free_port
+from .orthanc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 UNCOMPRESSED = ROOT / "tests" / "data" / "transfer_syntaxes" / "explicit_vr_le_mono2.dcm"

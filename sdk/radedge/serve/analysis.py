@@ -51,6 +51,7 @@ class _Work:
     analysis: ImageAnalysis | None = None
     state: str = FAILED
     flagged_at: float | None = None
+    attempt: int | None = None
 
 
 class Analysis:
@@ -160,6 +161,7 @@ class Analysis:
             self._finish(work, summary, outbox)
 
     def _run_models(self, work: _Work) -> None:
+        work.attempt = self._journal.attempt(work.instance.seq)
         started = time.perf_counter()
         try:
             analysis = self._models.predict(work.image, label=work.instance.key)
@@ -212,7 +214,7 @@ class Analysis:
         finished_at = time.time()
         timings["receive_to_flag"] = (summary.get("flagged_at", finished_at) - instance.received_at) * 1000
         summary["timings_ms"] = {stage: round(ms, 2) for stage, ms in timings.items()}
-        audit = _audit_record(instance, state, reason, work.analysis, summary, finished_at)
+        audit = _audit_record(instance, state, reason, work.analysis, summary, finished_at, work.attempt)
         self._journal.finish(instance.seq, state=state, reason=reason, summary=summary, outbox=outbox, audit=audit,
                              finished_at=finished_at)
         if state != FAILED:
@@ -241,7 +243,7 @@ def _summary(analysis: ImageAnalysis, flagged_at: float) -> dict[str, Any]:
 
 
 def _audit_record(instance: Instance, state: str, reason: str | None, analysis: ImageAnalysis | None,
-                  summary: dict[str, Any], finished_at: float) -> dict[str, Any]:
+                  summary: dict[str, Any], finished_at: float, attempt: int | None) -> dict[str, Any]:
     """One analysis for the audit log: the image's key (a salted hash of its UID), what ran
     with what, how long each stage took, what came of it. No header value."""
     models = []
@@ -261,7 +263,7 @@ def _audit_record(instance: Instance, state: str, reason: str | None, analysis: 
         "time": datetime.fromtimestamp(finished_at, timezone.utc).isoformat(timespec="milliseconds"),
         "instance": instance.key,
         "via": instance.via,
-        "attempt": instance.attempts,
+        "attempt": attempt,
         "outcome": state,
         "reason": reason,
         "models": models,

@@ -13,8 +13,9 @@ journal holds either all of it or none of it:
 - an instance is in the journal only once its file is on disk (the receiver writes and
   flushes the file first), and only then is the sender told Success;
 - one killed while ``analysing`` is analysed again on restart (its earlier, uncommitted
-  attempt left nothing behind), at most ``MAX_ATTEMPTS`` times in all, so an image that
-  takes the process down every time is given up on instead of looping;
+  attempt left nothing behind); an image the process died in while its models ran
+  ``MAX_ATTEMPTS`` times is given up on, so one that takes the process down every time
+  does not keep a restarting service in a loop;
 - a result's objects are forwarded until the destination acknowledges them.
 
 No name, ID or date from a DICOM header is stored: the UID is the key (and is never shown;
@@ -41,8 +42,9 @@ WAITING = (RECEIVED, ANALYSING)
 #: Outbox states.
 PENDING, SENT, GAVE_UP = "pending", "sent", "gave up"
 
-#: Analyses of one image the process may die in before the image is given up on.
-MAX_ATTEMPTS = 3
+#: Analyses of one image the process may die in before the image is given up on. Counted when
+#: its models start (decoding runs in a worker process, which cannot take the service down).
+MAX_ATTEMPTS = 5
 
 _SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -274,15 +276,20 @@ class Journal:
         return Recovery(resumed=resumed, given_up=given_up)
 
     def claim_next(self) -> Instance | None:
-        """The oldest instance waiting, now ``analysing`` (its attempt counted), or None."""
+        """The oldest instance waiting, now ``analysing``, or None."""
         now = time.time()
         with self._transaction() as db:
             row = db.execute("SELECT * FROM instances WHERE state = ? ORDER BY seq LIMIT 1", (RECEIVED,)).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE instances SET state = ?, started_at = ?, attempts = attempts + 1 WHERE seq = ?",
-                       (ANALYSING, now, row["seq"]))
+            db.execute("UPDATE instances SET state = ?, started_at = ? WHERE seq = ?", (ANALYSING, now, row["seq"]))
         return self.instance_by_seq(row["seq"])
+
+    def attempt(self, seq: int) -> int:
+        """Count an analysis of the instance starting in this process; the count so far."""
+        with self._transaction() as db:
+            db.execute("UPDATE instances SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+            return db.execute("SELECT attempts FROM instances WHERE seq = ?", (seq,)).fetchone()[0]
 
     def finish(self, seq: int, *, state: str, reason: str | None, summary: dict[str, Any],
                outbox: list[tuple[str, str, str, str]], audit: dict[str, Any],

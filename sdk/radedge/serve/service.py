@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import MissingDependencyError
 from ..pipeline import ModelSet, load_models
 from .analysis import Analysis
 from .audit import AuditLog
@@ -61,6 +62,10 @@ class Service:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        try:
+            import pynetdicom  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("pynetdicom", "radedge serve (pip install 'radedge[serve]')") from None
         self.state.lock()
         self.journal = Journal(self.state.journal)
         recovery = self.journal.recover()
