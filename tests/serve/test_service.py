@@ -10,13 +10,23 @@ import random
 import statistics
 import threading
 import time
+from collections import Counter
 import urllib.request
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 
-from .dicomtools import PLANTED_PHI, dcmtk_missing_reason, find_phi, parse_store_statuses, storescu, unique_copies
+from .dicomtools import (
+    OUTPUT_SOP_CLASSES,
+    PLANTED_PHI,
+    StoreCounter,
+    dcmtk_missing_reason,
+    find_phi,
+    parse_store_statuses,
+    storescu,
+    unique_copies,
+)
 from .orthanc import Orthanc, orthanc_missing_reason
 from .service import ServeProcess, wait_until
 
@@ -162,6 +172,34 @@ def test_results_wait_for_a_pacs_that_is_down_and_all_arrive_when_it_is_back(tmp
                 assert stored.SOPInstanceUID in expected
             assert {"SR", "SEG", "PR", "KO"} <= kinds
         _assert_no_phi(service)
+
+
+def test_a_busy_pacs_is_asked_again_each_result_is_stored_once_and_a_refused_one_is_given_up(tmp_path):
+    files = _phantoms(tmp_path / "send", 1)[:3]
+    busy_answers = {"left": 4}
+    key_objects = OUTPUT_SOP_CLASSES["Key Object Selection Document Storage"]
+
+    def answer(dataset) -> int:
+        if busy_answers["left"] > 0:
+            busy_answers["left"] -= 1
+            return 0xA700
+        return 0xA900 if dataset.SOPClassUID == key_objects else 0x0000
+
+    with StoreCounter(ae_title="PACS", status=answer) as pacs, \
+            ServeProcess(tmp_path, forward=("127.0.0.1", pacs.port), page=False,
+                         settings="refusals_before_giving_up = 2\n") as service:
+        _send(service, files + [ROOT / "examples" / "radiographs" / "femur_malignant.dcm"])
+        service.wait_finished(4, timeout_s=120)
+        wait_until(lambda: "pending" not in {row["state"] for row in _outbox(service)}, 60, "the outbox to settle")
+        outbox = _outbox(service)
+        stored = Counter(item.sop_instance_uid for item in pacs.received if item.status == 0)
+        assert set(stored.values()) == {1}, "each result stored exactly once"
+        assert set(stored) == {row["sop_instance_uid"] for row in outbox if row["kind"] != "kos"}
+        gave_up = [row for row in outbox if row["state"] == "gave up"]
+        assert gave_up and {row["kind"] for row in gave_up} == {"kos"}
+        assert sum(item.status == 0xA700 for item in pacs.received) == 4
+        assert "gave up forwarding kos" in service.log_text()
+        pacs.check()
 
 
 @needs_orthanc

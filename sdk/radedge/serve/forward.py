@@ -114,12 +114,17 @@ class Forwarder:
                 if not assoc.is_established:
                     self._unreachable(items[number:], "the association ended during the round")
                     return
-                self._send_one(assoc, item)
+                if not self._send_one(assoc, item):
+                    # Busy or gone: the rest of the round waits with it.
+                    self._unreachable(items[number + 1:], self.last_error, counted=False)
+                    return
         finally:
             if assoc.is_established:
                 assoc.release()
 
-    def _send_one(self, assoc, item: OutboxItem) -> None:
+    def _send_one(self, assoc, item: OutboxItem) -> bool:
+        """Send one object and record what came of it; False when the destination is busy or
+        gone, so the round should stop."""
         path = self._state.resolve(item.file)
         try:
             dataset = dcmread(path)
@@ -129,17 +134,17 @@ class Forwarder:
             self._journal.retry(item.id, error=f"the object file cannot be read ({exc})",
                                 next_attempt_at=time.time(), refused=True, refusals_before_giving_up=1)
             log.error("gave up forwarding %s object %d: its file cannot be read", item.kind, item.id)
-            return
+            return True
         response = assoc.send_c_store(dataset)
         status = int(response.Status) if "Status" in response else None
         if status in _STORED:
             self._journal.sent(item.id)
             self._state.remove(item.file)
             self.last_error = None
-            return
+            return True
         if status is None or _busy(status):
             self._unreachable([item], "no answer" if status is None else f"busy (status 0x{status:04X})")
-            return
+            return False
         comment = str(response.get("ErrorComment", "") or "")
         error = f"refused with status 0x{status:04X}" + (f" ({comment})" if comment else "")
         gave_up = self._journal.retry(item.id, error=error, next_attempt_at=time.time() + self.backoff_s(
@@ -147,17 +152,20 @@ class Forwarder:
         self.last_error = error
         log.warning("%s %s object %d: %s", "gave up forwarding" if gave_up else "will send again", item.kind,
                     item.id, error)
+        return True
 
-    def _unreachable(self, items: list[OutboxItem], why: str) -> None:
-        """The destination is down or busy: every object waits for the next try at it."""
-        self._outages += 1
-        delay = self.backoff_s(self._outages)
-        self._down_until = time.time() + delay
+    def _unreachable(self, items: list[OutboxItem], why: str, *, counted: bool = True) -> None:
+        """The destination is down or busy: every object waits for the next try at it.
+        ``counted``: a new failed try (not the rest of a round that already failed)."""
+        if counted:
+            self._outages += 1
+            self._down_until = time.time() + self.backoff_s(self._outages)
+        delay = self._down_until - time.time()
         for item in items:
             self._journal.retry(item.id, error=why, next_attempt_at=self._down_until, refused=False,
                                 refusals_before_giving_up=self._config.refusals_before_giving_up)
         self.last_error = why
         # Once when it starts, then at the longest interval: an outage of a day is not 300 lines.
-        if self._outages == 1 or delay >= self._config.retry_max_s:
+        if counted and (self._outages == 1 or delay >= self._config.retry_max_s):
             log.warning("forwarding waits: %s; %d object(s) to send, next try in %.0f s", why,
                         self._journal.outbox_counts()["pending"], delay)
