@@ -281,8 +281,13 @@ def test_the_page_shows_the_flag_seconds_after_the_image_is_sent(tmp_path):
         pytest.skip(unavailable_reason())
     flagged = unique_copies(ROOT / "examples" / "radiographs" / "femur_malignant.dcm", tmp_path / "send", 1,
                             prefix_uid="1.2.826.0.1.3680043.10.50.", plant_phi=PLANTED_PHI)
-    out_of_scope = unique_copies(ROOT / "examples" / "ct" / "ct_vertebra_normal.dcm", tmp_path / "send-ct", 1,
-                                 prefix_uid="1.2.826.0.1.3680043.10.51.", plant_phi=PLANTED_PHI)
+    ct = unique_copies(ROOT / "examples" / "ct" / "ct_vertebra_normal.dcm", tmp_path / "send-ct", 1,
+                       prefix_uid="1.2.826.0.1.3680043.10.51.", plant_phi=PLANTED_PHI)
+    [out_of_scope] = unique_copies(SYNTAXES / "explicit_vr_le_mono2.dcm", tmp_path / "send-mg", 1,
+                                   prefix_uid="1.2.826.0.1.3680043.10.52.", plant_phi=PLANTED_PHI)
+    mammogram = dcmread(out_of_scope)
+    mammogram.Modality = "MG"  # no bundled model reads mammograms
+    mammogram.save_as(out_of_scope)
     with ServeProcess(tmp_path) as service, Browser() as browser:
         browser.navigate(service.url)
         browser.wait_for("document.body.innerText.includes('live')", 20)
@@ -291,9 +296,10 @@ def test_the_page_shows_the_flag_seconds_after_the_image_is_sent(tmp_path):
         key = browser.wait_for("(() => { const flag = document.querySelector('.card .flag');"
                                " return flag && flag.closest('.card').dataset.key; })()", 60)
         seconds = time.monotonic() - sent_at
-        _send(service, out_of_scope)
-        browser.wait_for("document.querySelectorAll('.card').length >= 2", 60)
-        service.wait_finished(2, timeout_s=60)
+        _send(service, [out_of_scope, *ct])
+        browser.wait_for("document.querySelectorAll('.card').length >= 3", 60)
+        service.wait_finished(3, timeout_s=60)
+        browser.wait_for("!!document.querySelector('.card[data-state=\"not analysed\"]')", 30)
         browser.wait_for("document.querySelectorAll('.card img').length >= 1", 30)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         browser.screenshot(ARTIFACTS / "serve-page.png")
@@ -301,7 +307,8 @@ def test_the_page_shows_the_flag_seconds_after_the_image_is_sent(tmp_path):
         assert browser.console_errors() == []
         [row] = service.query("SELECT key FROM instances WHERE modality = 'DX'")
         assert key == row["key"]
-        assert "Suspected" in text or "suspected" in text
+        assert "Suspected malignant bone lesion" in text
+        assert "Not analysed: out of scope" in text
         assert find_phi(text) == []
         status = urllib.request.urlopen(service.url + "api/status", timeout=10).read()
         assert find_phi(status.decode()) == []

@@ -106,21 +106,27 @@
     } else if (instance.state === "done") {
       box.append(element("p", "no-findings", "No findings"));
     }
+    const models = Object.entries(instance.models || {});
     if (instance.state === "not analysed") {
-      box.append(element("p", "not-analysed", `Not analysed: ${instance.reason || "no model applies to this image"}`));
+      // Every model out of scope is the everyday case (another body part, another modality):
+      // said in three words, each model's reason below.
+      const outOfScope = models.length > 0 && models.every(([, what]) => String(what).startsWith("not applied"));
+      const why = outOfScope ? "out of scope" : (instance.reason || "no model applies to this image");
+      box.append(element("p", "not-analysed", `Not analysed: ${why}`));
     } else if (instance.state === "failed") {
       box.append(element("p", "problem", `Failed: ${instance.reason || "no reason given"}`));
     } else if (instance.state === "refused") {
       box.append(element("p", "problem", `Refused: ${instance.reason || "no reason given"}`));
     }
-    const models = Object.entries(instance.models || {});
     if (models.length) {
       const list = element("ul", "models");
       list.append(...models.map(([name, state]) => element("li", null, `${name}: ${state}`)));
       box.append(list);
     }
     if (typeof instance.receive_to_flag_ms === "number") {
-      box.append(element("p", "timing", `result ${(instance.receive_to_flag_ms / 1000).toFixed(1)} s after receipt`));
+      const ms = instance.receive_to_flag_ms;
+      const after = ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+      box.append(element("p", "timing", `result ${after} after receipt`));
     }
     return box;
   }
