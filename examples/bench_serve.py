@@ -28,10 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import cpu_model
 from pydicom import dcmread
 from pydicom.uid import generate_uid
-
-from benchlib import cpu_model
 
 EXAMPLES = Path(__file__).resolve().parent
 IMAGES = sorted((EXAMPLES / "radiographs").glob("*.dcm")) + sorted((EXAMPLES / "spine").glob("*.dcm"))

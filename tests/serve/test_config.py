@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from radedge.errors import ServeConfigError
 from radedge.serve.config import load_config
 

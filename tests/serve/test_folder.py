@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from radedge.serve.config import AnalysisConfig, FolderConfig
 from radedge.serve.folder import FolderWatcher
 from radedge.serve.intake import Intake

@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-
 from radedge.serve.audit import AuditLog
 from radedge.serve.journal import (
     ANALYSING,

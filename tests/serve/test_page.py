@@ -14,7 +14,6 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 import pytest
-
 from radedge.serve.events import EventHub
 from radedge.serve.page import PageServer, is_loopback
 

@@ -11,7 +11,6 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
 from radedge.serve.config import AnalysisConfig, ReceiverConfig, TlsConfig
 from radedge.serve.intake import Intake
 from radedge.serve.journal import REFUSED, Journal

@@ -7,11 +7,12 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 import statistics
 import threading
 import time
-from collections import Counter
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -259,6 +260,27 @@ def test_kill_9_at_any_point_loses_nothing_and_repeats_nothing(tmp_path):
         assert list((service.state / "inbox").iterdir()) == []
         _assert_no_phi(service)
     print(f"\nkill -9 points (name, analyses committed, objects forwarded): {kills}")
+
+
+def test_the_drop_folder_feeds_the_same_analysis_and_a_png_gets_no_dicom_objects(tmp_path):
+    import cv2
+    import numpy as np
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    [dicom] = _phantoms(tmp_path / "send", 1)[:1]
+    settings = f"[folder]\npath = '{drop}'\npoll_interval_s = 0.2\n"
+    with ServeProcess(tmp_path, page=False, settings=settings) as service:
+        shutil.copy(dicom, drop / "image.dcm")
+        cv2.imwrite(str(drop / "image.png"), (np.arange(384 * 320) % 4000).reshape(384, 320).astype(np.uint16))
+        (drop / "notes.txt").write_text("left alone")
+        service.wait_finished(2, timeout_s=60)
+        rows = service.query("SELECT via, file, state, summary FROM instances ORDER BY seq")
+        assert len(rows) == 2 and {row["via"] for row in rows} == {"folder"}
+        assert {row["state"] for row in rows} <= {"done", "not analysed"}
+        png = next(row for row in rows if row["file"].endswith(".png"))
+        assert "did not come as DICOM" in json.loads(png["summary"])["outputs_note"]
+        assert sorted(path.name for path in drop.iterdir()) == ["notes.txt"]
 
 
 def test_sigterm_finishes_cleanly_and_the_queue_survives_a_restart(tmp_path):

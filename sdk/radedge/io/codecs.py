@@ -75,18 +75,23 @@ def _installed(package: str) -> bool:
         return False
 
 
-def decodable_syntaxes() -> list[str]:
-    """Names of the transfer syntaxes this installation decodes, for error messages."""
+def decodable_syntax_uids() -> list[str]:
+    """UIDs of the transfer syntaxes whose pixel data this installation decodes."""
     from pydicom.pixels import get_decoder
 
-    names = []
+    uids = []
     for uid in dicom_uid.AllTransferSyntaxes:
         try:
             if get_decoder(uid).is_available:
-                names.append(uid.name)
+                uids.append(str(uid))
         except NotImplementedError:
             continue
-    return names
+    return uids
+
+
+def decodable_syntaxes() -> list[str]:
+    """Names of the transfer syntaxes this installation decodes, for error messages."""
+    return [dicom_uid.UID(uid).name for uid in decodable_syntax_uids()]
 
 
 def require_decoder(transfer_syntax_uid: str):

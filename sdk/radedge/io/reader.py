@@ -56,9 +56,10 @@ def read_image(source, *, max_pixels: int | None = None) -> Image:
     )
 
 
-# Files that sit beside images in a folder (ground truth, notes) and are clearly not images;
+# Files that sit beside images in a folder (ground truth, notes, configuration) and are clearly not images;
 # a folder walk skips them, but a file named explicitly is still read (and refused if need be).
-NOT_IMAGES = frozenset({".json", ".txt", ".md", ".csv", ".xml", ".html", ".py", ".yaml", ".yml", ".log"})
+NOT_IMAGES = frozenset({".json", ".txt", ".md", ".csv", ".xml", ".html", ".py", ".yaml", ".yml", ".log", ".toml",
+                        ".ini", ".cfg", ".service", ".sh"})
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:

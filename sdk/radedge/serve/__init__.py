@@ -53,6 +53,10 @@ def check(config: ServeConfig, state: str | Path) -> tuple[list[str], list[str]]
 
     problems, notes = [], []
     try:
+        import pynetdicom  # noqa: F401
+    except ImportError:
+        return ["pynetdicom is not installed: pip install 'radedge[serve]'"], notes
+    try:
         writable_folder(state)
     except OSError as exc:
         problems.append(f"the state folder '{state}' cannot be written: {exc.strerror or exc}")

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ..errors import ServeConfigError
 from ..io.limits import TIME_BUDGET_S

@@ -20,10 +20,19 @@ import logging
 import ssl
 
 from pydicom.dataset import Dataset
-from pydicom.uid import AllTransferSyntaxes, DeflatedExplicitVRLittleEndian, UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from ..io.codecs import decodable_syntax_uids
 from .config import ReceiverConfig
-from .intake import BUSY, DUPLICATE, NOT_IMAGE, STORED, UNREADABLE, Intake, is_image_sop_class
+from .intake import (
+    BUSY,
+    DUPLICATE,
+    NOT_IMAGE,
+    STORED,
+    UNREADABLE,
+    Intake,
+    is_image_sop_class,
+)
 
 log = logging.getLogger("radedge.serve")
 
@@ -38,18 +47,8 @@ PROCESSING_FAILURE = 0x0110
 def receivable_transfer_syntaxes() -> list[str]:
     """Transfer syntax UIDs the receiver accepts: those whose pixel data this installation
     decodes, and Deflated Explicit VR Little Endian, which radedge inflates itself."""
-    from pydicom.pixels import get_decoder
-
-    uids = []
-    for uid in AllTransferSyntaxes:
-        try:
-            if get_decoder(uid).is_available:
-                uids.append(str(uid))
-        except NotImplementedError:
-            continue
-    if str(DeflatedExplicitVRLittleEndian) not in uids:
-        uids.append(str(DeflatedExplicitVRLittleEndian))
-    return uids
+    uids = decodable_syntax_uids()
+    return uids if str(DeflatedExplicitVRLittleEndian) in uids else [*uids, str(DeflatedExplicitVRLittleEndian)]
 
 
 def _status(code: int, comment: str | None = None) -> Dataset:
