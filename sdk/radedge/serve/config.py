@@ -14,7 +14,6 @@ error (a misspelt ``alowed_calling_ae_titles`` must not silently let every calle
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import tomllib
 
 from ..errors import ServeConfigError
 from ..io.limits import TIME_BUDGET_S
+from .page import is_loopback
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None)
         token=token,
     )
     page.done()
-    if page_config.enabled and not _is_loopback(page_config.host) and not page_config.token:
+    if page_config.enabled and not is_loopback(page_config.host) and not page_config.token:
         raise ServeConfigError(
             f"page.host {page_config.host!r} exposes the page beyond this machine: set page.token (or "
             f"page.token_file) so only those who hold it can see the list of images")
@@ -276,15 +276,6 @@ def parse_config(raw: dict[str, Any], *, base: Path, source: Path | None = None)
         raise ServeConfigError("the receiver is off and no [folder] is set: nothing would ever arrive")
     return ServeConfig(models_config, receiver_config, folder_config, analysis_config, forward_config,
                        page_config, audit_config, source)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:
