@@ -9,6 +9,8 @@ import json
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -335,3 +337,16 @@ def test_the_page_shows_the_flag_seconds_after_the_image_is_sent(tmp_path):
         status = urllib.request.urlopen(service.url + "api/status", timeout=10).read()
         assert find_phi(status.decode()) == []
     print(f"\nflag on the page {seconds:.2f} s after storescu started sending")
+
+
+def test_a_second_service_on_the_same_ports_says_which_is_taken_and_exits_2(tmp_path):
+    (tmp_path / "first").mkdir()
+    with ServeProcess(tmp_path / "first") as first:
+        second = subprocess.run([sys.executable, "-m", "radedge", "serve", "--config", str(first.config), "--state",
+                                 str(tmp_path / "second")], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert f"the page cannot listen on 127.0.0.1:{first.page_port}" in second.stderr
+        again = subprocess.run([sys.executable, "-m", "radedge", "serve", "--config", str(first.config), "--state",
+                                str(first.state)], capture_output=True, text=True, timeout=120)
+        assert again.returncode == 2 and "another radedge serve is running on the state folder" in again.stderr
+        assert first.alive()

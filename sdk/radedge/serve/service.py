@@ -19,6 +19,8 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,16 @@ from .receiver import StorageReceiver
 from .state import StateFolder
 
 log = logging.getLogger("radedge.serve")
+
+
+@contextmanager
+def _listening(what: str, host: str, port: int) -> Iterator[None]:
+    """Name the listener and the address when it cannot bind."""
+    try:
+        yield
+    except OSError as exc:
+        raise RuntimeError(f"{what} cannot listen on {host}:{port}: {exc.strerror or exc} (another program holds it; "
+                           f"is radedge serve already running?)") from None
 
 
 class Service:
@@ -84,11 +96,13 @@ class Service:
 
             self.page = PageServer(self, host=self.config.page.host, port=self.config.page.port,
                                    token=self.config.page.token)
-            self.page.start()
+            with _listening("the page", self.config.page.host, self.config.page.port):
+                self.page.start()
             log.info("the page is at %s", self.page.url)
         if self.config.receiver.enabled:
             self.receiver = StorageReceiver(self.config.receiver, self.intake)
-            self.receiver.start()
+            with _listening("the receiver", self.config.receiver.host, self.config.receiver.port):
+                self.receiver.start()
         if self.config.folder is not None:
             self.folder = FolderWatcher(self.config.folder, self.intake, self.state)
             self.folder.start()
