@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_with(args: argparse.Namespace, out: Path | None, dicom_out: Path | None, reader) -> int:
     from .io import read_image
-    from .pipeline import load_models
+    from .pipeline import load_models, read_ahead
 
     try:
         models = load_models(args.model, threads=args.threads, precision=args.precision, trusted_keys=args.trust)
@@ -139,21 +139,37 @@ def _run_with(args: argparse.Namespace, out: Path | None, dicom_out: Path | None
         )
     names = _ResultNames()
     latencies, failed, flagged, not_analysed, not_saved, dicom_written = [], 0, 0, 0, 0, 0
-    for number, (path, stem) in enumerate(_inputs(args.paths), start=1):
+
+    def load(entry: tuple[int, tuple[Path, str]]):
+        """Read one input (in the read-ahead thread): its label, output name, image or why not."""
+        _, (path, stem) = entry
         if args.label_by == "hash":
-            try:
-                source = path.read_bytes()
-            except OSError as exc:
-                failed += 1
-                # Not the exception's own text: it quotes the file name that --label-by hash keeps out.
-                _print(f"input {number}  ERROR {type(exc).__name__}: cannot read the file ({exc.strerror})",
-                       file=sys.stderr)
-                continue
+            source = path.read_bytes()
             label = wanted = _digest_label(source)
         else:
             source, label, wanted = path, str(path), stem
         try:
-            analysis = models.predict(source, label=label, check_scope=not args.no_scope_check, reader=read)
+            return label, wanted, read(source), None
+        except (RadedgeError, OSError) as exc:
+            return label, wanted, None, exc
+
+    # The next file is read (decoded) while the current one is analysed.
+    for outcome in read_ahead(enumerate(_inputs(args.paths), start=1), load):
+        number = outcome.item[0]
+        if outcome.error is not None:
+            if not isinstance(outcome.error, OSError):
+                raise outcome.error
+            failed += 1
+            # Not the exception's own text: it quotes the file name that --label-by hash keeps out.
+            _print(f"input {number}  ERROR {type(outcome.error).__name__}: cannot read the file "
+                   f"({outcome.error.strerror})", file=sys.stderr)
+            continue
+        label, wanted, image, error = outcome.value
+        try:
+            if error is not None:
+                raise error
+            analysis = models.predict(image, label=label, check_scope=not args.no_scope_check,
+                                      read_ms=outcome.read_ms)
         except (RadedgeError, OSError) as exc:
             failed += 1
             _print(f"{label}  ERROR {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from .model import Model, conclude, describe_image, describe_source, intensity_lut, load_model
 from .model_set import ModelSet, load_models
 from .plan import CpuPlan, ExecutionContext, ExecutionPlan, decode_outputs
+from .read_ahead import ReadOutcome, read_ahead
 from .scope import FOR_PROCESSING_SOP_CLASSES, Refusal, check_scope, scope_refusal
 from .timer import StageTimer
 
@@ -17,6 +18,7 @@ __all__ = [
     "ExecutionPlan",
     "Model",
     "ModelSet",
+    "ReadOutcome",
     "Refusal",
     "StageTimer",
     "check_scope",
@@ -27,5 +29,6 @@ __all__ = [
     "intensity_lut",
     "load_model",
     "load_models",
+    "read_ahead",
     "scope_refusal",
 ]

@@ -90,18 +90,23 @@ class ModelSet:
         label: str | None = None,
         check_scope: bool = True,
         reader: Callable[[Any], Image] = read_image,
+        read_ms: float | None = None,
     ) -> ImageAnalysis:
         """Read ``source`` (a path, DICOM bytes, a pydicom Dataset or a ``radedge.io.Image``)
         once and run every model that applies to it. ``label`` names the input in the
         result (default: the path). ``check_scope=False`` runs every model whatever the
         image's metadata says. ``reader`` reads a source that is not an ``Image`` yet
         (default ``read_image``; ``IsolatedReader(...).read`` to read in a worker process
-        with a time budget), its time counted as the ``read`` stage. A model that finds nothing to analyse in the image
+        with a time budget), its time counted as the ``read`` stage. ``read_ms``: for an ``Image``
+        read ahead of time (``radedge.pipeline.read_ahead``), how long its reading took, counted
+        as the ``read`` stage and in the total. A model that finds nothing to analyse in the image
         (``NotAnalysableError``) is recorded in ``not_analysable`` with the reason, and so is
         a second-stage model it feeds."""
         timer = StageTimer()
         image = source if isinstance(source, Image) else reader(source)
         timer.lap("read")
+        if read_ms is not None:
+            timer.timings["read"] += read_ms
         name = describe_source(source, label)
         # A table, or why the image has nothing to analyse under it, per intensity handling.
         tables: dict[IntensitySpec, IntensityLut | NotAnalysableError] = {}
@@ -152,7 +157,7 @@ class ModelSet:
             "read": timer.timings["read"],
             "lut": sum(p.timings_ms.get("lut", 0.0) for p in predictions.values()),
         }
-        timings["total"] = timer.finish()["total"]
+        timings["total"] = timer.finish()["total"] + (read_ms or 0.0)
         return ImageAnalysis(
             source=name,
             predictions=predictions,
