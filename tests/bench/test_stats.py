@@ -88,3 +88,11 @@ def test_percentile_ends_and_refusals():
 def test_the_method_is_numpys_default(samples, q):
     assert percentile(sorted(samples), q) == pytest.approx(float(np.percentile(samples, q)), rel=1e-9, abs=1e-9)
 
+
+def test_the_report_prints_an_unsupported_percentile_as_na_with_its_sample_count():
+    from radedge.bench.report import _figure
+
+    figures = summarise([1.0, 2.0, 3.0]).to_dict()
+    assert _figure(figures, "p50") == "2.0"
+    assert _figure(figures, "p90") == "n/a (3)"
+    assert _figure(figures, "max") == "3.0"
