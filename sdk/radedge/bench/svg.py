@@ -100,7 +100,7 @@ def tail_curves(series: Sequence[tuple[str, dict]], *, title: str, width: int = 
     names = list(PERCENTILES) + ["max"]
     # The legend takes what its longest label needs (about 6.5 px a character at 11 px).
     legend = 50 + int(6.5 * max((len(label) for label, _ in series), default=0))
-    width = max(width, 420 + legend)
+    width = max(width, 560 + legend)
     left, right, top = 60, width - legend, 30
     plot_height = 220
     bottom = top + plot_height
@@ -122,6 +122,8 @@ def tail_curves(series: Sequence[tuple[str, dict]], *, title: str, width: int = 
         parts.append(_text(left + index * step, bottom + 16, name, "middle"))
     for number, (label, summary) in enumerate(series):
         colour = PALETTE[number % len(PALETTE)]
+        # Past the palette, a colour comes back dashed, so two series never look alike.
+        dash = ' stroke-dasharray="5,3"' if number // len(PALETTE) % 2 else ""
         points = []
         for index, name in enumerate(names):
             value = summary["max"] if name == "max" else summary["percentiles"][name]["value"]
@@ -129,13 +131,13 @@ def tail_curves(series: Sequence[tuple[str, dict]], *, title: str, width: int = 
                 points.append((left + index * step, axis(value), name, value))
         if len(points) > 1:
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"{dash}/>')
         for x, y, name, value in points:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
                          f'<title>{escape(label)} {name}: {value:.3g} ms ({summary["count"]} samples)</title></circle>')
         legend_y = top + 16 * number
         parts.append(f'<line x1="{right + 15}" y1="{legend_y:.1f}" x2="{right + 35}" y2="{legend_y:.1f}" '
-                     f'stroke="{colour}" stroke-width="2"/>')
+                     f'stroke="{colour}" stroke-width="2"{dash}/>')
         parts.append(_text(right + 40, legend_y + 4, label))
     parts.append("</svg>")
     return "".join(parts)
