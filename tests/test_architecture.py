@@ -27,6 +27,7 @@ LAYERS = [
     {"pipeline"},
     {"export"},  # the export stage (export/ in the tree): the CLI loads it lazily for `radedge export`
     {"serve"},  # the console service runs the pipeline; `radedge serve` starts it from the CLI
+    {"bench"},  # the latency benchmark runs the pipeline and the outputs; `radedge bench` starts it from the CLI
     {"cli", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -1,5 +1,5 @@
 """``radedge`` command line: ``run`` images through the models that apply, ``models`` lists them,
-``inspect`` a bundle, ``keygen`` and ``sign`` to seal bundles, ``doctor``."""
+``inspect`` a bundle, ``keygen`` and ``sign`` to seal bundles, ``doctor``, ``bench`` their latency."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from ._files import writable_folder
+from .bench import DEFAULT_ROUNDS, QUICK_ROUNDS
 from ._terminal import print_json as _print_json
 from ._terminal import shown as _shown
 from ._terminal import terminal_print as _print
@@ -511,6 +512,22 @@ def _doctor(_: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .bench.command import BenchUsageError, input_paths, options_from, run_bench
+
+    try:
+        # Everything that can refuse the command line comes before the output folder is made.
+        options = options_from(args)
+        paths = input_paths(args.inputs)
+        out = _output_folder(args.out)
+    except (BenchUsageError, _UsageError) as exc:
+        _print(f"radedge: {exc}", file=sys.stderr)
+        return 2
+    return run_bench(options, paths, out, shlex.join(["radedge", *args.argv]))
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .serve import ServeConfigError, Service, check, load_config, log_to_stderr
 
@@ -651,6 +668,35 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check the configuration, the models, the state folder and the ports, then exit")
     serve.add_argument("-v", "--verbose", action="store_true", help="log each step (still never a patient's data)")
     serve.set_defaults(func=_serve)
+
+    bench = commands.add_parser(
+        "bench", help="latency on this machine: cold start, each stage from DICOM bytes to flags and outputs, "
+                      "concurrency, against the pydicom + OpenCV + ONNX Runtime pipeline",
+        description="Measure the models on this machine and write DIR/bench.json (every figure, raw samples "
+                    "included) and DIR/bench.html (tables and charts, self-contained); print a summary.",
+    )
+    bench.add_argument("--model", action="append", default=None, metavar="BUNDLE",
+                       help="bundle directory or .radedge file; repeat for several (default: every bundled model)")
+    bench.add_argument("--inputs", nargs="+", action="extend", default=None, metavar="PATH",
+                       help="DICOM files or folders of them (default: examples/ of a source checkout, the images "
+                            "make demo runs)")
+    bench.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="where the models run (default cpu); cuda exits 2 saying why where it cannot run")
+    bench.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="which of each bundle's models to run (default: the bundle's default, fp32)")
+    bench.add_argument("--rounds", type=int, default=None, metavar="N",
+                       help=f"warm rounds per input after one warm-up round (default {DEFAULT_ROUNDS}; "
+                            f"{QUICK_ROUNDS} with --quick); p90 needs 10, p99 100, p99.9 1000")
+    bench.add_argument("--concurrency", type=int, default=1, metavar="K",
+                       help="also run 2, 4... up to K threads calling predict at once (default 1)")
+    bench.add_argument("--threads", type=int, default=0, help="CPU threads per model (0: all cores)")
+    bench.add_argument("--baseline", action="store_true",
+                       help="time the research pipeline (pydicom, numpy, OpenCV, ONNX Runtime on the same ONNX files) "
+                            "in the same rounds and print the ratios")
+    bench.add_argument("--out", default="radedge-bench", metavar="DIR",
+                       help="where bench.json and bench.html go (default ./radedge-bench; created if missing)")
+    bench.add_argument("--quick", action="store_true", help=f"{QUICK_ROUNDS} rounds: check that it runs (tests, CI)")
+    bench.set_defaults(func=_bench)
     return parser
 
 
@@ -670,6 +716,7 @@ def _trust_option(command: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return args.func(args)
 
 
