@@ -99,7 +99,7 @@ def is_available(uid: str) -> bool:
         return False
     try:
         return bool(imagecodecs.JPEG2K.available)
-    except Exception:  # a build without the codec raises its own DelayedImportError
+    except ImportError:  # a build without the codec: imagecodecs' DelayedImportError
         return False
 
 
