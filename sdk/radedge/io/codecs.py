@@ -60,10 +60,10 @@ PIP_DECODERS: dict[str, tuple[tuple[str, ...], ...]] = {
 
 
 # Where several installed plugins decode a syntax, the fastest first: CharLS (pyjpegls)
-# decodes a 5-Mpixel JPEG-LS radiograph about 3x faster than libjpeg (pylibjpeg); imagecodecs
-# decodes JPEG 2000 on every core where pylibjpeg-openjpeg uses one, and lossless HTJ2K with
-# OpenJPH (examples/bench_j2k_decode.py). Without a preference, or without the preferred
-# plugin, pydicom tries its available plugins in its own order (gdcm, pylibjpeg, pillow).
+# decodes a 5-Mpixel JPEG-LS radiograph about 3x faster than libjpeg (pylibjpeg); radedge's
+# plugin runs OpenJPEG on every core where pylibjpeg-openjpeg runs it on one
+# (examples/bench_j2k_decode.py). Without a preference, or without the preferred plugin,
+# pydicom tries its available plugins in its own order (gdcm, pylibjpeg, pillow).
 _PREFERRED_PLUGINS: dict[str, tuple[str, ...]] = {
     dicom_uid.JPEGLSLossless: ("pyjpegls",),
     dicom_uid.JPEGLSNearLossless: ("pyjpegls",),

@@ -7,7 +7,8 @@ What is read, and where the standard defines it:
   Pixel Representation 0 (unsigned) or 1 (two's complement). Decoded through pydicom's
   decoders and plugins (native, deflated, big endian, RLE, JPEG, JPEG-LS, JPEG 2000,
   HTJ2K; ``codecs.preferred_plugin`` names the plugin used) into ``uint8`` / ``uint16`` /
-  ``int16`` ``[rows, columns]``, C-contiguous, native byte order. Signed 8-bit stored values are widened to ``int16``.
+  ``int16`` ``[rows, columns]``, C-contiguous, native byte order. Signed 8-bit stored
+  values are widened to ``int16``.
 - Intensity (PS3.3 C.11.1 Modality LUT Module, C.11.2 VOI LUT Module, C.11.6
   Presentation LUT Shape, C.7.5.1.1.2 Pixel Padding Value and Pixel Padding Range
   Limit): recorded in ``Intensity``, applied later by ``radedge.intensity.build_lut``.
