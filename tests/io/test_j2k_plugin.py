@@ -33,7 +33,7 @@ from pydicom.uid import (
 )
 
 from radedge.errors import CorruptPixelDataError
-from radedge.io import read_image
+from radedge.io import IsolatedReader, read_image
 from radedge.io.codecs import PIP_DECODERS, decodable_syntax_uids, get_decoder, preferred_plugin
 from radedge.io.j2k_plugin import DEFAULT_MAX_THREADS, PLUGIN_LABEL, SYNTAXES, decode_threads
 
@@ -277,6 +277,16 @@ def test_read_image_decodes_on_the_threads_asked_for(monkeypatch, tmp_path, synt
     pydicom_pixels, added = _threads_while(lambda path: pydicom.dcmread(path).pixel_array, path)
     assert added == 0
     np.testing.assert_array_equal(pydicom_pixels, stored)
+
+
+def test_a_worker_that_cannot_start_the_threads_decodes_on_one(monkeypatch):
+    # 32 threads (OpenJPEG's most) need 256 MiB of stacks, more than the worker may add: the
+    # pool cannot start, which is no fault of the file; before the fallback it was reported as
+    # CorruptPixelDataError.
+    monkeypatch.setenv("RADEDGE_DECODE_THREADS", "32")
+    path = REPO / "examples" / "radiographs" / "tibia_benign.dcm"
+    with IsolatedReader(memory_limit_bytes=160 << 20) as reader:
+        np.testing.assert_array_equal(reader.read(path).pixels, read_image(path).pixels)
 
 
 # --------------------------------------------------------------------------- damage
