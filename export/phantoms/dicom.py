@@ -4,7 +4,8 @@ vertebra slices as CT Image Storage objects (PS3.3 A.3 CT Image IOD).
 ``to_dataset`` builds the uncompressed data set; ``write_dicom`` writes it in any of the
 transfer syntaxes radedge must read: the uncompressed ones and RLE, JPEG-LS and
 JPEG 2000 through pydicom's encoders, JPEG Lossless SV1 and JPEG Extended (12-bit)
-through dcmtk's ``dcmcjpeg`` (pydicom has no encoder for those).
+through dcmtk's ``dcmcjpeg`` (pydicom has no encoder for those), lossless HTJ2K through
+imagecodecs' OpenJPH encoder (neither has pydicom).
 
 UIDs are derived from the phantom's kind and seed (``pydicom.uid.generate_uid`` with
 ``entropy_srcs``), so a phantom written twice gets the same UIDs. The ground truth is
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     JPEG2000,
@@ -29,6 +31,8 @@ from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGExtended12Bit,
@@ -81,7 +85,7 @@ class TransferSyntax:
     uid: UID
     short_name: str  # used in file names
     lossless: bool
-    encoder: str  # "pydicom" (native/plugins) or "dcmtk"
+    encoder: str  # "pydicom" (native/plugins), "dcmtk" or "imagecodecs"
 
 
 TRANSFER_SYNTAXES: dict[str, TransferSyntax] = {
@@ -97,6 +101,8 @@ TRANSFER_SYNTAXES: dict[str, TransferSyntax] = {
         TransferSyntax(JPEG2000, "j2k_lossy", False, "pydicom"),
         TransferSyntax(JPEGLosslessSV1, "jpeg_lossless_sv1", True, "dcmtk"),
         TransferSyntax(JPEGExtended12Bit, "jpeg_extended_12bit", False, "dcmtk"),
+        TransferSyntax(HTJ2KLossless, "htj2k_lossless", True, "imagecodecs"),
+        TransferSyntax(HTJ2KLosslessRPCL, "htj2k_lossless_rpcl", True, "imagecodecs"),
     )
 }
 
@@ -337,7 +343,8 @@ def write_dicom(
     Lossy syntaxes (JPEG-LS near-lossless with error 2, JPEG 2000 at ratio 12, JPEG
     Extended at quality 90) get their own SOP Instance UID and Lossy Image Compression
     "01", as PS3.3 C.7.6.1.1.5 requires of a lossy derivative. JPEG Lossless SV1 and
-    JPEG Extended are encoded by dcmtk's ``dcmcjpeg``.
+    JPEG Extended are encoded by dcmtk's ``dcmcjpeg``, HTJ2K by imagecodecs
+    (``encode_htj2k``).
     """
     uid = UID(str(transfer_syntax))
     if uid not in TRANSFER_SYNTAXES:
@@ -361,6 +368,11 @@ def write_dicom(
     try:
         if syntax.encoder == "dcmtk":
             _write_with_dcmtk(ds, partial, uid)
+        elif syntax.encoder == "imagecodecs":
+            ds.PixelData = encapsulate([encode_htj2k(phantom.stored, uid)])
+            ds["PixelData"].VR = "OB"
+            ds.file_meta.TransferSyntaxUID = uid
+            ds.save_as(partial, enforce_file_format=True)
         else:
             if uid in (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian):
                 ds.file_meta.TransferSyntaxUID = uid
@@ -378,6 +390,21 @@ def write_dicom(
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+def encode_htj2k(stored: np.ndarray, transfer_syntax: str = HTJ2KLossless) -> bytes:
+    """``stored`` (uint16[rows, columns]) as a lossless HTJ2K codestream (ITU-T T.814, PS3.5 A.4.6)
+    by OpenJPH through imagecodecs: the reversible 5/3 wavelet, HT code-blocks only, RPCL
+    progression (OpenJPH's default). For HTJ2K Lossless RPCL (.202) also a TLM marker segment
+    and one tile-part per resolution, which that syntax adds so a reader can fetch the
+    resolutions it needs. The codestream's precision is the dtype's (16 bits): the encoder
+    takes no other, and readers accept a codestream precision up to Bits Allocated."""
+    import imagecodecs
+
+    options = {}
+    if UID(str(transfer_syntax)) == HTJ2KLosslessRPCL:
+        options = {"tlm": True, "tilepart": imagecodecs.HTJ2K.TILEPART.RESOLUTIONS}
+    return bytes(imagecodecs.htj2k_encode(np.ascontiguousarray(stored), reversible=True, **options))
 
 
 def _mark_lossy(ds: Dataset, phantom: Phantom, uid: UID) -> None:

@@ -20,6 +20,8 @@ from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGExtended12Bit,
@@ -253,6 +255,8 @@ TRANSFER_SYNTAX_ORDER = (
     JPEG2000,
     JPEGLosslessSV1,
     JPEGExtended12Bit,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
 )
 
 
@@ -285,7 +289,8 @@ def _pixel_digest(pixels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(pixels, dtype="<u2").tobytes()).hexdigest()
 
 
-def write_transfer_syntax_set(out_dir: str | Path = "tests/data/transfer_syntaxes") -> list[Path]:
+def write_transfer_syntax_set(out_dir: str | Path = "tests/data/transfer_syntaxes",
+                              syntaxes: Sequence[str] | None = None) -> list[Path]:
     """Write the fixture phantom in every supported transfer syntax, plus ``index.json``.
 
     ``index.json`` lists per file: transfer syntax UID and name, lossless yes/no,
@@ -293,9 +298,17 @@ def write_transfer_syntax_set(out_dir: str | Path = "tests/data/transfer_syntaxe
     (uint16 little-endian, row-major), a few (row, column, value) spot checks, the
     largest absolute difference from the original stored values (0 for lossless), and
     the SHA-256 of the original stored values, which every lossless decode must match.
+
+    ``syntaxes``: only these (UIDs from ``TRANSFER_SYNTAX_ORDER``), their entries replacing or
+    joining those of the ``index.json`` already there; the other files are left as they are.
+    ``None``: all of them, and a new ``index.json``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    chosen = TRANSFER_SYNTAX_ORDER if syntaxes is None else tuple(UID(str(uid)) for uid in syntaxes)
+    unknown = [uid for uid in chosen if uid not in TRANSFER_SYNTAX_ORDER]
+    if unknown:
+        raise ValueError(f"no transfer-syntax fixture is made in {unknown}; choose from {list(TRANSFER_SYNTAX_ORDER)}")
     paths, files = [], []
     rows, columns = TRANSFER_SYNTAX_CROP
     spots = [
@@ -307,7 +320,7 @@ def write_transfer_syntax_set(out_dir: str | Path = "tests/data/transfer_syntaxe
     ]
     for photometric, phantom in transfer_syntax_phantoms().items():
         suffix = "mono1" if photometric == "MONOCHROME1" else "mono2"
-        for uid in TRANSFER_SYNTAX_ORDER:
+        for uid in chosen:
             syntax = TRANSFER_SYNTAXES[uid]
             path = write_dicom(phantom, out / f"{syntax.short_name}_{suffix}.dcm", transfer_syntax=uid)
             decoded = pydicom.dcmread(path).pixel_array
@@ -329,6 +342,12 @@ def write_transfer_syntax_set(out_dir: str | Path = "tests/data/transfer_syntaxe
                     "spot_values": [[r, c, int(decoded[r, c])] for r, c in spots],
                 }
             )
+    if syntaxes is not None:
+        written = {entry["file"] for entry in files}
+        kept = [entry for entry in json.loads((out / "index.json").read_text())["files"] if entry["file"] not in written]
+        # The order a full run writes: MONOCHROME2 first, then by TRANSFER_SYNTAX_ORDER.
+        files = sorted(kept + files, key=lambda entry: (entry["photometric"] != "MONOCHROME2",
+                                                        TRANSFER_SYNTAX_ORDER.index(entry["transfer_syntax_uid"])))
     _write_json(
         out / "index.json",
         {

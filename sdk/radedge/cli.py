@@ -29,6 +29,9 @@ _COMPRESSED_SYNTAXES = (
     "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
     "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
     "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
 )
 
 
@@ -499,13 +502,20 @@ def _doctor(_: argparse.Namespace) -> int:
         _print(f"  onnxruntime     {onnxruntime.__version__} {onnxruntime.get_available_providers()}")
     except ImportError:
         _print("  onnxruntime     not installed (pip install onnxruntime)")
-    from pydicom.pixels import get_decoder
     from pydicom.uid import UID
 
+    from .io.codecs import get_decoder, preferred_plugin
+    from .io.j2k_plugin import PLUGIN_LABEL, decode_threads
+
     for uid in _COMPRESSED_SYNTAXES:
-        decoder = get_decoder(UID(uid))
+        decoder = get_decoder(uid)
         if decoder.is_available:
             state = "yes, with " + ", ".join(decoder.available_plugins)
+            chosen = preferred_plugin(uid)
+            if chosen == PLUGIN_LABEL:
+                state += f" (radedge uses {chosen}, {decode_threads()} threads)"
+            elif chosen:
+                state += f" (radedge uses {chosen})"
         else:
             state = "NO: plugins need " + "; ".join(decoder.missing_dependencies)
         _print(f"  decodes         {UID(uid).name}: {state}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
     JPEG2000Lossless,
     JPEGExtended12Bit,
     JPEGLosslessSV1,
@@ -24,6 +27,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
+from pydicom.encaps import generate_frames
 from radedge.export import phantoms
 from radedge.export.phantoms import (
     LABELS,
@@ -290,6 +294,8 @@ _SYNTAX_CASES = [
     pytest.param(JPEG2000, id="j2k-lossy"),
     pytest.param(JPEGLosslessSV1, id="jpeg-sv1", marks=_DCMTK),
     pytest.param(JPEGExtended12Bit, id="jpeg-extended", marks=_DCMTK),
+    pytest.param(HTJ2KLossless, id="htj2k-lossless"),
+    pytest.param(HTJ2KLosslessRPCL, id="htj2k-lossless-rpcl"),
 ]
 
 
@@ -321,6 +327,41 @@ def test_written_file_reads_back_with_the_right_attributes(small_phantom, tmp_pa
         limit = 2 if syntax == JPEGLSNearLossless else 0.1 * phantom.max_stored
         assert 0 < error.max() <= limit
         assert error.mean() < 0.01 * phantom.max_stored
+
+
+def _main_header_and_tile_parts(codestream: bytes) -> tuple[dict[int, bytes], int]:
+    """The main header's marker segments (ITU-T T.800 A.5-A.9, T.814 A.3) by marker code, up
+    to the first SOT, and the number of tile-parts (SOT markers, each found by its Psot)."""
+    segments, position = {}, 2
+    while codestream[position:position + 2] != b"\xff\x90":
+        marker, length = struct.unpack_from(">HH", codestream, position)
+        segments[marker] = codestream[position + 4:position + 2 + length]
+        position += 2 + length
+    tile_parts = 0
+    while codestream[position:position + 2] == b"\xff\x90":
+        psot = struct.unpack_from(">I", codestream, position + 6)[0]
+        tile_parts, position = tile_parts + 1, position + psot
+    assert codestream[position:] == b"\xff\xd9"
+    return segments, tile_parts
+
+
+@pytest.mark.parametrize("syntax", [HTJ2KLossless, HTJ2KLosslessRPCL])
+def test_htj2k_codestreams_are_reversible_ht_in_rpcl_order(small_phantom, tmp_path, syntax):
+    ds = pydicom.dcmread(write_dicom(small_phantom, tmp_path / "phantom.dcm", transfer_syntax=syntax))
+    codestream = next(generate_frames(ds.PixelData, number_of_frames=1))
+    segments, tile_parts = _main_header_and_tile_parts(codestream)
+    rsiz = struct.unpack_from(">H", segments[0xFF51])[0]
+    assert rsiz & 0x4000  # T.814 A.2: HT code-blocks
+    pcap, ccap15 = struct.unpack_from(">IH", segments[0xFF50])
+    assert pcap == 1 << 17 and ccap15 >> 14 == 0  # Part 15 only, HTONLY
+    cod = segments[0xFF52]
+    progression, levels, transform = cod[1], cod[5], cod[9]
+    assert (progression, transform) == (2, 1)  # RPCL; the reversible 5/3 wavelet
+    if syntax == HTJ2KLosslessRPCL:
+        # What .202 adds: a TLM marker segment and one tile-part per resolution.
+        assert 0xFF55 in segments and tile_parts == levels + 1
+    else:
+        assert 0xFF55 not in segments and tile_parts == 1
 
 
 def test_for_processing_changes_the_sop_class_and_drops_windows(small_phantom):

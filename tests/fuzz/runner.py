@@ -64,12 +64,15 @@ _STATE: dict = {}
 
 
 def prepare_worker(threads: int = 1) -> None:
-    """Load the seeds and the bundled models once per worker process."""
+    """Load the seeds and the bundled models once per worker process, and give the JPEG 2000
+    decoding threads their memory arenas, as radedge's own reading worker does."""
+    from radedge.io.j2k_plugin import warm_up
     from radedge.pipeline import load_models
     from tests.fuzz.seeds import load_seeds
 
     _STATE["seeds"] = load_seeds()
     _STATE["models"] = load_models(None, threads=threads)
+    warm_up()
     _STATE["folder"] = Path(tempfile.mkdtemp(prefix="radedge-fuzz-"))
 
 

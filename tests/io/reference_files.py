@@ -6,8 +6,9 @@ Values were read with pydicom 3.0.2 and its plugins; the tests also compare each
 array with pydicom's ``pixel_array``.
 
 Sources: pydicom's wheel (``pydicom.data.get_testdata_file``), the shared IHE MESA files
-(/work/shared/data/dicom, see its README.md) and the JPEG Lossless files made by
-tests/data/io/make_io_fixtures.py.
+(/work/shared/data/dicom, see its README.md), the JPEG Lossless files made by
+tests/data/io/make_io_fixtures.py and radedge's transfer-syntax phantoms
+(tests/data/transfer_syntaxes, index.json there lists them all).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pydicom.data import get_testdata_file
 
 SHARED_DICOM = Path(os.environ.get("RADEDGE_SHARED_DICOM", "/work/shared/data/dicom"))
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "io"
+PHANTOMS = Path(__file__).resolve().parents[1] / "data" / "transfer_syntaxes"
 
 
 @dataclass(frozen=True)
 class ReferenceFile:
     name: str
-    origin: str  # "pydicom", "shared" or "fixture"
+    origin: str  # "pydicom", "shared", "fixture" or "phantom"
     transfer_syntax: str
     dtype: str
     shape: tuple[int, int]
@@ -42,6 +44,8 @@ class ReferenceFile:
             return get_testdata_file(self.name)
         if self.origin == "shared":
             return str(SHARED_DICOM / self.name)
+        if self.origin == "phantom":
+            return str(PHANTOMS / self.name)
         return str(FIXTURES / self.name)
 
     @property
@@ -51,6 +55,8 @@ class ReferenceFile:
 
 _MR = {(0, 0): 905, (32, 21): 200, (63, 63): 862}
 _CR1 = {(0, 0): 1994, (8, 5): 2569, (15, 15): 2418}
+_FEMUR2 = {(0, 0): 1964, (192, 160): 2669, (383, 319): 3185}
+_FEMUR1 = {(0, 0): 2131, (192, 160): 1426, (383, 319): 910}
 
 REFERENCE_FILES = [
     # MR_small: 64 x 64, 16-bit signed MONOCHROME2, in every lossless encoding.
@@ -69,6 +75,15 @@ REFERENCE_FILES = [
     ReferenceFile("CR1_6154_jpeg_lossless_sv1.dcm", "fixture", uid.JPEGLosslessSV1, "uint16", (16, 16), _CR1, (1994, 2802), "CR1", ("monochrome1",)),
     ReferenceFile("dicomdirtests/77654033/CR2/6247", "pydicom", uid.ExplicitVRLittleEndian, "uint16", (16, 16), {(0, 0): 1488, (8, 5): 1639, (15, 15): 1477}, (1201, 1868), tags=("monochrome1",)),
     ReferenceFile("dicomdirtests/77654033/CR3/6278", "pydicom", uid.ExplicitVRLittleEndian, "uint16", (16, 16), {(0, 0): 2551, (8, 5): 2154, (15, 15): 2265}, (2079, 2836), tags=("monochrome1",)),
+    # The femur phantom crop: 12-bit unsigned, MONOCHROME2 and MONOCHROME1, uncompressed, JPEG
+    # 2000 and HTJ2K (its codestream declaring 16-bit samples).
+    ReferenceFile("explicit_vr_le_mono2.dcm", "phantom", uid.ExplicitVRLittleEndian, "uint16", (384, 320), _FEMUR2, (1504, 3579), "femur2"),
+    ReferenceFile("j2k_lossless_mono2.dcm", "phantom", uid.JPEG2000Lossless, "uint16", (384, 320), _FEMUR2, (1504, 3579), "femur2"),
+    ReferenceFile("htj2k_lossless_mono2.dcm", "phantom", uid.HTJ2KLossless, "uint16", (384, 320), _FEMUR2, (1504, 3579), "femur2"),
+    ReferenceFile("htj2k_lossless_rpcl_mono2.dcm", "phantom", uid.HTJ2KLosslessRPCL, "uint16", (384, 320), _FEMUR2, (1504, 3579), "femur2"),
+    ReferenceFile("explicit_vr_le_mono1.dcm", "phantom", uid.ExplicitVRLittleEndian, "uint16", (384, 320), _FEMUR1, (516, 2591), "femur1", ("monochrome1",)),
+    ReferenceFile("htj2k_lossless_mono1.dcm", "phantom", uid.HTJ2KLossless, "uint16", (384, 320), _FEMUR1, (516, 2591), "femur1", ("monochrome1",)),
+    ReferenceFile("htj2k_lossless_rpcl_mono1.dcm", "phantom", uid.HTJ2KLosslessRPCL, "uint16", (384, 320), _FEMUR1, (516, 2591), "femur1", ("monochrome1",)),
     # CT with rescale to HU.
     ReferenceFile("CT_small.dcm", "pydicom", uid.ExplicitVRLittleEndian, "int16", (128, 128), {(0, 0): 175, (64, 42): 1642, (127, 127): 909}, (128, 2191)),
     # JPEG 2000: lossy 14-bit signed CT, lossy 16-bit signed NM, lossless with a

@@ -43,9 +43,12 @@ needs_orthanc = pytest.mark.skipif(orthanc_missing_reason() is not None, reason=
 
 
 def _phantoms(folder: Path, copies_each: int, *, plant_phi: bool = True) -> list[Path]:
-    """``copies_each`` copies of every transfer-syntax phantom, each with its own UIDs."""
+    """``copies_each`` copies of every transfer-syntax phantom storescu sends, each with its own
+    UIDs: the 20 that are not HTJ2K. dcmtk learnt the HTJ2K syntaxes in 3.6.8, and Debian 12's
+    storescu (3.6.7) fails to send such a file ("unable to convert dataset")."""
     files = []
-    for number, source in enumerate(sorted(SYNTAXES.glob("*.dcm"))):
+    sendable = [path for path in sorted(SYNTAXES.glob("*.dcm")) if not path.name.startswith("htj2k_")]
+    for number, source in enumerate(sendable):
         files += unique_copies(source, folder / source.stem, copies_each, prefix_uid=f"1.2.826.0.1.3680043.10.{number}.",
                                plant_phi=PLANTED_PHI if plant_phi else None)
     return files

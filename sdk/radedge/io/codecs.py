@@ -5,18 +5,24 @@ each plugin declares the packages it needs, and a decoder with no usable plugin 
 them in ``missing_dependencies``. That wording names import-level requirements
 (``gdcm>=3.0.10``); a user needs the *pip* name (``python-gdcm``) and one recommended
 choice, so radedge keeps its own table of alternatives, the one radedge installs by
-default first (pyproject.toml lists pylibjpeg, its openjpeg/libjpeg/rle plugins and
-pyjpegls).
+default first (pyproject.toml lists pylibjpeg, its openjpeg/libjpeg/rle plugins, pyjpegls
+and imagecodecs).
+
+radedge adds one plugin of its own, ``j2k_plugin``: JPEG 2000 and HTJ2K through imagecodecs,
+on every core. It is added before radedge first asks pydicom for a decoder, and where several
+plugins decode a syntax ``preferred_plugin`` names the one radedge uses.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 
 from pydicom import uid as dicom_uid
 
 from ..errors import UnsupportedTransferSyntaxError
+from . import j2k_plugin
 
 # pip package -> module it installs, to tell which of an alternative's packages is absent.
 _IMPORT_NAME = {
@@ -31,6 +37,7 @@ _IMPORT_NAME = {
 
 _LIBJPEG = ("pylibjpeg", "pylibjpeg-libjpeg")
 _OPENJPEG = ("pylibjpeg", "pylibjpeg-openjpeg")
+_IMAGECODECS = ("imagecodecs",)
 _GDCM = ("python-gdcm",)
 _PILLOW = ("pillow",)
 
@@ -42,14 +49,52 @@ PIP_DECODERS: dict[str, tuple[tuple[str, ...], ...]] = {
     dicom_uid.JPEGLosslessSV1: (_LIBJPEG, _GDCM),
     dicom_uid.JPEGLSLossless: (("pyjpegls",), _LIBJPEG, _GDCM),
     dicom_uid.JPEGLSNearLossless: (("pyjpegls",), _LIBJPEG, _GDCM),
-    dicom_uid.JPEG2000Lossless: (_OPENJPEG, _GDCM, _PILLOW),
-    dicom_uid.JPEG2000: (_OPENJPEG, _GDCM, _PILLOW),
-    dicom_uid.HTJ2KLossless: (_OPENJPEG,),
-    dicom_uid.HTJ2KLosslessRPCL: (_OPENJPEG,),
-    dicom_uid.HTJ2K: (_OPENJPEG,),
+    dicom_uid.JPEG2000Lossless: (_IMAGECODECS, _OPENJPEG, _GDCM, _PILLOW),
+    dicom_uid.JPEG2000: (_IMAGECODECS, _OPENJPEG, _GDCM, _PILLOW),
+    dicom_uid.HTJ2KLossless: (_IMAGECODECS, _OPENJPEG),
+    dicom_uid.HTJ2KLosslessRPCL: (_IMAGECODECS, _OPENJPEG),
+    dicom_uid.HTJ2K: (_IMAGECODECS, _OPENJPEG),
     # pydicom's own numpy RLE decoder always works; pylibjpeg-rle is only faster.
     dicom_uid.RLELossless: (("pylibjpeg", "pylibjpeg-rle"),),
 }
+
+
+# Where several installed plugins decode a syntax, the fastest first: CharLS (pyjpegls)
+# decodes a 5-Mpixel JPEG-LS radiograph about 3x faster than libjpeg (pylibjpeg); radedge's
+# plugin runs OpenJPEG on every core where pylibjpeg-openjpeg runs it on one
+# (examples/bench_j2k_decode.py). Without a preference, or without the preferred plugin,
+# pydicom tries its available plugins in its own order (gdcm, pylibjpeg, pillow).
+_PREFERRED_PLUGINS: dict[str, tuple[str, ...]] = {
+    dicom_uid.JPEGLSLossless: ("pyjpegls",),
+    dicom_uid.JPEGLSNearLossless: ("pyjpegls",),
+    **{uid: (j2k_plugin.PLUGIN_LABEL,) for uid in j2k_plugin.SYNTAXES},
+}
+
+
+@functools.cache
+def _register_plugins() -> None:
+    j2k_plugin.register()
+
+
+def get_decoder(transfer_syntax_uid: str):
+    """pydicom's decoder for the syntax, radedge's plugins added: ``pydicom.pixels.get_decoder``
+    as radedge uses it. Raises ``NotImplementedError`` where pydicom has none."""
+    from pydicom.pixels import get_decoder as pydicom_decoder
+
+    _register_plugins()
+    return pydicom_decoder(dicom_uid.UID(transfer_syntax_uid))
+
+
+def preferred_plugin(transfer_syntax_uid: str) -> str:
+    """The plugin radedge decodes the syntax with: the first of its preferences that is
+    available here, or ``""`` for pydicom's choice (each available plugin in turn until one
+    decodes the frame; a native syntax has no plugins)."""
+    try:
+        available = get_decoder(transfer_syntax_uid).available_plugins
+    except NotImplementedError:
+        return ""
+    preferences = _PREFERRED_PLUGINS.get(str(transfer_syntax_uid), ())
+    return next((name for name in preferences if name in available), "")
 
 
 @dataclass(frozen=True)
@@ -77,8 +122,6 @@ def _installed(package: str) -> bool:
 
 def decodable_syntax_uids() -> list[str]:
     """UIDs of the transfer syntaxes whose pixel data this installation decodes."""
-    from pydicom.pixels import get_decoder
-
     uids = []
     for uid in dicom_uid.AllTransferSyntaxes:
         try:
@@ -101,8 +144,6 @@ def require_decoder(transfer_syntax_uid: str):
     (empty when nothing known decodes the syntax: MPEG-2/4 and HEVC video, JPEG 2000
     Part 2 multi-component, SMPTE ST 2110, unknown UIDs).
     """
-    from pydicom.pixels import get_decoder
-
     info = describe_syntax(transfer_syntax_uid)
     try:
         decoder = get_decoder(info.uid)

@@ -6,8 +6,9 @@ What is read, and where the standard defines it:
   MONOCHROME2, Bits Allocated 8 or 16, Bits Stored 8-16 with High Bit = Bits Stored - 1,
   Pixel Representation 0 (unsigned) or 1 (two's complement). Decoded through pydicom's
   decoders and plugins (native, deflated, big endian, RLE, JPEG, JPEG-LS, JPEG 2000,
-  HTJ2K) into ``uint8`` / ``uint16`` / ``int16`` ``[rows, columns]``, C-contiguous,
-  native byte order. Signed 8-bit stored values are widened to ``int16``.
+  HTJ2K; ``codecs.preferred_plugin`` names the plugin used) into ``uint8`` / ``uint16`` /
+  ``int16`` ``[rows, columns]``, C-contiguous, native byte order. Signed 8-bit stored
+  values are widened to ``int16``.
 - Intensity (PS3.3 C.11.1 Modality LUT Module, C.11.2 VOI LUT Module, C.11.6
   Presentation LUT Shape, C.7.5.1.1.2 Pixel Padding Value and Pixel Padding Range
   Limit): recorded in ``Intensity``, applied later by ``radedge.intensity.build_lut``.
@@ -69,7 +70,7 @@ from ..errors import (
     UnsupportedTransferSyntaxError,
 )
 from . import limits
-from .codecs import describe_syntax, require_decoder
+from .codecs import describe_syntax, preferred_plugin, require_decoder
 from .codestreams import check_frame
 from .files import check_stream, open_regular_file
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source, Window
@@ -85,13 +86,6 @@ _ITEM = 0xFFFEE000
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
-# Where several installed plugins decode a syntax, the fastest first: CharLS (pyjpegls)
-# decodes a 5-Mpixel JPEG-LS radiograph about 3x faster than libjpeg (pylibjpeg). Without
-# a preference pydicom takes the first available plugin in its own order.
-_PREFERRED_PLUGINS = {
-    dicom_uid.JPEGLSLossless: ("pyjpegls",),
-    dicom_uid.JPEGLSNearLossless: ("pyjpegls",),
-}
 
 
 def read_dicom(source, *, max_pixels: int | None = None) -> Image:
@@ -944,9 +938,9 @@ def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None
         dataset = copy.copy(dataset)
         dataset.file_meta = copy.deepcopy(meta) if meta is not None else FileMetaDataset()
         dataset.file_meta.TransferSyntaxUID = syntax_uid
-    plugin = next((name for name in _PREFERRED_PLUGINS.get(syntax_uid, ()) if name in decoder.available_plugins), "")
     try:
-        pixels, _ = decoder.as_array(dataset, index=0, validate=True, raw=True, decoding_plugin=plugin)
+        pixels, _ = decoder.as_array(dataset, index=0, validate=True, raw=True,
+                                     decoding_plugin=preferred_plugin(syntax_uid))
     except (InputError, MemoryError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as exc:

@@ -23,10 +23,13 @@ from .reader import read_image
 def _ready_to_read() -> None:
     """Runs in each new worker before its first read: unpickling this function imported the
     reader (pydicom, the codecs, about 0.3 s), which must not count against a file's budget;
-    listing the decoders loads their plugins."""
+    listing the decoders loads their plugins; a small JPEG 2000 decode gives the decoding
+    threads their memory arenas before the address space is capped (``j2k_plugin.warm_up``)."""
     from .codecs import decodable_syntaxes
+    from .j2k_plugin import warm_up
 
     decodable_syntaxes()
+    warm_up()
 
 
 class IsolatedReader:
