@@ -190,3 +190,12 @@ def test_tls_with_client_certificates_admits_only_a_certified_caller(tmp_path):
         assert len(receiving.journal.all_instances()) == 1
     finally:
         receiving.close()
+
+
+def test_htj2k_is_received_as_sent(receiving):
+    dataset = _copy(ROOT / "tests" / "data" / "transfer_syntaxes" / "htj2k_lossless_mono2.dcm")
+    [response] = _send(receiving.receiver.port, dataset)
+    assert response.Status == 0x0000
+    [instance] = receiving.journal.all_instances()
+    stored = dcmread(receiving.state.inbox / instance.file)
+    assert stored.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.201"
