@@ -9,13 +9,12 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import os
-import platform
 import time
 from types import ModuleType
 
 import numpy as np
-
 from radedge._native import kernels
+from radedge.bench.machine import cpu_model  # noqa: F401  (re-exported for the scripts here)
 
 
 def measure(variants: dict, seconds: float, rounds: int = 8, warmup: int = 3, min_runs: int = 10) -> dict:
@@ -37,17 +36,6 @@ def measure(variants: dict, seconds: float, rounds: int = 8, warmup: int = 3, mi
                 run()
                 times[name].append((time.perf_counter() - start) * 1e3)
     return {name: np.asarray(t) for name, t in times.items()}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def resolved_threads(threads: int) -> int:

@@ -19,18 +19,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 import radedge
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from radedge.bench.machine import cpu_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     models = radedge.load_models(threads=args.threads)
     print(f"radedge {radedge.__version__}, onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}")
-    print(f"CPU: {_cpu()}, {os.cpu_count()} logical cores; threads={args.threads or 'all'}; "
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; threads={args.threads or 'all'}; "
           f"{args.rounds} rounds after one warm-up, medians in ms")
     print(f"models: {', '.join(model.model_id for model in models)}")
     files = sorted(p for p in Path(args.folder).rglob("*.dcm"))
