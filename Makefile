@@ -48,8 +48,9 @@ test: $(VENV)/.test-deps
 # The CUDA tests (marked needs_cuda) against the emulated build, twice: the threads of each
 # block in order; then in reverse order, built with AddressSanitizer + UBSan. A kernel that
 # lacks a barrier fails one of the runs; one that touches a byte past an allocation, the second.
+# The emulator runs a launch on one thread, so the tests are spread over a worker per core.
 EMULATED_FLAGS := -DRADEDGE_CUDA_EMULATION=ON -DPython_EXECUTABLE=$(abspath $(PY)) -DSKBUILD_PROJECT_VERSION=$(VERSION)
-EMULATED_TEST  := PYTHONPATH=tests/kernels_override $(PY) -m pytest -q -p no:cacheprovider -m needs_cuda tests
+EMULATED_TEST  := PYTHONPATH=tests/kernels_override $(PY) -m pytest -q -p no:cacheprovider -m needs_cuda -n auto tests
 SANITIZERS     := $(shell $(CXX) -print-file-name=libasan.so):$(shell $(CXX) -print-file-name=libubsan.so)
 
 test-cuda-emulated: $(VENV)/.test-deps
