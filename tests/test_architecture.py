@@ -13,7 +13,7 @@ SDK = Path(__file__).resolve().parents[1] / "sdk" / "radedge"
 
 # The stages in order; a module may import from its own stage and from earlier ones only.
 LAYERS = [
-    {"errors", "_files", "_native", "_kernels", "_isolation", "_terminal", "__init__"},
+    {"errors", "_files", "_native", "_kernels", "_isolation", "_terminal", "_heap", "__init__"},
     {"spec"},
     {"io"},
     {"cuda"},

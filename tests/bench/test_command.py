@@ -78,6 +78,8 @@ def test_the_json_holds_every_raw_sample(quick_run):
     assert document["format"] == "radedge-bench/1"
     assert {"date", "command", "machine", "load_at_start", "settings", "models", "inputs", "transfer_syntaxes",
             "concurrency", "baseline_overall", "warnings", "errors"} <= set(document)
+    # What the warm-up left alive is kept out of the timed rounds' collections (radedge._heap).
+    assert document["objects_settled_after_warm_up"] > 10_000
     assert document["command"].startswith("radedge bench --baseline --quick")
     machine = document["machine"]
     assert {"cpu", "logical_cores", "usable_cores", "memory_gib", "gpu", "os", "python", "versions"} <= set(machine)

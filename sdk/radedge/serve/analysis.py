@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._files import write_atomically
+from .._heap import settle
 from ..errors import DicomOutputError, InputError, NotDicomSourceError, RadedgeError
 from ..io import IsolatedReader
 from ..io.image import Image
@@ -150,6 +151,7 @@ class Analysis:
             self._hand(self._analysed, work)
 
     def _outputs_loop(self) -> None:
+        settled = False
         while (work := self._take(self._analysed)) is not None:
             summary = {"flags": [], "models": {}, "overlay": False}
             outbox: list[tuple[str, str, str, str]] = []
@@ -159,6 +161,10 @@ class Analysis:
                 outbox = self._write_outputs(work.instance, work.analysis, summary)
                 work.timings["outputs"] = (time.perf_counter() - started) * 1000
             self._finish(work, summary, outbox)
+            if not settled and work.analysis is not None:
+                # The first image through has loaded what every later one reuses.
+                settled = True
+                settle()
 
     def _run_models(self, work: _Work) -> None:
         work.attempt = self._journal.attempt(work.instance.seq)
