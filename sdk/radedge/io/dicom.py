@@ -62,6 +62,7 @@ from ..errors import (
     EncapsulationMismatchError,
     InputError,
     InputTooLargeError,
+    InputTypeError,
     NoPixelDataError,
     NotDicomError,
     SequenceTooDeepError,
@@ -71,7 +72,7 @@ from ..errors import (
 )
 from . import limits
 from .codecs import describe_syntax, preferred_plugin, require_decoder
-from .codestreams import check_frame
+from .codestreams import check_frame, syntax_of_frame
 from .files import check_stream, open_regular_file
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source, Window
 from .limits import check_declared_size
@@ -146,7 +147,9 @@ PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, stru
 def _damaged_header_is_an_input_error(path: str | None) -> Iterator[None]:
     try:
         yield
-    except InputError:
+    except InputError as exc:
+        if path is not None:
+            exc.fields.setdefault("path", path)
         raise
     except RecursionError:
         # The structure walk refuses deep nesting before pydicom parses; this catches what
@@ -196,6 +199,11 @@ def _binary_stream(source) -> Iterator[tuple[BinaryIO, str | None]]:
     elif hasattr(source, "read"):
         name = getattr(source, "name", None)
         path = name if isinstance(name, str) else None
+        if isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
+            raise InputTypeError(
+                f"{_where(path)} is a file object opened in text mode; DICOM is bytes. Open it with "
+                "open(path, 'rb'), or pass the path.", received="text file object", expected=["binary file object"],
+                path=path)
         check_stream(source, _where(path))
         if getattr(source, "seekable", lambda: False)():
             position = source.tell()
@@ -208,9 +216,12 @@ def _binary_stream(source) -> Iterator[tuple[BinaryIO, str | None]]:
             limits.check_input_size(len(content), _where(path))
             yield io.BytesIO(content), path
     else:
-        raise TypeError(
-            "read_dicom expects a path, bytes, a binary file object or a pydicom Dataset, "
-            f"not {type(source).__name__}"
+        raise InputTypeError(
+            "read_dicom reads a path, bytes, a binary file object or a pydicom Dataset, "
+            f"not a {type(source).__name__}",
+            received=type(source).__name__,
+            expected=["str", "os.PathLike", "bytes", "bytearray", "memoryview", "binary file object",
+                      "pydicom.Dataset"],
         )
 
 
@@ -450,7 +461,7 @@ def _file_meta_syntax(stream: BinaryIO, start: int) -> tuple[int, str | None]:
 
 def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | None,
                          decode: bool) -> Image | Source:
-    syntax_uid, syntax_note = _transfer_syntax(dataset, path)
+    syntax_uid, syntax_note = dataset_transfer_syntax(dataset, path)
     notes = [syntax_note] if syntax_note else []
     if _PIXEL_DATA not in dataset:
         if any(tag in dataset for tag in _FLOAT_PIXEL_DATA):
@@ -541,6 +552,61 @@ def _transfer_syntax(dataset: Dataset, path: str | None) -> tuple[str, str | Non
         f"no Transfer Syntax UID (0002,0010) in the file: read as {uid.name}, "
         "the encoding its data elements use"
     )
+
+
+#: The Item tag (FFFE,E000) in little endian: the first bytes of encapsulated Pixel Data.
+_ITEM_TAG_BYTES = b"\xfe\xff\x00\xe0"
+
+
+def dataset_transfer_syntax(dataset: Dataset, path: str | None = None) -> tuple[str, str | None]:
+    """The Transfer Syntax of a ``pydicom.Dataset``'s Pixel Data, and a note when it was inferred.
+
+    ``dataset.file_meta.TransferSyntaxUID`` when present (as ``dcmread`` and pynetdicom's
+    ``event.dataset`` set it). Without it (a data set decoded from the network by hand, or made
+    in memory), from the Pixel Data itself:
+
+    - encapsulated (undefined length, or a value starting with an Item tag): the syntax the
+      first fragment's codestream declares (``codestreams.syntax_of_frame``: JPEG, JPEG-LS,
+      JPEG 2000, HTJ2K, RLE);
+    - native: Implicit VR Little Endian, Explicit VR Little Endian or Explicit VR Big Endian as
+      the data set was decoded (``original_encoding``); a data set made in memory is taken as
+      little endian. Whether the value is as long as Rows x Columns x Bits Allocated needs is
+      checked afterwards, as for a file.
+
+    Raises ``UnsupportedTransferSyntaxError`` when encapsulated Pixel Data starts with no
+    codestream radedge knows; pass ``transfer_syntax_uid`` (``read_image``, ``predict``) then.
+    """
+    meta = getattr(dataset, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return _transfer_syntax(dataset, path)
+    implicit, little = getattr(dataset, "original_encoding", (None, None))
+    element = dataset.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in dataset else None
+    value = None if element is None else element.value
+    undefined_length = element is not None and (
+        element.length == _UNDEFINED_LENGTH if isinstance(element, RawDataElement) else element.is_undefined_length)
+    if isinstance(value, (bytes, bytearray)) and (undefined_length or bytes(value[:4]) == _ITEM_TAG_BYTES):
+        try:
+            uid, reason = syntax_of_frame(_first_frame(value, path))
+        except ValueError as exc:
+            raise UnsupportedTransferSyntaxError(
+                f"{_where(path)} has no Transfer Syntax UID (0002,0010) and its Pixel Data is compressed, but "
+                f"the codec cannot be told: {exc}. Pass the transfer syntax the data was received in "
+                "(transfer_syntax_uid=..., the presentation context's) or set dataset.file_meta.TransferSyntaxUID."
+            ) from None
+        require_decoder(uid)
+        return uid, (f"no Transfer Syntax UID (0002,0010): Pixel Data read as {dicom_uid.UID(uid).name}, "
+                     f"the syntax of its first fragment ({reason})")
+    if implicit:
+        uid = dicom_uid.ImplicitVRLittleEndian
+    elif little is False:
+        uid = dicom_uid.ExplicitVRBigEndian
+    else:
+        uid = dicom_uid.ExplicitVRLittleEndian
+    how = ("the encoding the data set was decoded in" if implicit is not None and little is not None
+           else "the data set was made in memory, so little endian is assumed")
+    return str(uid), (f"no Transfer Syntax UID (0002,0010): uncompressed Pixel Data read as {uid.name}, "
+                      f"{how}")
 
 
 class _PixelElement(NamedTuple):
@@ -932,7 +998,7 @@ def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None
     """Decode frame 0 to stored values in native byte order, every value in range."""
     decoder = _check_decodable(dataset, syntax_uid, layout, path)
     meta = getattr(dataset, "file_meta", None)
-    if meta is None or not meta.get("TransferSyntaxUID"):
+    if meta is None or meta.get("TransferSyntaxUID") != syntax_uid:
         # pydicom's decoders read the syntax from the meta; give a copy one, never mutate
         # a caller's data set.
         dataset = copy.copy(dataset)
