@@ -323,7 +323,7 @@ class BackendError(RadedgeError):
     """An inference backend failed to load a model or to run it."""
 
     code = "backend.failed"
-    field_names = ("backend",)
+    field_names = ("backend", "expected", "received")
 
 
 class MissingDependencyError(RadedgeError):
@@ -501,4 +501,4 @@ class ServeConfigError(RadedgeError):
     type or out of range, or names a file that is not there. The message names the setting."""
 
     code = "serve.config"
-    field_names = ("setting",)
+    field_names = ()

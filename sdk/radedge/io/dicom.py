@@ -673,7 +673,8 @@ def _pixel_value_extent(source, pixel_element: _PixelElement, syntax_uid: str, l
             f"{_where(path)} ends {present} bytes into its Pixel Data, which declares "
             f"{length} bytes ({layout.rows} x {layout.columns} x {layout.bits_allocated // 8} "
             "bytes needs "
-            f"{layout.expected_bytes}): the file was cut off in transfer. Send it again."
+            f"{layout.expected_bytes}): the file was cut off in transfer. Send it again.",
+            expected=layout.expected_bytes, received=present,
         )
     _check_native_length(length, layout, path)
     return value_offset, needed
@@ -685,7 +686,8 @@ def _check_native_length(held: int, layout, path: str | None) -> None:
             f"{_where(path)} holds {held} bytes of Pixel Data but Rows {layout.rows} x Columns "
             f"{layout.columns} x {layout.bits_allocated} bits allocated needs "
             f"{layout.expected_bytes} bytes: the data was cut short or the header's size "
-            "attributes are wrong. Send the original image again."
+            "attributes are wrong. Send the original image again.",
+            expected=layout.expected_bytes, received=held,
         )
 
 
@@ -786,7 +788,8 @@ def _raise_no_pixel_data(dataset: Dataset, path: str | None) -> None:
     raise NoPixelDataError(
         f"{_where(path)} carries no Pixel Data (7FE0,0010).{what}{maybe_cut} radedge reads "
         "images only; structured reports, presentation states and other non-image objects "
-        "cannot be analysed."
+        "cannot be analysed.",
+        sop_class_uid=sop_class,
     )
 
 
@@ -822,7 +825,8 @@ def _integer(dataset: Dataset, keyword: str, path: str | None, *, required: bool
         if required:
             raise UnsupportedImageError(
                 f"{_where(path)} has no {keyword} {_tag_of(keyword)}, which the Image Pixel module "
-                "(PS3.3 C.7.6.3) requires; the sender wrote an incomplete header."
+                "(PS3.3 C.7.6.3) requires; the sender wrote an incomplete header.",
+                attribute=keyword,
             )
         return None
     raw = dataset[keyword].value
@@ -832,7 +836,8 @@ def _integer(dataset: Dataset, keyword: str, path: str | None, *, required: bool
         return int(str(raw).strip())
     except (TypeError, ValueError):
         raise UnsupportedImageError(
-            f"{_where(path)} has {keyword} {_tag_of(keyword)} = {_short(raw)}, not a single integer."
+            f"{_where(path)} has {keyword} {_tag_of(keyword)} = {_short(raw)}, not a single integer.",
+            attribute=keyword, received=_short(raw),
         ) from None
 
 
@@ -873,27 +878,31 @@ def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) ->
             "per pixel; radedge reads greyscale radiographs only (MONOCHROME1 or MONOCHROME2, "
             "one sample). Colour (RGB, YBR_*) and PALETTE COLOR images are refused rather "
             "than converted, because a model trained on greyscale X-rays has no defined "
-            "output for them."
+            "output for them.",
+            attribute="PhotometricInterpretation", received=photometric,
         )
     frames = _integer(dataset, "NumberOfFrames", path, required=False)
     if frames is not None and frames > 1:
         raise UnsupportedImageError(
             f"{_where(path)} is a multi-frame image (Number of Frames = {frames}); radedge "
             "analyses single-frame radiographs. Split the frames (e.g. with dcmtk or "
-            "pydicom) and send them one by one."
+            "pydicom) and send them one by one.",
+            attribute="NumberOfFrames", received=frames,
         )
     bits_allocated = _integer(dataset, "BitsAllocated", path)
     if bits_allocated not in (8, 16):
         raise UnsupportedImageError(
             f"{_where(path)} has Bits Allocated (0028,0100) = {bits_allocated}; radedge reads "
             "8 or 16 bits per pixel (1-bit segmentations and 32-bit dose grids are not "
-            "radiographs)."
+            "radiographs).",
+            attribute="BitsAllocated", received=bits_allocated,
         )
     bits_stored = _integer(dataset, "BitsStored", path)
     if not 8 <= bits_stored <= 16 or bits_stored > bits_allocated:
         raise UnsupportedImageError(
             f"{_where(path)} has Bits Stored (0028,0101) = {bits_stored} with Bits Allocated "
-            f"{bits_allocated}; radedge reads 8 to 16 stored bits, no more than allocated."
+            f"{bits_allocated}; radedge reads 8 to 16 stored bits, no more than allocated.",
+            attribute="BitsStored", received=bits_stored,
         )
     high_bit = _integer(dataset, "HighBit", path)
     if high_bit != bits_stored - 1:
@@ -901,13 +910,15 @@ def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) ->
             f"{_where(path)} has High Bit (0028,0102) = {high_bit} with Bits Stored "
             f"{bits_stored}. PS3.5 8.1.1 allows only High Bit = Bits Stored - 1 "
             f"(= {bits_stored - 1}) for current transfer syntaxes; other values come from "
-            "retired ACR-NEMA layouts whose bit positions radedge will not guess."
+            "retired ACR-NEMA layouts whose bit positions radedge will not guess.",
+            attribute="HighBit", received=high_bit,
         )
     representation = _integer(dataset, "PixelRepresentation", path)
     if representation not in (0, 1):
         raise UnsupportedImageError(
             f"{_where(path)} has Pixel Representation (0028,0103) = {representation}; "
-            "only 0 (unsigned) and 1 (two's complement) exist."
+            "only 0 (unsigned) and 1 (two's complement) exist.",
+            attribute="PixelRepresentation", received=representation,
         )
     rows = _integer(dataset, "Rows", path)
     columns = _integer(dataset, "Columns", path)
@@ -1016,13 +1027,15 @@ def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None
         if "less than expected" in message:
             raise TruncatedPixelDataError(
                 f"{_where(path)}: the Pixel Data is shorter than Rows x Columns needs "
-                f"({message}). Send the original image again."
+                f"({message}). Send the original image again.",
+                transfer_syntax_uid=syntax_uid,
             ) from None
         raise CorruptPixelDataError(
             f"{_where(path)}: {describe_syntax(syntax_uid).name} Pixel Data could not be decoded "
             f"({type(exc).__name__}: {message}). The compressed data is damaged or uses a "
             "feature the installed decoder lacks; ask the sender for an uncompressed or "
-            "lossless (JPEG 2000, JPEG-LS, RLE) copy."
+            "lossless (JPEG 2000, JPEG-LS, RLE) copy.",
+            transfer_syntax_uid=syntax_uid,
         ) from None
 
     if pixels.shape != (layout.rows, layout.columns):
