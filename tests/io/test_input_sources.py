@@ -162,3 +162,12 @@ def test_what_the_system_says_becomes_the_typed_error():
     assert denied.reason == os.strerror(errno.EACCES) and "read permission" in str(denied)
     looping = unreadable("/x.dcm", OSError(errno.ELOOP, os.strerror(errno.ELOOP), "/x.dcm"))
     assert isinstance(looping, InputNotReadableError) and looping.errno_name == "ELOOP"
+
+
+def test_a_compressed_stream_whose_mode_is_not_text(tmp_path, expected):
+    import gzip
+
+    packed = tmp_path / "image.dcm.gz"
+    packed.write_bytes(gzip.compress(PHANTOM.read_bytes()))
+    with gzip.open(packed, "rb") as stream:  # its mode is an int
+        assert np.array_equal(read_image(stream).pixels, expected)

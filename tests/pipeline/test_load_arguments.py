@@ -96,6 +96,7 @@ def model():
     ({"region": (0, 0, 10)}, "region"),
     ({"region": "everywhere"}, "region"),
     ({"region": (0, 0, float("nan"), 10)}, "region"),
+    ({"region": (0.0, 0.0, 10.0, 10.0)}, "region"),
     ({"region": (50, 50, 100, 100)}, "region"),  # past the 64 x 64 image
 ])
 def test_a_bad_predict_argument_is_refused_by_name(model, arguments, argument):

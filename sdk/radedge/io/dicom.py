@@ -73,7 +73,7 @@ from ..errors import (
 from . import limits
 from .codecs import describe_syntax, preferred_plugin, require_decoder
 from .codestreams import check_frame, syntax_of_frame
-from .files import check_stream, open_regular_file
+from .files import check_stream, open_regular_file, text_mode
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source, Window
 from .limits import check_declared_size
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
@@ -199,7 +199,7 @@ def _binary_stream(source) -> Iterator[tuple[BinaryIO, str | None]]:
     elif hasattr(source, "read"):
         name = getattr(source, "name", None)
         path = name if isinstance(name, str) else None
-        if isinstance(source, io.TextIOBase) or "b" not in getattr(source, "mode", "b"):
+        if isinstance(source, io.TextIOBase) or text_mode(getattr(source, "mode", "b")):
             raise InputTypeError(
                 f"{_where(path)} is a file object opened in text mode; DICOM is bytes. Open it with "
                 "open(path, 'rb'), or pass the path.", received="text file object", expected=["binary file object"],

@@ -57,8 +57,13 @@ def open_regular_file(path: str | os.PathLike) -> BinaryIO:
         raise
 
 
-def unreadable(path: str, exc: OSError) -> InputNotFoundError | InputNotReadableError:
-    """The radedge error for ``OSError`` ``exc`` met opening or reading the input at ``path``."""
+def unreadable(path: str | None, exc: OSError) -> InputNotFoundError | InputNotReadableError:
+    """The radedge error for ``OSError`` ``exc`` met opening or reading the input at ``path``
+    (None: a file object without a path)."""
+    if path is None:
+        reason = exc.strerror or type(exc).__name__
+        return InputNotReadableError(f"the input cannot be read ({reason}).", reason=reason,
+                                     errno_name=errno.errorcode.get(exc.errno or 0) if exc.errno else None)
     if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
         return InputNotFoundError(
             f"'{path}' does not exist (no such file, or a folder on its path is missing). Check the path; "
@@ -104,3 +109,9 @@ def _check_regular(status: os.stat_result, where: str, path=None) -> None:
         "a regular file and pass that path.",
         path=path if isinstance(path, str) else None, received=kind,
     )
+
+
+def text_mode(mode) -> bool:
+    """Whether a file object's ``mode`` says it reads text: a str without "b" ("r", "r+").
+    Other types say nothing (``gzip.GzipFile.mode`` is an int); what ``read`` returns decides."""
+    return isinstance(mode, str) and "b" not in mode

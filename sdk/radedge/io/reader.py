@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from ..errors import InputError, InputTypeError, NotDicomError, invalid_argument
 from . import limits
 from .dicom import read_dicom
-from .files import check_stream, open_regular_file, unreadable
+from .files import check_stream, open_regular_file, text_mode, unreadable
 from .image import Image
 from .raster import read_raster
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
@@ -137,7 +137,7 @@ def read_file_object(stream) -> tuple[bytes, str | None]:
     decoding them as text has already failed or altered them."""
     name = getattr(stream, "name", None)
     path = name if isinstance(name, str) else None
-    if isinstance(stream, io.TextIOBase) or "b" not in getattr(stream, "mode", "b"):
+    if isinstance(stream, io.TextIOBase) or text_mode(getattr(stream, "mode", "b")):
         raise InputTypeError(
             f"{_quoted(path)} is a file object opened in text mode; images are bytes. Open it with "
             "open(path, 'rb'), or pass the path.", received="text file object", expected=list(ACCEPTED_SOURCES),
@@ -149,7 +149,7 @@ def read_file_object(stream) -> tuple[bytes, str | None]:
     except UnicodeDecodeError:
         content = ""
     except OSError as exc:
-        raise unreadable(path or "the input", exc) from None
+        raise unreadable(path, exc) from None
     if isinstance(content, str):
         raise InputTypeError(
             f"{where} is a file object that reads text; images are bytes. Open it with open(path, 'rb').",

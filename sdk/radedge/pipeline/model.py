@@ -11,11 +11,12 @@ of scope raises ``OutOfScopeError``: a ``Prediction`` is a model's conclusion an
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import __version__
 from ..backends import BACKENDS, create_backend
@@ -289,18 +290,19 @@ def check_predict_arguments(function: str, label: Any, check_scope: Any) -> None
 
 
 def check_region(region: Any) -> Crop | None:
-    """``region`` as four finite numbers (x, y, width, height) with a positive size, or None."""
+    """``region`` as (x, y, width, height), four integers in source pixels with a positive size,
+    or None; ``InvalidArgumentError`` otherwise."""
     if region is None:
         return None
-    expected = "None or (x, y, width, height): four finite numbers in source pixels, width and height > 0"
+    expected = "None or (x, y, width, height): four integers in source pixels, x and y >= 0, width and height > 0"
     try:
-        values = tuple(float(value) for value in region)
-    except (TypeError, ValueError):
+        values = tuple(region)
+    except TypeError:
         raise invalid_argument("predict", "region", region, expected) from None
-    if len(values) != 4 or not all(math.isfinite(value) for value in values) or values[2] <= 0 or values[3] <= 0 \
-            or values[0] < 0 or values[1] < 0:
+    if len(values) != 4 or any(isinstance(value, bool) or not isinstance(value, (int, np.integer)) for value in values) \
+            or values[0] < 0 or values[1] < 0 or values[2] <= 0 or values[3] <= 0:
         raise invalid_argument("predict", "region", region, expected)
-    return values  # type: ignore[return-value]
+    return tuple(int(value) for value in values)  # type: ignore[return-value]
 
 
 def check_region_inside(region: Crop, image: Image) -> None:
