@@ -561,9 +561,9 @@ _ITEM_TAG_BYTES = b"\xfe\xff\x00\xe0"
 def dataset_transfer_syntax(dataset: Dataset, path: str | None = None) -> tuple[str, str | None]:
     """The Transfer Syntax of a ``pydicom.Dataset``'s Pixel Data, and a note when it was inferred.
 
-    ``dataset.file_meta.TransferSyntaxUID`` when present (as ``dcmread`` and pynetdicom's
-    ``event.dataset`` set it). Without it (a data set decoded from the network by hand, or made
-    in memory), from the Pixel Data itself:
+    ``dataset.file_meta.TransferSyntaxUID`` when present (``dcmread`` sets it). Without it (a
+    C-STORE handler's ``event.dataset`` in pynetdicom, decoded from the network with no file
+    meta; a data set made in memory), from the Pixel Data itself:
 
     - encapsulated (undefined length, or a value starting with an Item tag): the syntax the
       first fragment's codestream declares (``codestreams.syntax_of_frame``: JPEG, JPEG-LS,
