@@ -130,5 +130,7 @@ def test_docs_list_every_class_with_its_code_and_fields():
         row = next((line for line in text.splitlines() if line.startswith(f"| `{cls.__name__}`")), None)
         assert row is not None, f"docs/errors.md has no row for {cls.__name__}"
         assert f"`{cls.code}`" in row
+        cells = [cell.strip() for cell in row.split("|")]
+        assert cells[2] == ", ".join(f"`{base.__name__}`" for base in cls.__bases__), f"{cls.__name__}'s parent"
         for name in cls.field_names:
             assert f"`{name}`" in row, f"{cls.__name__}'s row does not name its field {name}"
