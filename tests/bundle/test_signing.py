@@ -120,7 +120,7 @@ def test_a_signed_zip_verifies_and_packing_carries_the_signature(tmp_path: Path,
 
 
 def test_an_unsigned_bundle_is_refused_when_keys_are_trusted(bundle_dir: Path, keys):
-    with pytest.raises(BundleSignatureError, match=r"is unsigned.*radedge sign"):
+    with pytest.raises(BundleSignatureError, match=r"is unsigned.*sign_bundle"):
         load_bundle(bundle_dir, trusted_keys=[_pub(keys["signer"])])
 
 

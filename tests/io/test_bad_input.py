@@ -11,6 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG2MPML, DeflatedExplicitVRLittleEndian
 
 from radedge.errors import (
@@ -208,11 +209,25 @@ def test_transfer_syntax_nothing_decodes(syntax, named):
     assert caught.value.transfer_syntax_uid == syntax
 
 
-def test_in_memory_dataset_without_transfer_syntax():
-    ds = make_dataset(np.zeros((2, 2)), bits_stored=8)
+def test_in_memory_dataset_without_transfer_syntax_is_read_as_little_endian_with_a_note():
+    pixels = np.arange(4, dtype=np.uint8).reshape(2, 2)
+    ds = make_dataset(pixels, bits_stored=8)
     del ds.file_meta.TransferSyntaxUID
-    with pytest.raises(UnsupportedTransferSyntaxError, match="file_meta.TransferSyntaxUID"):
+    image = read_dicom(ds)
+    assert np.array_equal(image.pixels, pixels)
+    assert image.source.transfer_syntax_uid == "1.2.840.10008.1.2.1"
+    assert any("no Transfer Syntax UID" in note and "little endian is assumed" in note for note in image.notes)
+
+
+def test_compressed_dataset_whose_codec_cannot_be_told():
+    pixels = np.zeros((2, 2), dtype=np.uint8)
+    ds = make_dataset(pixels, bits_stored=8)
+    del ds.file_meta.TransferSyntaxUID
+    ds.PixelData = encapsulate([b"\x00\x01\x02\x03" * 4])
+    ds["PixelData"].is_undefined_length = True
+    with pytest.raises(UnsupportedTransferSyntaxError, match="transfer_syntax_uid=") as caught:
         read_dicom(ds)
+    assert "00 01 02 03" in str(caught.value)
 
 
 # --------------------------------------------------------------------------- size

@@ -39,14 +39,17 @@ class Backend(ABC):
         """Run the model on ``feeds`` (name -> array); return every output by name."""
         for spec in self.inputs:
             if spec.name not in feeds:
-                raise BackendError(f"{self.name}: input {spec.name!r} was not given (got {sorted(feeds)})")
+                raise BackendError(f"{self.name}: input {spec.name!r} was not given (got {sorted(feeds)})",
+                                   backend=self.name, expected=spec.name, received=sorted(feeds))
             array = feeds[spec.name]
             if array.dtype != spec.dtype:
-                raise BackendError(f"{self.name}: input {spec.name!r} must be {spec.dtype}, got {array.dtype}")
+                raise BackendError(f"{self.name}: input {spec.name!r} must be {spec.dtype}, got {array.dtype}",
+                                   backend=self.name, expected=str(spec.dtype), received=str(array.dtype))
             if len(array.shape) != len(spec.shape) or any(
                 want is not None and want != got for want, got in zip(spec.shape, array.shape)
             ):
-                raise BackendError(f"{self.name}: input {spec.name!r} must have shape {spec.shape}, got {array.shape}")
+                raise BackendError(f"{self.name}: input {spec.name!r} must have shape {spec.shape}, got {array.shape}",
+                                   backend=self.name, expected=list(spec.shape), received=list(array.shape))
         start = time.perf_counter()
         results = self._run(feeds)
         self.last_run_ms = (time.perf_counter() - start) * 1e3

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import write_atomically
-from ..errors import BundleError, BundleIntegrityError
+from ..errors import BundleError, BundleIntegrityError, BundleNotFoundError, invalid_argument
 from ..spec.manifest import SCHEMA_VERSION, Manifest
 from .signing import MAX_SIGNATURE_BYTES, SIGNATURE, UNSIGNED, BundleSignature, TrustedKey, check_signature
 
@@ -122,24 +122,31 @@ def load_bundle(
     when a checksum does not match (a changed byte anywhere, a truncated file) or the
     bundle holds something other than regular files where its manifest lists files.
     """
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise invalid_argument("load_bundle", "path", path,
+                               "a bundle directory or .radedge file (str or os.PathLike), or None for the demo model")
     location = Path(path) if path is not None else default_bundle_path()
     try:
-        is_directory, is_file = location.is_dir(), location.is_file()
-    except OSError as exc:
-        raise BundleError(f"cannot look at {location}: {exc.strerror}; check the path and its permissions") from None
-    if is_directory:
-        source: _Source = _DirectorySource(location)
-    elif is_file:
-        source = _ZipSource(location)
-    else:
-        raise BundleError(
-            f"no model bundle at {location}: expected a directory holding {MANIFEST} and model.onnx, "
-            "or a .radedge zip of one. Pass --model with the bundle's path."
-        )
-    try:
-        return _load(source, str(location), trusted_keys)
-    finally:
-        source.close()
+        try:
+            is_directory, is_file = location.is_dir(), location.is_file()
+        except OSError as exc:
+            raise BundleError(f"cannot look at {location}: {exc.strerror}; check the path and its permissions") from None
+        if is_directory:
+            source: _Source = _DirectorySource(location)
+        elif is_file:
+            source = _ZipSource(location)
+        else:
+            raise BundleNotFoundError(
+                f"no model bundle at {location}: expected a directory holding {MANIFEST} and model.onnx, "
+                "or a .radedge zip of one. Check the bundle's path."
+            )
+        try:
+            return _load(source, str(location), trusted_keys)
+        finally:
+            source.close()
+    except BundleError as exc:
+        exc.fields.setdefault("location", str(location))
+        raise
 
 
 def _load(source: _Source, location: str, trusted_keys: Sequence[TrustedKey] | TrustedKey | None) -> Bundle:

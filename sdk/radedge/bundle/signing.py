@@ -29,7 +29,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from .._files import write_atomically
-from ..errors import BundleSignatureError, MissingDependencyError
+from ..errors import BundleSignatureError, InvalidArgumentError, MissingDependencyError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -106,7 +106,7 @@ def generate_key(path: str | os.PathLike) -> str:
     for existing in (private_path, public_path):
         if os.path.lexists(existing):
             raise FileExistsError(
-                f"{existing} already exists; radedge keygen never overwrites a key. Choose another --out, "
+                f"{existing} already exists; generate_key never overwrites a key. Choose another path, "
                 "or delete the old pair once no bundle you deploy is signed with it"
             )
     private_key = crypto.ed25519.Ed25519PrivateKey.generate()
@@ -153,12 +153,13 @@ def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
     except (ValueError, TypeError, crypto.UnsupportedAlgorithm) as exc:
         hint = " (that is a public key; sign with the private key beside it)" if b"PUBLIC KEY" in data else ""
         raise BundleSignatureError(
-            f"{path} is not an unencrypted PEM private key{hint}: {exc}. Make a key pair with: radedge keygen --out KEY"
+            f"{path} is not an unencrypted PEM private key{hint}: {exc}. Make a key pair with "
+            "radedge.bundle.signing.generate_key"
         ) from None
     if not isinstance(key, crypto.ed25519.Ed25519PrivateKey):
         raise BundleSignatureError(
             f"{path} holds a {type(key).__name__}; bundles are signed with Ed25519 keys. "
-            "Make one with: radedge keygen --out KEY"
+            "Make one with radedge.bundle.signing.generate_key"
         )
     return key
 
@@ -169,7 +170,10 @@ def load_public_key(key: TrustedKey) -> Ed25519PublicKey:
     if isinstance(key, crypto.ed25519.Ed25519PublicKey):
         return key
     if not isinstance(key, (str, os.PathLike)):
-        raise TypeError(f"a trusted key is a public key file path or an Ed25519PublicKey, not {type(key).__name__}")
+        raise InvalidArgumentError(
+            f"a trusted key is a public key file path or an Ed25519PublicKey, not a {type(key).__name__}",
+            argument="trusted_keys", received=type(key).__name__,
+            expected="public key file paths (str or os.PathLike) or Ed25519PublicKey objects")
     data = _read_key_file(key)
     if b"PRIVATE KEY" in data:
         raise BundleSignatureError(
@@ -180,11 +184,11 @@ def load_public_key(key: TrustedKey) -> Ed25519PublicKey:
         public = crypto.serialization.load_pem_public_key(data)
     except (ValueError, crypto.UnsupportedAlgorithm) as exc:
         raise BundleSignatureError(
-            f"{key} is not a PEM public key ({exc}); pass the KEY.pub file that radedge keygen wrote"
+            f"{key} is not a PEM public key ({exc}); pass the public key file (KEY.pub) that generate_key wrote"
         ) from None
     if not isinstance(public, crypto.ed25519.Ed25519PublicKey):
         raise BundleSignatureError(
-            f"{key} holds a {type(public).__name__}; bundles are signed with Ed25519 keys (radedge keygen)"
+            f"{key} holds a {type(public).__name__}; bundles are signed with Ed25519 keys (generate_key makes a pair)"
         )
     return public
 
@@ -198,9 +202,10 @@ def load_trusted_keys(trusted_keys: Iterable[TrustedKey] | TrustedKey) -> dict[s
         public = load_public_key(key)
         keys[key_id(public)] = public
     if not keys:
-        raise ValueError(
+        raise InvalidArgumentError(
             "trusted_keys is empty, so no bundle could be loaded; pass the public keys you trust, "
-            "or None to load without checking signatures"
+            "or None to load without checking signatures",
+            argument="trusted_keys", received=[], expected="one or more public keys, or None",
         )
     return keys
 
@@ -214,7 +219,7 @@ def _read_key_file(path: str | os.PathLike) -> bytes:
     except OSError as exc:
         raise BundleSignatureError(f"cannot read the key file {path}: {exc.strerror}; check its permissions") from None
     if len(data) > MAX_KEY_BYTES:
-        raise BundleSignatureError(f"{path} is larger than any PEM key; pass the file that radedge keygen wrote")
+        raise BundleSignatureError(f"{path} is larger than any PEM key; pass the public key file generate_key wrote")
     return data
 
 
@@ -295,13 +300,13 @@ def check_signature(
     if raw_signature is None:
         raise BundleSignatureError(
             f"{location} is unsigned, and only bundles signed by a trusted key ({trusted}) are loaded here. "
-            f"Sign it where it was exported: radedge sign {location} --key KEY"
+            "Sign it where it was exported (radedge.bundle.signing.sign_bundle) with a key trusted here"
         )
     try:
         signer, signature = parse_signature(raw_signature)
     except ValueError as exc:
         raise BundleSignatureError(
-            f"{location}: {SIGNATURE} is malformed: {exc}. Re-sign the bundle (radedge sign {location} --key KEY) "
+            f"{location}: {SIGNATURE} is malformed: {exc}. Re-sign the bundle (radedge.bundle.signing.sign_bundle) "
             "or restore it as it was delivered"
         ) from None
     key = keys.get(signer)

@@ -12,13 +12,13 @@ for what no header bound can stop: a native decoder running away inside a codest
 
 from __future__ import annotations
 
-from .dicom import check_dicom, read_dicom
+from .dicom import check_dicom, dataset_transfer_syntax, read_dicom
 from ..spec.window import Percentile, Window, check_window
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source
 from .isolated import IsolatedReader
 from .limits import MAX_PIXELS, MAX_SIDE
 from .raster import read_raster
-from .reader import image_files, read_image
+from .reader import image_files, read_image, with_transfer_syntax
 
 __all__ = [
     "check_dicom",
@@ -35,8 +35,10 @@ __all__ = [
     "Source",
     "Window",
     "check_window",
+    "dataset_transfer_syntax",
     "image_files",
     "read_dicom",
     "read_image",
     "read_raster",
+    "with_transfer_syntax",
 ]

@@ -343,3 +343,111 @@ def _unreadable(where: str, kind: str, reason: str) -> CorruptPixelDataError:
         f"{where}: the {kind} Pixel Data's frame header cannot be read: {reason}. The "
         "compressed data is damaged; send the image again or uncompressed."
     )
+
+
+# ITU-T T.800 A.2 / T.814 A.3: main-header markers read to tell the JPEG 2000 family apart.
+_J2K_CAP, _J2K_COD, _J2K_SOT = 0x50, 0x52, 0x90
+_JPEG_SOF_SYNTAXES = {
+    0xC0: dicom_uid.JPEGBaseline8Bit,  # SOF0, baseline sequential (8-bit)
+    0xC1: dicom_uid.JPEGExtended12Bit,  # SOF1, extended sequential (8 or 12-bit)
+}
+_JPEG_LOSSLESS_SOF = 0xC3  # SOF3, lossless sequential (T.81 Annex H)
+
+
+def syntax_of_frame(frame) -> tuple[str, str]:
+    """The transfer syntax a compressed frame's own codestream says it was written in, and
+    what told: (UID, reason). For Pixel Data that arrives without its Transfer Syntax UID (a
+    ``pydicom.Dataset`` without File Meta Information, as a DICOM network receiver hands one).
+
+    - JPEG 2000 family (SOC + SIZ, FF 4F FF 51, or a JP2 file's codestream): HTJ2K (.203)
+      when the main header holds a CAP marker segment (T.814 A.3, FF 50), else JPEG 2000
+      (.91). Never a "Lossless Only" syntax: a reversible wavelet (COD, T.800 Table A.20) whose
+      quality layers were discarded is lossy, and the codestream cannot say. The same decoder
+      reads all five syntaxes, so the pixels are those of the file.
+    - JPEG (SOI, FF D8) by its first frame header: SOF0 Baseline, SOF1 Extended, SOF3 Lossless
+      (First-Order Prediction, Selection Value 1, when the first scan's predictor Ss is 1),
+      SOF55 (FF F7) JPEG-LS, lossless when the first scan's NEAR is 0 (T.87 C.2.3).
+    - RLE Lossless (PS3.5 G.5): a 64-byte header of 1 to 15 segments, the first at offset 64.
+
+    Raises ``ValueError`` saying what the frame starts with when it is none of
+    these.
+    """
+    data = memoryview(frame)
+    start = bytes(data[:12])
+    if start == _JP2_SIGNATURE:
+        data = _jp2_codestream(data)
+        start = bytes(data[:4])
+    if start[:4] == _SOC_SIZ:
+        return _j2k_syntax(data)
+    if start[:2] == b"\xff\xd8":
+        return _jpeg_syntax(data)
+    if len(data) >= 64:
+        segments, first = struct.unpack_from("<2I", data)
+        offsets = struct.unpack_from(f"<{min(segments, 15)}I", data, 4) if 1 <= segments <= 15 else ()
+        if offsets and first == 64 and list(offsets) == sorted(set(offsets)) and offsets[-1] < len(data):
+            return str(dicom_uid.RLELossless), f"an RLE header of {segments} segment(s) (PS3.5 G.5)"
+    raise ValueError(f"its first fragment starts with {bytes(data[:8]).hex(' ').upper() or 'nothing'}, the "
+                     "start of no codestream radedge knows (JPEG FF D8, JPEG 2000 FF 4F FF 51, RLE header)")
+
+
+def _j2k_syntax(data: memoryview) -> tuple[str, str]:
+    # From SIZ (after the two-byte SOC) through the main header's marker segments to the first tile.
+    position, cap, reversible = 2, False, None
+    while position + 4 <= len(data):
+        marker, length = data[position + 1], struct.unpack_from(">H", data, position + 2)[0]
+        if data[position] != 0xFF or marker == _J2K_SOT or length < 2:
+            break
+        if marker == _J2K_CAP:
+            cap = True
+        elif marker == _J2K_COD and position + 4 + 10 <= len(data):
+            # Lcod, Scod, SGcod (progression, layers x2, MCT), SPcod (levels, xcb, ycb, style, wavelet).
+            reversible = data[position + 13] == 1
+        position += 2 + length
+    if reversible is None:
+        raise ValueError("its JPEG 2000 main header has no COD marker segment before the first tile")
+    wavelet = "5-3 reversible" if reversible else "9-7 irreversible"
+    # The general syntax, never a "Lossless" one: a reversible wavelet with discarded layers is
+    # lossy, and the codestream does not say whether layers were discarded.
+    if cap:
+        return str(dicom_uid.HTJ2K), f"an HTJ2K codestream (CAP marker) with the {wavelet} wavelet"
+    return str(dicom_uid.JPEG2000), f"a JPEG 2000 codestream (SOC, SIZ) with the {wavelet} wavelet"
+
+
+def _jpeg_syntax(data: memoryview) -> tuple[str, str]:
+    """The syntax of a JPEG / JPEG-LS stream, from its first SOFn and first SOS (T.81 B.1.1.2)."""
+    position, frame_marker = 2, None
+    while position < len(data):
+        while position < len(data) and data[position] != 0xFF:
+            position += 1
+        while position < len(data) and data[position] == 0xFF:
+            position += 1
+        if position + 3 > len(data):
+            break
+        marker = data[position]
+        position += 1
+        if marker in _STANDALONE:
+            continue
+        (length,) = struct.unpack_from(">H", data, position)
+        if frame_marker is None and (marker in JPEG_SOF_MARKERS or marker == _JPEG_LS_SOF):
+            frame_marker = marker
+        if marker == _SOS:
+            if frame_marker is None or position + length > len(data) or length < 6:
+                break
+            components = data[position + 2]
+            first_parameter = data[position + 3 + 2 * components]  # Ss (T.81) or NEAR (T.87)
+            if frame_marker == _JPEG_LS_SOF:
+                if first_parameter == 0:
+                    return str(dicom_uid.JPEGLSLossless), "a JPEG-LS frame (SOF55) with NEAR 0"
+                return (str(dicom_uid.JPEGLSNearLossless),
+                        f"a JPEG-LS frame (SOF55) with NEAR {first_parameter}")
+            if frame_marker == _JPEG_LOSSLESS_SOF:
+                if first_parameter == 1:
+                    return str(dicom_uid.JPEGLosslessSV1), "a lossless JPEG frame (SOF3) with predictor 1"
+                return str(dicom_uid.JPEGLossless), f"a lossless JPEG frame (SOF3) with predictor {first_parameter}"
+            if frame_marker in _JPEG_SOF_SYNTAXES:
+                return (str(_JPEG_SOF_SYNTAXES[frame_marker]),
+                        f"a JPEG frame header SOF{frame_marker - 0xC0}")
+            raise ValueError(f"it is a JPEG stream of frame type SOF{frame_marker - 0xC0}, which no DICOM "
+                             "transfer syntax radedge decodes uses")
+        position += length
+    raise ValueError("it starts like a JPEG stream (FF D8) but has no frame header and scan radedge can read")

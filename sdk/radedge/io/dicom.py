@@ -62,6 +62,7 @@ from ..errors import (
     EncapsulationMismatchError,
     InputError,
     InputTooLargeError,
+    InputTypeError,
     NoPixelDataError,
     NotDicomError,
     SequenceTooDeepError,
@@ -71,8 +72,8 @@ from ..errors import (
 )
 from . import limits
 from .codecs import describe_syntax, preferred_plugin, require_decoder
-from .codestreams import check_frame
-from .files import check_stream, open_regular_file
+from .codestreams import check_frame, syntax_of_frame
+from .files import check_stream, open_regular_file, text_mode
 from .image import Image, Intensity, LookupTable, PixelPadding, PixelSpacing, Rescale, Source, Window
 from .limits import check_declared_size
 from .sniff import ACCEPTED, HEAD_SIZE, describe_bytes, detect_format
@@ -146,7 +147,9 @@ PARSE_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, OSError, stru
 def _damaged_header_is_an_input_error(path: str | None) -> Iterator[None]:
     try:
         yield
-    except InputError:
+    except InputError as exc:
+        if path is not None:
+            exc.fields.setdefault("path", path)
         raise
     except RecursionError:
         # The structure walk refuses deep nesting before pydicom parses; this catches what
@@ -196,6 +199,11 @@ def _binary_stream(source) -> Iterator[tuple[BinaryIO, str | None]]:
     elif hasattr(source, "read"):
         name = getattr(source, "name", None)
         path = name if isinstance(name, str) else None
+        if isinstance(source, io.TextIOBase) or text_mode(getattr(source, "mode", "b")):
+            raise InputTypeError(
+                f"{_where(path)} is a file object opened in text mode; DICOM is bytes. Open it with "
+                "open(path, 'rb'), or pass the path.", received="text file object", expected=["binary file object"],
+                path=path)
         check_stream(source, _where(path))
         if getattr(source, "seekable", lambda: False)():
             position = source.tell()
@@ -208,9 +216,12 @@ def _binary_stream(source) -> Iterator[tuple[BinaryIO, str | None]]:
             limits.check_input_size(len(content), _where(path))
             yield io.BytesIO(content), path
     else:
-        raise TypeError(
-            "read_dicom expects a path, bytes, a binary file object or a pydicom Dataset, "
-            f"not {type(source).__name__}"
+        raise InputTypeError(
+            "read_dicom reads a path, bytes, a binary file object or a pydicom Dataset, "
+            f"not a {type(source).__name__}",
+            received=type(source).__name__,
+            expected=["str", "os.PathLike", "bytes", "bytearray", "memoryview", "binary file object",
+                      "pydicom.Dataset"],
         )
 
 
@@ -450,7 +461,7 @@ def _file_meta_syntax(stream: BinaryIO, start: int) -> tuple[int, str | None]:
 
 def _read_dataset_object(dataset: Dataset, path: str | None, max_pixels: int | None,
                          decode: bool) -> Image | Source:
-    syntax_uid, syntax_note = _transfer_syntax(dataset, path)
+    syntax_uid, syntax_note = dataset_transfer_syntax(dataset, path)
     notes = [syntax_note] if syntax_note else []
     if _PIXEL_DATA not in dataset:
         if any(tag in dataset for tag in _FLOAT_PIXEL_DATA):
@@ -543,6 +554,61 @@ def _transfer_syntax(dataset: Dataset, path: str | None) -> tuple[str, str | Non
     )
 
 
+#: The Item tag (FFFE,E000) in little endian: the first bytes of encapsulated Pixel Data.
+_ITEM_TAG_BYTES = b"\xfe\xff\x00\xe0"
+
+
+def dataset_transfer_syntax(dataset: Dataset, path: str | None = None) -> tuple[str, str | None]:
+    """The Transfer Syntax of a ``pydicom.Dataset``'s Pixel Data, and a note when it was inferred.
+
+    ``dataset.file_meta.TransferSyntaxUID`` when present (``dcmread`` sets it). Without it (a
+    C-STORE handler's ``event.dataset`` in pynetdicom, decoded from the network with no file
+    meta; a data set made in memory), from the Pixel Data itself:
+
+    - encapsulated (undefined length, or a value starting with an Item tag): the syntax the
+      first fragment's codestream declares (``codestreams.syntax_of_frame``: JPEG, JPEG-LS,
+      JPEG 2000, HTJ2K, RLE);
+    - native: Implicit VR Little Endian, Explicit VR Little Endian or Explicit VR Big Endian as
+      the data set was decoded (``original_encoding``); a data set made in memory is taken as
+      little endian. Whether the value is as long as Rows x Columns x Bits Allocated needs is
+      checked afterwards, as for a file.
+
+    Raises ``UnsupportedTransferSyntaxError`` when encapsulated Pixel Data starts with no
+    codestream radedge knows; pass ``transfer_syntax_uid`` (``read_image``, ``predict``) then.
+    """
+    meta = getattr(dataset, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        return _transfer_syntax(dataset, path)
+    implicit, little = getattr(dataset, "original_encoding", (None, None))
+    element = dataset.get_item(_PIXEL_DATA, keep_deferred=True) if _PIXEL_DATA in dataset else None
+    value = None if element is None else element.value
+    undefined_length = element is not None and (
+        element.length == _UNDEFINED_LENGTH if isinstance(element, RawDataElement) else element.is_undefined_length)
+    if isinstance(value, (bytes, bytearray)) and (undefined_length or bytes(value[:4]) == _ITEM_TAG_BYTES):
+        try:
+            uid, reason = syntax_of_frame(_first_frame(value, path))
+        except ValueError as exc:
+            raise UnsupportedTransferSyntaxError(
+                f"{_where(path)} has no Transfer Syntax UID (0002,0010) and its Pixel Data is compressed, but "
+                f"the codec cannot be told: {exc}. Pass the transfer syntax the data was received in "
+                "(transfer_syntax_uid=..., the presentation context's) or set dataset.file_meta.TransferSyntaxUID."
+            ) from None
+        require_decoder(uid)
+        return uid, (f"no Transfer Syntax UID (0002,0010): Pixel Data read as {dicom_uid.UID(uid).name}, "
+                     f"the syntax of its first fragment ({reason})")
+    if implicit:
+        uid = dicom_uid.ImplicitVRLittleEndian
+    elif little is False:
+        uid = dicom_uid.ExplicitVRBigEndian
+    else:
+        uid = dicom_uid.ExplicitVRLittleEndian
+    how = ("the encoding the data set was decoded in" if implicit is not None and little is not None
+           else "the data set was made in memory, so little endian is assumed")
+    return str(uid), (f"no Transfer Syntax UID (0002,0010): uncompressed Pixel Data read as {uid.name}, "
+                      f"{how}")
+
+
 class _PixelElement(NamedTuple):
     """The header of the top-level Pixel Data element: where its value starts, how long it is."""
 
@@ -607,7 +673,8 @@ def _pixel_value_extent(source, pixel_element: _PixelElement, syntax_uid: str, l
             f"{_where(path)} ends {present} bytes into its Pixel Data, which declares "
             f"{length} bytes ({layout.rows} x {layout.columns} x {layout.bits_allocated // 8} "
             "bytes needs "
-            f"{layout.expected_bytes}): the file was cut off in transfer. Send it again."
+            f"{layout.expected_bytes}): the file was cut off in transfer. Send it again.",
+            expected=layout.expected_bytes, received=present,
         )
     _check_native_length(length, layout, path)
     return value_offset, needed
@@ -619,7 +686,8 @@ def _check_native_length(held: int, layout, path: str | None) -> None:
             f"{_where(path)} holds {held} bytes of Pixel Data but Rows {layout.rows} x Columns "
             f"{layout.columns} x {layout.bits_allocated} bits allocated needs "
             f"{layout.expected_bytes} bytes: the data was cut short or the header's size "
-            "attributes are wrong. Send the original image again."
+            "attributes are wrong. Send the original image again.",
+            expected=layout.expected_bytes, received=held,
         )
 
 
@@ -720,7 +788,8 @@ def _raise_no_pixel_data(dataset: Dataset, path: str | None) -> None:
     raise NoPixelDataError(
         f"{_where(path)} carries no Pixel Data (7FE0,0010).{what}{maybe_cut} radedge reads "
         "images only; structured reports, presentation states and other non-image objects "
-        "cannot be analysed."
+        "cannot be analysed.",
+        sop_class_uid=sop_class,
     )
 
 
@@ -756,7 +825,8 @@ def _integer(dataset: Dataset, keyword: str, path: str | None, *, required: bool
         if required:
             raise UnsupportedImageError(
                 f"{_where(path)} has no {keyword} {_tag_of(keyword)}, which the Image Pixel module "
-                "(PS3.3 C.7.6.3) requires; the sender wrote an incomplete header."
+                "(PS3.3 C.7.6.3) requires; the sender wrote an incomplete header.",
+                attribute=keyword,
             )
         return None
     raw = dataset[keyword].value
@@ -766,7 +836,8 @@ def _integer(dataset: Dataset, keyword: str, path: str | None, *, required: bool
         return int(str(raw).strip())
     except (TypeError, ValueError):
         raise UnsupportedImageError(
-            f"{_where(path)} has {keyword} {_tag_of(keyword)} = {_short(raw)}, not a single integer."
+            f"{_where(path)} has {keyword} {_tag_of(keyword)} = {_short(raw)}, not a single integer.",
+            attribute=keyword, received=_short(raw),
         ) from None
 
 
@@ -807,27 +878,31 @@ def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) ->
             "per pixel; radedge reads greyscale radiographs only (MONOCHROME1 or MONOCHROME2, "
             "one sample). Colour (RGB, YBR_*) and PALETTE COLOR images are refused rather "
             "than converted, because a model trained on greyscale X-rays has no defined "
-            "output for them."
+            "output for them.",
+            attribute="PhotometricInterpretation", received=photometric,
         )
     frames = _integer(dataset, "NumberOfFrames", path, required=False)
     if frames is not None and frames > 1:
         raise UnsupportedImageError(
             f"{_where(path)} is a multi-frame image (Number of Frames = {frames}); radedge "
             "analyses single-frame radiographs. Split the frames (e.g. with dcmtk or "
-            "pydicom) and send them one by one."
+            "pydicom) and send them one by one.",
+            attribute="NumberOfFrames", received=frames,
         )
     bits_allocated = _integer(dataset, "BitsAllocated", path)
     if bits_allocated not in (8, 16):
         raise UnsupportedImageError(
             f"{_where(path)} has Bits Allocated (0028,0100) = {bits_allocated}; radedge reads "
             "8 or 16 bits per pixel (1-bit segmentations and 32-bit dose grids are not "
-            "radiographs)."
+            "radiographs).",
+            attribute="BitsAllocated", received=bits_allocated,
         )
     bits_stored = _integer(dataset, "BitsStored", path)
     if not 8 <= bits_stored <= 16 or bits_stored > bits_allocated:
         raise UnsupportedImageError(
             f"{_where(path)} has Bits Stored (0028,0101) = {bits_stored} with Bits Allocated "
-            f"{bits_allocated}; radedge reads 8 to 16 stored bits, no more than allocated."
+            f"{bits_allocated}; radedge reads 8 to 16 stored bits, no more than allocated.",
+            attribute="BitsStored", received=bits_stored,
         )
     high_bit = _integer(dataset, "HighBit", path)
     if high_bit != bits_stored - 1:
@@ -835,13 +910,15 @@ def _check_header(dataset: Dataset, path: str | None, max_pixels: int | None) ->
             f"{_where(path)} has High Bit (0028,0102) = {high_bit} with Bits Stored "
             f"{bits_stored}. PS3.5 8.1.1 allows only High Bit = Bits Stored - 1 "
             f"(= {bits_stored - 1}) for current transfer syntaxes; other values come from "
-            "retired ACR-NEMA layouts whose bit positions radedge will not guess."
+            "retired ACR-NEMA layouts whose bit positions radedge will not guess.",
+            attribute="HighBit", received=high_bit,
         )
     representation = _integer(dataset, "PixelRepresentation", path)
     if representation not in (0, 1):
         raise UnsupportedImageError(
             f"{_where(path)} has Pixel Representation (0028,0103) = {representation}; "
-            "only 0 (unsigned) and 1 (two's complement) exist."
+            "only 0 (unsigned) and 1 (two's complement) exist.",
+            attribute="PixelRepresentation", received=representation,
         )
     rows = _integer(dataset, "Rows", path)
     columns = _integer(dataset, "Columns", path)
@@ -932,7 +1009,7 @@ def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None
     """Decode frame 0 to stored values in native byte order, every value in range."""
     decoder = _check_decodable(dataset, syntax_uid, layout, path)
     meta = getattr(dataset, "file_meta", None)
-    if meta is None or not meta.get("TransferSyntaxUID"):
+    if meta is None or meta.get("TransferSyntaxUID") != syntax_uid:
         # pydicom's decoders read the syntax from the meta; give a copy one, never mutate
         # a caller's data set.
         dataset = copy.copy(dataset)
@@ -950,13 +1027,15 @@ def _decode(dataset: Dataset, syntax_uid: str, layout: _Layout, path: str | None
         if "less than expected" in message:
             raise TruncatedPixelDataError(
                 f"{_where(path)}: the Pixel Data is shorter than Rows x Columns needs "
-                f"({message}). Send the original image again."
+                f"({message}). Send the original image again.",
+                transfer_syntax_uid=syntax_uid,
             ) from None
         raise CorruptPixelDataError(
             f"{_where(path)}: {describe_syntax(syntax_uid).name} Pixel Data could not be decoded "
             f"({type(exc).__name__}: {message}). The compressed data is damaged or uses a "
             "feature the installed decoder lacks; ask the sender for an uncompressed or "
-            "lossless (JPEG 2000, JPEG-LS, RLE) copy."
+            "lossless (JPEG 2000, JPEG-LS, RLE) copy.",
+            transfer_syntax_uid=syntax_uid,
         ) from None
 
     if pixels.shape != (layout.rows, layout.columns):

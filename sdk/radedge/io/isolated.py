@@ -13,11 +13,19 @@ import functools
 import os
 from typing import Any
 
+from pydicom.dataset import Dataset
+
 from .._isolation import IsolatedWorker
-from ..errors import MemoryBudgetExceededError, TimeBudgetExceededError, WorkerCrashedError
+from ..errors import (
+    MemoryBudgetExceededError,
+    TimeBudgetExceededError,
+    WorkerCrashedError,
+    check_count,
+    invalid_argument,
+)
 from .image import Image
 from .limits import DECODE_MEMORY_BYTES, TIME_BUDGET_S
-from .reader import read_image
+from .reader import read_file_object, read_image
 
 
 def _ready_to_read() -> None:
@@ -52,8 +60,14 @@ class IsolatedReader:
         memory_limit_bytes: int | None = DECODE_MEMORY_BYTES,
         max_pixels: int | None = None,
     ):
-        if not time_budget_s > 0:
-            raise ValueError(f"time_budget_s must be positive, not {time_budget_s!r}")
+        if isinstance(time_budget_s, bool) or not isinstance(time_budget_s, (int, float)) or not (
+                0 < time_budget_s < float("inf")):
+            raise invalid_argument("IsolatedReader", "time_budget_s", time_budget_s,
+                                   "a positive number of seconds (read in this process with read_image "
+                                   "for no budget)")
+        check_count("IsolatedReader", "memory_limit_bytes", memory_limit_bytes, minimum=1, none=True,
+                    meaning="bytes; None: no cap")
+        check_count("IsolatedReader", "max_pixels", max_pixels, minimum=1, none=True, meaning="pixels")
         self.time_budget_s = float(time_budget_s)
         self._read = functools.partial(read_image, max_pixels=max_pixels)
         self._worker = IsolatedWorker(memory_limit_bytes=memory_limit_bytes, initializer=_ready_to_read)
@@ -62,13 +76,20 @@ class IsolatedReader:
         """Start the worker now, so the first read does not wait for it."""
         self._worker.start()
 
-    def read(self, source: Any) -> Image:
-        """``read_image(source)`` in the worker: a path or bytes (a pydicom Dataset is read here)."""
-        if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-            return self._read(source)
+    def read(self, source: Any, *, transfer_syntax_uid: str | None = None) -> Image:
+        """``read_image(source)`` in the worker: a path, bytes or a binary file object (read here,
+        decoded there). A pydicom Dataset is read in this process (it is already parsed, and
+        ``transfer_syntax_uid`` applies to it as in ``read_image``); any other type is refused
+        with ``InputTypeError``."""
+        if transfer_syntax_uid is not None or not isinstance(source, (str, os.PathLike, bytes, bytearray,
+                                                                        memoryview)):
+            if isinstance(source, Dataset) or transfer_syntax_uid is not None or not hasattr(source, "read"):
+                return self._read(source, transfer_syntax_uid=transfer_syntax_uid)
+            source, _ = read_file_object(source)
         if isinstance(source, memoryview):
             source = bytes(source)
-        where = f"'{os.fspath(source)}'" if isinstance(source, (str, os.PathLike)) else "the input"
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        where = f"'{path}'" if path is not None else "the input"
         try:
             return self._worker.call(self._read, source, time_limit_s=self.time_budget_s).value
         except TimeBudgetExceededError as exc:
@@ -77,17 +98,17 @@ class IsolatedReader:
                 f"stopped: its compressed data keeps the decoder busy far longer than any radiograph needs "
                 f"(damaged or hostile). Ask the sender for the image again; raise the budget only for an "
                 f"image known to be genuine",
-                limit=exc.limit) from None
+                limit=exc.limit, path=path) from None
         except MemoryBudgetExceededError as exc:
             raise MemoryBudgetExceededError(
                 f"reading {where} {exc}: decoding it needs more memory than any image within the size limits "
                 f"(damaged or hostile). Ask the sender for the image again",
-                limit=exc.limit) from None
+                limit=exc.limit, path=path) from None
         except WorkerCrashedError as exc:
             raise WorkerCrashedError(
                 f"reading {where} stopped: {exc} (a decoder crashed on its data). The image is refused; "
                 f"ask the sender for it again",
-                exit_code=exc.exit_code) from None
+                exit_code=exc.exit_code, path=path) from None
 
     def close(self) -> None:
         self._worker.close()

@@ -59,13 +59,15 @@ def check_declared_size(rows: int, columns: int, max_pixels: int | None, what: s
         raise ImageTooLargeError(
             f"{what} declares {rows} x {columns} pixels; radedge accepts at most {MAX_SIDE} "
             f"per side (radedge.io.MAX_SIDE). Refused before decoding. If the image is "
-            f"genuine, downsample it before sending it to radedge."
+            f"genuine, downsample it before sending it to radedge.",
+            received=[rows, columns], limit=MAX_SIDE,
         )
     if rows * columns > limit:
         raise ImageTooLargeError(
             f"{what} declares {rows} x {columns} = {rows * columns} pixels, more than the "
             f"limit of {limit} (max_pixels; default radedge.io.MAX_PIXELS = {MAX_PIXELS}). "
-            f"Refused before decoding. Pass a larger max_pixels if this size is expected."
+            f"Refused before decoding. Pass a larger max_pixels if this size is expected.",
+            received=rows * columns, limit=limit,
         )
 
 
@@ -76,7 +78,8 @@ def check_input_size(size: int, where: str) -> None:
             f"{where} is {size} bytes long; radedge reads inputs of at most {MAX_FILE_BYTES} "
             "bytes (radedge.io.limits.MAX_FILE_BYTES), which holds any image within the pixel "
             "limit. Refused before reading. If the file is a genuine image, ask the sender "
-            "for a compressed copy or a single frame."
+            "for a compressed copy or a single frame.",
+            received=size, limit=MAX_FILE_BYTES,
         )
 
 #: Wall time one file may take to be read and decoded when reading happens in a worker

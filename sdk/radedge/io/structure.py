@@ -169,7 +169,8 @@ def walk_to_pixel_data(read_at: ReadAt, start: int, *, implicit_vr: bool, little
                     f"nested at most {max_depth} deep (radedge.io.limits.MAX_SEQUENCE_DEPTH), "
                     "and radiograph headers nest 3 or 4 deep. Refused before parsing. The file "
                     "is damaged or was made to exhaust the reader; ask the sender for the image "
-                    "again."
+                    "again.",
+                    limit=max_depth,
                 )
             end = None if length == _UNDEFINED else value_at + length
             stack.append(_Container(True, end, container.implicit_vr))

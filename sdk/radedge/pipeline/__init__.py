@@ -8,11 +8,13 @@ from .model import Model, conclude, describe_image, describe_source, intensity_l
 from .model_set import ModelSet, load_models
 from .plan import CpuPlan, ExecutionContext, ExecutionPlan, decode_outputs
 from .read_ahead import ReadOutcome, read_ahead
-from .scope import FOR_PROCESSING_SOP_CLASSES, Refusal, check_scope, scope_refusal
+from .scope import FOR_PROCESSING_SOP_CLASSES, PRESENTATION_SOP_CLASSES, SCOPE_MODES, Refusal, check_scope, scope_refusal
 from .timer import StageTimer
 
 __all__ = [
     "FOR_PROCESSING_SOP_CLASSES",
+    "PRESENTATION_SOP_CLASSES",
+    "SCOPE_MODES",
     "CpuPlan",
     "ExecutionContext",
     "ExecutionPlan",

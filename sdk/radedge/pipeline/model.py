@@ -16,11 +16,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import __version__
-from ..backends import create_backend
+from ..backends import BACKENDS, create_backend
 from ..bundle import Bundle, load_bundle
 from ..bundle.signing import TrustedKey
-from ..errors import BundleError, InputError
+from ..errors import (
+    InputError,
+    PrecisionNotInBundleError,
+    check_choice,
+    check_count,
+    check_flag,
+    invalid_argument,
+)
 from ..heads import HeadResult
 from ..intensity import IntensityLut, build_lut
 from ..io import read_image
@@ -28,9 +37,10 @@ from ..io.image import Image
 from ..results import DisplayImage, Prediction, evaluate_flags
 from ..spec.geometry import Crop, ResizeGeometry
 from ..spec.manifest import Manifest
+from ..spec.precision import PRECISION_FILES
 from .analysable import check_contrast, check_signal, check_size
 from .plan import CpuPlan, ExecutionPlan
-from .scope import check_scope
+from .scope import SCOPE_MODES, check_scope
 from .timer import StageTimer
 
 
@@ -42,13 +52,15 @@ class Model:
     ``precisions``).
     """
 
-    def __init__(self, bundle: Bundle, plan: ExecutionPlan, *, threads: int = 0, precision: str = "fp32"):
+    def __init__(self, bundle: Bundle, plan: ExecutionPlan, *, threads: int = 0, precision: str = "fp32",
+                 scope: str = "lenient"):
         self.bundle = bundle
         self.manifest: Manifest = bundle.manifest
         self.plan = plan
         self.backend = plan.backend
         self.threads = threads
         self.precision = precision
+        self.scope = check_choice("Model", "scope", scope, SCOPE_MODES)
 
     @property
     def model_id(self) -> str:
@@ -59,9 +71,10 @@ class Model:
         self.plan.warm_up()
 
     def check_scope(self, image: Image) -> list[str]:
-        """Refuse an image outside the manifest's intended scope (``OutOfScopeError``);
-        return notes on what could not be checked."""
-        return check_scope(self.manifest, image)
+        """Refuse an image outside the manifest's intended scope (``OutOfScopeError``; with
+        ``scope="strict"``, ``ScopeMetadataMissingError`` for one lacking an attribute the scope
+        names); return notes on what could not be checked."""
+        return check_scope(self.manifest, image, mode=self.scope)
 
     def check_size(self, image: Image, region: Crop | None = None) -> None:
         """Refuse an image (or its ``region``) with too few pixels for the model's input
@@ -77,18 +90,29 @@ class Model:
         return intensity_lut(self.manifest, image, threads=self.threads)
 
     def predict(
-        self, source: Any, *, label: str | None = None, check_scope: bool = True, region: Crop | None = None
+        self, source: Any, *, label: str | None = None, check_scope: bool = True, region: Crop | None = None,
+        transfer_syntax_uid: str | None = None,
     ) -> Prediction:
-        """Run the whole chain on ``source``: a file path, DICOM bytes, a pydicom Dataset
-        or a ``radedge.io.Image``. ``label`` names the input in the result (defaults to the
-        path, never to anything from the DICOM header). ``region``: the (x, y, width, height)
-        source rectangle to analyse, which a second-stage model (manifest ``input_region``)
-        needs; ``radedge.load_models`` finds it with the first-stage model.
+        """Run the whole chain on ``source``: a file path, bytes, a binary file object, a
+        pydicom Dataset or a ``radedge.io.Image``. ``label`` names the input in the result
+        (defaults to the path, never to anything from the DICOM header). ``region``: the (x, y,
+        width, height) source rectangle to analyse, which a second-stage model (manifest
+        ``input_region``) needs; ``radedge.load_models`` finds it with the first-stage model.
+        ``transfer_syntax_uid``: for a Dataset, the syntax its Pixel Data is in (see
+        ``radedge.io.read_image``).
 
         Raises ``OutOfScopeError`` for an image outside the model's scope and
-        ``NotAnalysableError`` for one with nothing to analyse (module docstring)."""
+        ``NotAnalysableError`` for one with nothing to analyse (module docstring);
+        ``InvalidArgumentError`` for a bad ``label``, ``check_scope`` or ``region``."""
+        check_predict_arguments("Model.predict", label, check_scope)
+        region = check_region(region)
+        if isinstance(source, Image) and transfer_syntax_uid is not None:
+            raise invalid_argument("Model.predict", "transfer_syntax_uid", transfer_syntax_uid,
+                                   "None for an Image, which is already decoded")
         timer = StageTimer()
-        image = source if isinstance(source, Image) else read_image(source)
+        image = source if isinstance(source, Image) else read_image(source, transfer_syntax_uid=transfer_syntax_uid)
+        if region is not None:
+            check_region_inside(region, image)
         timer.lap("read")
         notes = self.check_scope(image) if check_scope else ["model scope not checked (check_scope=False)"]
         # Before the table: a 1 x 1 image is too small before it is uniform.
@@ -114,7 +138,7 @@ class Model:
             needed = self.manifest.input_region
             raise InputError(
                 f"{self.model_id} is a second-stage model: it analyses the region head {needed.head!r} of "
-                f"{needed.model} finds. Load both with radedge.load_models([...]) (or radedge run --model for each), "
+                f"{needed.model} finds. Load both with radedge.load_models([...]), "
                 "or pass region=(x, y, width, height)"
             )
         geometry, heads = self.plan.run(image, lut, region, timer)
@@ -203,31 +227,90 @@ def load_model(
     backend: str = "onnxruntime",
     threads: int = 0,
     warm_up: bool = True,
+    scope: str = "lenient",
 ) -> Model:
     """Load and verify a bundle (``None``: the bundled demo model ``bone-tumor``) on a backend.
 
     ``precision``: ``"fp32"`` (None), ``"fp16"`` or ``"int8"``, one the bundle carries (manifest
-    ``precisions``). ``trusted_keys``: public key files or ``Ed25519PublicKey`` objects; given,
-    only a bundle signed by one of them loads (``BundleSignatureError``), see
-    ``radedge.bundle.load_bundle``. ``threads`` caps the native ops' and the backend's CPU
-    threads (0: all cores).
+    ``precisions``; ``PrecisionNotInBundleError`` otherwise). ``trusted_keys``: public key files
+    or ``Ed25519PublicKey`` objects; given, only a bundle signed by one of them loads
+    (``BundleSignatureError``), see ``radedge.bundle.load_bundle``. ``threads`` caps the native
+    ops' and the backend's CPU threads (0: all cores). ``scope``: ``"lenient"`` analyses an image
+    lacking an attribute the manifest's scope names (Body Part Examined...) with a note;
+    ``"strict"`` refuses it (``ScopeMetadataMissingError``, an ``OutOfScopeError``).
+
+    Every argument is checked here: a bad one raises ``InvalidArgumentError`` naming it, before
+    any bundle is read.
     """
+    check_load_arguments("load_model", precision=precision, backend=backend, threads=threads, warm_up=warm_up,
+                         scope=scope)
     if isinstance(bundle, Bundle):
         loaded = bundle if trusted_keys is None else bundle.check_signature(trusted_keys)
-    else:
+    elif bundle is None or isinstance(bundle, (str, os.PathLike)):
         loaded = load_bundle(bundle, trusted_keys=trusted_keys)
+    else:
+        raise invalid_argument("load_model", "bundle", bundle,
+                               "a bundle directory or .radedge file (str or os.PathLike), a Bundle, or None")
     precision = "fp32" if precision is None else precision
     chosen = loaded.manifest.precisions.get(precision)
     if chosen is None:
-        raise BundleError(
+        carried = list(loaded.manifest.precisions)
+        raise PrecisionNotInBundleError(
             f"{loaded.manifest.model_id} ({loaded.location}) has no {precision} model; it carries "
-            f"{', '.join(loaded.manifest.precisions)}. Pick one of those, or export the bundle with {precision}."
+            f"{', '.join(carried)}. Pick one of those, or export the bundle with {precision}.",
+            argument="precision", received=precision, expected=carried, location=str(loaded.location),
         )
     instance = create_backend(backend, loaded.read(chosen.file), threads=threads or None)
-    model = Model(loaded, CpuPlan(loaded.manifest, instance, threads=threads), threads=threads, precision=precision)
+    model = Model(loaded, CpuPlan(loaded.manifest, instance, threads=threads), threads=threads, precision=precision,
+                  scope=scope)
     if warm_up:
         model.warm_up()
     return model
+
+
+#: The most CPU threads ``threads`` may ask for.
+MAX_THREADS = 1024
+
+
+def check_load_arguments(function: str, *, precision: Any, backend: Any, threads: Any, warm_up: Any,
+                         scope: Any) -> None:
+    """Refuse, with ``InvalidArgumentError`` naming it, a ``load_model`` / ``load_models``
+    argument that could only fail later."""
+    check_choice(function, "precision", precision, tuple(PRECISION_FILES), none=True)
+    check_choice(function, "backend", backend, BACKENDS)
+    check_count(function, "threads", threads, minimum=0, maximum=MAX_THREADS, meaning="0: all cores")
+    check_flag(function, "warm_up", warm_up)
+    check_choice(function, "scope", scope, SCOPE_MODES)
+
+
+def check_predict_arguments(function: str, label: Any, check_scope: Any) -> None:
+    if label is not None and not isinstance(label, str):
+        raise invalid_argument(function, "label", label, "a str naming the input in the result, or None")
+    check_flag(function, "check_scope", check_scope)
+
+
+def check_region(region: Any) -> Crop | None:
+    """``region`` as (x, y, width, height), four integers in source pixels with a positive size,
+    or None; ``InvalidArgumentError`` otherwise."""
+    if region is None:
+        return None
+    expected = "None or (x, y, width, height): four integers in source pixels, x and y >= 0, width and height > 0"
+    try:
+        values = tuple(region)
+    except TypeError:
+        raise invalid_argument("predict", "region", region, expected) from None
+    if len(values) != 4 or any(isinstance(value, bool) or not isinstance(value, (int, np.integer)) for value in values) \
+            or values[0] < 0 or values[1] < 0 or values[2] <= 0 or values[3] <= 0:
+        raise invalid_argument("predict", "region", region, expected)
+    return tuple(int(value) for value in values)  # type: ignore[return-value]
+
+
+def check_region_inside(region: Crop, image: Image) -> None:
+    x, y, width, height = region
+    if x + width > image.columns or y + height > image.rows:
+        raise invalid_argument(
+            "predict", "region", region,
+            f"a rectangle inside the image ({image.columns} columns x {image.rows} rows)")
 
 
 def describe_source(source: Any, label: str | None = None) -> str:

@@ -16,17 +16,20 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from pydicom.dataset import Dataset
+
 from ..bundle import Bundle, bundled_bundle_paths
 from ..bundle.signing import TrustedKey, load_trusted_keys
-from ..errors import BundleError, NotAnalysableError
+from ..errors import BundleError, NotAnalysableError, invalid_argument
 from ..heads import DetectionResult, SegmentationResult
 from ..intensity import IntensityLut
 from ..io import read_image
+from ..io.reader import with_transfer_syntax
 from ..io.image import Image
 from ..results import ImageAnalysis, Prediction
 from ..spec.geometry import Crop, grow_box
 from ..spec.manifest import InputRegion, IntensitySpec
-from .model import Model, describe_image, describe_source, load_model
+from .model import Model, check_load_arguments, check_predict_arguments, describe_image, describe_source, load_model
 from .scope import scope_refusal
 from .timer import StageTimer
 
@@ -53,7 +56,7 @@ class ModelSet:
             if source is None:
                 raise BundleError(
                     f"{model.model_id} analyses the region that {needed.model} finds, but {needed.model} is not "
-                    f"loaded; load both (radedge run --model {needed.model}-bundle --model {model.model_id}-bundle)"
+                    f"loaded; load both bundles together ({needed.model}'s and {model.model_id}'s)"
                 )
             try:
                 head = source.manifest.head(needed.head)
@@ -91,6 +94,7 @@ class ModelSet:
         check_scope: bool = True,
         reader: Callable[[Any], Image] = read_image,
         read_ms: float | None = None,
+        transfer_syntax_uid: str | None = None,
     ) -> ImageAnalysis:
         """Read ``source`` (a path, DICOM bytes, a pydicom Dataset or a ``radedge.io.Image``)
         once and run every model that applies to it. ``label`` names the input in the
@@ -101,7 +105,21 @@ class ModelSet:
         read ahead of time (``radedge.pipeline.read_ahead``), how long its reading took, counted
         as the ``read`` stage and in the total. A model that finds nothing to analyse in the image
         (``NotAnalysableError``) is recorded in ``not_analysable`` with the reason, and so is
-        a second-stage model it feeds."""
+        a second-stage model it feeds. ``transfer_syntax_uid``: for a pydicom Dataset, the
+        syntax its Pixel Data is in (see ``radedge.io.read_image``). A bad argument raises
+        ``InvalidArgumentError`` naming it."""
+        check_predict_arguments("ModelSet.predict", label, check_scope)
+        if not callable(reader):
+            raise invalid_argument("ModelSet.predict", "reader", reader, "a callable taking the source, returning an Image")
+        if read_ms is not None and (isinstance(read_ms, bool) or not isinstance(read_ms, (int, float))
+                                    or not 0 <= read_ms < float("inf")):
+            raise invalid_argument("ModelSet.predict", "read_ms", read_ms, "None or milliseconds, a finite number >= 0")
+        if transfer_syntax_uid is not None:
+            if not isinstance(source, Dataset):
+                raise invalid_argument(
+                    "ModelSet.predict", "transfer_syntax_uid", transfer_syntax_uid,
+                    f"None for a {type(source).__name__} source: only a pydicom Dataset may lack its transfer syntax")
+            source = with_transfer_syntax(source, transfer_syntax_uid)
         timer = StageTimer()
         image = source if isinstance(source, Image) else reader(source)
         timer.lap("read")
@@ -116,7 +134,7 @@ class ModelSet:
         notes: list[str] = []
         for model in self.models:
             if check_scope:
-                refusal, model_notes = scope_refusal(model.manifest, image)
+                refusal, model_notes = scope_refusal(model.manifest, image, mode=model.scope)
                 if refusal is not None:
                     not_applied[model.model_id] = refusal.reason
                     continue
@@ -179,19 +197,34 @@ def load_models(
     backend: str = "onnxruntime",
     threads: int = 0,
     warm_up: bool = True,
+    scope: str = "lenient",
 ) -> ModelSet:
     """Load and verify several bundles (``None``: every model bundled with radedge) as a
     ``ModelSet``, each at ``precision`` and, when ``trusted_keys`` are given, each signed by
-    one of them (see ``load_model``). ``threads`` caps each model's CPU threads (0: all cores)."""
+    one of them (see ``load_model``). ``threads`` caps each model's CPU threads (0: all cores);
+    ``scope`` is each model's scope mode (``load_model``). Every argument is checked before a
+    bundle is read (``InvalidArgumentError`` naming it); ``bundles`` must be a list or tuple, so
+    a single path is not taken for a sequence of letters."""
+    check_load_arguments("load_models", precision=precision, backend=backend, threads=threads, warm_up=warm_up,
+                         scope=scope)
+    if bundles is not None and not isinstance(bundles, (list, tuple)):
+        raise invalid_argument("load_models", "bundles", bundles,
+                               "a list or tuple of bundle paths or Bundles (load_model loads a single one), or None")
+    for entry in bundles or ():
+        if not isinstance(entry, (str, os.PathLike, Bundle)):
+            raise invalid_argument("load_models", "bundles", entry,
+                                   "a list or tuple whose items are bundle paths (str or os.PathLike) or Bundles")
     paths = bundled_bundle_paths() if bundles is None else list(bundles)
     if not paths:
+        if bundles is not None:
+            raise invalid_argument("load_models", "bundles", [], "at least one bundle, or None for every bundled model")
         raise BundleError("no bundles given, and no model is bundled with this radedge")
     if trusted_keys is not None:
         # Read the key files once, and refuse a bad one before any bundle is opened.
         trusted_keys = list(load_trusted_keys(trusted_keys).values())
     return ModelSet([
         load_model(path, precision=precision, trusted_keys=trusted_keys, backend=backend, threads=threads,
-                   warm_up=warm_up)
+                   warm_up=warm_up, scope=scope)
         for path in paths
     ])
 
