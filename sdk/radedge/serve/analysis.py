@@ -26,7 +26,8 @@ from typing import Any
 
 from .._files import write_atomically
 from .._heap import settle
-from ..errors import DicomOutputError, InputError, NotDicomSourceError, RadedgeError
+from ..errors import (DicomOutputError, InputError, InputNotFoundError, InputNotReadableError, NotDicomSourceError,
+                      RadedgeError)
 from ..io import IsolatedReader
 from ..io.image import Image
 from ..pipeline import ModelSet
@@ -135,10 +136,12 @@ class Analysis:
             image, error = None, None
             try:
                 image = self._reader.read(self._state.inbox / instance.file)
+            except (InputNotFoundError, InputNotReadableError, OSError) as exc:
+                # Not the image's fault: the service's own copy is gone or unreadable.
+                reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "it is missing"
+                error = f"the received file cannot be read back from the inbox ({reason})"
             except InputError as exc:
                 error = str(exc)
-            except OSError as exc:
-                error = f"the received file cannot be read back from the inbox ({exc.strerror or exc})"
             read_ms = (time.perf_counter() - started) * 1000
             timings = {"wait": (time.time() - instance.received_at) * 1000 - read_ms, "read": read_ms}
             self._hand(self._decoded, _Work(instance, image, error, timings))
