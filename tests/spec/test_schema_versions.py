@@ -131,10 +131,10 @@ def test_every_bundled_manifest_is_schema_2_with_its_terms(path):
     bundle = load_bundle(path)
     manifest = bundle.manifest
     assert manifest.schema_version == SCHEMA_VERSION
-    for head in manifest.heads:
+    for head, written in zip(manifest.heads, manifest.raw["outputs"]):
         assert not head.name.endswith("_logits"), head.name
         if head.kind != "detection":
-            assert manifest.raw["outputs"][[h.name for h in manifest.heads].index(head.name)]["tensor"] == head.tensors[0]
+            assert written["tensor"] == head.tensors[0]
     assert manifest.license == ModelLicense(
         "Apache-2.0",
         "A demonstration model of the radedge SDK, trained on synthetic phantoms only; not for clinical use.",

@@ -113,7 +113,8 @@ def rename_gate_heads(record: Any, renamed: Mapping[str, str]) -> Any:
         copy = {}
         for key, value in record.items():
             if key == "heads" and isinstance(value, Mapping):
-                value = {renamed.get(head, head): rename_gate_heads(figures, renamed) for head, figures in value.items()}
+                value = {renamed.get(head, head): rename_gate_heads(figures, renamed)
+                         for head, figures in value.items()}
             elif key == "labelled_heads" and isinstance(value, list):
                 value = [renamed.get(head, head) for head in value]
             else:
