@@ -150,3 +150,17 @@ def test_a_malformed_license_is_refused():
     document["license"] = {"id": "Apache-2.0"}
     with pytest.raises(ValueError, match="license must be"):
         Manifest.from_document({**document, "schema_version": SCHEMA_VERSION})
+
+
+def test_radedge_inspect_shows_the_terms():
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "radedge", "inspect"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "  terms      Apache-2.0: A demonstration model of the radedge SDK, trained on synthetic phantoms only; " \
+           "not for clinical use." in shown.stdout.splitlines()
+    tiny = subprocess.run([sys.executable, "-m", "radedge", "inspect", str(Path(__file__).parents[1] / "models" /
+                                                                            "tiny_bone_tumor")],
+                          capture_output=True, text=True, timeout=120)
+    assert "  terms      none given" in tiny.stdout.splitlines()
