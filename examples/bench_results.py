@@ -47,7 +47,7 @@ def regions(seconds: float, threads: int) -> None:
     rng = np.random.default_rng(0)
     cases = {
         "3 lesions": _logits([(140, 150, 50), (340, 360, 85), (256, 70, 20)]),
-        "200 lesions": _logits([(x, y, 5.0) for x, y in rng.uniform(20, 492, size=(200, 2))]),
+        "200 small discs": _logits([(x, y, 5.0) for x, y in rng.uniform(20, 492, size=(200, 2))]),
     }
     print(f"\n1. Regions of a 3000 x 3000 mask ({seconds:.0f} s per variant)")
     print("| mask | regions | mask decode op (ms) | connected regions (ms) | / op |")
