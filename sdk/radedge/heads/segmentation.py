@@ -4,7 +4,8 @@ The native mask decode op (``radedge.ops.decode_mask``) maps each source pixel c
 through the preprocessing geometry into the logit plane, reads it bilinearly and labels it,
 measuring every label in the same pass. sigmoid heads: label i where its probability
 reaches ``decode.threshold``; where several do, the highest logit wins. softmax heads:
-argmax, with channel 0 as background.
+argmax, with channel 0 as background. The mask is then split into its connected regions
+(``radedge.heads.regions``), so each lesion is measured on its own.
 """
 
 from __future__ import annotations
