@@ -103,7 +103,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     for generated in ("files", "manifest_sha256", "precisions"):
         document.pop(generated, None)
     try:
-        return Manifest.from_document({**document, "schema_version": SCHEMA_VERSION})
+        # A schema 1 document (an older bundle's manifest) is upgraded; one without a version is the current schema.
+        return Manifest.from_document({**document, "schema_version": document.get("schema_version", SCHEMA_VERSION)})
     except KeyError as exc:
         raise ExportError(f"{location} lacks the field {exc}") from None
     except (TypeError, ValueError) as exc:

@@ -85,13 +85,13 @@ def test_run_reports_every_image_it_cannot_analyse_and_carries_on(tmp_path: Path
     problem = "ImagerPixelSpacing gives 1e+308 x 1e+308 mm per pixel"
     image = documents["h_spacing_huge"]["image"]
     assert image["pixel_spacing_mm"] is None and problem in image["pixel_spacing_problem"]
-    segmentation = documents["h_spacing_huge"]["models"]["bone-tumor"]["segmentations"]["lesion_logits"]
+    segmentation = documents["h_spacing_huge"]["models"]["bone-tumor"]["segmentations"]["lesion"]
     assert segmentation["regions"][0]["area_mm2"] is None and problem in segmentation["area_source"]
     # The factor is ignored with a note: mm figures at the detector plane, never divided by it.
     image = documents["i_magnification_tiny"]["image"]
     assert image["pixel_spacing_mm"] == [0.1, 0.1] and image["pixel_spacing_problem"] is None
     assert any("Estimated Radiographic Magnification Factor is 1e-308, not between" in note for note in image["notes"])
-    segmentation = documents["i_magnification_tiny"]["models"]["bone-tumor"]["segmentations"]["lesion_logits"]
+    segmentation = documents["i_magnification_tiny"]["models"]["bone-tumor"]["segmentations"]["lesion"]
     assert segmentation["area_source"] == "ImagerPixelSpacing"
     assert segmentation["regions"][0]["area_mm2"] == pytest.approx(segmentation["regions"][0]["pixel_count"] * 0.01)
     written = result.stdout + result.stderr + "".join(path.read_text() for path in out.glob("*.json"))

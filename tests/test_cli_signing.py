@@ -19,7 +19,7 @@ from .models import tiny
 from .models.make_tiny import manifest, tiny_model
 from .synthetic import disc_image, dx_dataset, to_bytes
 
-GATE = {"passed": True, "heads": {"tumor_logits": {"auc_drop": 0.0012, "flag_changes": 0.0}}}
+GATE = {"passed": True, "heads": {"tumor": {"auc_drop": 0.0012, "flag_changes": 0.0}}}
 
 
 def radedge(*args: str) -> subprocess.CompletedProcess:
@@ -64,7 +64,7 @@ def test_inspect_shows_the_signature_and_each_precision_with_its_gate(signed):
     block = lines[lines.index("  precisions") + 1:]
     assert block[0].split() == ["fp32", "model.onnx"]
     assert block[1].split()[:2] == ["fp16", "model.fp16.onnx"]
-    assert "gate passed; tumor_logits: auc_drop 0.0012, flag_changes 0" in block[1]
+    assert "gate passed; tumor: auc_drop 0.0012, flag_changes 0" in block[1]
 
     unchecked = radedge("inspect", str(signed["bundle"]))
     assert f"signed by key {signed['key_id']}, not checked: no trusted keys given" in unchecked.stdout

@@ -35,12 +35,17 @@ from radedge.bundle import bundled_models_path
 from radedge.intensity import build_lut
 from radedge.io import read_image
 from radedge.ops.preprocess import preprocess
-from radedge.spec import Manifest, PreprocessSpec
+from radedge.spec import Manifest, ModelLicense, PreprocessSpec
 
 from .. import phantoms
 
 # Seeds: training from 0 up, validation (operating points) from VALIDATION_SEED up, the
 # held-out evaluation from HELD_OUT_SEED up, so no phantom is ever in two sets.
+#: The terms every reference model is distributed under, written into its manifest.
+REFERENCE_LICENSE = ModelLicense(
+    "Apache-2.0",
+    "A demonstration model of the radedge SDK, trained on synthetic phantoms only; not for clinical use.",
+)
 VALIDATION_SEED = 500_000
 HELD_OUT_SEED = 1_000_000
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -71,6 +76,7 @@ class Recipe(ABC):
     spec: ClassVar[PreprocessSpec]
     plan: ClassVar[TrainingPlan]
     input_name: ClassVar[str] = "image"
+    license: ClassVar[ModelLicense] = REFERENCE_LICENSE
     #: Recipe-specific training options (``--set KEY=VALUE``): name -> what it does.
     options: ClassVar[dict[str, str]] = {}
 

@@ -186,8 +186,8 @@ class BoneQualityRecipe(Recipe):
 
     def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         labels = data["label"]
-        return {"blastic_logits": has_blastic(labels)[:, None], "lytic_logits": has_lytic(labels)[:, None],
-                "quality_logits": np.eye(len(QUALITY_LABELS), dtype=bool)[labels]}
+        return {"blastic": has_blastic(labels)[:, None], "lytic": has_lytic(labels)[:, None],
+                "quality": np.eye(len(QUALITY_LABELS), dtype=bool)[labels]}
 
     def operating_points(self, outputs, data):
         """One operating point per lesion class, on the combined head's softmax probability
@@ -214,7 +214,7 @@ class BoneQualityRecipe(Recipe):
 
     def manifest(self, operating_points, provenance) -> Manifest:
         flags = tuple(
-            FlagRule(code, LESION_TITLES[label], "quality_logits", label, operating_points[code]["threshold"],
+            FlagRule(code, LESION_TITLES[label], "quality", label, operating_points[code]["threshold"],
                      operating_point=operating_points[code])
             for label, code in LESION_FLAGS.items()
         )
@@ -225,15 +225,16 @@ class BoneQualityRecipe(Recipe):
             preprocess=self.spec,
             intensity=IntensitySpec(window=BONE_WINDOW),
             heads=(
-                HeadSpec("blastic_logits", "classification", ("blastic",), "sigmoid",
-                         codes=head_codes(self.model_id, "blastic_logits")),
-                HeadSpec("lytic_logits", "classification", ("lytic",), "sigmoid",
-                         codes=head_codes(self.model_id, "lytic_logits")),
-                HeadSpec("quality_logits", "classification", QUALITY_LABELS, "softmax", flags=flags,
-                         codes=head_codes(self.model_id, "quality_logits")),
+                HeadSpec("blastic", "classification", ("blastic",), "sigmoid", tensor="blastic_logits",
+                         codes=head_codes(self.model_id, "blastic")),
+                HeadSpec("lytic", "classification", ("lytic",), "sigmoid", tensor="lytic_logits",
+                         codes=head_codes(self.model_id, "lytic")),
+                HeadSpec("quality", "classification", QUALITY_LABELS, "softmax", flags=flags, tensor="quality_logits",
+                         codes=head_codes(self.model_id, "quality")),
             ),
             scope=CT_SCOPE,
-            display_head="quality_logits",
+            display_head="quality",
+            license=self.license,
             provenance=provenance,
         )
 
@@ -247,9 +248,9 @@ class BoneQualityRecipe(Recipe):
             prediction = model.predict(dicom_bytes(ct_slice), label=f"phantom {seed + offset}")
             latencies.append(prediction.timings_ms["total"])
             truth.append(QUALITY_LABELS.index(ct_slice.label))
-            predicted.append(QUALITY_LABELS.index(prediction.classifications["quality_logits"].top_label))
-            blastic_scores.append(prediction.classifications["blastic_logits"].probability("blastic"))
-            lytic_scores.append(prediction.classifications["lytic_logits"].probability("lytic"))
+            predicted.append(QUALITY_LABELS.index(prediction.classifications["quality"].top_label))
+            blastic_scores.append(prediction.classifications["blastic"].probability("blastic"))
+            lytic_scores.append(prediction.classifications["lytic"].probability("lytic"))
             codes = {flag.code for flag in prediction.flags}
             for code, values in raised.items():
                 values.append(code in codes)

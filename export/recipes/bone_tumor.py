@@ -99,7 +99,7 @@ class BoneTumorRecipe(Recipe):
         }
 
     def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"tumor_logits": np.eye(len(LABELS), dtype=bool)[data["label"]]}
+        return {"tumor": np.eye(len(LABELS), dtype=bool)[data["label"]]}
 
     def operating_points(self, outputs, data):
         probabilities = softmax(outputs["tumor_logits"])
@@ -114,18 +114,19 @@ class BoneTumorRecipe(Recipe):
             description=self.description,
             preprocess=self.spec,
             heads=(
-                HeadSpec("lesion_logits", "segmentation", ("lesion",), "sigmoid", SegmentationDecode(threshold=0.5),
-                         codes=head_codes(self.model_id, "lesion_logits")),
+                HeadSpec("lesion", "segmentation", ("lesion",), "sigmoid", SegmentationDecode(threshold=0.5),
+                         tensor="lesion_logits", codes=head_codes(self.model_id, "lesion")),
                 HeadSpec(
-                    "tumor_logits", "classification", LABELS, "softmax",
-                    flags=(FlagRule(FLAG_CODE, "Suspected malignant bone lesion", "tumor_logits", "malignant",
+                    "tumor", "classification", LABELS, "softmax",
+                    flags=(FlagRule(FLAG_CODE, "Suspected malignant bone lesion", "tumor", "malignant",
                                     point["threshold"], operating_point=point),),
-                    codes=head_codes(self.model_id, "tumor_logits"),
+                    tensor="tumor_logits", codes=head_codes(self.model_id, "tumor"),
                 ),
             ),
             scope=LONG_BONE_SCOPE,
-            display_head="tumor_logits",
+            display_head="tumor",
             provenance=provenance,
+            license=self.license,
         )
 
     def evaluate(self, bundle, count, seed, threads=0) -> dict[str, Any]:
@@ -138,10 +139,10 @@ class BoneTumorRecipe(Recipe):
             phantom = phantoms.long_bone_radiograph(seed + offset, label=label_for(seed + offset))
             prediction = model.predict(dicom_bytes(phantom), label=f"phantom {seed + offset}")
             latencies.append(prediction.timings_ms["total"])
-            predicted = prediction.classifications["tumor_logits"].top_label
+            predicted = prediction.classifications["tumor"].top_label
             confusion[LABELS.index(phantom.label), LABELS.index(predicted)] += 1
             if phantom.label != "no_tumour":
-                dices.append(dice(prediction.segmentations["lesion_logits"].mask == 1, phantom.lesion_mask))
+                dices.append(dice(prediction.segmentations["lesion"].mask == 1, phantom.lesion_mask))
             is_malignant = phantom.label == "malignant"
             cases[is_malignant] += 1
             flagged[is_malignant] += any(flag.code == FLAG_CODE for flag in prediction.flags)

@@ -50,15 +50,15 @@ def _lumbar_vertebra(level: str) -> dict[str, str]:
 #: Model id -> head -> label -> ``{"value", "scheme", "meaning"}``.
 LABEL_CODES: dict[str, dict[str, dict[str, dict[str, str]]]] = {
     "bone-tumor": {
-        "lesion_logits": {"lesion": LESION},
-        "tumor_logits": {"no_tumour": NO_TUMOUR, "benign": BENIGN, "malignant": MALIGNANT},
+        "lesion": {"lesion": LESION},
+        "tumor": {"no_tumour": NO_TUMOUR, "benign": BENIGN, "malignant": MALIGNANT},
     },
     "tumor-cls": {
         "malignancy": {"benign": BENIGN, "malignant": MALIGNANT},
         "malignancy_cam": {"benign": BENIGN, "malignant": MALIGNANT},
     },
     "spine-lesions": {
-        "abnormal_logits": {"normal": NORMAL, "abnormal": ABNORMAL},
+        "abnormal": {"normal": NORMAL, "abnormal": ABNORMAL},
         "lesions": {
             "osteophytes": OSTEOPHYTE,
             # No PS3.16 concept, and no SNOMED CT one verified, for these three radiographic signs.
@@ -76,14 +76,13 @@ LABEL_CODES: dict[str, dict[str, dict[str, dict[str, str]]]] = {
     "bone-quality": {
         # Osteolytic / osteoblastic / mixed bone lesion: no PS3.16 concept, and no SNOMED CT one
         # verified (osteolysis and osteosclerosis are processes, not the lesion).
-        "blastic_logits": {"blastic": _private("bone-quality", "blastic_logits", "blastic",
-                                               "Osteoblastic (sclerotic) bone lesion")},
-        "lytic_logits": {"lytic": _private("bone-quality", "lytic_logits", "lytic", "Osteolytic bone lesion")},
-        "quality_logits": {
+        "blastic": {"blastic": _private("bone-quality", "blastic", "blastic", "Osteoblastic (sclerotic) bone lesion")},
+        "lytic": {"lytic": _private("bone-quality", "lytic", "lytic", "Osteolytic bone lesion")},
+        "quality": {
             "normal": NORMAL,
-            "blastic": _private("bone-quality", "quality_logits", "blastic", "Osteoblastic (sclerotic) bone lesion"),
-            "lytic": _private("bone-quality", "quality_logits", "lytic", "Osteolytic bone lesion"),
-            "mixed": _private("bone-quality", "quality_logits", "mixed", "Mixed lytic and blastic bone lesion"),
+            "blastic": _private("bone-quality", "quality", "blastic", "Osteoblastic (sclerotic) bone lesion"),
+            "lytic": _private("bone-quality", "quality", "lytic", "Osteolytic bone lesion"),
+            "mixed": _private("bone-quality", "quality", "mixed", "Mixed lytic and blastic bone lesion"),
         },
     },
     "vcf": {

@@ -200,7 +200,7 @@ class SpineLesionsRecipe(Recipe):
         }
 
     def class_labels(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"abnormal_logits": np.eye(len(CLASSES), dtype=bool)[data["label"]]}
+        return {"abnormal": np.eye(len(CLASSES), dtype=bool)[data["label"]]}
 
     def operating_points(self, outputs, data):
         abnormal = _softmax_abnormal(outputs["abnormal_logits"])
@@ -215,10 +215,10 @@ class SpineLesionsRecipe(Recipe):
             preprocess=self.spec,
             heads=(
                 HeadSpec(
-                    "abnormal_logits", "classification", CLASSES, "softmax",
-                    flags=(FlagRule(FLAG_CODE, FLAG_TITLE, "abnormal_logits", "abnormal", point["threshold"],
+                    "abnormal", "classification", CLASSES, "softmax",
+                    flags=(FlagRule(FLAG_CODE, FLAG_TITLE, "abnormal", "abnormal", point["threshold"],
                                     operating_point=point),),
-                    codes=head_codes(self.model_id, "abnormal_logits"),
+                    tensor="abnormal_logits", codes=head_codes(self.model_id, "abnormal"),
                 ),
                 HeadSpec(
                     "lesions", "detection", FINDINGS, "sigmoid",
@@ -232,7 +232,8 @@ class SpineLesionsRecipe(Recipe):
                 ),
             ),
             scope=SPINE_SCOPE,
-            display_head="abnormal_logits",
+            display_head="abnormal",
+            license=self.license,
             provenance=provenance,
         )
 
@@ -243,7 +244,7 @@ class SpineLesionsRecipe(Recipe):
             phantom = spine_lesion_radiograph(seed + offset)
             prediction = model.predict(dicom_bytes(phantom), label=f"phantom {seed + offset}")
             latencies.append(prediction.timings_ms["total"])
-            scores.append(prediction.classifications["abnormal_logits"].probability("abnormal"))
+            scores.append(prediction.classifications["abnormal"].probability("abnormal"))
             positive.append(bool(phantom.findings))
             flagged.append(any(flag.code == FLAG_CODE for flag in prediction.flags))
             predicted.append([(box.class_index, box.score, box.xyxy) for box in prediction.detections["lesions"].boxes])

@@ -5,7 +5,7 @@ bounding box from pretrained weights, robustness tested by perturbing the box, G
 display. The architecture is ``radedge.export.models.tumor_cls``.
 
 At the console it is a second-stage model: it reads the bounding box of the lesion that
-``bone-tumor``'s ``lesion_logits`` segment, grown by ``MARGIN`` of its size on every side
+``bone-tumor``'s ``lesion`` segment, grown by ``MARGIN`` of its size on every side
 (manifest ``input_region``). Training reads the phantom's exact lesion box, jittered in
 position and size, grown by the same margin with the SDK's own rule (``region``) and read
 through the same preprocess crop (``model_input``), so a box the console finds and a
@@ -57,7 +57,7 @@ MARGIN = 0.25  # context around the lesion box: zone of transition, periosteal r
 MEAN, STD = 0.5, 0.25
 FLAG_CODE = "MALIGNANT_REGION"
 TARGET_SENSITIVITY = 0.95
-FIRST_STAGE = InputRegion(model="bone-tumor", head="lesion_logits", label="lesion", margin=MARGIN)
+FIRST_STAGE = InputRegion(model="bone-tumor", head="lesion", label="lesion", margin=MARGIN)
 # Training views per phantom: jittered lesion boxes (fine-tuning) and random regions for the
 # pre-training task, half around the lesion with wider context, half away from it.
 JITTERED_VIEWS = 2
@@ -348,6 +348,7 @@ class TumorClsRecipe(Recipe):
             ),
             scope=LONG_BONE_SCOPE,
             display_head="malignancy",
+            license=self.license,
             input_region=FIRST_STAGE,
             provenance=provenance,
         )

@@ -304,6 +304,7 @@ class VcfRecipe(Recipe):
             ),
             scope=SPINE_SCOPE,
             display_head="fracture",
+            license=self.license,
             provenance=provenance,
         )
 

@@ -272,6 +272,7 @@ def _inspect(args: argparse.Namespace) -> int:
     _print(f"{manifest.model_id} {manifest.model_version}: {manifest.description}")
     _print(f"  bundle     {bundle.location} (sha256 {bundle.digest}), checksums verified")
     _print(f"  signature  {_signature_line(bundle)}")
+    _print(f"  terms      {f'{manifest.license.id}: {manifest.license.terms}' if manifest.license else 'none given'}")
     _print(f"  input      {manifest.input_name} {list(manifest.input_shape)} {manifest.preprocess.dtype}")
     pre = manifest.preprocess
     _print(f"  preprocess {pre.resize}, mean {list(pre.mean)}, std {list(pre.std)}, VOI {manifest.intensity.voi}")

@@ -446,6 +446,15 @@ class NotDicomSourceError(InputError):
     field_names = ()
 
 
+class NoImageError(RadedgeError, ValueError):
+    """An overlay was asked of a result that holds no image to draw on: one that was pickled
+    (the decoded image is not pickled with it) or read back from JSON (``from_dict``). Draw
+    the overlay before pickling, or predict again from the source."""
+
+    code = "output.no_image"
+    field_names = ()
+
+
 class DicomOutputError(RadedgeError):
     """The DICOM objects for a result could not be made: the source's header lacks, or holds
     malformed, what a SEG, SR, GSPS or KOS must copy or reference (a Study Instance UID, a

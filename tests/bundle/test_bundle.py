@@ -28,7 +28,7 @@ def test_written_bundle_loads_with_its_manifest(bundle_dir: Path):
     assert bundle.manifest.model_id == "tiny-bone-tumor"
     assert bundle.manifest.input_shape == (1, 1, 64, 64)
     assert bundle.manifest.preprocess.mean == (0.5,)
-    rule = bundle.manifest.head("tumor_logits").flags[0]
+    rule = bundle.manifest.head("tumor").flags[0]
     assert (rule.code, rule.label, rule.threshold) == ("SUSPECTED_MALIGNANT_BONE_LESION", "malignant", 0.5)
     assert bundle.read("model.onnx") == tiny_model()
     assert len(bundle.digest) == 64
@@ -110,7 +110,7 @@ def test_unsupported_schema_and_bad_flag_label_are_refused(tmp_path: Path):
     text = path.read_text()
     digest = json.loads(text)["manifest_sha256"]
     # Reseal by the documented rule (sha256 with the digest zeroed), so only the schema check can refuse it.
-    text = text.replace('"schema_version": 1', '"schema_version": 99').replace(digest, "0" * 64)
+    text = text.replace('"schema_version": 2', '"schema_version": 99').replace(digest, "0" * 64)
     path.write_text(text.replace("0" * 64, hashlib.sha256(text.encode()).hexdigest()))
     with pytest.raises(BundleError, match="schema_version 99 is not supported"):
         load_bundle(written)

@@ -138,7 +138,7 @@ def test_a_resealed_manifest_keeps_its_checksums_but_loses_its_signature(bundle_
     write_bundle(bundle_dir, body, {"model.onnx": tiny_model()})  # reseals; manifest.sig is left as it was
 
     resealed = load_bundle(bundle_dir)  # every checksum holds: only the signature can tell
-    assert resealed.manifest.head("tumor_logits").flags[0].threshold == 1.01
+    assert resealed.manifest.head("tumor").flags[0].threshold == 1.01
     assert resealed.signature.state == "not checked"
     with pytest.raises(BundleSignatureError, match="the manifest was changed or resealed after signing"):
         load_bundle(bundle_dir, trusted_keys=[_pub(keys["signer"])])

@@ -32,11 +32,11 @@ PRIVATE_LABELS = {
     ("spine-lesions", "lesions", "disc space narrowing"),
     ("spine-lesions", "lesions", "foraminal stenosis"),
     ("spine-lesions", "lesions", "vertebral collapse"),
-    ("bone-quality", "blastic_logits", "blastic"),
-    ("bone-quality", "lytic_logits", "lytic"),
-    ("bone-quality", "quality_logits", "blastic"),
-    ("bone-quality", "quality_logits", "lytic"),
-    ("bone-quality", "quality_logits", "mixed"),
+    ("bone-quality", "blastic", "blastic"),
+    ("bone-quality", "lytic", "lytic"),
+    ("bone-quality", "quality", "blastic"),
+    ("bone-quality", "quality", "lytic"),
+    ("bone-quality", "quality", "mixed"),
     ("vcf", "fracture", "genant_1"),
     ("vcf", "fracture", "genant_2"),
     ("vcf", "fracture", "genant_3"),
@@ -157,9 +157,9 @@ def test_every_call_makes_new_series_and_instance_uids(analyses):
 def test_a_mask_off_the_source_geometry_is_refused(analyses):
     output = next(output for output in model_outputs(analyses["radiographs/femur_malignant.dcm"])
                   if output.model_id == "bone-tumor")
-    result = output.prediction.heads["lesion_logits"]
+    result = output.prediction.heads["lesion"]
     cropped = dataclasses.replace(result, mask=result.mask[:-1])
-    prediction = dataclasses.replace(output.prediction, heads={**output.prediction.heads, "lesion_logits": cropped})
+    prediction = dataclasses.replace(output.prediction, heads={**output.prediction.heads, "lesion": cropped})
     with pytest.raises(ValueError, match="source's geometry"):
         segmentations(dataclasses.replace(output, prediction=prediction))
 
@@ -193,7 +193,7 @@ def test_the_segment_category_is_the_one_whose_context_group_lists_the_type(prop
 def test_a_private_type_is_a_morphologically_abnormal_structure():
     from pydicom.sr.coding import Code
 
-    private = Code("bone-tumor.lesion_logits.lesion", PRIVATE_SCHEME, "lesion")
+    private = Code("bone-tumor.lesion.lesion", PRIVATE_SCHEME, "lesion")
     assert segment_category(private) == codes.cid7150.MorphologicallyAbnormalStructure
 
 
@@ -245,8 +245,8 @@ def test_a_source_with_a_frame_of_reference_keeps_its_plane(analyses):
                   if output.model_id == "bone-tumor")
     mask = np.zeros((header.Rows, header.Columns), dtype=np.uint8)
     mask[200:260, 180:300] = 1
-    result = dataclasses.replace(output.prediction.heads["lesion_logits"], mask=mask)
-    prediction = dataclasses.replace(output.prediction, heads={**output.prediction.heads, "lesion_logits": result})
+    result = dataclasses.replace(output.prediction.heads["lesion"], mask=mask)
+    prediction = dataclasses.replace(output.prediction, heads={**output.prediction.heads, "lesion": result})
     (segmentation,) = segmentations(dataclasses.replace(output, header=header, prediction=prediction))
     assert segmentation.FrameOfReferenceUID == header.FrameOfReferenceUID
     assert "PatientOrientation" not in segmentation
@@ -268,7 +268,7 @@ def test_a_label_without_a_code_gets_the_private_scheme_identified(analyses):
     (segmentation,) = segmentations(uncoded)
     read = _round_trip(segmentation)
     property_type = read.get_segment_description(1).segmented_property_type
-    assert (property_type.value, property_type.scheme_designator) == ("bone-tumor.lesion_logits.lesion", PRIVATE_SCHEME)
+    assert (property_type.value, property_type.scheme_designator) == ("bone-tumor.lesion.lesion", PRIVATE_SCHEME)
     assert [item.CodingSchemeDesignator for item in read.CodingSchemeIdentificationSequence] == [PRIVATE_SCHEME]
     verdict = dciodvfy(segmentation)
     assert verdict.errors == (), verdict.output

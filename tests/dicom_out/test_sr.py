@@ -235,7 +235,7 @@ def test_every_area_comes_back_with_its_spacing_source(written, key):
         for head, result in prediction.heads.items():
             if not isinstance(result, SegmentationResult):
                 continue
-            for region in result.regions:
+            for region in result.labels_summary:
                 tracking = f"{model} {head} {region.label}"
                 if region.pixel_count == 0:
                     assert tracking not in images
@@ -254,13 +254,13 @@ def test_no_area_without_a_usable_spacing(analyses):
 
     analysis = analyses["radiographs/femur_malignant.dcm"]
     prediction = analysis.predictions["bone-tumor"]
-    result = prediction.heads["lesion_logits"]
-    regions = tuple(dataclasses.replace(region, area_mm2=None) for region in result.regions)
-    without = dataclasses.replace(result, regions=regions, area_source="no mm figures: the image gives no pixel spacing")
-    prediction = dataclasses.replace(prediction, heads={**prediction.heads, "lesion_logits": without}, flags=())
+    result = prediction.heads["lesion"]
+    summary = tuple(dataclasses.replace(region, area_mm2=None) for region in result.labels_summary)
+    without = dataclasses.replace(result, labels_summary=summary, regions=None, area_source="no mm figures: the image gives no pixel spacing")
+    prediction = dataclasses.replace(prediction, heads={**prediction.heads, "lesion": without}, flags=())
     images, _ = _groups_of(_report(_read_back(measurement_report(prediction))), "bone-tumor")
-    group = images["bone-tumor lesion_logits lesion"]
-    assert group.finding_type == _concept(prediction, "lesion_logits", "lesion")
+    group = images["bone-tumor lesion lesion"]
+    assert group.finding_type == _concept(prediction, "lesion", "lesion")
     assert group.get_measurements() == []
     assert group.get_qualitative_evaluations(name=_names().spacing_source) == []
 

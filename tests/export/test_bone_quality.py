@@ -89,14 +89,14 @@ def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Pat
         "--threads", "1", "--out", str(out), "--checkpoint", str(tmp_path / "bone-quality.pt"), "--precision", "fp32",
     ]) == 0
     manifest = load_bundle(out).manifest
-    assert manifest.display_head == "quality_logits"
+    assert manifest.display_head == "quality"
     assert manifest.scope.modalities == ("CT",) and manifest.scope.sop_classes == ("1.2.840.10008.5.1.4.1.1.2",)
     assert (manifest.intensity.window.center, manifest.intensity.window.width) == (400.0, 1800.0)
     rules = {rule.code: rule for head in manifest.heads for rule in head.flags}
     assert {code: (rule.head, rule.label, rule.requires) for code, rule in rules.items()} == {
-        "SUSPECTED_BLASTIC_BONE_METASTASIS": ("quality_logits", "blastic", ()),
-        "SUSPECTED_LYTIC_BONE_METASTASIS": ("quality_logits", "lytic", ()),
-        "SUSPECTED_MIXED_BONE_METASTASIS": ("quality_logits", "mixed", ()),
+        "SUSPECTED_BLASTIC_BONE_METASTASIS": ("quality", "blastic", ()),
+        "SUSPECTED_LYTIC_BONE_METASTASIS": ("quality", "lytic", ()),
+        "SUSPECTED_MIXED_BONE_METASTASIS": ("quality", "mixed", ()),
     }
     assert all(rule.threshold > 0.5 for rule in rules.values())
     assert manifest.provenance["training"]["self_paced"]["all_samples_from_progress"] == 0.6
@@ -117,7 +117,7 @@ def _truth() -> dict[str, dict]:
 def test_committed_bundle_reads_each_ct_example_as_its_ground_truth(name: str):
     truth = _truth()[name]
     prediction = load_model(BUNDLE, threads=1).predict(EXAMPLES / name)
-    assert prediction.classifications["quality_logits"].top_label == truth["label"]
+    assert prediction.classifications["quality"].top_label == truth["label"]
     codes = [flag.code for flag in prediction.flags]
     expected = {
         "normal": [],
@@ -126,7 +126,7 @@ def test_committed_bundle_reads_each_ct_example_as_its_ground_truth(name: str):
         "mixed": ["SUSPECTED_MIXED_BONE_METASTASIS"],
     }[truth["label"]]
     assert codes == expected
-    assert all(flag.head == "quality_logits" and flag.label == truth["label"] for flag in prediction.flags)
+    assert all(flag.head == "quality" and flag.label == truth["label"] for flag in prediction.flags)
 
 
 def test_operating_points_read_the_combined_head_and_allow_one_flag_per_slice():

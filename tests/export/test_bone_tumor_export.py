@@ -67,7 +67,7 @@ def test_training_script_makes_a_bundle_the_sdk_runs_and_evaluates(tmp_path: Pat
     bundle = load_bundle(out)
     assert bundle.manifest.model_id == "bone-tumor"
     assert (tmp_path / "bone-tumor.pt").stat().st_size > 100_000
-    rule = bundle.manifest.head("tumor_logits").flags[0]
+    rule = bundle.manifest.head("tumor").flags[0]
     assert 0.0 <= rule.threshold <= 1.0 and rule.operating_point["chosen_on"] == "validation phantoms"
     assert bundle.manifest.provenance["onnx_vs_torch_max_abs_difference"]["tumor_logits"] < 1e-3
     # FP16 is written only when it passed its gate against FP32 on the validation phantoms.

@@ -204,12 +204,12 @@ def test_one_epoch_exports_a_bundle_the_sdk_runs(tmp_path: Path):
     assert bundle.manifest.model_id == "spine-lesions"
     detection = bundle.manifest.head("lesions")
     assert detection.labels == FINDINGS and [level.stride for level in detection.decode.levels] == list(STRIDES)
-    rule = bundle.manifest.head("abnormal_logits").flags[0]
+    rule = bundle.manifest.head("abnormal").flags[0]
     assert rule.code == FLAG_CODE and rule.operating_point["chosen_on"] == "validation phantoms"
 
     model = load_model(out, threads=1)
     prediction = model.predict(dicom_bytes(spine_lesion_radiograph(HELD_OUT_SEED)))
-    assert set(prediction.classifications["abnormal_logits"].labels) == {"normal", "abnormal"}
+    assert set(prediction.classifications["abnormal"].labels) == {"normal", "abnormal"}
     for box in prediction.detections["lesions"].boxes:
         assert box.label in FINDINGS and 0.0 <= box.score <= 1.0
     report = recipe("spine-lesions").evaluate(str(out), count=2, seed=HELD_OUT_SEED, threads=1)

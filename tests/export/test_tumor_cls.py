@@ -176,7 +176,7 @@ def test_one_tiny_epoch_makes_a_second_stage_bundle_the_sdk_runs(tmp_path: Path,
     ]) == 0
     bundle = load_bundle(out)
     manifest = bundle.manifest
-    assert manifest.input_region.model == "bone-tumor" and manifest.input_region.head == "lesion_logits"
+    assert manifest.input_region.model == "bone-tumor" and manifest.input_region.head == "lesion"
     assert manifest.head("malignancy_cam").decode.explains == "malignancy"
     training = manifest.provenance["training"]
     assert training["width"] == 0.0625

@@ -42,8 +42,9 @@ def _head(activation="sigmoid", labels=("lesion",), threshold=0.5):
 
 
 def _check_regions(result, pixel_area_mm2):
-    """Every region's statistics, recomputed from the mask with numpy."""
-    for index, region in enumerate(result.regions):
+    """Every label's statistics, recomputed from the mask with numpy; the connected regions
+    (checked against a flood fill in test_regions.py) add up to them."""
+    for index, region in enumerate(result.labels_summary):
         ys, xs = np.nonzero(result.mask == index + 1)
         assert region.label == result.labels[index]
         assert region.pixel_count == len(xs)
@@ -56,6 +57,8 @@ def _check_regions(result, pixel_area_mm2):
             continue
         assert region.bbox == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
         np.testing.assert_allclose(region.centroid, (xs.mean() + 0.5, ys.mean() + 0.5), rtol=1e-12)
+        if result.regions_omitted == 0:
+            assert sum(r.pixel_count for r in result.regions_of(region.label)) == len(xs)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +112,7 @@ def test_overlapping_sigmoid_labels_go_to_the_higher_logit():
     logits[0, 1, :, :2] = 5.0  # label 2 beats label 1 on the left half only
     logits[0, 1, :, 2:] = 1.0
     result = _decode(_head(labels=("a", "b")), logits, geometry)
-    assert result.regions[1].bbox[0] == 0 and result.regions[0].bbox[2] == 20
+    assert result.region("b").bbox[0] == 0 and result.region("a").bbox[2] == 20
     assert (result.mask[:, :5] == 2).all() and (result.mask[:, -5:] == 1).all()
 
 

@@ -7,10 +7,10 @@ mean 0.5 and std 0.25, so ``x = (v - 0.5) / 0.25`` for a display value v in [0, 
 with onnx.helper only: no torch needed. One bundle per head kind, and the combinations a
 console runs:
 
-- ``tiny_bone_tumor``: segmentation + classification. ``lesion_logits`` [1, 1, 64, 64] =
-  8 (x - 1), positive where v > 0.75, flagged when the lesion covers 500 mm² or more;
-  ``tumor_logits`` [1, 3] = mean(x) * [0, 1, 2], the brighter the image the more
-  "malignant". Long bones, DX / CR.
+- ``tiny_bone_tumor``: segmentation + classification. Head ``lesion`` reads
+  ``lesion_logits`` [1, 1, 64, 64] = 8 (x - 1), positive where v > 0.75, flagged when the
+  lesion covers 500 mm² or more; head ``tumor`` reads ``tumor_logits`` [1, 3] =
+  mean(x) * [0, 1, 2], the brighter the image the more "malignant". Long bones, DX / CR.
 - ``tiny_detector``: a dense one-level detector (stride 8). Per 8 x 8 cell, with p the
   cell's mean of x: ``cls`` [1, 2, 8, 8] = (8 (p - 1), 8 (-p - 1)) for ``lesion`` (bright
   cells) and ``implant`` (dark cells); ``reg`` [1, 4, 8, 8] = 0.5 strides on every side, so
@@ -26,7 +26,7 @@ console runs:
   the combination the model makes of the two (b, l their logits); ``display_head`` is
   ``quality``. A flag needs both sub-heads together. CT.
 - ``tiny_tumor_cls``: a second-stage classifier with a class activation map, after the
-  tumor-cls design: it analyses the region ``tiny_bone_tumor``'s ``lesion_logits`` finds.
+  tumor-cls design: it analyses the region ``tiny_bone_tumor``'s ``lesion`` head finds.
   ``tumor`` [1, 2] = (0, 4 mean(x)) over benign / malignant; ``tumor_cam`` [1, 2, 16, 16] =
   the 4 x 4 means of x, negated for benign. Long bones, DX / CR.
 """
@@ -98,11 +98,13 @@ def manifest(threshold: float = 0.5) -> dict:
         "input": _input("image"),
         "preprocessing": PREPROCESSING,
         "outputs": [
-            {"name": "lesion_logits", "kind": "segmentation", "labels": ["lesion"], "activation": "sigmoid",
+            {"name": "lesion", "tensor": "lesion_logits", "kind": "segmentation", "labels": ["lesion"],
+             "activation": "sigmoid",
              "decode": {"threshold": 0.5},
              "flags": [{"code": "LARGE_BONE_LESION", "title": "Bone lesion over 5 cm2", "label": "lesion",
                         "threshold": 500.0}]},
-            {"name": "tumor_logits", "kind": "classification", "labels": ["no_tumour", "benign", "malignant"],
+            {"name": "tumor", "tensor": "tumor_logits", "kind": "classification",
+             "labels": ["no_tumour", "benign", "malignant"],
              "activation": "softmax",
              "flags": [{"code": "SUSPECTED_MALIGNANT_BONE_LESION", "title": "Suspected malignant bone lesion",
                         "label": "malignant", "threshold": threshold}]},
@@ -245,7 +247,7 @@ def tumor_cls() -> tuple[dict, bytes]:
         "model": {"id": "tiny-tumor-cls", "version": "1.0.0", "description": "closed-form second-stage classifier"},
         "input": _input("image"),
         "preprocessing": PREPROCESSING,
-        "input_region": {"model": "tiny-bone-tumor", "head": "lesion_logits", "label": "lesion", "margin": 0.1},
+        "input_region": {"model": "tiny-bone-tumor", "head": "lesion", "label": "lesion", "margin": 0.1},
         "display_head": "tumor",
         "outputs": [
             {"name": "tumor", "kind": "classification", "labels": ["benign", "malignant"], "activation": "softmax",

@@ -185,7 +185,7 @@ def _femur(inside: int = 3900) -> bytes:
 def test_second_stage_classifies_the_region_the_first_stage_found(tumour_models):
     assert [model.model_id for model in tumour_models] == ["tiny-bone-tumor", "tiny-tumor-cls"]
     analysis = tumour_models.predict(_femur())
-    lesion = analysis.predictions["tiny-bone-tumor"].segmentations["lesion_logits"].region("lesion")
+    lesion = analysis.predictions["tiny-bone-tumor"].segmentations["lesion"].region("lesion")
     x0, y0, x1, y1 = lesion.bbox
     margin_x, margin_y = 0.1 * (x1 - x0), 0.1 * (y1 - y0)
     crop = (int(np.floor(x0 - margin_x)), int(np.floor(y0 - margin_y)))

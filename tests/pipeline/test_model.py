@@ -38,7 +38,7 @@ def _disc_dataset(**kwargs):
 
 def test_mask_comes_back_at_source_geometry(model):
     prediction = model.predict(to_bytes(_disc_dataset()))
-    result = prediction.segmentations["lesion_logits"]
+    result = prediction.segmentations["lesion"]
     assert result.mask.shape == (ROWS, COLUMNS)
     truth = disc_image(ROWS, COLUMNS, CENTRE, RADIUS, 1, 0).astype(bool)
     predicted = result.mask == 1
@@ -61,7 +61,7 @@ def test_classification_is_the_model_output_on_the_preprocessed_tensor(model):
     tensor, _ = preprocess(image.pixels, lut.table, lut.first_stored_value, model.manifest.preprocess)
     logits = tensor.mean() * np.array([0.0, 1.0, 2.0])
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    probabilities = prediction.classifications["tumor_logits"].probabilities
+    probabilities = prediction.classifications["tumor"].probabilities
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
 
 
@@ -76,14 +76,14 @@ def _two_tones(rows: int, columns: int, left: int, right: int) -> np.ndarray:
 def test_flag_follows_the_manifest_threshold(model):
     bright = model.predict(dx_dataset(_two_tones(400, 500, 4000, 3900)))
     dark = model.predict(dx_dataset(_two_tones(400, 500, 100, 200)))
-    assert bright.classifications["tumor_logits"].probability("malignant") >= 0.5
+    assert bright.classifications["tumor"].probability("malignant") >= 0.5
     # The whole bright image is "lesion", so its area flag rises too, in the manifest's order.
     assert [flag.code for flag in bright.flags] == ["LARGE_BONE_LESION", "SUSPECTED_MALIGNANT_BONE_LESION"]
     assert bright.flags[1].threshold == 0.5
-    area = bright.segmentations["lesion_logits"].region("lesion").area_mm2
+    area = bright.segmentations["lesion"].region("lesion").area_mm2
     # Nearly all of it: source pixels at the letterbox edge interpolate with the padding.
     assert bright.flags[0].score == area and 0.97 * 400 * 500 * 0.15**2 < area <= 400 * 500 * 0.15**2
-    assert dark.classifications["tumor_logits"].probability("malignant") < 0.5
+    assert dark.classifications["tumor"].probability("malignant") < 0.5
     assert dark.flags == ()
 
 
@@ -91,7 +91,7 @@ def test_monochrome1_gives_the_same_mask(model):
     stored = disc_image(ROWS, COLUMNS, CENTRE, RADIUS, 3900, 2250)
     direct = model.predict(dx_dataset(stored))
     inverted = model.predict(dx_dataset(4095 - stored, photometric="MONOCHROME1"))
-    np.testing.assert_array_equal(direct.segmentations["lesion_logits"].mask, inverted.segmentations["lesion_logits"].mask)
+    np.testing.assert_array_equal(direct.segmentations["lesion"].mask, inverted.segmentations["lesion"].mask)
 
 
 def test_for_processing_images_are_refused(model):
@@ -110,7 +110,7 @@ def test_other_modalities_and_body_parts_are_refused_unless_asked(model):
 
 def test_missing_spacing_omits_mm_and_says_why(model):
     prediction = model.predict(_disc_dataset(imager_pixel_spacing=None))
-    result = prediction.segmentations["lesion_logits"]
+    result = prediction.segmentations["lesion"]
     assert result.regions[0].area_mm2 is None
     assert result.regions[0].pixel_count > 0
     assert result.area_source.startswith("no mm figures")
@@ -123,9 +123,9 @@ def test_missing_spacing_omits_mm_and_says_why(model):
 def test_area_flag_follows_the_lesion_size(model):
     big = model.predict(_disc_dataset())
     small = model.predict(dx_dataset(disc_image(ROWS, COLUMNS, CENTRE, 40.0, 3900, 2250)))
-    assert big.segmentations["lesion_logits"].region("lesion").area_mm2 > 500
+    assert big.segmentations["lesion"].region("lesion").area_mm2 > 500
     assert "LARGE_BONE_LESION" in [flag.code for flag in big.flags]
-    assert 0 < small.segmentations["lesion_logits"].region("lesion").area_mm2 < 500
+    assert 0 < small.segmentations["lesion"].region("lesion").area_mm2 < 500
     assert "LARGE_BONE_LESION" not in [flag.code for flag in small.flags] and small.notes == []
 
 
@@ -142,7 +142,7 @@ def test_json_and_overlay_hold_results_and_no_patient_data(model, tmp_path: Path
     assert document["provenance"]["bundle_sha256"] == model.bundle.digest
     assert document["provenance"]["model_id"] == "tiny-bone-tumor"
     assert document["image"]["pixel_spacing_source"] == "ImagerPixelSpacing"
-    assert document["segmentations"]["lesion_logits"]["regions"][0]["pixel_count"] > 0
+    assert document["segmentations"]["lesion"]["regions"][0]["pixel_count"] > 0
     overlay_path = prediction.save_overlay(tmp_path / "out" / "overlay.png", max_side=450)
     overlay = cv2.imread(str(overlay_path))
     assert overlay.shape == (300, 450, 3)
@@ -158,11 +158,11 @@ def test_json_and_overlay_hold_results_and_no_patient_data(model, tmp_path: Path
 
 def test_predict_is_thread_safe(model):
     datasets = [_disc_dataset(), dx_dataset(_two_tones(300, 700, 3000, 2900))]
-    expected = [model.predict(ds).segmentations["lesion_logits"].mask for ds in datasets]
+    expected = [model.predict(ds).segmentations["lesion"].mask for ds in datasets]
 
     def work(index: int) -> None:
         for _ in range(5):
-            got = model.predict(datasets[index % 2]).segmentations["lesion_logits"].mask
+            got = model.predict(datasets[index % 2]).segmentations["lesion"].mask
             np.testing.assert_array_equal(got, expected[index % 2])
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -179,5 +179,5 @@ def test_png_input_runs_with_scope_unchecked(model, tmp_path: Path):
     prediction = model.predict(path)
     assert prediction.image["format"] == "png"
     assert any("scope not checked" in note for note in prediction.image["notes"])
-    assert prediction.segmentations["lesion_logits"].regions[0].area_mm2 is None
-    assert prediction.segmentations["lesion_logits"].regions[0].pixel_count > 0
+    assert prediction.segmentations["lesion"].regions[0].area_mm2 is None
+    assert prediction.segmentations["lesion"].regions[0].pixel_count > 0

@@ -15,8 +15,8 @@ from radedge.pipeline import load_model, load_models
 from ..models.make_tiny import manifest, tiny_model
 from ..synthetic import disc_image, dx_dataset, to_bytes
 
-GATE = {"passed": True, "heads": {"tumor_logits": {"auc_drop": 0.001, "flag_changes": 0.0},
-                                  "lesion_logits": {"dice": 0.995}}}
+GATE = {"passed": True, "heads": {"tumor": {"auc_drop": 0.001, "flag_changes": 0.0},
+                                  "lesion": {"dice": 0.995}}}
 
 
 def _two_precisions(directory: Path, fp16_bytes: bytes) -> Path:
@@ -32,7 +32,7 @@ def test_fp16_loads_its_file_and_every_result_says_so(tmp_path: Path):
     full = load_model(bundle, threads=1).predict(image)
     assert (half.provenance["precision"], half.provenance["gate"]) == ("fp16", GATE)
     assert (full.provenance["precision"], full.provenance["gate"]) == ("fp32", {})
-    np.testing.assert_array_equal(half.heads["tumor_logits"].probabilities, full.heads["tumor_logits"].probabilities)
+    np.testing.assert_array_equal(half.heads["tumor"].probabilities, full.heads["tumor"].probabilities)
 
 
 def test_the_chosen_precision_is_the_file_the_backend_gets(tmp_path: Path):

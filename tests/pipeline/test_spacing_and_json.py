@@ -36,15 +36,15 @@ def test_a_spacing_no_detector_has_gives_no_mm_figures(model, attributes, proble
     prediction = model.predict(dx_dataset(disc_image(600, 900, (610, 250), 120, 3900, 2250), **spacing, **attributes))
     assert problem in prediction.image["pixel_spacing_problem"]
     assert prediction.image["pixel_spacing_mm"] is None
-    region = prediction.segmentations["lesion_logits"].region("lesion")
+    region = prediction.segmentations["lesion"].region("lesion")
     assert region.pixel_count > 0 and region.area_mm2 is None
-    assert problem in prediction.segmentations["lesion_logits"].area_source
+    assert problem in prediction.segmentations["lesion"].area_source
     # The area flag is not decided on a made-up area: a note says why.
     assert "LARGE_BONE_LESION" not in [flag.code for flag in prediction.flags]
     assert any(note.startswith("flag LARGE_BONE_LESION not evaluated") and problem in note
                for note in prediction.notes)
     document = strict_json(prediction.to_json())
-    assert document["segmentations"]["lesion_logits"]["regions"][0]["area_mm2"] is None
+    assert document["segmentations"]["lesion"]["regions"][0]["area_mm2"] is None
 
 
 @pytest.mark.parametrize("factor", ["NaN", "1e-308", "inf", "1e308"])
@@ -59,7 +59,7 @@ def test_an_absurd_magnification_factor_leaves_the_detector_spacing(model, facto
     assert image["pixel_spacing_problem"] is None
     assert any(note.startswith(f"Estimated Radiographic Magnification Factor is {float(factor):g}, not between 1 and 10")
                for note in image["notes"])
-    region = prediction.segmentations["lesion_logits"].region("lesion")
+    region = prediction.segmentations["lesion"].region("lesion")
     assert region.area_mm2 == pytest.approx(region.pixel_count * 0.01)
 
 

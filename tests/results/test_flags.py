@@ -64,3 +64,16 @@ def test_an_area_rule_without_spacing_is_a_note_not_a_guess():
                                   "PixelSpacing")
     (flag,), _ = evaluate_flags([_rule("mask", "lesion", 2.0, title="Big")], {"mask": measured})
     assert flag.score == 2.5 and flag.locations == ((2.0, 2.0, 5.0, 4.0),)
+
+
+def test_an_area_flag_locates_each_lesion_of_the_label():
+    mask = np.zeros((20, 30), np.uint8)
+    mask[2:6, 2:8] = 1  # 24 pixels
+    mask[10:18, 20:28] = 1  # 64 pixels, listed first
+    summary = RegionStats("lesion", 88, 88 * 0.25, (2, 2, 28, 18), (17.0, 10.0))
+    result = SegmentationResult("mask", ("lesion",), mask, 0.5, (summary,), "PixelSpacing")
+    assert [region.pixel_count for region in result.regions] == [64, 24]
+    (flag,), _ = evaluate_flags([_rule("mask", "lesion", 20.0, title="Big")], {"mask": result})
+    # The threshold applies to the label's whole area; each lesion is a location.
+    assert flag.score == 22.0 and flag.locations == ((20.0, 10.0, 28.0, 18.0), (2.0, 2.0, 8.0, 6.0))
+    assert evaluate_flags([_rule("mask", "lesion", 23.0, title="Big")], {"mask": result})[0] == ()

@@ -9,7 +9,7 @@ import pytest
 from radedge.bundle import load_bundle, write_bundle
 from radedge.errors import BundleError
 from radedge.pipeline import load_model
-from radedge.spec import DetectionDecode, HeadSpec, HeatmapDecode, Manifest, Scope
+from radedge.spec import SCHEMA_VERSION, DetectionDecode, HeadSpec, HeatmapDecode, Manifest, Scope
 
 from ..models.make_tiny import bundles, manifest
 
@@ -17,7 +17,7 @@ DOCUMENTS = {name: document for name, (document, _) in bundles().items()}
 
 
 def _parse(document: dict) -> Manifest:
-    return Manifest.from_document({**document, "schema_version": 1})
+    return Manifest.from_document({**document, "schema_version": SCHEMA_VERSION})
 
 
 def _edited(name: str, edit) -> dict:

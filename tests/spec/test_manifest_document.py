@@ -9,6 +9,7 @@ import pytest
 
 from radedge.bundle import bundled_bundle_paths, load_bundle
 from radedge.spec import (
+    SCHEMA_VERSION,
     CamDecode,
     Condition,
     DenseLevel,
@@ -37,7 +38,7 @@ def _same(a: Manifest, b: Manifest) -> None:
 @pytest.mark.parametrize("path", [*TINY, *bundled_bundle_paths()], ids=lambda p: p.name)
 def test_every_committed_manifest_survives_a_round_trip(path: Path):
     manifest = load_bundle(path).manifest
-    _same(Manifest.from_document({**manifest.to_document(), "schema_version": 1}), manifest)
+    _same(Manifest.from_document({**manifest.to_document(), "schema_version": SCHEMA_VERSION}), manifest)
 
 
 def test_create_writes_every_kind_of_field_and_reads_it_back():
@@ -69,7 +70,7 @@ def test_create_writes_every_kind_of_field_and_reads_it_back():
                                                            "centerness": "ctr"}]
     assert document["outputs"][2]["flags"][0]["requires"] == [{"head": "boxes", "label": "b", "threshold": 0.4}]
     assert document["preprocessing"]["voi"] == {"percentile": [1.0, 99.0]}
-    _same(Manifest.from_document({**document, "schema_version": 1}), manifest)
+    _same(Manifest.from_document({**document, "schema_version": SCHEMA_VERSION}), manifest)
 
 
 def test_create_checks_like_loading_does():

@@ -38,7 +38,7 @@ from typing import Any
 
 from .._files import write_atomically
 from ..errors import BundleError, BundleIntegrityError, BundleNotFoundError, invalid_argument
-from ..spec.manifest import SCHEMA_VERSION, Manifest
+from ..spec.manifest import SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSIONS, Manifest
 from .signing import MAX_SIGNATURE_BYTES, SIGNATURE, UNSIGNED, BundleSignature, TrustedKey, check_signature
 
 MANIFEST = "manifest.json"
@@ -163,10 +163,10 @@ def _load(source: _Source, location: str, trusted_keys: Sequence[TrustedKey] | T
             f"{location}: {MANIFEST} carries more than one manifest_sha256; re-export the bundle"
         )
     schema = document.get("schema_version")
-    if schema != SCHEMA_VERSION:
+    if schema not in SUPPORTED_SCHEMA_VERSIONS or isinstance(schema, bool):
         raise BundleError(
             f"{location}: manifest schema_version {schema!r} is not supported by this radedge "
-            f"(supports {SCHEMA_VERSION}); upgrade radedge or re-export the bundle"
+            f"(supports {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}); upgrade radedge or re-export the bundle"
         )
     entries = _file_entries(document, location)
     manifest = _parse_manifest(document, location)

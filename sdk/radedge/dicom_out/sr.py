@@ -284,7 +284,8 @@ def _segmentation_groups(output: ModelOutput, names: Concepts, algorithm, result
     import highdicom as hd
 
     groups = []
-    for region in result.regions:
+    # One group per label, over all its pixels; the SEG holds each region's outline.
+    for region in result.labels_summary:
         if region.pixel_count == 0:
             continue  # the head found no such region: nothing to report
         measurements, evaluations = None, None

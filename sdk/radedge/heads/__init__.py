@@ -1,7 +1,8 @@
 """One decoder per head kind, behind a registry (``decoder_for(kind)``, ``decode_heads``).
 
     classification   logits -> probabilities                      (classification.py)
-    segmentation     logits -> label mask at source geometry       (segmentation.py)
+    segmentation     logits -> label mask at source geometry,      (segmentation.py)
+                     each connected region measured                (regions.py)
     detection        dense maps or boxes -> boxes after NMS        (detection.py)
     heatmap          landmark maps -> sub-pixel peaks              (heatmap.py)
     cam              class activation maps -> map for display      (cam.py)

@@ -17,13 +17,15 @@ from .base import ColourMapLayer, DecodeContext, HeadResult, register, tensor
 from .classification import ClassificationResult
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CamResult(HeadResult):
     """The class activation map of class ``label``, as head ``explains`` decided it.
 
-    ``values``: float32 [h, w] over the whole model input; ``geometry``: where the source
-    (or its crop) lies in that input; ``peak_xy``: the map's maximum inside the image, in
-    source pixels (continuous coordinates), or None when the map is flat there.
+    ``values``: float32 [h, w] over the whole model input (None in a result read back from
+    JSON, which holds only ``map_shape``); ``geometry``: where the source (or its crop) lies
+    in that input; ``peak_xy``: the map's maximum inside the image, in source pixels
+    (continuous coordinates), or None when the map is flat there. ``colormap``, ``alpha``
+    and ``floor``: how the overlay draws it (the manifest's decode parameters).
     """
 
     kind: ClassVar[str] = "cam"
@@ -31,22 +33,55 @@ class CamResult(HeadResult):
     labels: tuple[str, ...]
     explains: str
     label: str
-    values: np.ndarray
+    values: np.ndarray | None
     geometry: ResizeGeometry
     peak_xy: tuple[float, float] | None
     colormap: str = "turbo"
     alpha: float = 0.4
     floor: float = 0.2
+    map_shape: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.values is not None:
+            object.__setattr__(self, "map_shape", (int(self.values.shape[0]), int(self.values.shape[1])))
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "labels": list(self.labels),
             "explains": self.explains,
             "label": self.label,
-            "map_shape": list(self.values.shape),
+            "map_shape": None if self.map_shape is None else list(self.map_shape),
             "peak_xy": None if self.peak_xy is None else [round(v, 2) for v in self.peak_xy],
         }
 
+    @classmethod
+    def from_dict(cls, head: str, document: Mapping[str, Any], geometry: ResizeGeometry) -> CamResult:
+        """The result ``to_dict`` describes, over the model input ``geometry`` places the
+        image in (the prediction's); without its map, so the overlay cannot draw it."""
+        peak, shape = document.get("peak_xy"), document.get("map_shape")
+        return cls(
+            head, tuple(document["labels"]), str(document["explains"]), str(document["label"]), None, geometry,
+            None if peak is None else (float(peak[0]), float(peak[1])),
+            map_shape=None if shape is None else (int(shape[0]), int(shape[1])),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CamResult):
+            return NotImplemented
+        same_values = (self.values is None and other.values is None) or (
+            self.values is not None and other.values is not None and np.array_equal(self.values, other.values)
+        )
+        return same_values and all(
+            getattr(self, name) == getattr(other, name)
+            for name in ("head", "labels", "explains", "label", "geometry", "peak_xy", "colormap", "alpha", "floor",
+                         "map_shape")
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
     def layers(self) -> tuple[Any, ...]:
+        if self.values is None:
+            return ()
         return (ColourMapLayer(self.values, self.geometry, self.colormap, self.alpha, self.floor),)
 
 

@@ -30,7 +30,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-logits))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClassificationResult(HeadResult):
     """Class probabilities of one classification head: ``probabilities`` float32[K] over ``labels``."""
 
@@ -51,6 +51,21 @@ class ClassificationResult(HeadResult):
             "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, self.probabilities)},
             "top_label": self.top_label,
         }
+
+    @classmethod
+    def from_dict(cls, head: str, document: Mapping[str, Any]) -> ClassificationResult:
+        """The result ``to_dict`` describes (probabilities as rounded there, in label order)."""
+        probabilities = document["probabilities"]
+        return cls(head, tuple(probabilities), np.array(list(probabilities.values()), dtype=np.float32))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClassificationResult):
+            return NotImplemented
+        return (self.head, self.labels) == (other.head, other.labels) and np.array_equal(
+            self.probabilities, other.probabilities
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     def findings(self, label: str, threshold: float) -> tuple[Finding, ...]:
         score = self.probability(label)

@@ -41,6 +41,15 @@ class Box:
             "size_mm": None if self.size_mm is None else [round(v, 2) for v in self.size_mm],
         }
 
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any], labels: tuple[str, ...]) -> Box:
+        size = document.get("size_mm")
+        return cls(
+            str(document["label"]), labels.index(document["label"]), float(document["score"]),
+            tuple(float(v) for v in document["xyxy"]),  # type: ignore[arg-type]
+            None if size is None else tuple(float(v) for v in size),  # type: ignore[arg-type]
+        )
+
 
 @dataclass(frozen=True)
 class DetectionResult(HeadResult):
@@ -57,7 +66,15 @@ class DetectionResult(HeadResult):
         return tuple(box for box in self.boxes if box.label == label)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"boxes": [box.to_dict() for box in self.boxes], "size_source": self.size_source}
+        return {"labels": list(self.labels), "boxes": [box.to_dict() for box in self.boxes],
+                "size_source": self.size_source}
+
+    @classmethod
+    def from_dict(cls, head: str, document: Mapping[str, Any]) -> DetectionResult:
+        """The result ``to_dict`` describes (figures as rounded there)."""
+        labels = tuple(document["labels"])
+        return cls(head, labels, tuple(Box.from_dict(box, labels) for box in document["boxes"]),
+                   str(document["size_source"]))
 
     def findings(self, label: str, threshold: float) -> tuple[Finding, ...]:
         return tuple(Finding(box.score, point=box.centre, box=box.xyxy) for box in self.of(label) if box.score >= threshold)

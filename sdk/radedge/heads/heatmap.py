@@ -31,6 +31,11 @@ class Point:
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "score": round(self.score, 6), "xy": [round(self.x, 2), round(self.y, 2)]}
 
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any], labels: tuple[str, ...]) -> Point:
+        x, y = document["xy"]
+        return cls(str(document["label"]), labels.index(document["label"]), float(document["score"]), float(x), float(y))
+
 
 @dataclass(frozen=True)
 class HeatmapResult(HeadResult):
@@ -51,7 +56,13 @@ class HeatmapResult(HeadResult):
         return min(self.points, key=lambda p: (math.hypot(p.x - x, p.y - y), -p.score))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"points": [point.to_dict() for point in self.points]}
+        return {"labels": list(self.labels), "points": [point.to_dict() for point in self.points]}
+
+    @classmethod
+    def from_dict(cls, head: str, document: Mapping[str, Any]) -> HeatmapResult:
+        """The result ``to_dict`` describes (figures as rounded there)."""
+        labels = tuple(document["labels"])
+        return cls(head, labels, tuple(Point.from_dict(point, labels) for point in document["points"]))
 
     def findings(self, label: str, threshold: float) -> tuple[Finding, ...]:
         return tuple(

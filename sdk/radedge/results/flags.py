@@ -50,6 +50,17 @@ class Flag:
             "model": self.model,
         }
 
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Flag:
+        """The flag ``to_dict`` describes (score and locations as rounded there)."""
+        return cls(
+            code=str(document["code"]), title=str(document["title"]), score=float(document["score"]),
+            threshold=float(document["threshold"]), head=str(document["head"]), label=str(document["label"]),
+            where=document.get("where"),
+            locations=tuple(tuple(float(v) for v in location) for location in document.get("locations", ())),
+            model=document.get("model"),
+        )
+
 
 def evaluate_flags(
     rules: Iterable[FlagRule], results: Mapping[str, HeadResult], *, model: str | None = None

@@ -7,6 +7,18 @@ the caller gave. The JSON is strict (RFC 8259): a figure that is not finite has 
 so measurements that cannot be finite are None with the reason beside them (``area_source``,
 ``size_source``, ``pixel_spacing_problem``), and serialising one that slipped through raises
 ValueError instead of writing ``NaN`` or ``Infinity``, which other JSON readers refuse.
+
+``from_dict`` reads a result back from ``to_dict`` (or ``json.loads`` of ``to_json``): the
+object it gives has everything the JSON carries, so ``from_dict(d).to_dict() == d``; it has no
+masks, class activation maps or image (the JSON holds their shapes only), so it cannot draw an
+overlay (``NoImageError``) or make DICOM objects (``NotDicomSourceError``).
+
+Pickling (``pickle``, ``multiprocessing``, ``concurrent.futures``) keeps every head's result,
+masks included (run-length encoded when smaller), the source's DICOM header and the manifest,
+so ``to_dicom`` works on an unpickled result; the decoded image is not pickled (it is most of
+the size: 18 MB for a 3000 x 3000 radiograph), so ``overlay`` / ``save_overlay`` of an
+unpickled result raise ``NoImageError``: draw them before pickling. A pickled result of a
+DICOM input carries that header, patient data included, like the file it came from.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._files import write_atomically
-from ..errors import RadedgeError
+from ..errors import NoImageError, RadedgeError
 from ..heads import CamResult, ClassificationResult, DetectionResult, HeadResult, HeatmapResult, SegmentationResult
 from ..intensity import build_lut
 from ..io.image import Image
@@ -31,6 +43,42 @@ from .overlay import DisplayImage, encode_png, render_overlay
 
 def _of_kind(heads: dict[str, HeadResult], kind: type) -> dict[str, Any]:
     return {name: result for name, result in heads.items() if isinstance(result, kind)}
+
+
+#: The JSON key of each head kind's results (``Prediction.to_dict``).
+_KIND_KEYS = {
+    "classification": "classifications",
+    "segmentation": "segmentations",
+    "detection": "detections",
+    "heatmap": "heatmaps",
+    "cam": "cams",
+}
+_UNPICKLED = "its image was not pickled with it; draw the overlay before pickling, or predict again"
+_FROM_JSON = "it was read back from JSON (from_dict), which holds no image; predict again from the source"
+
+
+def _heads_from_dict(document: dict[str, Any], geometry: ResizeGeometry) -> dict[str, HeadResult]:
+    """Every head result of a ``Prediction.to_dict``, in the order of its ``heads``."""
+    readers = {
+        "classification": ClassificationResult.from_dict,
+        "segmentation": SegmentationResult.from_dict,
+        "detection": DetectionResult.from_dict,
+        "heatmap": HeatmapResult.from_dict,
+        "cam": lambda name, described: CamResult.from_dict(name, described, geometry),
+    }
+    kinds = document.get("heads") or {
+        name: kind for kind, key in _KIND_KEYS.items() for name in document.get(key, {})
+    }
+    heads: dict[str, HeadResult] = {}
+    for name, kind in kinds.items():
+        if kind not in readers:
+            raise ValueError(f"head {name!r} is of kind {kind!r}; this radedge reads {', '.join(readers)}")
+        heads[name] = readers[kind](name, document[_KIND_KEYS[kind]][name])
+    return heads
+
+
+def _short(source: str, limit: int = 48) -> str:
+    return source if len(source) <= limit else "..." + source[-(limit - 3):]
 
 
 class _Outputs:
@@ -70,7 +118,8 @@ class Prediction(_Outputs):
     id/version, bundle sha256, radedge version, backend. ``image``: size, spacing and how
     intensities were interpreted (no patient data). ``geometry``: where the image (or the
     region it analysed) lay in the model input. ``notes``: what could not be checked or
-    evaluated.
+    evaluated. Heads are named by what they mean (the manifest's head names: ``"tumor"``,
+    ``"lesion"``), not by the model's output tensors.
     """
 
     source: str
@@ -83,11 +132,44 @@ class Prediction(_Outputs):
     geometry: ResizeGeometry
     display_head: str | None = None
     notes: list[str] = field(default_factory=list)
-    _display: DisplayImage | None = field(default=None, repr=False)
+    _display: DisplayImage | None = field(default=None, repr=False, compare=False)
     # For DICOM outputs (to_dicom): the source's header (patient data; never printed) and the
     # manifest (codes, flag rules). None for a result made without them.
-    _header: Any = field(default=None, repr=False)
-    _manifest: Any = field(default=None, repr=False)
+    _header: Any = field(default=None, repr=False, compare=False)
+    _manifest: Any = field(default=None, repr=False, compare=False)
+    # Why there is no image to draw on, when there is none.
+    _no_image: str | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        flags = ", ".join(f"{flag.code} {flag.score:.2f}" for flag in self.flags) or "no flags"
+        verdict = f"; {self.display_head}: {self.verdict}" if self.verdict is not None else ""
+        total = self.timings_ms.get("total")
+        timing = f"; {total:.1f} ms" if total is not None else ""
+        return f"<Prediction {self.model_id} on {_short(self.source)!r}: {flags}{verdict}{timing}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if state["_display"] is not None:
+            state["_display"], state["_no_image"] = None, _UNPICKLED
+        return state
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Prediction:
+        """The prediction ``to_dict`` (or ``json.loads(to_json())``) describes; see the module."""
+        geometry = ResizeGeometry(**document["preprocess_geometry"])
+        return cls(
+            source=document["source"],
+            model_id=document["model_id"],
+            flags=tuple(Flag.from_dict(flag) for flag in document["flags"]),
+            heads=_heads_from_dict(document, geometry),
+            timings_ms=dict(document["timings_ms"]),
+            provenance=dict(document["provenance"]),
+            image=dict(document["image"]),
+            geometry=geometry,
+            display_head=document.get("display_head"),
+            notes=list(document.get("notes", ())),
+            _no_image=_FROM_JSON,
+        )
 
     @property
     def flagged(self) -> bool:
@@ -135,6 +217,7 @@ class Prediction(_Outputs):
             "flags": [flag.to_dict() for flag in self.flags],
             "display_head": self.display_head,
             "verdict": self.verdict,
+            "heads": {name: result.kind for name, result in self.heads.items()},
             "classifications": {name: r.to_dict() for name, r in self.classifications.items()},
             "segmentations": {name: r.to_dict() for name, r in self.segmentations.items()},
             "detections": {name: r.to_dict() for name, r in self.detections.items()},
@@ -158,7 +241,9 @@ class Prediction(_Outputs):
         ``max_side``), every head drawn (masks, boxes, points, class activation maps) and a
         banner with the flags raised."""
         if self._display is None:
-            raise ValueError("this Prediction was not made by Model.predict, so it holds no image to draw on")
+            raise NoImageError(
+                f"this Prediction holds no image to draw on: {self._no_image or 'it was not made by Model.predict'}"
+            )
         return render_overlay(self._display, self.layers(), self.banner(), alert=self.flagged, max_side=max_side)
 
 
@@ -183,10 +268,42 @@ class ImageAnalysis(_Outputs):
     image: dict[str, Any]
     timings_ms: dict[str, float]
     not_analysable: dict[str, str] = field(default_factory=dict)
-    _display: DisplayImage | None = field(default=None, repr=False)
+    _display: DisplayImage | None = field(default=None, repr=False, compare=False)
     # The image no model analysed: its own window is built only if an overlay is asked for.
-    _unanalysed: Image | None = field(default=None, repr=False)
-    _header: Any = field(default=None, repr=False)  # the source's DICOM header, for to_dicom
+    _unanalysed: Image | None = field(default=None, repr=False, compare=False)
+    _header: Any = field(default=None, repr=False, compare=False)  # the source's DICOM header, for to_dicom
+    _no_image: str | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        if self.analysed:
+            said = "; ".join(
+                f"{model}: " + (", ".join(f"{flag.code} {flag.score:.2f}" for flag in prediction.flags) or "no flags")
+                for model, prediction in self.predictions.items()
+            )
+        else:
+            said = "not analysed"
+        total = self.timings_ms.get("total")
+        timing = f"; {total:.1f} ms" if total is not None else ""
+        return f"<ImageAnalysis of {_short(self.source)!r}: {said}{timing}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if state["_display"] is not None or state["_unanalysed"] is not None:
+            state["_display"], state["_unanalysed"], state["_no_image"] = None, None, _UNPICKLED
+        return state
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ImageAnalysis:
+        """The analysis ``to_dict`` (or ``json.loads(to_json())``) describes; see the module."""
+        return cls(
+            source=document["source"],
+            predictions={model: Prediction.from_dict(described) for model, described in document["models"].items()},
+            not_applied=dict(document["not_applied"]),
+            image=dict(document["image"]),
+            timings_ms=dict(document["timings_ms"]),
+            not_analysable=dict(document.get("not_analysable", {})),
+            _no_image=_FROM_JSON,
+        )
 
     def _canvas(self) -> DisplayImage | None:
         if self._display is None and self._unanalysed is not None:
@@ -255,7 +372,9 @@ class ImageAnalysis(_Outputs):
         analysed shows the reason in the banner."""
         display = self._canvas()
         if display is None:
-            raise ValueError("this ImageAnalysis holds no image to draw on")
+            raise NoImageError(
+                f"this ImageAnalysis holds no image to draw on: {self._no_image or 'its window cannot be applied'}"
+            )
         layers = [layer for prediction in self.predictions.values() for layer in prediction.layers()]
         banner = [line for prediction in self.predictions.values() for line in prediction.banner()]
         if not self.analysed:

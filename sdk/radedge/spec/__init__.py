@@ -20,7 +20,16 @@ from .heads import (
     HeatmapDecode,
     SegmentationDecode,
 )
-from .manifest import SCHEMA_VERSION, InputRegion, IntensitySpec, Manifest
+from .manifest import (
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
+    InputRegion,
+    IntensitySpec,
+    Manifest,
+    ModelLicense,
+    head_name_for_output,
+    upgrade_document,
+)
 from .precision import PRECISION_FILES, PRECISIONS, GateThresholds, Precision
 from .preprocess import PreprocessSpec
 from .scope import Scope
@@ -30,6 +39,7 @@ __all__ = [
     "ACTIVATIONS",
     "DECODE_PARAMETERS",
     "SCHEMA_VERSION",
+    "SUPPORTED_SCHEMA_VERSIONS",
     "CamDecode",
     "ClassificationDecode",
     "Condition",
@@ -44,6 +54,7 @@ __all__ = [
     "InputRegion",
     "IntensitySpec",
     "Manifest",
+    "ModelLicense",
     "PRECISIONS",
     "PRECISION_FILES",
     "Percentile",
@@ -56,5 +67,7 @@ __all__ = [
     "Window",
     "center_crop",
     "grow_box",
+    "head_name_for_output",
+    "upgrade_document",
     "check_window",
 ]

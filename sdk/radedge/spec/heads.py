@@ -273,8 +273,9 @@ ACTIVATIONS: dict[str, tuple[str, ...]] = {
 class HeadSpec:
     """One head of the model.
 
-    ``name``: the head's name, which results are keyed by; also the output tensor it reads
-    unless ``tensor`` names another (detection heads name theirs in ``decode``). ``kind``:
+    ``name``: what the head means (``"tumor"``, ``"lesion"``), which results, flags and JSON
+    are keyed by. ``tensor``: the network output it reads (default: ``name``; detection heads
+    name theirs in ``decode``), which the manifest always writes. ``kind``:
     see the module docstring. ``labels``: what each class / channel / region means.
     ``activation``: ``softmax`` / ``sigmoid`` / ``none``, as ``ACTIVATIONS`` allows for the
     kind. ``decode``: the kind's decode parameters. ``flags``: the rules that raise flags
@@ -314,6 +315,8 @@ class HeadSpec:
         elif not isinstance(decode, parameters):
             raise ValueError(f"head {self.name!r}: decode must be a {parameters.__name__}; got {type(decode).__name__}")
         object.__setattr__(self, "decode", decode)
+        if self.tensor is None and not isinstance(decode, DetectionDecode):
+            object.__setattr__(self, "tensor", self.name)
         object.__setattr__(self, "flags", tuple(self.flags))
         _check_codes(self.name, self.labels, self.codes)
         for rule in self.flags:
@@ -325,17 +328,17 @@ class HeadSpec:
         """The network output tensors this head reads."""
         if isinstance(self.decode, DetectionDecode):
             return self.decode.tensors
-        return (self.tensor or self.name,)
+        return (self.tensor,)
 
     def to_document(self) -> dict[str, Any]:
         """The head as the manifest writes it, one entry of ``outputs``."""
-        document: dict[str, Any] = {"name": self.name, "kind": self.kind, "labels": list(self.labels),
-                                    "activation": self.activation}
+        document: dict[str, Any] = {"name": self.name}
+        if not isinstance(self.decode, DetectionDecode):
+            document["tensor"] = self.tensors[0]
+        document.update({"kind": self.kind, "labels": list(self.labels), "activation": self.activation})
         decode = decode_document(self.decode)
         if decode:
             document["decode"] = decode
-        if self.tensor is not None:
-            document["tensor"] = self.tensor
         if self.codes:
             document["codes"] = dict(self.codes)
         if self.flags:

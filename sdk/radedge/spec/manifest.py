@@ -8,12 +8,21 @@ see ``radedge.spec.heads``; their ``flags``, see ``radedge.spec.flags``), ``disp
 input: a region another model found), ``scope``, ``provenance``, ``files`` and
 ``manifest_sha256`` (see ``radedge.bundle``), ``precisions`` (the model files, one per
 precision, with the gate figures each passed) and ``gate`` (the limits they were held to),
-see ``radedge.spec.precision``.
+see ``radedge.spec.precision``, and ``license`` (the terms the model is distributed under).
+
+Schema versions. In schema 2 (what this radedge writes) each output has a ``name``, what the
+head means (``"tumor"``, ``"lesion"``: snake_case, unique), which every result, flag,
+``display_head``, ``input_region`` and gate figure is keyed by, and a ``tensor``, the ONNX
+output it reads (detection heads name theirs in ``decode``). In schema 1 an output's ``name``
+was also its ONNX output; such a manifest still loads, upgraded by ``upgrade_document``: the
+head is named by ``head_name_for_output`` (the output name less a trailing ``_logits``),
+reads the output it named, and every reference to it is renamed alike.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,7 +34,114 @@ from .preprocess import PreprocessSpec
 from .scope import Scope
 from .window import Percentile, Window, check_window
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The schema versions this radedge reads; 1 is upgraded on load (``upgrade_document``).
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+#: A schema 2 head name: lower-case snake_case, as results and JSON keys use it.
+HEAD_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_LOGITS_SUFFIX = "_logits"
+
+
+def head_name_for_output(output: str, taken: Sequence[str] = ()) -> str:
+    """The head name a schema 1 output named ``output`` gets: ``output`` less a trailing
+    ``_logits`` (``tumor_logits`` -> ``tumor``), or ``output`` itself when nothing would be
+    left or the shorter name is in ``taken`` (another output's name)."""
+    if output.endswith(_LOGITS_SUFFIX) and len(output) > len(_LOGITS_SUFFIX):
+        shorter = output[: -len(_LOGITS_SUFFIX)]
+        if shorter not in taken:
+            return shorter
+    return output
+
+
+def upgrade_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema 1 manifest document as schema 2 (a schema 2 one is returned as a copy).
+
+    Each output is renamed by ``head_name_for_output`` and reads the tensor it read before;
+    ``display_head``, flag ``requires`` and ``locate_with``, a cam's ``decode.explains``, the
+    gate figures of each precision and the labelled heads of the provenance follow the
+    rename. ``input_region.head`` names a head of another model, renamed by the same rule.
+    """
+    upgraded = dict(document)
+    if document.get("schema_version") != 1:
+        return upgraded
+    names = [out.get("name") for out in document.get("outputs", ())]
+    renamed: dict[str, str] = {}
+    outputs = []
+    for out in document.get("outputs", ()):
+        old = out.get("name")
+        if not isinstance(old, str):
+            outputs.append(dict(out))
+            continue
+        new = head_name_for_output(old, taken=[n for n in names if n != old])
+        renamed[old] = new
+        tensor = {} if out.get("kind") == "detection" else {"tensor": out.get("tensor") or old}
+        outputs.append({"name": new, **tensor, **{k: v for k, v in out.items() if k not in ("name", "tensor")}})
+    for out in outputs:
+        if isinstance(out.get("decode"), Mapping) and out["decode"].get("explains") in renamed:
+            out["decode"] = {**out["decode"], "explains": renamed[out["decode"]["explains"]]}
+        rules = []
+        for rule in out.get("flags", ()):
+            rule = dict(rule)
+            if "locate_with" in rule:
+                rule["locate_with"] = renamed.get(rule["locate_with"], rule["locate_with"])
+            if "requires" in rule:
+                rule["requires"] = [{**c, "head": renamed.get(c.get("head"), c.get("head"))} for c in rule["requires"]]
+            rules.append(rule)
+        if "flags" in out:
+            out["flags"] = rules
+    upgraded["outputs"] = outputs
+    if document.get("display_head") is not None:
+        upgraded["display_head"] = renamed.get(document["display_head"], document["display_head"])
+    if isinstance(document.get("input_region"), Mapping) and "head" in document["input_region"]:
+        region = document["input_region"]
+        upgraded["input_region"] = {**region, "head": head_name_for_output(region["head"])}
+    if isinstance(document.get("precisions"), Mapping):
+        upgraded["precisions"] = {
+            name: rename_gate_heads(entry, renamed) for name, entry in document["precisions"].items()
+        }
+    if isinstance(document.get("provenance"), Mapping):
+        upgraded["provenance"] = rename_gate_heads(document["provenance"], renamed)
+    upgraded["schema_version"] = SCHEMA_VERSION
+    return upgraded
+
+
+def rename_gate_heads(record: Any, renamed: Mapping[str, str]) -> Any:
+    """``record`` (a precision's entry, a gate report, the provenance) with the head names of
+    its gate figures (``heads``) and labelled heads (``labelled_heads``) renamed; figures
+    keyed by ONNX output (``max_abs_difference``) keep their keys."""
+    if isinstance(record, Mapping):
+        copy = {}
+        for key, value in record.items():
+            if key == "heads" and isinstance(value, Mapping):
+                value = {renamed.get(head, head): rename_gate_heads(figures, renamed)
+                         for head, figures in value.items()}
+            elif key == "labelled_heads" and isinstance(value, list):
+                value = [renamed.get(head, head) for head in value]
+            else:
+                value = rename_gate_heads(value, renamed)
+            copy[key] = value
+        return copy
+    if isinstance(record, list):
+        return [rename_gate_heads(value, renamed) for value in record]
+    return record
+
+
+@dataclass(frozen=True)
+class ModelLicense:
+    """The terms a model is distributed under (the manifest's ``license``): ``id``, an SPDX
+    licence identifier (``Apache-2.0``), and ``terms``, what a user must know in one or two
+    sentences (what the model was trained on, what it must not be used for)."""
+
+    id: str
+    terms: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id.strip() or not isinstance(self.terms, str) \
+                or not self.terms.strip():
+            raise ValueError(f'license must be {{"id": <SPDX identifier>, "terms": <text>}}; got {self!r}')
+
+    def to_document(self) -> dict[str, str]:
+        return {"id": self.id, "terms": self.terms}
 
 
 @dataclass(frozen=True)
@@ -91,6 +207,7 @@ class Manifest:
     input_region: InputRegion | None = None
     precisions: dict[str, Precision] = field(default_factory=lambda: parse_precisions(None))
     gate: GateThresholds = field(default_factory=GateThresholds)
+    license: ModelLicense | None = None
 
     def head(self, name: str) -> HeadSpec:
         for spec in self.heads:
@@ -124,6 +241,7 @@ class Manifest:
         provenance: Mapping[str, Any] | None = None,
         precisions: Mapping[str, Precision] | None = None,
         gate: GateThresholds | None = None,
+        license: ModelLicense | None = None,
     ) -> Manifest:
         """A manifest built from the schema's own classes (what an exporter writes), checked
         exactly as a loaded one is: it goes through ``to_document`` and ``from_document``."""
@@ -145,6 +263,7 @@ class Manifest:
             input_region=input_region,
             precisions=dict(precisions) if precisions else parse_precisions(None),
             gate=gate or GateThresholds(),
+            license=license,
         )
         return cls.from_document({**draft.to_document(), "schema_version": SCHEMA_VERSION})
 
@@ -184,11 +303,20 @@ class Manifest:
         document["precisions"] = {name: entry.to_document() for name, entry in self.precisions.items()}
         document["gate"] = self.gate.to_document()
         document["provenance"] = dict(self.provenance)
+        if self.license is not None:
+            document["license"] = self.license.to_document()
         return document
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> Manifest:
-        """Parse a manifest document; raises KeyError, TypeError or ValueError saying what is wrong."""
+        """Parse a manifest document of any supported schema version (schema 1 is upgraded, see
+        ``upgrade_document``; ``schema_version`` keeps the document's own); raises KeyError,
+        TypeError or ValueError saying what is wrong."""
+        schema_version = int(doc["schema_version"])
+        if schema_version not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(f"schema_version {schema_version} is not one of {SUPPORTED_SCHEMA_VERSIONS}")
+        raw = doc
+        doc = upgrade_document(doc)
         model = doc["model"]
         inp = doc["input"]
         pre = doc.get("preprocessing", {})
@@ -215,6 +343,19 @@ class Manifest:
         )
         heads = tuple(_head(out) for out in doc["outputs"])
         _check_heads(heads)
+        if schema_version >= 2:
+            for head in heads:
+                if not HEAD_NAME.fullmatch(head.name):
+                    raise ValueError(
+                        f"output {head.name!r}: a head name is what the head means in snake_case "
+                        "(lower-case letters, digits, single underscores; e.g. 'tumor', 'lesion'); "
+                        "put the ONNX output it reads in 'tensor'"
+                    )
+        license = doc.get("license")
+        if license is not None:
+            if not isinstance(license, Mapping) or set(license) != {"id", "terms"}:
+                raise ValueError(f'license must be {{"id": <SPDX identifier>, "terms": <text>}}; got {license!r}')
+            license = ModelLicense(license["id"], license["terms"])
         display_head = doc.get("display_head")
         if display_head is not None and display_head not in {h.name for h in heads}:
             raise ValueError(f"display_head {display_head!r} is not one of the heads {[h.name for h in heads]}")
@@ -234,7 +375,7 @@ class Manifest:
         if "fp32" not in precisions:
             raise ValueError("precisions has no fp32 entry; every bundle carries its FP32 model")
         return cls(
-            schema_version=int(doc["schema_version"]),
+            schema_version=schema_version,
             model_id=model["id"],
             model_version=model["version"],
             description=model.get("description", ""),
@@ -246,11 +387,12 @@ class Manifest:
             scope=Scope(**{name: tuple(values) for name, values in scope.items()}),
             provenance=dict(doc.get("provenance", {})),
             files=dict(doc.get("files", {})),
-            raw=dict(doc),
+            raw=dict(raw),
             display_head=display_head,
             input_region=region,
             precisions=precisions,
             gate=GateThresholds.from_document(doc.get("gate", {})),
+            license=license,
         )
 
 
