@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from radedge._terminal import terminal_print
-from radedge.errors import MissingDependencyError, RadedgeError
+from radedge.errors import MissingDependencyError
 from radedge.spec import Manifest
 from radedge.spec.manifest import SCHEMA_VERSION
 
@@ -22,19 +21,17 @@ from .loaders import ExportError
 from .pipeline import CALIBRATION_PHANTOMS, export_bundle, recipe_manifest, recipe_sets
 
 
-def run_export(args: argparse.Namespace) -> int:
-    """``radedge export``: 0 when every requested precision was written, 1 when one was
-    refused (the others are written), 2 when nothing could be exported."""
-    try:
-        report = _export(args)
-    except (RadedgeError, OSError) as exc:
-        terminal_print(f"radedge export: {exc}", file=sys.stderr)
-        return 2
+def run_export(args: argparse.Namespace) -> bool:
+    """``radedge export``: print the gate's table and what was written; True when every
+    requested precision was written, False when the gate refused one (the others are written).
+    Raises ``RadedgeError`` or ``OSError`` when nothing could be exported: the command line
+    turns each into its exit status."""
+    report = _export(args)
     for line in report.table().splitlines():
         terminal_print(line)
     terminal_print(f"bundle {report.bundle}: {', '.join(report.written)}"
                    + (f"; refused {', '.join(report.refused)}" if report.refused else ""))
-    return 0 if report.complete else 1
+    return report.complete
 
 
 def _export(args: argparse.Namespace):
