@@ -216,7 +216,8 @@ def _run_with(args: argparse.Namespace, console: Console, out: Path | None, dico
                          "error": {**error_record(outcome.error), "message": why}})
             continue
         label, wanted, image, error = outcome.value
-        log.debug("input %d: %s read in %.1f ms", number, label, outcome.read_ms)
+        if error is None:
+            log.debug("input %d: %s read in %.1f ms", number, label, outcome.read_ms)
         try:
             if error is not None:
                 raise error
