@@ -57,32 +57,35 @@ def _export(args: argparse.Namespace):
         model_recipe = recipe(args.recipe) if args.recipe else None
     except ValueError as exc:
         raise ExportError(str(exc)) from None
-    print_progress(f"reading {args.checkpoint}")
+    # -q: the table and the bundle line only.
+    progress = (lambda _: None) if getattr(args, "quiet", False) else print_progress
+    progress(f"reading {args.checkpoint}")
     checkpoint = load_checkpoint(args.checkpoint, recipe=model_recipe, factory=args.factory)
     provenance = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_format": checkpoint.format}
     if isinstance(checkpoint.metadata.get("training"), dict):
         provenance["training"] = checkpoint.metadata["training"]
     precisions = tuple(dict.fromkeys(args.precision))
     if model_recipe is not None:
-        print_progress(f"{model_recipe.model_id}: validation and calibration phantoms")
+        progress(f"{model_recipe.model_id}: validation and calibration phantoms")
         val_data, validation, calibration = recipe_sets(
             model_recipe, validation_count=args.validation_count or model_recipe.plan.val,
             calibration_count=args.calibration_count or CALIBRATION_PHANTOMS, workers=max(1, os.cpu_count() or 1),
         )
         manifest = recipe_manifest(model_recipe, checkpoint.module, val_data, provenance)
         if args.validation:
-            validation = folder_set(args.validation, manifest, progress=print_progress)
+            validation = folder_set(args.validation, manifest, progress=progress)
         if args.calibration:
-            calibration = folder_set(args.calibration, manifest, progress=print_progress)
+            calibration = folder_set(args.calibration, manifest, progress=progress)
         return export_bundle(checkpoint.module, manifest, out=args.out, validation=validation,
                              calibration=calibration, precisions=precisions, output_names=model_recipe.output_names,
-                             sign_key=args.sign)
+                             sign_key=args.sign, progress=progress)
     manifest = read_manifest(args.manifest)
-    validation = folder_set(args.validation, manifest, progress=print_progress)
-    calibration = folder_set(args.calibration, manifest, progress=print_progress) if args.calibration else None
+    validation = folder_set(args.validation, manifest, progress=progress)
+    calibration = folder_set(args.calibration, manifest, progress=progress) if args.calibration else None
     outputs = args.outputs.split(",") if args.outputs else None
     return export_bundle(checkpoint.module, manifest, out=args.out, validation=validation, calibration=calibration,
-                         precisions=precisions, output_names=outputs, provenance=provenance, sign_key=args.sign)
+                         precisions=precisions, output_names=outputs, provenance=provenance, sign_key=args.sign,
+                         progress=progress)
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:

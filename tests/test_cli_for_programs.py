@@ -74,7 +74,7 @@ def test_jsonl_records_carry_the_result_the_files_written_and_the_refusals(jsonl
     for name, error in (("corrupt.dcm", None), ("truncated.dcm", "TruncatedPixelDataError")):
         refused = records[name]
         assert refused["status"] == "refused" and refused["outputs"] == [] and "flags" not in refused
-        assert set(refused["error"]) == {"code", "class", "message", "advice"}
+        assert set(refused["error"]) == {"code", "class", "message", "fields", "advice"}
         assert refused["error"]["message"] and (error is None or refused["error"]["class"] == error)
         assert f"{folder / name}  ERROR {refused['error']['class']}: " in result.stderr
     assert not (out / "truncated.json").exists()

@@ -79,7 +79,8 @@ def input_paths(given: list[str] | None) -> list[str]:
     return [str(examples)]
 
 
-def run_bench(options: BenchOptions, paths: list[str], out: Path, command: str) -> int:
+def run_bench(options: BenchOptions, paths: list[str], out: Path, command: str, *,
+              show_progress: bool = True) -> int:
     """Measure ``paths`` as ``options`` say, write ``out/bench.json`` and ``out/bench.html``, print
     the table. Exit status OK; REFUSED when an input could not be measured or read; USAGE when
     the paths hold no image; OUTPUT when the report cannot be written. A model that does not
@@ -95,7 +96,7 @@ def run_bench(options: BenchOptions, paths: list[str], out: Path, command: str) 
         terminal_print(f"radedge: no image files under {', '.join(paths)}; name DICOM files or folders of them",
                        file=sys.stderr)
         return ExitStatus.USAGE
-    progress = Progress()
+    progress = Progress(enabled=show_progress)
     progress.phase("machine: load before the start", 1)
     load = load_at_start()
     progress.step()

@@ -7,6 +7,7 @@ docs/cli.md describes every command, its JSON outputs and the exit statuses."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import traceback
@@ -56,6 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args)
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        # Whoever read stdout stopped (radedge run --jsonl | head -1): nothing more can be written
+        # there, and Python's own flush at exit must not fail on it either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.OUTPUT
     except KeyboardInterrupt:
         terminal_print("radedge: interrupted", file=sys.stderr)
         return ExitStatus.INTERRUPTED

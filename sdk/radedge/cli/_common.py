@@ -84,9 +84,13 @@ def advice(error: BaseException) -> str | None:
 
 
 def error_record(error: BaseException) -> dict:
-    """``error`` as ``radedge run --jsonl`` and the ``--json`` outputs carry it."""
+    """``error`` as ``radedge run --jsonl`` and ``doctor --json`` carry it: its stable ``code``
+    and structured ``fields`` where ``radedge.errors`` gives the class them (``to_dict``), else
+    None and {}; its class name, message, and the command line's advice."""
+    to_dict = getattr(error, "to_dict", None)
+    fields = to_dict().get("fields", {}) if isinstance(error, RadedgeError) and callable(to_dict) else {}
     return {"code": getattr(error, "code", None), "class": type(error).__name__, "message": str(error),
-            "advice": advice(error)}
+            "fields": fields, "advice": advice(error)}
 
 
 class UsageError(Exception):

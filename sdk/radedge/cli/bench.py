@@ -65,6 +65,6 @@ def bench_command(args: argparse.Namespace) -> int:
         console.error(f"radedge: {exc}")
         return ExitStatus.OUTPUT
     try:
-        return run_bench(options, paths, out, shlex.join(["radedge", *args.argv]))
+        return run_bench(options, paths, out, shlex.join(["radedge", *args.argv]), show_progress=not args.quiet)
     except RadedgeError as exc:
         return console.fail(exc, "cannot load the model: ")

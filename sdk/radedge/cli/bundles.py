@@ -8,7 +8,7 @@ import argparse
 from .._terminal import ExitStatus
 from .._terminal import print_json
 from ..errors import RadedgeError
-from ._common import Console, add_common_options, add_trust_option
+from ._common import Console, add_common_options, add_trust_option, log
 
 
 def add_parsers(commands) -> None:
@@ -46,10 +46,13 @@ def inspect_command(args: argparse.Namespace) -> int:
     from ..bundle import load_bundle
 
     console = Console(args)
+    log.debug("verifying %s", args.bundle or "the bundled demo model")
     try:
         bundle = load_bundle(args.bundle, trusted_keys=args.trust)
     except RadedgeError as exc:
         return console.fail(exc)
+    log.debug("verified %s: manifest, %d file checksums, signature %s", bundle.location,
+              len(bundle.manifest.files), bundle.signature.state)
     manifest = bundle.manifest
     if args.json:
         print_json(inspect_record(bundle))
@@ -140,6 +143,7 @@ def keygen_command(args: argparse.Namespace) -> int:
     from ..bundle import generate_key
 
     console = Console(args)
+    log.debug("writing an Ed25519 key pair to %s and %s.pub", args.out, args.out)
     try:
         key_id = generate_key(args.out)
     except RadedgeError as exc:
@@ -157,6 +161,7 @@ def sign_command(args: argparse.Namespace) -> int:
     from ..bundle import sign_bundle
 
     console = Console(args)
+    log.debug("verifying %s, then signing its manifest with %s", args.bundle, args.key)
     try:
         key_id = sign_bundle(args.bundle, args.key)
     except RadedgeError as exc:
@@ -201,6 +206,7 @@ def models_command(args: argparse.Namespace) -> int:
     paths = args.model or bundled_bundle_paths()
     listed, status = [], ExitStatus.OK
     for path in paths:
+        log.debug("verifying %s", path)
         try:
             listed.append(load_bundle(path, trusted_keys=trusted))
         except RadedgeError as exc:

@@ -10,7 +10,16 @@ from .. import __version__
 from .._terminal import ExitStatus
 from .._terminal import print_json
 from ..errors import RadedgeError
-from ._common import Console, UsageError, add_common_options, add_trust_option, advice, error_record, exit_status
+from ._common import (
+    Console,
+    UsageError,
+    add_common_options,
+    add_trust_option,
+    advice,
+    error_record,
+    exit_status,
+    log,
+)
 
 COMPRESSED_SYNTAXES = (
     "1.2.840.10008.1.2.5",  # RLE Lossless
@@ -70,6 +79,7 @@ def doctor_command(args: argparse.Namespace) -> int:
     report = _report(asked_syntaxes)
     problems = report["problems"]
     if args.device is not None:
+        log.debug("checking that models can run on %s", args.device)
         problems.extend(_device_problems(args.device, report))
     if args.model:
         report["models"], model_problems = _check_models(args.model, args.trust)
@@ -94,6 +104,7 @@ def _report(asked_syntaxes: list[str]) -> dict:
     from ..io.codecs import get_decoder, preferred_plugin
     from ..io.j2k_plugin import PLUGIN_LABEL, decode_threads
 
+    log.debug("loading the native module")
     native = kernels()
     info = native.build_info()
     count, why = native.cuda_device_count()
@@ -105,6 +116,7 @@ def _report(asked_syntaxes: list[str]) -> dict:
     except ImportError:
         runtime = {"installed": False, "install": "pip install onnxruntime"}
     decoders, problems = [], []
+    log.debug("looking for a decoder of each compressed transfer syntax")
     for uid in COMPRESSED_SYNTAXES:
         decoder = get_decoder(uid)
         chosen = preferred_plugin(uid) if decoder.is_available else ""
@@ -153,6 +165,7 @@ def _check_models(paths: list[str], trust: list[str] | None) -> tuple[list[dict]
 
     records, problems = [], []
     for path in paths:
+        log.debug("verifying %s", path)
         try:
             bundle = load_bundle(path, trusted_keys=trust)
         except RadedgeError as exc:
