@@ -54,7 +54,8 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    configure_logging(args)
+    if not getattr(args, "own_logging", False):
+        configure_logging(args)
     try:
         return int(args.func(args))
     except BrokenPipeError:

@@ -20,7 +20,8 @@ def add_parser(commands) -> None:
     serve.add_argument("--check", action="store_true",
                        help="check the configuration, the models, the state folder and the ports, then exit")
     add_common_options(serve)
-    serve.set_defaults(func=serve_command)
+    # The service logs through the root logger, with times and levels (log_to_stderr).
+    serve.set_defaults(func=serve_command, own_logging=True)
 
 
 def serve_command(args: argparse.Namespace) -> int:
