@@ -102,6 +102,13 @@ def test_quiet_text_run_prints_only_result_lines(tmp_path: Path, capsys):
     assert len(printed.splitlines()) == 1 and errors == ""
 
 
+def test_quiet_keygen_prints_the_key_id_alone(tmp_path: Path):
+    loud, quiet = radedge("keygen", "--out", str(tmp_path / "a")), radedge("keygen", "--out", str(tmp_path / "b"), "-q")
+    assert loud.returncode == quiet.returncode == ExitStatus.OK
+    assert len(loud.stdout.splitlines()) == 3 and quiet.stdout.splitlines() == [quiet.stdout.strip()]
+    assert re.fullmatch(r"key [0-9a-f]{16}\n", quiet.stdout) and quiet.stderr == ""
+
+
 def test_verbose_logs_each_step_on_stderr_and_never_patient_data(tmp_path: Path):
     image = tmp_path / "a.dcm"
     image.write_bytes(femur_bytes())

@@ -22,7 +22,6 @@ from ..errors import (
     InputError,
     MemoryBudgetExceededError,
     MissingDependencyError,
-    NativeOpError,
     OutOfScopeError,
     RadedgeError,
     ServeConfigError,
@@ -60,7 +59,7 @@ FAILURES: dict[type[BaseException], tuple[ExitStatus, str | Callable[[BaseExcept
     MemoryBudgetExceededError: (ExitStatus.REFUSED, None),
     OutOfScopeError: (ExitStatus.REFUSED, "--no-scope-check runs every model whatever the image's scope"),
     InputError: (ExitStatus.REFUSED, None),
-    NativeOpError: (ExitStatus.INTERNAL, None),
+    # Any other radedge error that stops a command (a native op failing, say) is a fault.
     RadedgeError: (ExitStatus.INTERNAL, None),
 }
 
