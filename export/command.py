@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from radedge._terminal import terminal_print
-from radedge.errors import MissingDependencyError, RadedgeError
+from radedge.errors import MissingDependencyError
 from radedge.spec import Manifest
 from radedge.spec.manifest import SCHEMA_VERSION
 
@@ -22,19 +21,17 @@ from .loaders import ExportError
 from .pipeline import CALIBRATION_PHANTOMS, export_bundle, recipe_manifest, recipe_sets
 
 
-def run_export(args: argparse.Namespace) -> int:
-    """``radedge export``: 0 when every requested precision was written, 1 when one was
-    refused (the others are written), 2 when nothing could be exported."""
-    try:
-        report = _export(args)
-    except (RadedgeError, OSError) as exc:
-        terminal_print(f"radedge export: {exc}", file=sys.stderr)
-        return 2
+def run_export(args: argparse.Namespace) -> bool:
+    """``radedge export``: print the gate's table and what was written; True when every
+    requested precision was written, False when the gate refused one (the others are written).
+    Raises ``RadedgeError`` or ``OSError`` when nothing could be exported: the command line
+    turns each into its exit status."""
+    report = _export(args)
     for line in report.table().splitlines():
         terminal_print(line)
     terminal_print(f"bundle {report.bundle}: {', '.join(report.written)}"
                    + (f"; refused {', '.join(report.refused)}" if report.refused else ""))
-    return 0 if report.complete else 1
+    return report.complete
 
 
 def _export(args: argparse.Namespace):
@@ -60,32 +57,35 @@ def _export(args: argparse.Namespace):
         model_recipe = recipe(args.recipe) if args.recipe else None
     except ValueError as exc:
         raise ExportError(str(exc)) from None
-    print_progress(f"reading {args.checkpoint}")
+    # -q: the table and the bundle line only.
+    progress = (lambda _: None) if getattr(args, "quiet", False) else print_progress
+    progress(f"reading {args.checkpoint}")
     checkpoint = load_checkpoint(args.checkpoint, recipe=model_recipe, factory=args.factory)
     provenance = {"checkpoint_sha256": checkpoint.sha256, "checkpoint_format": checkpoint.format}
     if isinstance(checkpoint.metadata.get("training"), dict):
         provenance["training"] = checkpoint.metadata["training"]
     precisions = tuple(dict.fromkeys(args.precision))
     if model_recipe is not None:
-        print_progress(f"{model_recipe.model_id}: validation and calibration phantoms")
+        progress(f"{model_recipe.model_id}: validation and calibration phantoms")
         val_data, validation, calibration = recipe_sets(
             model_recipe, validation_count=args.validation_count or model_recipe.plan.val,
             calibration_count=args.calibration_count or CALIBRATION_PHANTOMS, workers=max(1, os.cpu_count() or 1),
         )
         manifest = recipe_manifest(model_recipe, checkpoint.module, val_data, provenance)
         if args.validation:
-            validation = folder_set(args.validation, manifest, progress=print_progress)
+            validation = folder_set(args.validation, manifest, progress=progress)
         if args.calibration:
-            calibration = folder_set(args.calibration, manifest, progress=print_progress)
+            calibration = folder_set(args.calibration, manifest, progress=progress)
         return export_bundle(checkpoint.module, manifest, out=args.out, validation=validation,
                              calibration=calibration, precisions=precisions, output_names=model_recipe.output_names,
-                             sign_key=args.sign)
+                             sign_key=args.sign, progress=progress)
     manifest = read_manifest(args.manifest)
-    validation = folder_set(args.validation, manifest, progress=print_progress)
-    calibration = folder_set(args.calibration, manifest, progress=print_progress) if args.calibration else None
+    validation = folder_set(args.validation, manifest, progress=progress)
+    calibration = folder_set(args.calibration, manifest, progress=progress) if args.calibration else None
     outputs = args.outputs.split(",") if args.outputs else None
     return export_bundle(checkpoint.module, manifest, out=args.out, validation=validation, calibration=calibration,
-                         precisions=precisions, output_names=outputs, provenance=provenance, sign_key=args.sign)
+                         precisions=precisions, output_names=outputs, provenance=provenance, sign_key=args.sign,
+                         progress=progress)
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:

@@ -208,7 +208,7 @@ def test_inspect_and_doctor():
 
 def test_missing_model_is_a_clear_error(tmp_path: Path):
     result = radedge("run", str(tmp_path), "--model", str(tmp_path / "nope"))
-    assert result.returncode == 2
+    assert result.returncode == 3
     assert "no model bundle at" in result.stderr
 
 
@@ -242,7 +242,7 @@ def test_models_names_a_broken_bundle_and_lists_the_rest(tmp_path: Path):
     shutil.copytree(tiny("tiny_spine"), broken)
     (broken / "model.onnx").write_bytes(b"changed")
     result = radedge("models", "--model", str(tiny("tiny_detector")), "--model", str(broken))
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "tiny-detector 1.0.0" in result.stdout and "SPINE_LESION when a lesion box scores >= 0.9" in result.stdout
     assert "tiny-spine" not in result.stdout and str(broken) in result.stderr
 
@@ -287,7 +287,7 @@ def test_an_out_that_cannot_be_a_folder_is_refused_before_any_image(tmp_path: Pa
 
     status, printed, errors = run_in_process(capsys, "run", str(image), "--model", str(TINY), "--out", str(out))
 
-    assert status == 2
+    assert status == 5
     assert printed == ""  # not one image read, not even the model loaded
     assert errors.count("\n") == 1 and errors.startswith(f"radedge: --out {out} ") and "Traceback" not in errors
     expected = "is a file, not a folder" if where == "file" else "does not exist and cannot be created (Not a directory)"
@@ -307,7 +307,7 @@ def test_an_out_folder_this_user_cannot_write_in_is_refused_before_any_image(tmp
     finally:
         out.chmod(0o700)
 
-    assert status == 2 and printed == ""
+    assert status == 5 and printed == ""
     assert errors == f"radedge: --out {out} is a folder radedge cannot write in (Permission denied); " \
                      "make it writable for this user or name another folder\n"
     assert list(out.iterdir()) == []
@@ -324,7 +324,7 @@ def test_a_result_that_cannot_be_written_is_reported_and_the_run_goes_on(tmp_pat
         "--out", str(out),
     )
 
-    assert status == 1
+    assert status == 5
     assert [line.split()[0] for line in printed.splitlines()[1:4]] == [str(tmp_path / n) for n in ("a.dcm", "b.dcm", "c.dcm")]
     assert errors.count("\n") == 1
     assert errors.startswith(f"{tmp_path / 'b.dcm'}  ERROR cannot write {out / 'b.json'} (Is a directory); ")

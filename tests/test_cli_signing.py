@@ -52,7 +52,7 @@ def test_keygen_writes_an_owner_only_key_and_refuses_to_overwrite_it(signed):
     assert signed["pub"].read_text().startswith("-----BEGIN PUBLIC KEY-----")
     before = key.read_bytes()
     again = radedge("keygen", "--out", str(key))
-    assert again.returncode == 2 and "never overwrites a key" in again.stderr
+    assert again.returncode == 5 and "never overwrites a key" in again.stderr
     assert key.read_bytes() == before
 
 
@@ -74,7 +74,7 @@ def test_inspect_shows_the_signature_and_each_precision_with_its_gate(signed):
     assert "  signature  UNSIGNED: nothing proves who sealed this bundle" in unsigned.stdout
 
     stranger = radedge("inspect", str(signed["bundle"]), "--trust", str(signed["stranger"]))
-    assert stranger.returncode == 2 and "which is not trusted here" in stranger.stderr
+    assert stranger.returncode == 3 and "which is not trusted here" in stranger.stderr
 
 
 def test_run_with_trust_runs_a_signed_bundle_at_the_chosen_precision(signed, tmp_path: Path):
@@ -92,7 +92,7 @@ def test_run_with_trust_runs_a_signed_bundle_at_the_chosen_precision(signed, tmp
 def test_run_refuses_what_the_trusted_keys_did_not_sign(signed, tmp_path: Path):
     unsigned = radedge("run", str(signed["image"]), "--model", str(tiny("tiny_bone_tumor")),
                        "--trust", str(signed["pub"]))
-    assert unsigned.returncode == 2
+    assert unsigned.returncode == 3
     assert "cannot load the model" in unsigned.stderr and "is unsigned" in unsigned.stderr
 
     resealed = tmp_path / "resealed"
@@ -103,10 +103,10 @@ def test_run_refuses_what_the_trusted_keys_did_not_sign(signed, tmp_path: Path):
                             if key not in ("files", "manifest_sha256", "schema_version")},
                  {name: (resealed / name).read_bytes() for name in document["files"]})
     refused = radedge("run", str(signed["image"]), "--model", str(resealed), "--trust", str(signed["pub"]))
-    assert refused.returncode == 2 and "changed or resealed after signing" in refused.stderr
+    assert refused.returncode == 3 and "changed or resealed after signing" in refused.stderr
 
     lacking = radedge("run", str(signed["image"]), "--model", str(signed["bundle"]), "--precision", "int8")
-    assert lacking.returncode == 2 and "has no int8 model; it carries fp32, fp16" in lacking.stderr
+    assert lacking.returncode == 3 and "has no int8 model; it carries fp32, fp16" in lacking.stderr
 
     unchecked = radedge("run", str(signed["image"]), "--model", str(tiny("tiny_bone_tumor")))
     assert unchecked.returncode == 0 and "(bundle " in unchecked.stdout and ", fp32, unsigned) on " in unchecked.stdout
@@ -115,7 +115,7 @@ def test_run_refuses_what_the_trusted_keys_did_not_sign(signed, tmp_path: Path):
 def test_models_with_trust_lists_the_signed_and_names_the_refused(signed):
     result = radedge("models", "--model", str(signed["bundle"]), "--model", str(tiny("tiny_spine")),
                      "--trust", str(signed["pub"]), "--json")
-    assert result.returncode == 1
+    assert result.returncode == 3
     records = json.loads(result.stdout)
     assert [record["id"] for record in records] == ["tiny-bone-tumor"]
     assert records[0]["signature"] == {"state": "verified", "key_id": signed["key_id"]}

@@ -151,11 +151,11 @@ def test_the_page_has_each_section_and_well_formed_charts_and_fetches_nothing(qu
     assert any(ODD_NAME in text for text in parser.text)
 
 
-def test_cuda_without_a_cuda_backend_exits_2_and_says_why(tmp_path, capsys):
+def test_cuda_without_a_cuda_backend_exits_4_and_says_why(tmp_path, capsys):
     out = tmp_path / "report"
     status = main(["bench", "--device", "cuda", "--inputs", str(SMALL), "--out", str(out)])
     err = capsys.readouterr().err
-    assert status == 2
+    assert status == 4
     assert "--device cuda cannot run here" in err
     assert "no inference backend of this radedge runs models on CUDA (onnxruntime runs on cpu" in err
     assert "--device cpu" in err

@@ -105,7 +105,7 @@ def test_a_state_dict_without_recipe_or_factory_is_refused(tmp_path, capsys):
     checkpoint, manifest, folder = _fragile_setup(tmp_path)
     code = main(["export", str(checkpoint), "--manifest", str(manifest), "--validation", str(folder),
                  "--out", str(tmp_path / "bundle")])
-    assert code == 2
+    assert code == 7
     assert "--recipe NAME or --factory" in capsys.readouterr().err
     assert not (tmp_path / "bundle").exists()
 
@@ -116,7 +116,7 @@ def test_export_messages_escape_what_a_file_name_carries(tmp_path, capsys):
     checkpoint = tmp_path / "model\x1b[2J\u202e.pt"
     code = main(["export", str(checkpoint), "--recipe", "bone-tumor", "--out", str(tmp_path / "bundle")])
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 7
     assert "\\x1b[2J\\u202e.pt" in err
     assert "\x1b" not in err and "\u202e" not in err
 
@@ -173,7 +173,7 @@ def test_export_signs_the_bundle_it_writes_and_checks_the_key_first(tmp_path, ca
     out = tmp_path / "bundle"
     arguments = ["export", str(checkpoint), "--factory", "tests.export.fragile:build", "--manifest", str(manifest),
                  "--precision", "fp32", "--validation", str(folder), "--out", str(out)]
-    assert main([*arguments, "--sign", str(tmp_path / "release.pub")]) == 2
+    assert main([*arguments, "--sign", str(tmp_path / "release.pub")]) == 3
     assert "private key" in capsys.readouterr().err.lower()
     assert not out.exists()
     assert main([*arguments, "--sign", str(tmp_path / "release")]) == 0

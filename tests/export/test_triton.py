@@ -452,7 +452,7 @@ def test_cli_writes_a_repository_and_refuses_a_folder_in_use(tmp_path):
     before = (target / "detector" / "config.pbtxt").read_text()
 
     again = radedge_cli("triton", str(tiny("tiny_bone_tumor")), str(target))
-    assert again.returncode == 2 and "--force" in again.stderr
+    assert again.returncode == 7 and "--force" in again.stderr
     assert (target / "detector" / "config.pbtxt").read_text() == before
 
     forced = radedge_cli("triton", str(tiny("tiny_bone_tumor")), str(target), "--force")

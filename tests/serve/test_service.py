@@ -342,14 +342,14 @@ def test_the_page_shows_the_flag_seconds_after_the_image_is_sent(tmp_path):
     print(f"\nflag on the page {seconds:.2f} s after storescu started sending")
 
 
-def test_a_second_service_on_the_same_ports_says_which_is_taken_and_exits_2(tmp_path):
+def test_a_second_service_on_the_same_ports_says_which_is_taken_and_exits_6(tmp_path):
     (tmp_path / "first").mkdir()
     with ServeProcess(tmp_path / "first") as first:
         second = subprocess.run([sys.executable, "-m", "radedge", "serve", "--config", str(first.config), "--state",
                                  str(tmp_path / "second")], capture_output=True, text=True, timeout=120)
-        assert second.returncode == 2
+        assert second.returncode == 6
         assert f"the page cannot listen on 127.0.0.1:{first.page_port}" in second.stderr
         again = subprocess.run([sys.executable, "-m", "radedge", "serve", "--config", str(first.config), "--state",
                                 str(first.state)], capture_output=True, text=True, timeout=120)
-        assert again.returncode == 2 and "another radedge serve is running on the state folder" in again.stderr
+        assert again.returncode == 6 and "another radedge serve is running on the state folder" in again.stderr
         assert first.alive()

@@ -9,8 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._terminal import terminal_print
-from ..errors import RadedgeError
+from .._terminal import ExitStatus, terminal_print
 from .checks import warnings_for
 from .machine import describe_machine, load_at_start
 from .progress import Progress
@@ -27,7 +26,7 @@ from .runner import (
 
 
 class BenchUsageError(Exception):
-    """A mistake in the command line or a device this radedge cannot run on: one line, exit status 2."""
+    """A mistake in the command line: one line, exit status ``ExitStatus.USAGE``."""
 
 
 def cuda_refusal() -> str | None:
@@ -61,10 +60,6 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         raise BenchUsageError(f"--concurrency {args.concurrency}: give at least 1 thread")
     if args.threads < 0:
         raise BenchUsageError(f"--threads {args.threads}: give a thread count, or 0 for all cores")
-    if args.device == "cuda":
-        why = cuda_refusal()
-        if why is not None:
-            raise BenchUsageError(f"--device cuda cannot run here: {why}. Benchmark on the CPU with --device cpu")
     return BenchOptions(models=args.model, precision=args.precision, device=args.device, rounds=rounds,
                         concurrency=args.concurrency, threads=args.threads, baseline=args.baseline,
                         quick=args.quick)
@@ -84,32 +79,33 @@ def input_paths(given: list[str] | None) -> list[str]:
     return [str(examples)]
 
 
-def run_bench(options: BenchOptions, paths: list[str], out: Path, command: str) -> int:
+def run_bench(options: BenchOptions, paths: list[str], out: Path, command: str, *,
+              show_progress: bool = True) -> int:
     """Measure ``paths`` as ``options`` say, write ``out/bench.json`` and ``out/bench.html``, print
-    the table. Exit status 0; 1 when an input could not be measured; 2 when the inputs cannot
-    be read or the models do not load."""
+    the table. Exit status OK; REFUSED when an input could not be measured or read; USAGE when
+    the paths hold no image; OUTPUT when the report cannot be written. A model that does not
+    load raises its ``RadedgeError``, which the command line turns into its status."""
     from ..pipeline import load_models
 
     try:
         inputs = gather_inputs(paths)
     except OSError as exc:
         terminal_print(f"radedge: cannot read an input: {exc}", file=sys.stderr)
-        return 2
+        return ExitStatus.REFUSED
     if not inputs:
         terminal_print(f"radedge: no image files under {', '.join(paths)}; name DICOM files or folders of them",
                        file=sys.stderr)
-        return 2
-    progress = Progress()
+        return ExitStatus.USAGE
+    progress = Progress(enabled=show_progress)
     progress.phase("machine: load before the start", 1)
     load = load_at_start()
     progress.step()
     progress.phase("loading models", 1)
     try:
         models = load_models(options.models, precision=options.precision, threads=options.threads)
-    except RadedgeError as exc:
+    except BaseException:
         progress.done()
-        terminal_print(f"radedge: cannot load the model: {exc}", file=sys.stderr)
-        return 2
+        raise
     progress.step()
     document: dict[str, Any] = {
         "format": "radedge-bench/1",
@@ -126,8 +122,8 @@ def run_bench(options: BenchOptions, paths: list[str], out: Path, command: str) 
         written = [write_json(document, out), write_html(document, out)]
     except OSError as exc:
         terminal_print(f"radedge: cannot write the report into {out}: {exc}", file=sys.stderr)
-        return 2
+        return ExitStatus.OUTPUT
     for line in text_report(document):
         terminal_print(line)
     terminal_print(f"wrote {', '.join(str(path) for path in written)}")
-    return 1 if document["errors"] else 0
+    return ExitStatus.REFUSED if document["errors"] else ExitStatus.OK
