@@ -109,7 +109,10 @@ class ServeProcess:
         return sum(counts.get(state, 0) for state in ("done", "not analysed", "failed"))
 
     def wait_finished(self, count: int, timeout_s: float) -> None:
-        wait_until(lambda: self.finished() >= count, timeout_s, f"{count} analyses (have {self.finished()})", 0.25)
+        """Until ``count`` analyses are committed and their audit lines written: the audit log
+        follows the journal a moment later, from its own thread."""
+        wait_until(lambda: self.finished() >= count and len(self.audit_lines()) >= count, timeout_s,
+                   f"{count} analyses and audit lines (have {self.finished()})", 0.25)
 
     def audit_lines(self) -> list[dict]:
         path = self.state / "audit.jsonl"
