@@ -15,6 +15,8 @@ first use.
 
 from __future__ import annotations
 
+import logging
+
 from .errors import (
     BackendError,
     BundleError,
@@ -56,6 +58,10 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+# A library logs and leaves the handlers to the application: without one, nothing is printed
+# (Python's last-resort handler would print warnings to stderr).
+logging.getLogger("radedge").addHandler(logging.NullHandler())
 
 _LAZY = {
     "load_model": "pipeline",
