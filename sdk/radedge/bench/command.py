@@ -11,6 +11,7 @@ from typing import Any
 
 from .._terminal import terminal_print
 from ..errors import RadedgeError
+from .baseline import OPENCV_HINT, opencv_missing
 from .checks import warnings_for
 from .machine import describe_machine, load_at_start
 from .progress import Progress
@@ -61,6 +62,9 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         raise BenchUsageError(f"--concurrency {args.concurrency}: give at least 1 thread")
     if args.threads < 0:
         raise BenchUsageError(f"--threads {args.threads}: give a thread count, or 0 for all cores")
+    if args.baseline and opencv_missing():
+        raise BenchUsageError("--baseline runs the research pipeline on OpenCV, and no cv2 module is "
+                              f"installed: {OPENCV_HINT}. radedge bench without --baseline needs no OpenCV")
     if args.device == "cuda":
         why = cuda_refusal()
         if why is not None:
