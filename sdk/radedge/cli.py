@@ -496,12 +496,9 @@ def _doctor(_: argparse.Namespace) -> int:
     _print(f"  native module   built with CUDA: {info['cuda']} {info['cuda_architectures']}".rstrip())
     _print(f"  CPU threads     {info['hardware_threads']}")
     _print(f"  CUDA devices    {count}" + (f" ({why})" if count == 0 else ""))
-    try:
-        import onnxruntime
+    from .backends import installed_onnxruntime
 
-        _print(f"  onnxruntime     {onnxruntime.__version__} {onnxruntime.get_available_providers()}")
-    except ImportError:
-        _print("  onnxruntime     not installed (pip install onnxruntime)")
+    _print(f"  onnxruntime     {installed_onnxruntime().describe()}")
     from pydicom.uid import UID
 
     from .io.codecs import get_decoder, preferred_plugin
