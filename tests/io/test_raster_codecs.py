@@ -5,6 +5,7 @@ JPEG) or radedge refuses (CMYK JPEG)."""
 from __future__ import annotations
 
 import io
+import struct
 
 import imagecodecs
 import numpy as np
@@ -45,6 +46,29 @@ def _opencv(extension: str, pixels: np.ndarray, *params: int) -> bytes:
     return encoded.tobytes()
 
 
+def _planar_tiff(rgb: np.ndarray) -> bytes:
+    """An uncompressed TIFF of ``rgb`` (uint8 [rows, columns, 3]) with PlanarConfiguration 2:
+    one strip per colour plane."""
+    rows, columns, _ = rgb.shape
+    entries = [(256, 4, 1, columns), (257, 4, 1, rows), (258, 3, 3, None), (259, 3, 1, 1), (262, 3, 1, 2),
+               (273, 4, 3, None), (277, 3, 1, 3), (278, 4, 1, rows), (279, 4, 3, None), (284, 3, 1, 2)]
+    values_at = 8 + 2 + 12 * len(entries) + 4
+    plane = rows * columns
+    data_at = values_at + 6 + 12 + 12
+    pointed = {258: values_at, 273: values_at + 6, 279: values_at + 18}
+    out = b"II*\x00" + struct.pack("<IH", 8, len(entries))
+    for tag, kind, count, value in entries:
+        if tag in pointed:
+            out += struct.pack("<HHII", tag, kind, count, pointed[tag])
+        elif kind == 3:
+            out += struct.pack("<HHIHH", tag, kind, count, value, 0)
+        else:
+            out += struct.pack("<HHII", tag, kind, count, value)
+    out += struct.pack("<I", 0) + struct.pack("<3H", 8, 8, 8)
+    out += struct.pack("<3I", data_at, data_at + plane, data_at + 2 * plane) + struct.pack("<3I", plane, plane, plane)
+    return out + b"".join(np.ascontiguousarray(rgb[..., channel]).tobytes() for channel in range(3))
+
+
 FILES = {
     "png-grey-8": lambda: _opencv(".png", GREY_8),
     "png-grey-16": lambda: _opencv(".png", GREY_16),
@@ -58,6 +82,7 @@ FILES = {
     "tiff-grey-16-uncompressed": lambda: _opencv(".tiff", GREY_16, cv2.IMWRITE_TIFF_COMPRESSION, 1),
     "tiff-colour-8": lambda: _opencv(".tiff", COLOUR_8),
     "tiff-colour-16": lambda: _opencv(".tiff", COLOUR_16),
+    "tiff-colour-planar": lambda: _planar_tiff(COLOUR_8),
     "tiff-palette": lambda: _pillow(PIL.fromarray(COLOUR_8[..., ::-1].copy()).convert("P"), "TIFF"),
     "tiff-1-bit": lambda: _pillow(PIL.fromarray(GREY_8 > 128), "TIFF"),
     "jpeg-grey": lambda: _opencv(".jpg", GREY_8, cv2.IMWRITE_JPEG_QUALITY, 90),

@@ -77,7 +77,8 @@ class RasterHeader:
 
 
 def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
-    """Read a PNG (8/16-bit), JPEG (8/12-bit, lossless included) or TIFF (8/16-bit) file into an ``Image`` of display values.
+    """Read a PNG (8/16-bit), JPEG (8/12-bit, lossless included) or TIFF (8/16-bit) file
+    into an ``Image`` of display values.
 
     ``path_or_bytes``: ``str`` / ``os.PathLike`` or ``bytes``-like. The format is taken
     from the content. Returns ``pixels`` ``uint8`` or ``uint16`` ``[rows, columns]``,
