@@ -36,10 +36,14 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-import imagecodecs
 import numpy as np
 
-from ..errors import CorruptPixelDataError, TruncatedPixelDataError, UnsupportedImageError
+from ..errors import (
+    CorruptPixelDataError,
+    MissingDependencyError,
+    TruncatedPixelDataError,
+    UnsupportedImageError,
+)
 from . import limits
 from .codestreams import JPEG_DHP, JPEG_SOF_MARKERS, JpegHeaderError, jpeg_frame_header
 from .files import open_regular_file
@@ -384,6 +388,11 @@ def _check_complete(data: bytes, header: RasterHeader, where: str) -> None:
 def _decode(data: bytes, header: RasterHeader, where: str) -> tuple[np.ndarray, bool]:
     """The decoded samples ([rows, columns] or [rows, columns, samples], colour in RGB order)
     and whether they came through libtiff's RGBA interface (8-bit, WhiteIsZero inverted)."""
+    try:
+        # Imported here: DICOM reading needs no raster codec, and radedge.io imports this module.
+        import imagecodecs
+    except ImportError:
+        raise MissingDependencyError("imagecodecs", "Reading PNG, JPEG and TIFF files") from None
     through_rgba = False
     try:
         if header.format == "png":
