@@ -26,12 +26,12 @@ $(VENV)/bin/activate:
 
 $(VENV)/.installed: $(VENV)/bin/activate $(INSTALL_INPUTS)
 	$(PIP) install --quiet "scikit-build-core>=0.11" "pybind11>=2.12"
-	$(PIP) install --no-build-isolation --editable .
+	$(PIP) install --no-build-isolation --editable ".[cpu]"
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.installed
 	$(PIP) install --quiet "$(TORCH)"
-	$(PIP) install --quiet --no-build-isolation --editable ".[test,export,serve]"
+	$(PIP) install --quiet --no-build-isolation --editable ".[cpu,test,export,serve]"
 	touch $@
 
 venv: $(VENV)/.installed

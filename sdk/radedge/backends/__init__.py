@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import BackendError
 from .base import Backend, TensorSpec
+from .onnxruntime import MissingOnnxRuntimeError, OnnxRuntimeInstall, installed_onnxruntime
 
 BACKENDS = ("onnxruntime",)
 
@@ -17,4 +18,12 @@ def create_backend(name: str, model: bytes, *, threads: int | None = None) -> Ba
     raise BackendError(f"unknown backend {name!r}; available: {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Backend", "TensorSpec", "create_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "MissingOnnxRuntimeError",
+    "OnnxRuntimeInstall",
+    "TensorSpec",
+    "create_backend",
+    "installed_onnxruntime",
+]

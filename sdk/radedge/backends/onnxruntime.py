@@ -1,8 +1,17 @@
-"""ONNX Runtime on the CPU: the default backend, and the one every machine can run."""
+"""ONNX Runtime on the CPU: the default backend, and the one every machine can run.
+
+radedge depends on no ONNX Runtime package itself: ``onnxruntime`` and ``onnxruntime-gpu`` both
+install the module ``onnxruntime``, and two of them in one environment overwrite each other's
+files, so the flavour is chosen by an extra (``radedge[cpu]``, ``radedge[gpu]``) or left to the
+application radedge is embedded in. Either runs this backend; ``installed_onnxruntime`` says
+which is there.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from importlib import metadata
 
 import numpy as np
 
@@ -18,12 +27,91 @@ _ORT_TYPES = {
 }
 
 
+#: The extras that install an ONNX Runtime, and what each brings.
+FLAVOURS = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu"}
+
+
+class MissingOnnxRuntimeError(MissingDependencyError):
+    """No ``onnxruntime`` module can be imported: neither flavour of ONNX Runtime is installed."""
+
+    def __init__(self, detail: str | None = None):
+        super().__init__("onnxruntime", "The ONNX Runtime backend")
+        # The message names the extras, not the one package MissingDependencyError would.
+        self.args = (
+            "Running a model needs ONNX Runtime, and no onnxruntime module can be imported"
+            + (f" ({detail})" if detail else "") + ". Install one flavour: pip install 'radedge[cpu]' "
+            "(the onnxruntime package, any CPU) or pip install 'radedge[gpu]' (onnxruntime-gpu, for "
+            "NVIDIA GPUs); an application that already ships either needs nothing more.",
+        )
+        self.detail = detail
+
+
 def _import_onnxruntime():
     try:
         import onnxruntime
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "The ONNX Runtime backend") from None
+    except ImportError as exc:
+        raise MissingOnnxRuntimeError(None if exc.name == "onnxruntime" else str(exc)) from None
     return onnxruntime
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeInstall:
+    """Which ONNX Runtime this environment has.
+
+    ``distributions``: (package, version) of each installed package that provides the
+    ``onnxruntime`` module (``onnxruntime``, ``onnxruntime-gpu``, or a vendor's build); more than
+    one means they overwrite each other. ``version`` and ``providers``: what the module reports
+    when it imports, else None and (); ``import_error``: why it does not.
+    """
+
+    distributions: tuple[tuple[str, str], ...]
+    version: str | None
+    providers: tuple[str, ...]
+    import_error: str | None
+
+    @property
+    def flavour(self) -> str | None:
+        """``"cpu"`` (onnxruntime), ``"gpu"`` (onnxruntime-gpu), another package's name, or None
+        when none is installed or several are."""
+        if len(self.distributions) != 1:
+            return None
+        name = self.distributions[0][0]
+        return next((extra for extra, package in FLAVOURS.items() if package == name), name)
+
+    def describe(self) -> str:
+        """One line for ``radedge doctor``."""
+        if not self.distributions and self.version is None:
+            return "not installed: pip install 'radedge[cpu]' (onnxruntime) or 'radedge[gpu]' (onnxruntime-gpu)"
+        if len(self.distributions) > 1:
+            packages = " and ".join(f"{name} {version}" for name, version in self.distributions)
+            line = f"CLASH: {packages} overwrite each other's onnxruntime module; uninstall all of them, install one"
+        elif self.distributions:
+            name, version = self.distributions[0]
+            extra = next((extra for extra, package in FLAVOURS.items() if package == name), None)
+            line = f"{name} {version}" + (f" (radedge[{extra}])" if extra else "")
+        else:
+            line = "a build no installed package lists"
+        if self.version is None:
+            return f"{line}; the module does not import ({self.import_error})"
+        return f"{line}; providers {', '.join(self.providers) or 'none'}"
+
+
+def installed_onnxruntime() -> OnnxRuntimeInstall:
+    """What ``radedge doctor`` shows about ONNX Runtime: the packages that install the module,
+    and the module itself (imported here)."""
+    names = sorted(set(metadata.packages_distributions().get("onnxruntime", ())))
+    distributions = []
+    for name in names:
+        try:
+            distributions.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:  # a stale name in another package's records
+            continue
+    try:
+        ort = _import_onnxruntime()
+    except MissingOnnxRuntimeError as exc:
+        return OnnxRuntimeInstall(tuple(distributions), None, (), exc.detail or "no module named 'onnxruntime'")
+    return OnnxRuntimeInstall(tuple(distributions), str(ort.__version__),
+                              tuple(ort.get_available_providers()), None)
 
 
 class OnnxRuntimeBackend(Backend):

@@ -33,16 +33,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from ..errors import MissingDependencyError
 from ..pipeline.timer import StageTimer
 from ..spec.geometry import Crop, grow_box
 from ..spec.heads import HeadSpec
 from ..spec.manifest import IntensitySpec, Manifest
 from ..spec.window import Percentile, Window
+
+try:
+    import cv2
+except ImportError:  # radedge runs without OpenCV; only this pipeline (the bench extra) needs it
+    cv2 = None
+
+#: What to install for the baseline where OpenCV is missing.
+OPENCV_HINT = ("pip install 'radedge[bench]' (opencv-python-headless), or any OpenCV build that provides "
+               "the cv2 module (opencv-python, opencv-contrib-python)")
+
+
+def opencv_missing() -> bool:
+    """Whether the research pipeline cannot run here for want of OpenCV."""
+    return cv2 is None
+
 
 #: The baseline's stages, and radedge's stages each one stands against.
 STAGES: dict[str, tuple[str, ...]] = {
@@ -149,6 +164,8 @@ class BaselinePipeline:
     """
 
     def __init__(self, models: Iterable[Any], *, threads: int = 0):
+        if opencv_missing():
+            raise MissingDependencyError("opencv-python-headless", f"The OpenCV research pipeline ({OPENCV_HINT})")
         import onnxruntime as ort
 
         self._models: dict[str, Any] = {}

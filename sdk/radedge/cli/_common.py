@@ -14,6 +14,7 @@ from .._files import writable_folder
 from .._terminal import ExitStatus
 from .._terminal import shown
 from .._terminal import terminal_print
+from ..backends.onnxruntime import MissingOnnxRuntimeError
 from ..errors import (
     BackendError,
     BundleError,
@@ -53,6 +54,8 @@ FAILURES: dict[type[BaseException], tuple[ExitStatus, str | Callable[[BaseExcept
                                     "the bundled ones, radedge inspect BUNDLE verifies one)"),
     BackendError: (ExitStatus.MODEL, "check --model and --precision (radedge inspect BUNDLE lists the precisions "
                                      "a bundle carries)"),
+    # ONNX Runtime's message names the two extras itself; any other missing package, pip's command.
+    MissingOnnxRuntimeError: (ExitStatus.DEPENDENCY, None),
     MissingDependencyError: (ExitStatus.DEPENDENCY, lambda error: f"pip install {error.package}"),
     ServeConfigError: (ExitStatus.USAGE, "check --config (examples/serve.toml shows every setting)"),
     InvalidArgumentError: (ExitStatus.USAGE, None),
@@ -142,21 +145,35 @@ def _os_message(error: BaseException) -> str:
 
 
 def configure_logging(args: argparse.Namespace) -> None:
-    """``-v``: radedge's loggers at DEBUG on stderr; ``-q``: errors only. The DICOM libraries
-    stay at WARNING whatever is asked: their DEBUG lines can quote a header."""
+    """radedge's warnings on stderr, as ``radedge: ...`` lines; ``-v``: every step (DEBUG);
+    ``-q``: errors only. The library itself only adds a NullHandler (an application decides
+    where its logs go); the command line is that application. The DICOM libraries stay at
+    WARNING whatever is asked: their DEBUG lines can quote a header."""
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     logger = logging.getLogger("radedge")
-    if verbose and not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(_EscapedFormatter("radedge: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
-    if verbose:
-        logger.setLevel(logging.DEBUG)
-    elif quiet:
-        logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     for name in ("pydicom", "highdicom", "pynetdicom"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (it is replaced under test)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 class _EscapedFormatter(logging.Formatter):

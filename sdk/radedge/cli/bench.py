@@ -45,6 +45,7 @@ def add_parser(commands) -> None:
 
 
 def bench_command(args: argparse.Namespace) -> int:
+    from ..bench.baseline import OPENCV_HINT, opencv_missing
     from ..bench.command import BenchUsageError, cuda_refusal, input_paths, options_from, run_bench
 
     console = Console(args)
@@ -58,6 +59,10 @@ def bench_command(args: argparse.Namespace) -> int:
     why = cuda_refusal() if args.device == "cuda" else None
     if why is not None:
         console.error(f"radedge: --device cuda cannot run here: {why}. Benchmark on the CPU with --device cpu")
+        return ExitStatus.DEPENDENCY
+    if args.baseline and opencv_missing():
+        console.error(f"radedge: --baseline runs the research pipeline on OpenCV, and no cv2 module is installed: "
+                      f"{OPENCV_HINT}. radedge bench without --baseline needs no OpenCV")
         return ExitStatus.DEPENDENCY
     try:
         out = output_folder(args.out)

@@ -108,13 +108,13 @@ def _report(asked_syntaxes: list[str]) -> dict:
     native = kernels()
     info = native.build_info()
     count, why = native.cuda_device_count()
-    try:
-        import onnxruntime
+    from ..backends import installed_onnxruntime
 
-        runtime = {"installed": True, "version": onnxruntime.__version__,
-                   "providers": list(onnxruntime.get_available_providers())}
-    except ImportError:
-        runtime = {"installed": False, "install": "pip install onnxruntime"}
+    install = installed_onnxruntime()
+    runtime = {"installed": install.version is not None, "version": install.version,
+               "providers": list(install.providers), "flavour": install.flavour,
+               "packages": [{"name": name, "version": version} for name, version in install.distributions],
+               "describe": install.describe()}
     decoders, problems = [], []
     log.debug("looking for a decoder of each compressed transfer syntax")
     for uid in COMPRESSED_SYNTAXES:
@@ -187,8 +187,7 @@ def _text(report: dict) -> list[str]:
         f"  native module   built with CUDA: {native['cuda']} {native['cuda_architectures']}".rstrip(),
         f"  CPU threads     {native['hardware_threads']}",
         f"  CUDA devices    {cuda['count']}" + (f" ({cuda['why_none']})" if cuda["count"] == 0 else ""),
-        f"  onnxruntime     {runtime['version']} {runtime['providers']}" if runtime["installed"]
-        else "  onnxruntime     not installed (pip install onnxruntime)",
+        f"  onnxruntime     {runtime['describe']}",
     ]
     for decoder in report["decoders"]:
         if decoder["available"]:

@@ -36,6 +36,7 @@ from pydicom.multival import MultiValue
 from ..errors import InvalidWindowError
 from ..heads.base import BoxLayer, MaskLayer, PointLayer
 from ..spec.window import Window, check_window
+from . import contours
 from .common import SERIES_NUMBER, ModelOutput, equipment, long_string, model_outputs, new_uid, source_header
 
 #: Most vertices of one outline: a viewer redraws every graphic on each pan and zoom.
@@ -215,30 +216,31 @@ def window_in_description(description: str | None) -> Window | None:
 def outlines(region: np.ndarray, max_points: int = MAX_OUTLINE_POINTS,
              max_outlines: int = MAX_OUTLINES_PER_LABEL) -> list[np.ndarray]:
     """Closed outlines of the connected regions (8-connected) of ``region`` (bool [rows,
-    columns]), largest first, at most ``max_outlines``: each float64 [n, 2] of (column, row)
-    PIXEL coordinates through the centres of boundary pixels, its last point its first.
+    columns]): the ``max_outlines`` regions of most pixels, the outline enclosing the largest
+    area first; each float64 [n, 2] of (column, row) PIXEL coordinates through the centres of
+    boundary pixels, its last point its first.
 
-    Each outline is the region's outer boundary (holes are not drawn) simplified with
-    Douglas-Peucker (``cv2.approxPolyDP``): within 1 pixel of it, the tolerance doubling until
-    it has at most ``max_points`` vertices. Vertices are boundary pixels, so they lie on the
-    mask; a region of one pixel is a two-point line of zero length.
+    Each outline is the region's outer boundary (holes are not drawn; a region inside another's
+    hole has its own outline) simplified with Douglas-Peucker (``contours``): every boundary
+    pixel within 1 pixel of it, the tolerance doubling until it has at most ``max_points``
+    vertices. Vertices are boundary pixels, so they lie on the mask; a region of one pixel is a
+    two-point line of zero length.
     """
-    import cv2
-
-    contours, _ = cv2.findContours(np.ascontiguousarray(region, dtype=np.uint8), cv2.RETR_EXTERNAL,
-                                   cv2.CHAIN_APPROX_NONE)
-    contours = sorted(contours, key=lambda contour: (-cv2.contourArea(contour), -len(contour)))[:max_outlines]
+    region = np.asarray(region, dtype=bool)
+    found = sorted(contours.regions(region), key=lambda item: -item.pixel_count)[:max_outlines]
     drawn = []
-    for contour in contours:
+    for item in found:
+        boundary = contours.trace_boundary(region, item)
         tolerance = 1.0
         while True:
-            simplified = cv2.approxPolyDP(contour, tolerance, closed=True)
+            simplified = contours.simplify_closed(boundary, tolerance)
             if len(simplified) + 1 <= max_points:
                 break
             tolerance *= 2
-        points = simplified.reshape(-1, 2).astype(np.float64) + 0.5
+        points = simplified + 0.5
         drawn.append(np.concatenate([points, points[:1]]))
-    return drawn
+    # Stable: regions of equal area keep the order of their pixel counts.
+    return sorted(drawn, key=lambda outline: -contours.polygon_area(outline[:-1]))
 
 
 def _drawings(layers: Sequence[Any], rows: int, columns: int) -> tuple[list, list]:

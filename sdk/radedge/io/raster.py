@@ -1,4 +1,4 @@
-"""PNG, JPEG and TIFF ingestion through OpenCV (``cv2.imdecode`` with ``IMREAD_UNCHANGED``).
+"""PNG, JPEG and TIFF ingestion through imagecodecs (libpng, libjpeg-turbo, libtiff).
 
 These files hold *display values* written by whatever software exported them: any
 rescale, window or inversion was applied before export and is not recorded. So the
@@ -9,17 +9,24 @@ resolutions, not distances in the patient).
 A path must name a regular file of at most ``limits.MAX_FILE_BYTES`` (``files``). Before
 the rest of the file is read, the header is parsed here from the bytes it occupies (PNG
 IHDR, JPEG SOFn, TIFF IFD 0 ImageWidth/ImageLength) and the declared size checked against
-the limits, and so are the samples per pixel and bits per sample. Before OpenCV decodes
+the limits, and so are the samples per pixel and bits per sample. Before a codec decodes
 anything, the file is checked for completeness (PNG chunks up to IEND, a JPEG EOI after
 the last scan, TIFF strips or tiles inside the file): libpng and libjpeg decode a cut-off
 file into an image with a grey or black band rather than failing.
 
 Colour: a file whose colour channels are all equal (a grey image saved as RGB) gives that
 channel unchanged. A true colour file is converted to grey with ITU-R BT.601 luma
-weights (``cv2.cvtColor``), and a note says so with the largest channel difference:
-exported radiographs are often RGB only because of coloured annotations, and refusing
-them would stop the run where the note lets the reader judge. An alpha channel is
-dropped with a note.
+weights in 15-bit fixed point (the same integers as OpenCV's ``cvtColor``), and a note says
+so with the largest channel difference: exported radiographs are often RGB only because of
+coloured annotations, and refusing them would stop the run where the note lets the reader
+judge. An alpha channel (a PNG tRNS chunk included) is dropped with a note. A palette TIFF,
+and a TIFF of 1, 2 or 4 bits or of another photometric interpretation than grey or RGB, is
+read through libtiff's RGBA interface (8 bits per sample).
+
+The pixels are those OpenCV's ``imdecode(..., IMREAD_UNCHANGED)`` gives (the same libraries
+underneath; ``tests/io/test_raster_codecs.py`` compares them where OpenCV is installed),
+except that a WhiteIsZero TIFF of 8 bits is returned as stored and marked MONOCHROME1 where
+OpenCV inverts it, that 12-bit and lossless JPEG decode, and that a CMYK JPEG is refused.
 """
 
 from __future__ import annotations
@@ -28,12 +35,15 @@ import logging
 import os
 import struct
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-import cv2
 import numpy as np
 
-from ..errors import CorruptPixelDataError, TruncatedPixelDataError, UnsupportedImageError
+from ..errors import (
+    CorruptPixelDataError,
+    MissingDependencyError,
+    TruncatedPixelDataError,
+    UnsupportedImageError,
+)
 from . import limits
 from .codestreams import JPEG_DHP, JPEG_SOF_MARKERS, JpegHeaderError, jpeg_frame_header
 from .files import open_regular_file
@@ -44,8 +54,6 @@ from .sniff import HEAD_SIZE, describe_bytes, detect_format
 log = logging.getLogger(__name__)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# ITU-T T.81 Table B.1: the lossless processes' SOFn markers.
-_JPEG_LOSSLESS_SOF = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
 # Where a JPEG's frame header is looked for before the whole file is read: the segments
 # before it (JFIF, EXIF, ICC profile, tables) take a few tens of kilobytes.
 _JPEG_HEAD_BYTES = 1 << 20
@@ -66,14 +74,15 @@ class RasterHeader:
     bits_per_sample: int
     samples: int
     white_is_zero: bool = False
-    lossless_jpeg: bool = False
+    tiff_photometric: int = 1
+    tiff_separate_planes: bool = False
     data_end: int = 0  # TIFF: the end of the last strip or tile, to find a cut-off file
     notes: list[str] = field(default_factory=list)
 
 
 def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
-    """Read a PNG (8/16-bit), JPEG (8-bit, 12-bit where OpenCV supports it) or TIFF
-    (8/16-bit) file into an ``Image`` of display values.
+    """Read a PNG (8/16-bit), JPEG (8/12-bit, lossless included) or TIFF (8/16-bit) file
+    into an ``Image`` of display values.
 
     ``path_or_bytes``: ``str`` / ``os.PathLike`` or ``bytes``-like. The format is taken
     from the content. Returns ``pixels`` ``uint8`` or ``uint16`` ``[rows, columns]``,
@@ -111,27 +120,13 @@ def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
         raise TypeError(f"read_raster expects a path or bytes, not {type(path_or_bytes).__name__}")
     _check_complete(data, header, where)
 
-    try:
-        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        decoded = None
-        reason = str(exc).strip().splitlines()[-1][:200]
-    else:
-        reason = "OpenCV returned no image"
-    if decoded is None:
-        lossless = (" (a lossless JPEG, which OpenCV's libjpeg does not decode)"
-                    if header.lossless_jpeg else "")
-        raise CorruptPixelDataError(
-            f"{where}: OpenCV could not decode the {header.format.upper()} data ({reason}){lossless}. "
-            "The file is damaged or uses a coding OpenCV does not support; export it again "
-            "as an 8- or 16-bit greyscale PNG."
-        )
+    decoded, read_through_rgba = _decode(data, header, where)
 
     notes = list(header.notes)
     pixels = _to_grey(decoded, notes)
     if pixels.shape != (header.height, header.width):
         raise CorruptPixelDataError(
-            f"{where}: the header declares {header.width} x {header.height} pixels but OpenCV "
+            f"{where}: the header declares {header.width} x {header.height} pixels but the codec "
             f"decoded {pixels.shape[1]} x {pixels.shape[0]}; the file is inconsistent."
         )
     if pixels.dtype not in (np.uint8, np.uint16):
@@ -148,12 +143,12 @@ def read_raster(path_or_bytes, *, max_pixels: int | None = None) -> Image:
         bits = container_bits
 
     photometric = "MONOCHROME2"
-    if header.white_is_zero and not _opencv_inverts_white_is_zero(container_bits):
+    if header.white_is_zero and not read_through_rgba:
         photometric = "MONOCHROME1"
         notes.append("TIFF PhotometricInterpretation WhiteIsZero: stored as read, inverted by "
                      "the intensity table (MONOCHROME1)")
     elif header.white_is_zero:
-        notes.append("TIFF PhotometricInterpretation WhiteIsZero: OpenCV inverted the values to "
+        notes.append("TIFF PhotometricInterpretation WhiteIsZero: libtiff inverted the values to "
                      "min-is-black while decoding")
 
     kind = header.format.upper()
@@ -216,7 +211,7 @@ def _parse_header(read_at, size: int, where: str) -> RasterHeader:
 
 
 def _check_declared(header: RasterHeader, max_pixels: int | None, where: str) -> None:
-    """Refuse, before decoding, a size beyond the limits or samples OpenCV would mis-read."""
+    """Refuse, before decoding, a size beyond the limits or samples radedge does not read."""
     kind = header.format.upper()
     check_declared_size(header.height, header.width, max_pixels, f"{where} ({kind} header)")
     if not 1 <= header.samples <= 4 or header.bits_per_sample > 16:
@@ -260,8 +255,8 @@ def _jpeg_header(data: bytes, where: str) -> RasterHeader:
         raise CorruptPixelDataError(f"{where}: the JPEG is damaged: {exc}.") from None
     if marker not in JPEG_SOF_MARKERS and marker != JPEG_DHP:
         raise UnsupportedImageError(
-            f"{where} is a JPEG-LS file (ITU-T T.87), which OpenCV does not decode. Export "
-            "the image as an 8- or 16-bit greyscale PNG."
+            f"{where} is a JPEG-LS file (ITU-T T.87), which radedge reads only inside DICOM. "
+            "Export the image as an 8- or 16-bit greyscale PNG."
         )
     if frame.rows == 0:
         raise UnsupportedImageError(
@@ -270,8 +265,12 @@ def _jpeg_header(data: bytes, where: str) -> RasterHeader:
         )
     if frame.columns == 0:
         raise CorruptPixelDataError(f"{where}: the JPEG frame header gives width 0; it is damaged.")
-    return RasterHeader("jpeg", frame.columns, frame.rows, frame.precision, frame.components,
-                        lossless_jpeg=marker in _JPEG_LOSSLESS_SOF)
+    if frame.components == 4:
+        raise UnsupportedImageError(
+            f"{where} is a four-component (CMYK) JPEG, which radedge does not read. Export the "
+            "image as an 8- or 16-bit greyscale PNG."
+        )
+    return RasterHeader("jpeg", frame.columns, frame.rows, frame.precision, frame.components)
 
 
 def _tiff_header(read_at, where: str) -> RasterHeader:
@@ -306,8 +305,10 @@ def _tiff_header(read_at, where: str) -> RasterHeader:
             f"{sample_format}); radedge reads unsigned 8- and 16-bit display values. Export the "
             "image as 8- or 16-bit unsigned greyscale."
         )
+    photometric = tags.get(262, [1])[0]
     header = RasterHeader("tiff", width, height, bits, samples,
-                          white_is_zero=tags.get(262, [1])[0] == 0 and samples == 1)
+                          white_is_zero=photometric == 0 and samples == 1, tiff_photometric=photometric,
+                          tiff_separate_planes=tags.get(284, [1])[0] == 2)
     offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
     if offsets and counts:
         header.data_end = max(offset + count for offset, count in zip(offsets, counts))
@@ -384,8 +385,45 @@ def _check_complete(data: bytes, header: RasterHeader, where: str) -> None:
 # --------------------------------------------------------------------------- pixels
 
 
+def _decode(data: bytes, header: RasterHeader, where: str) -> tuple[np.ndarray, bool]:
+    """The decoded samples ([rows, columns] or [rows, columns, samples], colour in RGB order)
+    and whether they came through libtiff's RGBA interface (8-bit, WhiteIsZero inverted)."""
+    try:
+        # Imported here: DICOM reading needs no raster codec, and radedge.io imports this module.
+        import imagecodecs
+    except ImportError:
+        raise MissingDependencyError("imagecodecs", "Reading PNG, JPEG and TIFF files") from None
+    through_rgba = False
+    try:
+        if header.format == "png":
+            decoded = imagecodecs.png_decode(data)
+        elif header.format == "jpeg":
+            decoded = imagecodecs.jpeg8_decode(data)
+        else:
+            # Grey and RGB of 8 or 16 bits are read as stored; palette, YCbCr, CMYK, CIELab and
+            # 1/2/4-bit samples need libtiff's conversion.
+            through_rgba = header.tiff_photometric not in (0, 1, 2) or header.bits_per_sample not in (8, 16)
+            decoded = imagecodecs.tiff_decode(data, index=0, asrgb=through_rgba)
+    except MemoryError:
+        raise
+    except Exception as exc:  # each codec raises its own error type (PngError, Jpeg8Error, TiffError)
+        reason = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise CorruptPixelDataError(
+            f"{where}: imagecodecs could not decode the {header.format.upper()} data ({reason}). The "
+            "file is damaged or uses a coding radedge does not read; export it again as an 8- or "
+            "16-bit greyscale PNG."
+        ) from None
+    if header.format == "tiff":
+        if header.tiff_separate_planes and decoded.ndim == 3 and not through_rgba:
+            decoded = np.moveaxis(decoded, 0, -1)
+        if through_rgba:
+            # RGBA with an opaque alpha: one channel for grey, three for palette and colour.
+            decoded = decoded[..., 0] if header.samples < 3 and header.tiff_photometric != 3 else decoded[..., :3]
+    return decoded, through_rgba
+
+
 def _to_grey(decoded: np.ndarray, notes: list[str]) -> np.ndarray:
-    """One channel from OpenCV's grey, grey+alpha, BGR or BGRA output."""
+    """One channel from grey, grey + alpha, RGB or RGBA samples."""
     if decoded.ndim == 2:
         return decoded
     channels = decoded.shape[2]
@@ -399,10 +437,10 @@ def _to_grey(decoded: np.ndarray, notes: list[str]) -> np.ndarray:
         channels -= 1
     if channels == 1:
         return decoded[..., 0]
-    blue, green, red = decoded[..., 0], decoded[..., 1], decoded[..., 2]
+    red, green, blue = decoded[..., 0], decoded[..., 1], decoded[..., 2]
     if np.array_equal(blue, green) and np.array_equal(blue, red):
         notes.append("stored as colour with three equal channels; one channel used unchanged")
-        return blue
+        return red
     difference = int(max(
         np.abs(red.astype(np.int32) - green).max(), np.abs(red.astype(np.int32) - blue).max()
     ))
@@ -411,24 +449,13 @@ def _to_grey(decoded: np.ndarray, notes: list[str]) -> np.ndarray:
         f"0.114 B); its channels differ by up to {difference} (coloured annotations or a "
         "colour rendering), so check that the grey image is the radiograph intended"
     )
-    return cv2.cvtColor(np.ascontiguousarray(decoded), cv2.COLOR_BGR2GRAY)
+    return _bt601_grey(decoded)
 
 
-@lru_cache(maxsize=2)
-def _opencv_inverts_white_is_zero(bits: int) -> bool:
-    """Whether this OpenCV build turns WhiteIsZero TIFF samples of ``bits`` into min-is-black.
-
-    OpenCV 5.0 inverts 8-bit WhiteIsZero data (it reads through libtiff's RGBA interface)
-    but returns 16-bit data as stored; rather than trust one version's behaviour, decode a
-    two-pixel WhiteIsZero TIFF and look.
-    """
-    dtype = np.dtype(np.uint8 if bits == 8 else np.uint16).newbyteorder("<")
-    samples = np.array([0, 1], dtype=dtype)
-    entries = [(256, 2), (257, 1), (258, bits), (259, 1), (262, 0), (273, 8 + 2 + 9 * 12 + 4),
-               (277, 1), (278, 1), (279, samples.nbytes)]
-    probe = b"II*\x00" + struct.pack("<IH", 8, len(entries))
-    for tag, value in entries:
-        probe += struct.pack("<HHII", tag, 4, 1, value)
-    probe += struct.pack("<I", 0) + samples.tobytes()
-    decoded = cv2.imdecode(np.frombuffer(probe, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    return decoded is not None and int(decoded.reshape(-1)[0]) != 0
+def _bt601_grey(rgb: np.ndarray) -> np.ndarray:
+    """[rows, columns] of ``rgb``'s dtype (uint8 or uint16 [rows, columns, 3], RGB): ITU-R BT.601
+    luma, 0.299 R + 0.587 G + 0.114 B in 15-bit fixed point, rounded half up; the weights sum to
+    2^15, so a grey pixel keeps its value."""
+    red, green, blue = (rgb[..., channel].astype(np.int64) for channel in range(3))
+    luma = (red * 9798 + green * 19235 + blue * 3735 + (1 << 14)) >> 15
+    return luma.astype(rgb.dtype)
