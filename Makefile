@@ -18,7 +18,7 @@ INSTALL_INPUTS := CMakeLists.txt pyproject.toml $(shell find kernels -type f 2>/
 EMULATED := build/cuda-emulation
 VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: demo test test-cuda-emulated fuzz fuzz-slice bench venv clean
+.PHONY: demo test test-cuda-emulated fuzz fuzz-slice bench docs venv clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ fuzz: $(VENV)/.installed
 
 fuzz-slice: $(VENV)/.installed
 	$(PY) -m tests.fuzz --cases $(FUZZ_SLICE) --save out/fuzz-slice
+
+# docs/api.md, the Python API reference, from the docstrings (tests/test_docs.py checks it is current).
+docs: $(VENV)/.installed
+	$(PY) docs/make_api_reference.py
 
 bench: $(VENV)/.installed
 	$(PY) examples/bench_preprocess.py

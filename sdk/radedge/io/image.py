@@ -187,8 +187,10 @@ class Image:
 
     @property
     def rows(self) -> int:
+        """Image height in pixels (DICOM Rows)."""
         return int(self.pixels.shape[0])
 
     @property
     def columns(self) -> int:
+        """Image width in pixels (DICOM Columns)."""
         return int(self.pixels.shape[1])

@@ -111,6 +111,7 @@ class IsolatedReader:
                 exit_code=exc.exit_code, path=path) from None
 
     def close(self) -> None:
+        """Stop the worker process; the reader starts a new one if ``read`` is called again."""
         self._worker.close()
 
     def __enter__(self) -> IsolatedReader:

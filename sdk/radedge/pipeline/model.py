@@ -64,6 +64,7 @@ class Model:
 
     @property
     def model_id(self) -> str:
+        """The manifest's model id, e.g. ``bone-tumor``."""
         return self.manifest.model_id
 
     def warm_up(self) -> None:

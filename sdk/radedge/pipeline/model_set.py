@@ -83,6 +83,7 @@ class ModelSet:
         raise KeyError(f"no model {model_id!r} is loaded; loaded: {[m.model_id for m in self.models]}")
 
     def warm_up(self) -> None:
+        """Run every model once on a blank input, so the first image is timed like the rest."""
         for model in self.models:
             model.warm_up()
 

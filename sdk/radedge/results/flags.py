@@ -38,6 +38,7 @@ class Flag:
     model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The flag as JSON values, as ``to_json`` of a result writes it (``model`` added there)."""
         return {
             "code": self.code,
             "title": self.title,

@@ -173,26 +173,32 @@ class Prediction(_Outputs):
 
     @property
     def flagged(self) -> bool:
+        """True when at least one flag was raised: what a console shows first."""
         return bool(self.flags)
 
     @property
     def classifications(self) -> dict[str, ClassificationResult]:
+        """The ``ClassificationResult`` heads by head name, in manifest order."""
         return _of_kind(self.heads, ClassificationResult)
 
     @property
     def segmentations(self) -> dict[str, SegmentationResult]:
+        """The ``SegmentationResult`` heads by head name, in manifest order."""
         return _of_kind(self.heads, SegmentationResult)
 
     @property
     def detections(self) -> dict[str, DetectionResult]:
+        """The ``DetectionResult`` heads by head name, in manifest order."""
         return _of_kind(self.heads, DetectionResult)
 
     @property
     def heatmaps(self) -> dict[str, HeatmapResult]:
+        """The ``HeatmapResult`` heads by head name, in manifest order."""
         return _of_kind(self.heads, HeatmapResult)
 
     @property
     def cams(self) -> dict[str, CamResult]:
+        """The ``CamResult`` heads by head name, in manifest order."""
         return _of_kind(self.heads, CamResult)
 
     @property
@@ -211,6 +217,7 @@ class Prediction(_Outputs):
         return lines
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything the result holds as JSON values (docs/results.md); ``from_dict`` reads it back."""
         return {
             "source": self.source,
             "model_id": self.model_id,
@@ -231,9 +238,11 @@ class Prediction(_Outputs):
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """``to_dict()`` as strict JSON text (RFC 8259: never NaN or Infinity); ``indent=None`` for one line."""
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def layers(self) -> list[Any]:
+        """What the overlay draws, head by head: masks, boxes, points and maps in source pixels."""
         return [layer for result in self.heads.values() for layer in result.layers()]
 
     def overlay(self, max_side: int = 1024) -> np.ndarray:
@@ -317,6 +326,7 @@ class ImageAnalysis(_Outputs):
 
     @property
     def analysed(self) -> bool:
+        """True when at least one model analysed the image; else ``reason`` says why none did."""
         return bool(self.predictions)
 
     @property
@@ -349,9 +359,11 @@ class ImageAnalysis(_Outputs):
 
     @property
     def flagged(self) -> bool:
+        """True when at least one flag was raised: what a console shows first."""
         return bool(self.flags)
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything the result holds as JSON values (docs/results.md); ``from_dict`` reads it back."""
         return {
             "source": self.source,
             "analysed": self.analysed,
@@ -365,6 +377,7 @@ class ImageAnalysis(_Outputs):
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """``to_dict()`` as strict JSON text (RFC 8259: never NaN or Infinity); ``indent=None`` for one line."""
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def overlay(self, max_side: int = 1024) -> np.ndarray:
