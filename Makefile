@@ -10,13 +10,13 @@ OUT    ?= out/demo
 
 # The editable install records the package list and the compiled module: reinstall when
 # native sources change or a Python package is added.
-INSTALL_INPUTS := CMakeLists.txt pyproject.toml $(shell find kernels -type f 2>/dev/null) \
+INSTALL_INPUTS := CMakeLists.txt pyproject.toml packaging/radedge_version.py $(shell find kernels -type f 2>/dev/null) \
                   $(shell find sdk export -name __init__.py 2>/dev/null)
 
 # The CUDA sources compiled against the CPU emulator (kernels/emulation): a test-only build of
 # the native module whose CUDA ops run, slowly, where no GPU is attached.
 EMULATED := build/cuda-emulation
-VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' sdk/radedge/__init__.py)
 
 .PHONY: demo test test-cuda-emulated fuzz fuzz-slice bench venv clean
 

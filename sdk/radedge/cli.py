@@ -17,7 +17,7 @@ from .bench import DEFAULT_ROUNDS, QUICK_ROUNDS
 from ._terminal import print_json as _print_json
 from ._terminal import shown as _shown
 from ._terminal import terminal_print as _print
-from .errors import RadedgeError
+from .errors import MissingDependencyError, RadedgeError
 from .spec.precision import PRECISIONS
 
 _COMPRESSED_SYNTAXES = (
@@ -450,9 +450,23 @@ def _condition(kind: str, label: str, threshold: float) -> str:
     }.get(kind, f"{label} >= {threshold}")
 
 
+def _require_export_stage(command: str) -> None:
+    """Raise ``MissingDependencyError`` unless ``radedge.export`` is installed. The runtime wheel
+    leaves it out; the distribution radedge-export of the same release puts it in (a
+    development install from the source tree has it already)."""
+    import importlib.util
+
+    if importlib.util.find_spec(f"{__package__}.export") is None:
+        raise MissingDependencyError(f"radedge-export=={__version__}", f"{command} (the export stage)")
+
+
 def _export(args: argparse.Namespace) -> int:
     try:
+        _require_export_stage("radedge export")
         from .export.command import run_export
+    except MissingDependencyError as exc:
+        _print(f"radedge: {exc}", file=sys.stderr)
+        return 2
     except ImportError as exc:
         _print(f"radedge export needs the export stage and PyTorch: pip install 'radedge[export]' ({exc})",
               file=sys.stderr)
@@ -463,6 +477,11 @@ def _export(args: argparse.Namespace) -> int:
 def _triton(args: argparse.Namespace) -> int:
     import shlex
 
+    try:
+        _require_export_stage("radedge triton")
+    except MissingDependencyError as exc:
+        _print(f"radedge: {exc}", file=sys.stderr)
+        return 2
     from .export.triton import write_triton_repository
 
     try:
