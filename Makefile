@@ -100,4 +100,4 @@ test-wheels: wheels $(VENV)/.test-deps
 	RADEDGE_TEST_WHEELS=dist $(PY) -m pytest -q -p no:cacheprovider tests/packaging
 
 clean:
-	rm -rf build $(VENV) out .pytest_cache
+	rm -rf build dist $(VENV) out .pytest_cache

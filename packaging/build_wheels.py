@@ -4,14 +4,13 @@
     radedge-R+cpu-cp310-cp310-manylinux_2_28_aarch64.whl  the same for Jetson (JetPack 6 runs Python 3.10),
                                                           cross-compiled with zig
     radedge_export-R-py3-none-any.whl                     the export stage (pure Python, radedge.export)
-    radedge-R+cuNN-cpXY-cpXY-linux_x86_64.whl             the runtime with the CUDA ops, when nvcc is found;
-                                                          host compiler and glibc of the build machine
+    radedge-R+cuNN-cpXY-cpXY-manylinux_2_NN_x86_64.whl    the runtime with the CUDA ops, when nvcc is found;
+                                                          the system compiler, tagged for the glibc it needs
 
 R is the release (``__version__`` in sdk/radedge/__init__.py) and ``+cpu`` / ``+cuNN`` the local
 label packaging/radedge_version.py derives and CMakeLists.txt enforces. Every build runs in a
-temporary folder; nothing is written into the source tree. Each manylinux wheel is retagged by
-``auditwheel repair``, which refuses a module that needs newer symbols than the tag promises;
-``auditwheel show`` of every native wheel is printed.
+temporary folder; nothing is written into the source tree. Each native wheel is tagged only
+after ``auditwheel show`` (printed) finds that its module fits the tag.
 
 The x86_64 wheels are for the interpreter that runs this script. The aarch64 wheel is built
 with the headers of a Python 3.10 (``--jetson-python``) and pyconfig.h as configure writes it on
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGING = ROOT / "packaging"
 # RHEL 8 ships glibc 2.28, Ubuntu 22.04 / JetPack 6 glibc 2.35: a module linked against 2.28
 # loads on both.
-GLIBC = "2.28"
+GLIBC = (2, 28)
 PARTS = ("cpu-x86_64", "cpu-aarch64", "export", "cuda")
 
 
@@ -58,11 +57,11 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def zig_env(target: str) -> dict[str, str]:
+def zig_env(arch: str) -> dict[str, str]:
     env = base_env()
     env.update(
         RADEDGE_WHEEL_VARIANT="cpu",
-        RADEDGE_ZIG_TARGET=target,
+        RADEDGE_ZIG_TARGET=f"{arch}-linux-gnu.{GLIBC[0]}.{GLIBC[1]}",
         RADEDGE_ZIG_PYTHON=sys.executable,
         SKBUILD_CMAKE_ARGS=f"-DCMAKE_TOOLCHAIN_FILE={PACKAGING / 'zig-toolchain.cmake'}",
     )
@@ -79,24 +78,34 @@ def pip_wheel(python: str, source: Path, out: Path, env: dict[str, str], isolate
     return wheel
 
 
-def repair(wheel: Path, arch: str, dist: Path) -> Path:
-    """Retag ``wheel`` manylinux_2_28 into ``dist`` once auditwheel's verdict allows it.
-
-    ``auditwheel show`` names the oldest manylinux tag the module's symbol versions and libraries
-    fit; it must be no newer than GLIBC. ``auditwheel repair`` then retags (and would bundle any
-    library outside the manylinux set; there is none). It only repairs for the machine's own
-    architecture, so the aarch64 wheel is retagged by ``wheel tags`` after the same check.
-    """
-    platform = f"manylinux_{GLIBC.replace('.', '_')}_{arch}"
+def oldest_fitting_glibc(wheel: Path, arch: str) -> tuple[int, int]:
+    """auditwheel's verdict on ``wheel``: the oldest manylinux glibc its module's symbol versions
+    and libraries fit (printed, with the symbol versions it counted)."""
     verdict = run([sys.executable, "-m", "auditwheel", "show", str(wheel)])
     print(verdict, flush=True)
-    fits = re.search(r'following platform tag:\s+"manylinux_(\d+)_(\d+)_' + arch + '"', verdict)
-    if fits is None or (int(fits[1]), int(fits[2])) > tuple(map(int, GLIBC.split("."))):
-        raise SystemExit(f"build_wheels: {wheel.name} does not fit {platform}:\n{verdict}")
+    fits = re.search(r'following\s+platform\s+tag:\s+"manylinux_(\d+)_(\d+)_' + arch + '"', verdict)
+    if fits is None:
+        raise SystemExit(f"build_wheels: auditwheel fits {wheel.name} to no manylinux tag:\n{verdict}")
+    return int(fits[1]), int(fits[2])
+
+
+def repair(wheel: Path, arch: str, dist: Path, glibc: tuple[int, int]) -> Path:
+    """Retag ``wheel`` manylinux_<glibc> into ``dist`` once auditwheel's verdict allows it.
+
+    ``auditwheel repair`` retags (and would bundle any library outside the manylinux set; there
+    is none); --only-plat keeps it from adding the older tags its symbol count would also allow
+    (manylinux_2_17), which the module was not linked for. auditwheel repairs only for the
+    machine's own architecture, so the aarch64 wheel is retagged by ``wheel tags`` after the
+    same check.
+    """
+    platform = f"manylinux_{glibc[0]}_{glibc[1]}_{arch}"
+    if oldest_fitting_glibc(wheel, arch) > glibc:
+        raise SystemExit(f"build_wheels: {wheel.name} needs a newer glibc than {platform} promises")
     out = wheel.parent / "repaired"
     out.mkdir()
     if arch == platform_module.machine():
-        run([sys.executable, "-m", "auditwheel", "repair", "--plat", platform, "--wheel-dir", str(out), str(wheel)])
+        run([sys.executable, "-m", "auditwheel", "repair", "--plat", platform, "--only-plat",
+             "--wheel-dir", str(out), str(wheel)])
     else:
         moved = Path(shutil.copy(wheel, out / wheel.name))
         run([sys.executable, "-m", "wheel", "tags", "--remove", "--platform-tag", platform, str(moved)])
@@ -148,11 +157,11 @@ def build(part: str, dist: Path, scratch: Path, jetson_python_given: str | None)
     work = scratch / part
     work.mkdir()
     if part == "cpu-x86_64":
-        wheel = pip_wheel(sys.executable, ROOT, work, zig_env(f"x86_64-linux-gnu.{GLIBC}"), isolated=False)
-        return repair(wheel, "x86_64", dist)
+        wheel = pip_wheel(sys.executable, ROOT, work, zig_env("x86_64"), isolated=False)
+        return repair(wheel, "x86_64", dist, GLIBC)
     if part == "cpu-aarch64":
         python, version = jetson_python(jetson_python_given)
-        env = zig_env(f"aarch64-linux-gnu.{GLIBC}")
+        env = zig_env("aarch64")
         suffix = f".cpython-{version}-aarch64-linux-gnu.so"
         # The module's file suffix for pybind11, which would otherwise ask the (x86_64) interpreter.
         env["SKBUILD_CMAKE_ARGS"] += (f";-DPython_INCLUDE_DIR={aarch64_headers(python, scratch)}"
@@ -161,7 +170,7 @@ def build(part: str, dist: Path, scratch: Path, jetson_python_given: str | None)
         env["_PYTHON_HOST_PLATFORM"] = "linux-aarch64"
         env["SETUPTOOLS_EXT_SUFFIX"] = suffix
         wheel = pip_wheel(python, ROOT, work, env, isolated=True)
-        return repair(wheel, "aarch64", dist)
+        return repair(wheel, "aarch64", dist, GLIBC)
     if part == "export":
         wheel = pip_wheel(sys.executable, PACKAGING / "export", work, base_env(), isolated=False)
         return Path(shutil.move(str(wheel), dist / wheel.name))
@@ -170,13 +179,12 @@ def build(part: str, dist: Path, scratch: Path, jetson_python_given: str | None)
             print("build_wheels: no nvcc on PATH (nor CUDACXX): no CUDA wheel", flush=True)
             return None
         # nvcc accepts neither zig's libc++ nor its clang 21 as host compiler, so this wheel is
-        # compiled by the system's compiler and keeps the plain linux tag: it needs the glibc
-        # of the build machine (auditwheel show says which manylinux tag it would fit).
+        # compiled by the system's compiler against the build machine's glibc and libstdc++,
+        # and tagged with the manylinux glibc auditwheel finds it needs (2.34 on Debian 12).
         wheel = pip_wheel(sys.executable, ROOT, work, base_env(), isolated=False)
         if "+cu" not in wheel.name:
             raise SystemExit(f"build_wheels: expected a +cuNN wheel from nvcc, got {wheel.name}")
-        print(run([sys.executable, "-m", "auditwheel", "show", str(wheel)]), flush=True)
-        return Path(shutil.move(str(wheel), dist / wheel.name))
+        return repair(wheel, "x86_64", dist, oldest_fitting_glibc(wheel, "x86_64"))
     raise ValueError(part)
 
 
