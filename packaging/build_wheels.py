@@ -116,7 +116,7 @@ def repair(wheel: Path, arch: str, dist: Path, glibc: tuple[int, int]) -> Path:
 # configure's answers that differ between x86_64 and aarch64 Linux: Debian 12's pyconfig.h of
 # libpython3.11-dev for amd64 and for arm64 differ in these lines and no others (PY_SUPPORT_TIER
 # is new in 3.11). None changes a type's size or layout: the x87 / x64 inline-assembly flags
-# declare CPython's own float-precision helpers, the wchar_t flag only whether <wchar.h> is included.
+# declare CPython's own float-precision functions, the wchar_t flag only whether <wchar.h> is included.
 AARCH64_PYCONFIG = {
     "#define HAVE_GCC_ASM_FOR_X64 1": "/* #undef HAVE_GCC_ASM_FOR_X64 */",
     "#define HAVE_GCC_ASM_FOR_X87 1": "/* #undef HAVE_GCC_ASM_FOR_X87 */",
