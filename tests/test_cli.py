@@ -388,3 +388,19 @@ def test_label_by_hash_keeps_file_names_out_of_everything_written(tmp_path: Path
     assert json.loads((out / f"{digest}.json").read_text())["source"] == digest
     for secret in ["Doe", "Jane", "19610412", *PATIENT_VALUES.values()]:
         assert secret not in printed + errors + written
+
+
+@pytest.mark.parametrize("command", [["export", "model.pt", "--recipe", "vcf", "--out", "bundle"], ["triton", "bundle", "repo"]])
+def test_export_commands_without_the_export_stage_say_what_to_install(tmp_path: Path, command: list[str]):
+    """The runtime wheel leaves radedge.export to the radedge-export distribution; where it is
+    not installed (here: taken out of the import system of a fresh interpreter) the commands
+    that need it stop with the typed error, naming the distribution and release to install."""
+    from radedge import __version__
+
+    script = ("import sys; sys.modules['radedge.export'] = None; from radedge.cli import main; "
+              f"sys.exit(main({command!r}))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4, done.stderr  # a missing dependency (docs/cli.md)
+    assert f"needs the optional package 'radedge-export=={__version__}'" in done.stderr
+    assert f"pip install radedge-export=={__version__}" in done.stderr
+    assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())

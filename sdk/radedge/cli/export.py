@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from .. import __version__
 from .._terminal import ExitStatus
-from ..errors import RadedgeError
+from ..errors import MissingDependencyError, RadedgeError
 from ._common import Console, UsageError, add_common_options, check_threads
 
 
@@ -54,6 +55,16 @@ def add_parsers(commands) -> None:
     triton.set_defaults(func=triton_command)
 
 
+def _require_export_stage(command: str) -> None:
+    """Raise ``MissingDependencyError`` unless ``radedge.export`` is installed. The runtime wheel
+    leaves it out; the distribution radedge-export of the same release puts it in (a
+    development install from the source tree has it already)."""
+    import importlib.util
+
+    if importlib.util.find_spec("radedge.export") is None:
+        raise MissingDependencyError(f"radedge-export=={__version__}", f"{command} (the export stage)")
+
+
 def export_command(args: argparse.Namespace) -> int:
     console = Console(args)
     try:
@@ -61,6 +72,10 @@ def export_command(args: argparse.Namespace) -> int:
     except UsageError as exc:
         console.error(f"radedge: {exc}")
         return ExitStatus.USAGE
+    try:
+        _require_export_stage("radedge export")
+    except MissingDependencyError as exc:
+        return console.fail(exc)
     try:
         from ..export.command import run_export
         from ..export.loaders import ExportError
@@ -82,10 +97,14 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def triton_command(args: argparse.Namespace) -> int:
+    console = Console(args)
+    try:
+        _require_export_stage("radedge triton")
+    except MissingDependencyError as exc:
+        return console.fail(exc)
     from ..export.loaders import ExportError
     from ..export.triton import write_triton_repository
 
-    console = Console(args)
     try:
         directory = write_triton_repository(
             args.bundle, args.dir, precision=args.precision, name=args.name, replace=args.force
