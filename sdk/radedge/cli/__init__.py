@@ -54,8 +54,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if not getattr(args, "own_logging", False):
-        configure_logging(args)
+    restore_logging = None if getattr(args, "own_logging", False) else configure_logging(args)
     try:
         return int(args.func(args))
     except BrokenPipeError:
@@ -73,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         terminal_print(f"radedge: internal error (a bug in radedge {__version__}); please report it with the traceback "
               f"above", file=sys.stderr)
         return ExitStatus.INTERNAL
+    finally:
+        if restore_logging is not None:
+            restore_logging()
 
 
 if __name__ == "__main__":

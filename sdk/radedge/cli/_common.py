@@ -144,21 +144,31 @@ def _os_message(error: BaseException) -> str:
     return str(error)
 
 
-def configure_logging(args: argparse.Namespace) -> None:
+def configure_logging(args: argparse.Namespace) -> Callable[[], None]:
     """radedge's warnings on stderr, as ``radedge: ...`` lines; ``-v``: every step (DEBUG);
-    ``-q``: errors only. The library itself only adds a NullHandler (an application decides
-    where its logs go); the command line is that application. The DICOM libraries stay at
-    WARNING whatever is asked: their DEBUG lines can quote a header."""
+    ``-q``: errors only, for the command's duration; returns what puts logging back as it was
+    (``main`` may be called in a process that has its own logging). The library itself only
+    adds a NullHandler: an application decides where its logs go, and the command line is that
+    application. The DICOM libraries stay at WARNING whatever is asked: their DEBUG lines can
+    quote a header."""
     verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     logger = logging.getLogger("radedge")
-    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(_EscapedFormatter("radedge: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
+    handler = _StderrHandler()
+    handler.setFormatter(_EscapedFormatter("radedge: %(message)s"))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    # Not on to the root logger too: an application's own handler there would print it twice.
+    logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     for name in ("pydicom", "highdicom", "pynetdicom"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    return restore
 
 
 class _StderrHandler(logging.StreamHandler):
