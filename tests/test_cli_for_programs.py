@@ -230,7 +230,8 @@ def test_each_refused_command_line_says_why_in_one_line_with_its_status(tmp_path
 
 
 def test_the_advice_is_keyed_by_error_class():
-    assert advice(MissingDependencyError("onnx", "Writing a Triton model repository")) == "pip install onnx"
+    missing = MissingDependencyError("onnx", "Writing a Triton model repository")
+    assert "pip install onnx" in str(missing) and advice(missing) is None  # said once, by the message
     assert "check --trust" in advice(BundleSignatureError("unsigned"))
     assert "check --model" in advice(BundleError("no bundle"))
     assert exit_status(BundleSignatureError("unsigned")) == ExitStatus.MODEL

@@ -14,7 +14,6 @@ from .._files import writable_folder
 from .._terminal import ExitStatus
 from .._terminal import shown
 from .._terminal import terminal_print
-from ..backends.onnxruntime import MissingOnnxRuntimeError
 from ..errors import (
     BackendError,
     BundleError,
@@ -54,9 +53,8 @@ FAILURES: dict[type[BaseException], tuple[ExitStatus, str | Callable[[BaseExcept
                                     "the bundled ones, radedge inspect BUNDLE verifies one)"),
     BackendError: (ExitStatus.MODEL, "check --model and --precision (radedge inspect BUNDLE lists the precisions "
                                      "a bundle carries)"),
-    # ONNX Runtime's message names the two extras itself; any other missing package, pip's command.
-    MissingOnnxRuntimeError: (ExitStatus.DEPENDENCY, None),
-    MissingDependencyError: (ExitStatus.DEPENDENCY, lambda error: f"pip install {error.package}"),
+    # The message says what to pip install (ONNX Runtime's names its two extras).
+    MissingDependencyError: (ExitStatus.DEPENDENCY, None),
     ServeConfigError: (ExitStatus.USAGE, "check --config (examples/serve.toml shows every setting)"),
     InvalidArgumentError: (ExitStatus.USAGE, None),
     UnsupportedTransferSyntaxError: (ExitStatus.REFUSED, _missing_packages),
